@@ -1,0 +1,33 @@
+"""mixedfx: linear mixed models with lme4's numbers that predict with the random effects."""
+
+from __future__ import annotations
+
+from . import datasets
+from .errors import (
+    ConvergenceWarning,
+    DataError,
+    FormulaError,
+    MixedFXError,
+    ModelFileError,
+    NewLevelWarning,
+    RankDeficiencyWarning,
+    SingularFitWarning,
+)
+from .fit import lmm
+from .model import LinearMixedModel
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "DataError",
+    "FormulaError",
+    "LinearMixedModel",
+    "MixedFXError",
+    "ModelFileError",
+    "NewLevelWarning",
+    "RankDeficiencyWarning",
+    "SingularFitWarning",
+    "datasets",
+    "lmm",
+]

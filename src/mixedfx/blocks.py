@@ -1,0 +1,146 @@
+"""The cross-product blocks of A = [Z X y]'[Z X y], formed once in one pass.
+
+The random-effects terms are split into the *first* term (the one with most
+random effects, ``l0`` levels of ``q0`` columns each) and the *rest*. With
+``Zr`` the rest's columns (``mr`` of them) and ``m = mr + p + 1``::
+
+    A11 = Z0'Z0                     block diagonal: (l0, q0, q0)
+    A21 = [Zr X y]'Z0               (m, l0*q0), dense or sparse CSR
+    A22 = [Zr X y]'[Zr X y]         (m, m), dense
+
+Z0'Z0 is block diagonal because each row belongs to exactly one level of the
+first factor. Every objective evaluation works from these blocks alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+DENSE_LIMIT = 2_000_000  # entries of A21 above which it is kept sparse
+
+
+@dataclass(frozen=True)
+class RestTerm:
+    """Position of one of the rest's terms among the rows of A21 and A22."""
+
+    term: int  # index in the design's term list
+    offset: int  # first row of the term in [Zr X y]
+    nlevels: int
+    q: int
+
+
+@dataclass(frozen=True)
+class Blocks:
+    """Cross-products of the training rows (see module docstring)."""
+
+    first: int  # index of the first term in the design's term list
+    l0: int
+    q0: int
+    rest: tuple[RestTerm, ...]
+    p: int
+    n: int
+    A11: np.ndarray  # (l0, q0, q0)
+    A21: np.ndarray | sp.csr_matrix  # (m, l0*q0)
+    A22: np.ndarray  # (m, m)
+
+    @property
+    def mr(self) -> int:
+        """Number of random effects outside the first term."""
+        return sum(t.nlevels * t.q for t in self.rest)
+
+    @property
+    def m(self) -> int:
+        return self.mr + self.p + 1
+
+    @property
+    def sparse(self) -> bool:
+        return sp.issparse(self.A21)
+
+
+def term_matrix(codes: np.ndarray, M: np.ndarray, nlevels: int) -> sp.csr_matrix:
+    """A term's block of Z as a sparse matrix, shape (n, nlevels * q).
+
+    Row ``i`` holds ``M[i]`` in columns ``codes[i]*q ... codes[i]*q + q - 1``.
+    """
+    n, q = M.shape
+    indptr = np.arange(0, n * q + 1, q)
+    indices = (codes[:, None] * q + np.arange(q)[None, :]).ravel()
+    return sp.csr_matrix((M.ravel(), indices, indptr), shape=(n, nlevels * q))
+
+
+def engine_order(sizes: list[tuple[int, int]]) -> tuple[int, list[int]]:
+    """Choose the first term (most random effects) and keep the rest in order.
+
+    Parameters
+    ----------
+    sizes : list of (nlevels, q)
+
+    Returns
+    -------
+    first : int
+    rest : list of int
+    """
+    first = max(range(len(sizes)), key=lambda t: (sizes[t][0] * sizes[t][1], -t))
+    return first, [t for t in range(len(sizes)) if t != first]
+
+
+def form(
+    X: np.ndarray,
+    y: np.ndarray,
+    codes: tuple[np.ndarray, ...],
+    Ms: tuple[np.ndarray, ...],
+    nlevels: list[int],
+) -> Blocks:
+    """Form the blocks from the training arrays.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n, p)
+    y : ndarray, shape (n,)
+    codes : per term, ndarray of int, shape (n,)
+    Ms : per term, ndarray, shape (n, q_t)
+    nlevels : per term, number of levels
+    """
+    n, p = X.shape
+    first, rest_idx = engine_order([(nlevels[t], Ms[t].shape[1]) for t in range(len(Ms))])
+    c0, M0, l0 = codes[first], Ms[first], nlevels[first]
+    q0 = M0.shape[1]
+    A11 = np.empty((l0, q0, q0))
+    for i in range(q0):
+        for j in range(i, q0):
+            A11[:, i, j] = np.bincount(c0, weights=M0[:, i] * M0[:, j], minlength=l0)
+            A11[:, j, i] = A11[:, i, j]
+    Xy = np.column_stack([X, y])
+    rest, offset = [], 0
+    for t in rest_idx:
+        rest.append(RestTerm(t, offset, nlevels[t], Ms[t].shape[1]))
+        offset += nlevels[t] * Ms[t].shape[1]
+    m = offset + p + 1
+    # [X y]'Z0 by bincount: (p+1, l0*q0)
+    xy_z0 = np.empty((p + 1, l0, q0))
+    for k in range(q0):
+        for j in range(p + 1):
+            xy_z0[j, :, k] = np.bincount(c0, weights=Xy[:, j] * M0[:, k], minlength=l0)
+    xy_z0 = xy_z0.reshape(p + 1, l0 * q0)
+    if not rest:
+        A21: np.ndarray | sp.csr_matrix = xy_z0
+        A22 = Xy.T @ Xy
+    else:
+        Zr = sp.hstack([term_matrix(codes[t.term], Ms[t.term], t.nlevels) for t in rest]).tocsc()
+        Z0 = term_matrix(c0, M0, l0).tocsc()
+        zr_z0 = (Zr.T @ Z0).tocsr()
+        if m * l0 * q0 <= DENSE_LIMIT:
+            A21 = np.vstack([zr_z0.toarray(), xy_z0])
+        else:
+            A21 = sp.vstack([zr_z0, sp.csr_matrix(xy_z0)]).tocsr()
+            A21.sort_indices()
+        A22 = np.empty((m, m))
+        mr = offset
+        A22[:mr, :mr] = (Zr.T @ Zr).toarray()
+        A22[:mr, mr:] = np.asarray(Zr.T @ Xy)
+        A22[mr:, :mr] = A22[:mr, mr:].T
+        A22[mr:, mr:] = Xy.T @ Xy
+    return Blocks(first, l0, q0, tuple(rest), p, n, A11, A21, A22)

@@ -1,0 +1,222 @@
+"""The design: a frozen spec learned from training data and reused on new data.
+
+It holds the fixed-effects model spec (formulaic), the columns kept after
+dropping redundant ones, and one :class:`~mixedfx.reterm.ReTerm` per random
+term. From it, any data frame with the right columns gives the fixed-effects
+matrix ``X`` (n x p) and, per term, level codes (n,) and a model matrix
+(n x q).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from formulaic import Formula
+from formulaic.errors import FormulaicError
+
+from . import reterm
+from .errors import DataError, FormulaError, RankDeficiencyWarning
+from .formula import ParsedFormula, parse
+
+RANK_TOL = 1e-7  # lme4's tolerance for dropping columns of X
+
+
+@dataclass(frozen=True)
+class TrainingArrays:
+    """The numbers the engine needs from the training rows."""
+
+    X: np.ndarray  # (n, p)
+    y: np.ndarray  # (n,)
+    codes: tuple[np.ndarray, ...]  # per term, (n,)
+    M: tuple[np.ndarray, ...]  # per term, (n, q_t)
+
+
+@dataclass(frozen=True)
+class Design:
+    """Everything needed to turn a data frame into model matrices.
+
+    Attributes
+    ----------
+    formula : str
+    parsed : ParsedFormula
+    fixed_spec : formulaic ModelSpec of the fixed-effects right-hand side
+    kept : ndarray of int
+        Indices of the fixed-effects spec's columns kept after rank checks.
+    fixed_names : tuple of str
+        Names of the kept columns (lme4 style: ``(Intercept)``).
+    dropped : tuple of str
+        Names of columns dropped as linearly dependent on earlier ones.
+    terms : tuple of ReTerm
+    """
+
+    formula: str
+    parsed: ParsedFormula
+    fixed_spec: object
+    kept: np.ndarray
+    fixed_names: tuple[str, ...]
+    dropped: tuple[str, ...]
+    terms: tuple[reterm.ReTerm, ...]
+
+    @property
+    def response(self) -> str:
+        return self.parsed.response
+
+    def fixed_variables(self) -> list[str]:
+        """Data columns the fixed-effects part reads."""
+        return sorted(self.fixed_spec.required_variables)  # type: ignore[attr-defined]
+
+    def X(self, data: pd.DataFrame) -> np.ndarray:
+        """The fixed-effects matrix for new data, shape (n, p).
+
+        Rows with a missing predictor come out as NaN; an unseen level of a
+        categorical predictor is an error naming it.
+        """
+        check_columns(data, self.fixed_variables(), "fixed-effects")
+        full = build_fixed(self.fixed_spec, data)
+        return full[:, self.kept]
+
+    def response_vector(self, data: pd.DataFrame) -> np.ndarray:
+        """The response column as floats, shape (n,); errors on NaN, inf or non-numbers."""
+        return response(data, self.response)
+
+
+def check_columns(data: pd.DataFrame, names: list[str], what: str) -> None:
+    """Raise a DataError naming every column of ``names`` missing from ``data``."""
+    missing = [n for n in names if n not in data.columns]
+    if missing:
+        raise DataError(
+            f"{what} column(s) {missing} missing from the data "
+            f"(it has {list(map(str, data.columns))[:20]})"
+        )
+
+
+def build_fixed(spec: object, data: pd.DataFrame) -> np.ndarray:
+    """Apply a learned formulaic spec; unseen categorical levels are errors."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", category=Warning)
+        try:
+            mm = spec.get_model_matrix(data, output="numpy", na_action="ignore")  # type: ignore[attr-defined]
+        except Warning as exc:  # formulaic's DataMismatchWarning for unseen levels
+            raise DataError(f"new data does not fit the fixed effects: {exc}") from exc
+        except FormulaicError as exc:
+            raise DataError(f"cannot build the fixed effects from the data: {exc}") from exc
+    return np.asarray(mm, dtype=float)
+
+
+def response(data: pd.DataFrame, name: str) -> np.ndarray:
+    """The response as a float vector, shape (n,)."""
+    check_columns(data, [name], "response")
+    col = data[name]
+    if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+        raise DataError(f"response {name!r} is not numeric (dtype {col.dtype}); convert it first")
+    y = np.asarray(col, dtype=float)
+    bad = ~np.isfinite(y)
+    if bad.any():
+        raise DataError(
+            f"response {name!r} has {bad.sum()} NaN or infinite values (first at row "
+            f"{int(np.argmax(bad))}); drop those rows first"
+        )
+    return y
+
+
+def _check_finite_inputs(data: pd.DataFrame, names: list[str]) -> None:
+    for name in names:
+        col = data[name]
+        if pd.api.types.is_numeric_dtype(col):
+            values = np.asarray(col, dtype=float)
+            bad = ~np.isfinite(values)
+        else:
+            bad = np.asarray(col.isna())
+        if bad.all() and len(bad):
+            raise DataError(f"column {name!r} is entirely missing")
+        if bad.any():
+            raise DataError(
+                f"column {name!r} has {bad.sum()} NaN or infinite values (first at row "
+                f"{int(np.argmax(bad))}); drop those rows first"
+            )
+
+
+def independent_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
+    """Indices of columns of ``X`` that are not combinations of earlier ones.
+
+    Columns are taken left to right (as lme4's pivoting QR does); a column
+    whose residual after projecting on the kept ones is below ``tol`` times
+    its norm (or is zero) is dropped.
+    """
+    kept: list[int] = []
+    Q = np.zeros((X.shape[0], 0))
+    for j in range(X.shape[1]):
+        col = X[:, j]
+        norm = np.linalg.norm(col)
+        if norm == 0.0:
+            continue
+        resid = col - Q @ (Q.T @ col)
+        resid = resid - Q @ (Q.T @ resid)  # second pass for stability
+        rnorm = np.linalg.norm(resid)
+        if rnorm > tol * norm:
+            kept.append(j)
+            Q = np.column_stack([Q, resid / rnorm])
+    return np.array(kept, dtype=np.int64)
+
+
+def learn(formula: str, data: pd.DataFrame) -> tuple[Design, TrainingArrays]:
+    """Learn the design from training data and build its arrays.
+
+    Parameters
+    ----------
+    formula : str
+        An lme4 formula.
+    data : DataFrame, shape (n, ...)
+
+    Returns
+    -------
+    design : Design
+    arrays : TrainingArrays
+    """
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"data must be a pandas DataFrame, got {type(data).__name__}")
+    if len(data) == 0:
+        raise DataError("data has no rows")
+    parsed = parse(formula)
+    y = response(data, parsed.response)
+    try:
+        rhs = Formula(parsed.fixed)
+    except FormulaicError as exc:
+        raise FormulaError(f"cannot read the fixed part {parsed.fixed!r}: {exc}") from exc
+    fixed_vars = sorted(rhs.required_variables)
+    check_columns(data, fixed_vars, "fixed-effects")
+    _check_finite_inputs(data, fixed_vars)
+    try:
+        mm = rhs.get_model_matrix(data, output="numpy", na_action="ignore")
+    except FormulaicError as exc:
+        raise FormulaError(f"cannot build the fixed effects {parsed.fixed!r}: {exc}") from exc
+    full = np.asarray(mm, dtype=float)
+    spec = mm.model_spec
+    names = reterm.rename_intercept(list(spec.column_names))
+    kept = independent_columns(full)
+    dropped = tuple(names[j] for j in range(len(names)) if j not in set(kept.tolist()))
+    if dropped:
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient: dropping {len(dropped)} column(s) "
+            f"{list(dropped)}",
+            RankDeficiencyWarning,
+            stacklevel=3,
+        )
+    terms, codes, Ms = [], [], []
+    for term in parsed.random:
+        _check_finite_inputs(data, [f for f in term.factors if f in data])
+        rt, c, M = reterm.learn(term, data)
+        if not np.isfinite(M).all():
+            raise DataError(f"random term {term} has NaN or infinite values in its columns")
+        terms.append(rt)
+        codes.append(c)
+        Ms.append(M)
+    order = sorted(range(len(terms)), key=lambda t: -terms[t].nlevels)  # lme4's term order
+    terms, codes, Ms = [terms[t] for t in order], [codes[t] for t in order], [Ms[t] for t in order]
+    design = Design(
+        formula, parsed, spec, kept, tuple(names[j] for j in kept), dropped, tuple(terms)
+    )
+    return design, TrainingArrays(full[:, kept], y, tuple(codes), tuple(Ms))

@@ -1,0 +1,39 @@
+"""Exceptions and warnings raised by mixedfx."""
+
+from __future__ import annotations
+
+
+class MixedFXError(ValueError):
+    """Base class for errors about a user's input."""
+
+
+class FormulaError(MixedFXError):
+    """A model formula that mixedfx cannot read."""
+
+
+class DataError(MixedFXError):
+    """Data that cannot be used as given (missing column, NaN, bad labels)."""
+
+
+class ModelFileError(MixedFXError):
+    """A saved model file that is unreadable, tampered or of an unknown version."""
+
+
+class MixedFXWarning(UserWarning):
+    """Base class for mixedfx warnings."""
+
+
+class SingularFitWarning(MixedFXWarning):
+    """The fit is on the boundary: a variance is zero or a correlation is +/-1."""
+
+
+class ConvergenceWarning(MixedFXWarning):
+    """The optimizer stopped without reaching its tolerance."""
+
+
+class RankDeficiencyWarning(MixedFXWarning):
+    """Columns of the fixed-effects design were dropped as redundant."""
+
+
+class NewLevelWarning(MixedFXWarning):
+    """New data holds grouping levels that training never saw."""

@@ -1,0 +1,113 @@
+"""``lmm``: fit a linear mixed model, read as a table of contents."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from . import blocks as blocks_mod
+from . import design as design_mod
+from . import modes
+from .errors import ConvergenceWarning, DataError, SingularFitWarning
+from .model import LinearMixedModel
+from .objective import Objective
+from .optimize import OptSummary, minimize
+
+
+def lmm(formula: str, data: pd.DataFrame, reml: bool = True) -> LinearMixedModel:
+    """Fit a linear mixed model with lme4's formula language and lme4's numbers.
+
+    Parameters
+    ----------
+    formula : str
+        e.g. ``"Reaction ~ Days + (Days | Subject)"``.
+    data : DataFrame
+        Training rows with the response, predictors and grouping columns.
+    reml : bool, default True
+        REML (True) or maximum likelihood (False).
+
+    Returns
+    -------
+    LinearMixedModel
+    """
+    design, arrays = design_mod.learn(formula, data)
+    check_sizes(design, arrays)
+    blocks = blocks_mod.form(
+        arrays.X, arrays.y, arrays.codes, arrays.M, [t.nlevels for t in design.terms]
+    )
+    objective = Objective(blocks, design.terms, reml)
+    opt = minimize(objective, objective.start(), objective.lower())
+    return finish(design, arrays, blocks, objective, opt)
+
+
+def check_sizes(design: design_mod.Design, arrays: design_mod.TrainingArrays) -> None:
+    """lme4's identifiability checks on the numbers of levels and random effects."""
+    n = len(arrays.y)
+    for t in design.terms:
+        if t.nlevels < 2:
+            raise DataError(
+                f"grouping factor {t.group!r} has only one level; "
+                "a random effect needs two or more groups"
+            )
+        if t.nlevels >= n:
+            raise DataError(
+                f"grouping factor {t.group!r} has {t.nlevels} levels for {n} rows; "
+                "the number of levels must be less than the number of observations"
+            )
+    nre = sum(t.nlevels * t.q for t in design.terms)
+    big = [t for t in design.terms if t.nlevels * t.q > n]
+    if big:
+        raise DataError(
+            f"term {big[0].term} has {big[0].nlevels * big[0].q} random effects for "
+            f"{n} observations ({nre} in all); the model is not identifiable"
+        )
+    if np.ptp(arrays.y) == 0:
+        raise DataError(f"response {design.response!r} is constant; there is nothing to model")
+
+
+def finish(
+    design: design_mod.Design,
+    arrays: design_mod.TrainingArrays,
+    blocks: blocks_mod.Blocks,
+    objective: Objective,
+    opt: OptSummary,
+) -> LinearMixedModel:
+    """Estimates, random effects and flags at the optimum."""
+    f = objective.factor(opt.final)
+    n, p = blocks.n, blocks.p
+    sigma = float(np.sqrt(f.r2 / (n - p if objective.reml else n)))
+    beta, _, b = modes.solve(f)
+    fitted = arrays.X @ beta
+    for codes, M, bt in zip(arrays.codes, arrays.M, b, strict=True):
+        fitted = fitted + np.einsum("nq,nq->n", M, bt[codes])
+    model = LinearMixedModel(
+        design,
+        objective.reml,
+        opt.final.copy(),
+        beta,
+        sigma,
+        opt.fmin,
+        b,
+        modes.condcov(f, sigma),
+        modes.vcov_beta(f, sigma),
+        opt,
+        blocks,
+        fitted,
+        arrays.y,
+    )
+    if model.singular:
+        warnings.warn(
+            "boundary (singular) fit: a random-effect variance is (near) zero or a "
+            "correlation is +/-1; see model.varcorr",
+            SingularFitWarning,
+            stacklevel=3,
+        )
+    if not model.converged:
+        warnings.warn(
+            f"the optimizer did not converge ({opt.status}) after {opt.feval} evaluations",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return model

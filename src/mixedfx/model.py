@@ -1,0 +1,220 @@
+"""The fitted linear mixed model: estimates, random effects and summaries.
+
+A model is read-only after fitting. It holds the design (to rebuild model
+matrices for new data), the parameters (theta, beta, sigma), the random
+effects and their conditional covariances, and the cross-product blocks of
+the training rows (sufficient statistics: no training data is kept).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .blocks import Blocks
+from .design import Design
+from .optimize import OptSummary
+
+SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of T
+
+
+@dataclass(frozen=True, eq=False)
+class LinearMixedModel:
+    """A fitted linear mixed model (create it with :func:`mixedfx.lmm`).
+
+    Attributes
+    ----------
+    design : Design
+    reml : bool
+    theta : ndarray, shape (k,)
+        lme4's parameterisation: per term the lower triangle (column-major)
+        of the relative covariance factor ``T``.
+    beta : ndarray, shape (p,)
+    sigma : float
+    objective : float
+        REML criterion or ML deviance.
+    b : list of ndarray, shape (l_t, q_t)
+        Random effects per term, levels in ``design.terms[t].labels`` order.
+    b_condcov : list of ndarray, shape (l_t, q_t, q_t)
+        Conditional covariances of the random effects.
+    vcov_beta : ndarray, shape (p, p)
+    optsummary : OptSummary
+    blocks : Blocks
+        Cross-products of the training rows.
+    fitted_values : ndarray, shape (n,)
+    response_values : ndarray, shape (n,)
+    """
+
+    design: Design
+    reml: bool
+    theta: np.ndarray
+    beta: np.ndarray
+    sigma: float
+    objective: float
+    b: list[np.ndarray]
+    b_condcov: list[np.ndarray]
+    vcov_beta: np.ndarray
+    optsummary: OptSummary
+    blocks: Blocks
+    fitted_values: np.ndarray = field(repr=False)
+    response_values: np.ndarray = field(repr=False)
+
+    # -- sizes and parameters ---------------------------------------------------
+    @property
+    def nobs(self) -> int:
+        return self.blocks.n
+
+    @property
+    def converged(self) -> bool:
+        return self.optsummary.converged
+
+    def Ts(self) -> list[np.ndarray]:
+        """Per term, the relative covariance factor ``T_t``, shape (q_t, q_t)."""
+        out, start = [], 0
+        for t in self.design.terms:
+            out.append(t.T(self.theta[start : start + t.ntheta]))
+            start += t.ntheta
+        return out
+
+    def covariances(self) -> list[np.ndarray]:
+        """Per term, the covariance of one level's random effects ``sigma^2 T T'``."""
+        return [self.sigma**2 * T @ T.T for T in self.Ts()]
+
+    @property
+    def singular(self) -> bool:
+        """True when some diagonal of T is (near) zero: a boundary fit."""
+        return any(np.any(np.abs(np.diag(T)) < SINGULAR_TOL) for T in self.Ts())
+
+    @property
+    def fixef(self) -> pd.Series:
+        return pd.Series(self.beta, index=list(self.design.fixed_names), name="fixef")
+
+    @property
+    def vcov(self) -> pd.DataFrame:
+        names = list(self.design.fixed_names)
+        return pd.DataFrame(self.vcov_beta, index=names, columns=names)
+
+    # -- likelihood -------------------------------------------------------------
+    @property
+    def npar(self) -> int:
+        """Parameters counted by AIC: beta, theta and sigma."""
+        return len(self.beta) + len(self.theta) + 1
+
+    @property
+    def loglik(self) -> float:
+        """Log-likelihood (REML log-likelihood when ``reml``), as lme4's logLik."""
+        return -0.5 * self.objective
+
+    @property
+    def aic(self) -> float:
+        return self.objective + 2 * self.npar
+
+    @property
+    def bic(self) -> float:
+        return self.objective + np.log(self.nobs) * self.npar
+
+    # -- random effects -----------------------------------------------------------
+    def _by_group(self, values: list[np.ndarray]) -> dict[str, pd.DataFrame]:
+        out: dict[str, pd.DataFrame] = {}
+        for t, v in zip(self.design.terms, values, strict=True):
+            frame = pd.DataFrame(v, index=pd.Index(t.labels, name=t.group), columns=t.columns)
+            if t.group in out:  # (1 | g) + (0 + x | g): one frame per factor
+                frame = out[t.group].join(frame, rsuffix=".1")
+            out[t.group] = frame
+        return out
+
+    @property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """BLUPs: grouping factor -> DataFrame (levels x terms)."""
+        return self._by_group(self.b)
+
+    @property
+    def ranef_condvar(self) -> dict[str, pd.DataFrame]:
+        """Conditional variances of the BLUPs, the shape of :attr:`ranef`."""
+        return self._by_group([np.diagonal(c, axis1=1, axis2=2) for c in self.b_condcov])
+
+    @property
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Per grouping factor: fixed effects plus that level's random effects."""
+        fe = self.fixef
+        out = {}
+        for group, re in self.ranef.items():
+            frame = pd.DataFrame(
+                np.tile(fe.to_numpy(), (len(re), 1)), index=re.index, columns=fe.index
+            )
+            for col in re.columns:
+                frame[col] = frame[col] + re[col] if col in frame else re[col]
+            out[group] = frame
+        return out
+
+    @property
+    def varcorr(self) -> pd.DataFrame:
+        """Variance components: group, term1, term2, variance, sd, correlation.
+
+        Rows with ``term2`` empty give a variance and its sd; rows with
+        ``term2`` set give a covariance (in ``variance``) and the correlation.
+        """
+        rows: list[dict[str, Any]] = []
+        for t, S in zip(self.design.terms, self.covariances(), strict=True):
+            sd = np.sqrt(np.diag(S))
+            for i, name in enumerate(t.columns):
+                rows.append(
+                    dict(
+                        group=t.group,
+                        term1=name,
+                        term2=None,
+                        variance=S[i, i],
+                        sd=sd[i],
+                        correlation=np.nan,
+                    )
+                )
+            if t.term.correlated:
+                for j in range(t.q):
+                    for i in range(j + 1, t.q):
+                        corr = S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
+                        rows.append(
+                            dict(
+                                group=t.group,
+                                term1=t.columns[j],
+                                term2=t.columns[i],
+                                variance=S[i, j],
+                                sd=np.nan,
+                                correlation=corr,
+                            )
+                        )
+        rows.append(
+            dict(
+                group="Residual",
+                term1=None,
+                term2=None,
+                variance=self.sigma**2,
+                sd=self.sigma,
+                correlation=np.nan,
+            )
+        )
+        return pd.DataFrame(rows)
+
+    # -- training rows ------------------------------------------------------------
+    def fitted(self) -> np.ndarray:
+        """Conditional fitted values ``X beta + Z b`` of the training rows, shape (n,)."""
+        return self.fitted_values.copy()
+
+    def residuals(self) -> np.ndarray:
+        """Response minus conditional fitted values, shape (n,)."""
+        return self.response_values - self.fitted_values
+
+    def summary(self) -> str:
+        """A printable lme4-style summary."""
+        from .summary import render
+
+        return render(self)
+
+    def __repr__(self) -> str:
+        kind = "REML" if self.reml else "ML"
+        return (
+            f"<LinearMixedModel {self.design.formula!r} fit by {kind}: "
+            f"{self.nobs} obs, objective {self.objective:.4f}>"
+        )

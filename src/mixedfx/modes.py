@@ -1,0 +1,88 @@
+"""Solutions of the mixed-model equations from the blocked factor.
+
+With ``L_M`` the factor without the y row and ``l`` the y row of ``L``, the
+penalized least-squares solution ``s = [u; beta]`` solves ``L_M' s = l``
+(back substitution through L22, then L11 per level). The random effects are
+``b = Lambda u`` and their conditional covariance (parameters at their
+estimates, as lme4's ``condVar``) is ``sigma^2 Lambda (L_Z L_Z')^-1 Lambda'``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.linalg import lapack
+
+from .factor import Factor, inv_lower_small
+
+
+def _split_rest(f: Factor, vec: np.ndarray) -> dict[int, np.ndarray]:
+    """Cut a length-mr vector into (l_t, q_t) arrays per rest term."""
+    return {
+        t.term: vec[t.offset : t.offset + t.nlevels * t.q].reshape(t.nlevels, t.q)
+        for t in f.blocks.rest
+    }
+
+
+def solve(f: Factor) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """Fixed effects and conditional modes.
+
+    Returns
+    -------
+    beta : ndarray, shape (p,)
+    u : list per design term of ndarray, shape (l_t, q_t)
+        Spherical random effects.
+    b : list per design term of ndarray, shape (l_t, q_t)
+        Random effects ``b = T u`` per level.
+    """
+    bl = f.blocks
+    L22 = f.L22
+    x2, _ = lapack.dtrtrs(L22[:-1, :-1], L22[-1, :-1], lower=1, trans=1)
+    mr = bl.mr
+    beta = x2[mr:]
+    L21 = f.L21
+    rhs = L21[-1] if isinstance(L21, np.ndarray) else L21[[-1]].toarray().ravel()
+    rhs = rhs - L21[:-1].T @ x2
+    rhs = np.asarray(rhs).reshape(bl.l0, bl.q0)
+    Linv = inv_lower_small(f.L11)
+    u0 = np.einsum("lji,lj->li", Linv, rhs)  # L11^-T rhs per level
+    us = _split_rest(f, x2[:mr])
+    us[bl.first] = u0
+    u = [us[t] for t in range(len(f.Ts))]
+    b = [ut @ T.T for ut, T in zip(u, f.Ts, strict=True)]
+    return beta, u, b
+
+
+def condcov(f: Factor, sigma: float) -> list[np.ndarray]:
+    """Conditional covariance of each level's random effects.
+
+    Returns
+    -------
+    list per design term of ndarray, shape (l_t, q_t, q_t)
+        ``sigma^2 T (M^-1)_kk T'`` with ``M = L_Z L_Z'`` the Z block.
+    """
+    bl = f.blocks
+    mr = bl.mr
+    L11inv = inv_lower_small(f.L11)  # (l0, q0, q0)
+    diag0 = np.transpose(L11inv, (0, 2, 1)) @ L11inv  # L11^-T L11^-1
+    out: dict[int, np.ndarray] = {}
+    if mr:
+        L22z = f.L22[:mr, :mr]
+        L21z = f.L21[:mr]
+        L21z = L21z if isinstance(L21z, np.ndarray) else L21z.toarray()
+        L22inv, _ = lapack.dtrtri(L22z, lower=1)
+        W = (L22inv @ L21z).reshape(mr, bl.l0, bl.q0)
+        W = np.einsum("mlq,lqr->mlr", W, L11inv)  # L22^-1 L21 L11^-1 per level
+        diag0 = diag0 + np.einsum("mlq,mlr->lqr", W, W)
+        for t in bl.rest:
+            cols = L22inv[:, t.offset : t.offset + t.nlevels * t.q].reshape(mr, t.nlevels, t.q)
+            out[t.term] = np.einsum("mlq,mlr->lqr", cols, cols)
+    out[bl.first] = diag0
+    return [sigma**2 * (T[None] @ out[k] @ T.T[None]) for k, T in enumerate(f.Ts)]
+
+
+def vcov_beta(f: Factor, sigma: float) -> np.ndarray:
+    """Covariance of the fixed effects, ``sigma^2 (L_X L_X')^-1``, shape (p, p)."""
+    bl = f.blocks
+    LX = f.L22[bl.mr : bl.mr + bl.p, bl.mr : bl.mr + bl.p]
+    inv, info = lapack.dtrtri(LX, lower=1)
+    return sigma**2 * (inv.T @ inv)

@@ -1,0 +1,80 @@
+"""The profiled objective: ML deviance or REML criterion as a function of theta.
+
+With ``L`` the factor of :mod:`mixedfx.factor`, ``r^2`` the penalized RSS,
+``n`` rows and ``p`` fixed effects::
+
+    ML:   log|L_Z|^2 + n (1 + log(2 pi r^2 / n))
+    REML: log|L_Z|^2 + log|L_X|^2 + (n - p)(1 + log(2 pi r^2 / (n - p)))
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .blocks import Blocks
+from .factor import Factor, factor
+from .reterm import ReTerm
+
+
+class Objective:
+    """Callable ``theta -> objective`` over fixed blocks.
+
+    Parameters
+    ----------
+    blocks : Blocks
+    terms : sequence of ReTerm
+        The design's terms; theta holds their parameters in this order.
+    reml : bool
+    """
+
+    def __init__(self, blocks: Blocks, terms: tuple[ReTerm, ...], reml: bool) -> None:
+        self.blocks = blocks
+        self.terms = terms
+        self.reml = reml
+        self.nevals = 0
+        self._slices: list[slice] = []
+        self._index: list[tuple[np.ndarray, np.ndarray]] = []
+        start = 0
+        for t in terms:
+            self._slices.append(slice(start, start + t.ntheta))
+            rows, cols = zip(*t.theta_index(), strict=True)
+            self._index.append((np.array(rows), np.array(cols)))
+            start += t.ntheta
+
+    @property
+    def ntheta(self) -> int:
+        return sum(t.ntheta for t in self.terms)
+
+    def start(self) -> np.ndarray:
+        return np.concatenate([t.start() for t in self.terms])
+
+    def lower(self) -> np.ndarray:
+        return np.concatenate([t.lower_bounds() for t in self.terms])
+
+    def Ts(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Per term, the relative covariance factor ``T_t`` (q_t x q_t)."""
+        out = []
+        for t, sl, (rows, cols) in zip(self.terms, self._slices, self._index, strict=True):
+            T = np.zeros((t.q, t.q))
+            T[rows, cols] = theta[sl]
+            out.append(T)
+        return out
+
+    def factor(self, theta: np.ndarray) -> Factor:
+        return factor(self.blocks, self.Ts(np.asarray(theta, dtype=float)))
+
+    def value(self, f: Factor) -> float:
+        """The objective from a factor."""
+        n, p = self.blocks.n, self.blocks.p
+        r2 = f.r2
+        if self.reml:
+            dof = n - p
+            return f.logdet_z() + f.logdet_x() + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
+        return f.logdet_z() + n * (1.0 + np.log(2.0 * np.pi * r2 / n))
+
+    def __call__(self, theta: np.ndarray) -> float:
+        self.nevals += 1
+        try:
+            return self.value(self.factor(theta))
+        except np.linalg.LinAlgError:
+            return np.inf

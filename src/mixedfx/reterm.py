@@ -1,0 +1,216 @@
+"""One random-effects term ``(expr | group)``: its levels, model matrix and Lambda.
+
+For a term with ``q`` columns and ``l`` levels, the rows' random-effects
+model matrix ``M`` has shape (n, q) and the term's block of ``Z`` is the
+row-wise Khatri-Rao product of the level indicators with ``M``: row ``i``
+holds ``M[i]`` in the columns of level ``codes[i]``. The relative covariance
+factor of one level, ``T`` (q x q, lower triangular), comes from ``theta``:
+its lower triangle in column-major order (correlated terms) or its diagonal
+(``||`` terms). The term's block of ``Lambda`` is ``kron(I_l, T)``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import levels as lv
+from .errors import DataError, FormulaError
+from .formula import RandomTerm
+
+_SIMPLE = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+
+
+def _simple_columns(expr: str, data: pd.DataFrame) -> list[str] | None:
+    """Column list for expressions like ``1 + x`` or ``0 + x`` of numeric columns."""
+    pieces = [p.strip() for p in expr.replace("-", "+-").split("+") if p.strip()]
+    intercept = True
+    cols: list[str] = []
+    for piece in pieces:
+        if piece == "1":
+            intercept = True
+        elif piece in ("0", "-1"):
+            intercept = False
+        elif _SIMPLE.match(piece) and piece in data and data[piece].dtype.kind in "iuf":
+            cols.append(piece)
+        else:
+            return None
+    return (["(Intercept)"] if intercept else []) + cols
+
+
+def rename_intercept(names: list[str]) -> list[str]:
+    """formulaic's ``Intercept`` is lme4's ``(Intercept)``."""
+    return ["(Intercept)" if n == "Intercept" else n for n in names]
+
+
+@dataclass(frozen=True)
+class ReTerm:
+    """A random-effects term learned from training data.
+
+    Attributes
+    ----------
+    term : RandomTerm
+        The parsed term.
+    columns : tuple of str
+        Names of the term's ``q`` model-matrix columns.
+    keys, labels : ndarray of object, shape (l,)
+        Canonical keys and display labels of the grouping levels.
+    factor_keys : tuple of ndarray
+        For an interaction ``a:b``, the keys of each factor (for new data).
+    spec : object or None
+        A formulaic ModelSpec for non-simple expressions, else None.
+    """
+
+    term: RandomTerm
+    columns: tuple[str, ...]
+    keys: np.ndarray
+    labels: np.ndarray
+    factor_keys: tuple[np.ndarray, ...]
+    spec: object | None = field(default=None, compare=False)
+
+    # -- sizes --------------------------------------------------------------
+    @property
+    def group(self) -> str:
+        return self.term.group
+
+    @property
+    def q(self) -> int:
+        """Number of random effects per level."""
+        return len(self.columns)
+
+    @property
+    def nlevels(self) -> int:
+        return len(self.keys)
+
+    @property
+    def ntheta(self) -> int:
+        return self.q * (self.q + 1) // 2 if self.term.correlated else self.q
+
+    # -- theta <-> T --------------------------------------------------------
+    def theta_index(self) -> list[tuple[int, int]]:
+        """The (row, col) of ``T`` that each theta element fills, in lme4's order."""
+        if not self.term.correlated:
+            return [(i, i) for i in range(self.q)]
+        return [(i, j) for j in range(self.q) for i in range(j, self.q)]
+
+    def theta_names(self) -> list[str]:
+        """lme4-style names: ``Subject.(Intercept)``, ``Subject.Days.(Intercept)``."""
+        cols = self.columns
+        return [
+            f"{self.group}.{cols[i]}" if i == j else f"{self.group}.{cols[i]}.{cols[j]}"
+            for i, j in self.theta_index()
+        ]
+
+    def lower_bounds(self) -> np.ndarray:
+        return np.array([0.0 if i == j else -np.inf for i, j in self.theta_index()])
+
+    def start(self) -> np.ndarray:
+        """lme4's start: identity ``T``."""
+        return np.array([1.0 if i == j else 0.0 for i, j in self.theta_index()])
+
+    def T(self, theta: np.ndarray) -> np.ndarray:
+        """The relative covariance factor of one level, shape (q, q)."""
+        out = np.zeros((self.q, self.q))
+        for value, (i, j) in zip(theta, self.theta_index(), strict=True):
+            out[i, j] = value
+        return out
+
+    # -- data -> codes and model matrix ---------------------------------------
+    def model_matrix(self, data: pd.DataFrame) -> np.ndarray:
+        """The term's per-row model matrix ``M``, shape (n, q)."""
+        if self.spec is None:
+            out = np.empty((len(data), self.q))
+            for k, name in enumerate(self.columns):
+                out[:, k] = 1.0 if name == "(Intercept)" else _numeric(data, name)
+            return out
+        mm = self.spec.get_model_matrix(data, output="numpy")  # type: ignore[attr-defined]
+        return np.asarray(mm, dtype=float)
+
+    def codes(self, data: pd.DataFrame) -> np.ndarray:
+        """Level codes of new rows, shape (n,); ``-1`` for unseen or missing labels."""
+        if len(self.term.factors) == 1:
+            return lv.lookup(_column(data, self.term.factors[0]), self.keys)
+        parts = [
+            (lv.lookup(_column(data, f), fk), fk)
+            for f, fk in zip(self.term.factors, self.factor_keys, strict=True)
+        ]
+        return lv.interaction_lookup(parts, self.keys)
+
+    def new_keys(self, data: pd.DataFrame) -> np.ndarray:
+        """Canonical keys of the rows' levels (seen or not), shape (n,), None where missing."""
+        pieces = []
+        for f in self.term.factors:
+            col = _column(data, f)
+            codes, uniques = pd.factorize(col, use_na_sentinel=True)
+            keys = lv.canonical_keys(uniques) if len(uniques) else np.array([], dtype=object)
+            piece = np.full(len(col), None, dtype=object)
+            piece[codes >= 0] = keys[codes[codes >= 0]]
+            pieces.append(piece)
+        out: np.ndarray = pieces[0]
+        for piece in pieces[1:]:
+            ok = ~(pd.isna(out) | pd.isna(piece))
+            out = out.copy()
+            out[ok] = out[ok] + ":" + piece[ok]
+            out[~ok] = None
+        return out
+
+
+def _column(data: pd.DataFrame, name: str) -> pd.Series:
+    if name not in data:
+        raise DataError(f"grouping column {name!r} is missing from the data")
+    return data[name]
+
+
+def _numeric(data: pd.DataFrame, name: str) -> np.ndarray:
+    if name not in data:
+        raise DataError(f"column {name!r} of a random-effects term is missing from the data")
+    return np.asarray(data[name], dtype=float)
+
+
+def learn(term: RandomTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray, np.ndarray]:
+    """Learn a term from training data.
+
+    Returns
+    -------
+    reterm : ReTerm
+    codes : ndarray of int64, shape (n,)
+    M : ndarray, shape (n, q)
+        The term's per-row model matrix.
+    """
+    for f in term.factors:
+        if f not in data:
+            raise DataError(f"grouping column {f!r} of random term {term} is missing from the data")
+    simple = _simple_columns(term.expr, data)
+    spec = None
+    if simple is None:
+        from formulaic import model_matrix
+
+        try:
+            mm = model_matrix(term.expr, data, output="numpy", na_action="ignore")
+        except Exception as exc:  # formulaic raises many types; name the term
+            raise FormulaError(f"cannot build the model matrix of term {term}: {exc}") from exc
+        spec = mm.model_spec
+        columns = tuple(rename_intercept(list(spec.column_names)))
+    else:
+        columns = tuple(simple)
+    if not columns:
+        raise FormulaError(f"random term {term} has no columns")
+    for f in term.factors:
+        if f == term.expr.strip() or f in columns:
+            raise FormulaError(
+                f"random term {term} uses {f!r} on both sides of the bar; "
+                "a grouping factor cannot also be its own random slope"
+            )
+    if len(term.factors) == 1:
+        codes, keys, labels = lv.encode(data[term.factors[0]], term.factors[0])
+        factor_keys: tuple[np.ndarray, ...] = (keys,)
+    else:
+        parts = [lv.encode(data[f], f) for f in term.factors]
+        inter = lv.combine([(c, k) for c, k, _ in parts])
+        codes, keys, labels = inter.codes, inter.keys, inter.labels
+        factor_keys = tuple(k for _, k, _ in parts)
+    reterm = ReTerm(term, columns, keys, labels, factor_keys, spec)
+    return reterm, codes, reterm.model_matrix(data)

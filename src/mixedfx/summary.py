@@ -1,0 +1,65 @@
+"""An lme4-style printable summary of a fitted model."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .model import LinearMixedModel
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        " ".join(
+            cell.ljust(w) if i < 2 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in rows
+    )
+
+
+def render(m: LinearMixedModel) -> str:
+    """The summary text: criterion, variance components, fixed effects, flags."""
+    kind = "REML" if m.reml else "maximum likelihood"
+    lines = [f"Linear mixed model fit by {kind}", f"Formula: {m.design.formula}", ""]
+    crit = "REML criterion" if m.reml else "deviance"
+    lines.append(
+        f"{crit}: {m.objective:.4f}   logLik: {m.loglik:.4f}   AIC: {m.aic:.4f}   BIC: {m.bic:.4f}"
+    )
+    lines.append("")
+    lines.append("Random effects:")
+    rows = [["Groups", "Name", "Variance", "Std.Dev.", "Corr"]]
+    vc = m.varcorr
+    for _, r in vc[vc["term2"].isna()].iterrows():
+        corr = vc[
+            (vc["group"] == r["group"]) & (vc["term1"] != r["term1"]) & (vc["term2"] == r["term1"])
+        ]["correlation"]
+        rows.append(
+            [
+                str(r["group"]),
+                "" if r["term1"] is None else str(r["term1"]),
+                f"{r['variance']:.4g}",
+                f"{r['sd']:.4g}",
+                " ".join(f"{c:.2f}" for c in corr),
+            ]
+        )
+    lines.append(_table(rows))
+    groups = ", ".join(f"{t.group}, {t.nlevels}" for t in m.design.terms)
+    lines.append(f"Number of obs: {m.nobs}, groups: {groups}")
+    lines.append("")
+    lines.append("Fixed effects:")
+    se = np.sqrt(np.diag(m.vcov_beta))
+    rows = [["", "Estimate", "Std. Error", "t value"]]
+    for name, est, s in zip(m.design.fixed_names, m.beta, se, strict=True):
+        rows.append([name, f"{est:.4f}", f"{s:.4f}", f"{est / s:.3f}" if s > 0 else "NA"])
+    lines.append(_table([[r[0], "", *r[1:]] for r in rows]).replace("  ", " ", 0))
+    if m.design.dropped:
+        lines.append(f"fixed-effect columns dropped as rank deficient: {list(m.design.dropped)}")
+    if m.singular:
+        lines.append("boundary (singular) fit: a variance is zero or a correlation is +/-1")
+    if not m.converged:
+        lines.append(f"optimizer did not converge: {m.optsummary.status}")
+    return "\n".join(lines)
