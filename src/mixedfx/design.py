@@ -9,6 +9,7 @@ matrix ``X`` (n x p) and, per term, level codes (n,) and a model matrix
 
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 
@@ -162,6 +163,15 @@ def independent_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
     return np.array(kept, dtype=np.int64)
 
 
+@functools.lru_cache(maxsize=128)
+def _fixed_formula(rhs: str) -> Formula:
+    """The parsed fixed-effects formula (formulaic parsing is slow; formulas are immutable)."""
+    try:
+        return Formula(rhs)
+    except FormulaicError as exc:
+        raise FormulaError(f"cannot read the fixed part {rhs!r}: {exc}") from exc
+
+
 def learn(formula: str, data: pd.DataFrame) -> tuple[Design, TrainingArrays]:
     """Learn the design from training data and build its arrays.
 
@@ -182,10 +192,7 @@ def learn(formula: str, data: pd.DataFrame) -> tuple[Design, TrainingArrays]:
         raise DataError("data has no rows")
     parsed = parse(formula)
     y = response(data, parsed.response)
-    try:
-        rhs = Formula(parsed.fixed)
-    except FormulaicError as exc:
-        raise FormulaError(f"cannot read the fixed part {parsed.fixed!r}: {exc}") from exc
+    rhs = _fixed_formula(parsed.fixed)
     fixed_vars = sorted(rhs.required_variables)
     check_columns(data, fixed_vars, "fixed-effects")
     _check_finite_inputs(data, fixed_vars)
@@ -207,7 +214,6 @@ def learn(formula: str, data: pd.DataFrame) -> tuple[Design, TrainingArrays]:
         )
     terms, codes, Ms = [], [], []
     for term in parsed.random:
-        _check_finite_inputs(data, [f for f in term.factors if f in data])
         rt, c, M = reterm.learn(term, data)
         if not np.isfinite(M).all():
             raise DataError(f"random term {term} has NaN or infinite values in its columns")

@@ -99,22 +99,19 @@ class Factor:
     R: np.ndarray  # (l0, q0, q0): T0 L11^-T
     L21: np.ndarray | sp.csr_matrix  # (m, l0*q0)
     L22: np.ndarray  # (m, m), lower triangular
+    logdet11: float  # log |L11|^2
+
+    def logdets(self) -> tuple[float, float, float]:
+        """``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2`` (the penalized RSS)."""
+        mr, p = self.blocks.mr, self.blocks.p
+        logd = 2.0 * np.log(self.L22.diagonal())
+        last = float(self.L22[-1, -1])
+        return self.logdet11 + float(logd[:mr].sum()), float(logd[mr : mr + p].sum()), last * last
 
     @property
     def r2(self) -> float:
         """Penalized residual sum of squares."""
         return float(self.L22[-1, -1] ** 2)
-
-    def logdet_z(self) -> float:
-        """log |Lambda'Z'Z Lambda + I| = 2 sum log diag L_Z."""
-        b = self.blocks
-        d11 = np.diagonal(self.L11, axis1=1, axis2=2)
-        return float(2.0 * np.log(d11).sum() + 2.0 * np.log(np.diag(self.L22)[: b.mr]).sum())
-
-    def logdet_x(self) -> float:
-        """log |L_X|^2, the REML correction."""
-        b = self.blocks
-        return float(2.0 * np.log(np.diag(self.L22)[b.mr : b.mr + b.p]).sum())
 
 
 def cholesky(A: np.ndarray) -> np.ndarray:
@@ -125,13 +122,14 @@ def cholesky(A: np.ndarray) -> np.ndarray:
     return L
 
 
-def _first_block(blocks: Blocks, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """L11 (per level) and R = T0 L11^-T, each shape (l0, q0, q0)."""
+def _first_block(blocks: Blocks, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """L11 and R = T0 L11^-T per level, each (l0, q0, q0), and log|L11|^2."""
     A11, q0 = blocks.A11, blocks.q0
     if q0 == 1:
         t0 = T0[0, 0]
-        L11 = np.sqrt(A11 * (t0 * t0) + 1.0)
-        return L11, t0 / L11
+        M11 = A11 * (t0 * t0) + 1.0
+        L11 = np.sqrt(M11)
+        return L11, t0 / L11, float(np.log(M11).sum())
     if q0 == 2:  # closed forms: T0 = [[t0, 0], [t1, t2]], A11_k = [[a, c], [c, d]]
         t0, t1, t2 = T0[0, 0], T0[1, 0], T0[1, 1]
         a, c, d = A11[:, 0, 0], A11[:, 1, 0], A11[:, 1, 1]
@@ -149,10 +147,11 @@ def _first_block(blocks: Blocks, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray
         R = np.empty_like(A11)
         R[:, 0, 0], R[:, 0, 1] = t0 * i00, t0 * i01
         R[:, 1, 0], R[:, 1, 1] = t1 * i00, t1 * i01 + t2 * i11
-        return L11, R
+        return L11, R, float(np.log(m00 * m11 - m10 * m10).sum())
     M11 = T0.T[None] @ A11 @ T0[None] + np.eye(q0)[None]
     L11 = chol_small(M11)
-    return L11, T0[None] @ np.transpose(inv_lower_small(L11), (0, 2, 1))
+    logdet = 2.0 * float(np.log(np.diagonal(L11, axis1=1, axis2=2)).sum())
+    return L11, T0[None] @ np.transpose(inv_lower_small(L11), (0, 2, 1)), logdet
 
 
 def factor(blocks: Blocks, Ts: list[np.ndarray]) -> Factor:
@@ -165,7 +164,7 @@ def factor(blocks: Blocks, Ts: list[np.ndarray]) -> Factor:
         deficient; the Z part carries + I and is always positive definite).
     """
     l0, q0 = blocks.l0, blocks.q0
-    L11, R = _first_block(blocks, Ts[blocks.first])
+    L11, R, logdet11 = _first_block(blocks, Ts[blocks.first])
     if blocks.sparse:
         Lr = lambda_rest_sparse(blocks, Ts)
         Rs = sp.diags(R.ravel()) if q0 == 1 else blockdiag_sparse(R)
@@ -185,4 +184,4 @@ def factor(blocks: Blocks, Ts: list[np.ndarray]) -> Factor:
         M22[np.arange(mr), np.arange(mr)] += 1.0
     else:
         M22 = blocks.A22 - S
-    return Factor(blocks, Ts, L11, R, L21, cholesky(M22))
+    return Factor(blocks, Ts, L11, R, L21, cholesky(M22), logdet11)

@@ -8,6 +8,7 @@ as they are), and training and new data are matched on those keys.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,13 @@ def _number_keys(values: np.ndarray) -> np.ndarray:
     rest = ~integral
     keys[rest] = [repr(float(v)) for v in values[rest]]
     return keys
+
+
+def _to_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 def canonical_keys(uniques: pd.Index | np.ndarray) -> np.ndarray:
@@ -44,7 +52,10 @@ def canonical_keys(uniques: pd.Index | np.ndarray) -> np.ndarray:
     if values.dtype.kind == "f":
         return _number_keys(values.astype(float))
     text = np.array([str(v).strip() for v in values], dtype=object)
-    numbers = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").to_numpy(float)
+    try:
+        numbers = text.astype(float)
+    except ValueError:  # some labels are not numbers: read them one by one
+        numbers = np.array([_to_float(v) for v in text])
     numeric = np.isfinite(numbers)
     if numeric.any():
         text[numeric] = _number_keys(numbers[numeric])
@@ -54,6 +65,8 @@ def canonical_keys(uniques: pd.Index | np.ndarray) -> np.ndarray:
 def _sort_order(uniques: pd.Index | np.ndarray, column: pd.Series) -> np.ndarray:
     """The order in which lme4 would list the levels: factor order, else sorted."""
     if isinstance(column.dtype, pd.CategoricalDtype):
+        if isinstance(uniques, pd.Index) and uniques.equals(column.cat.categories):
+            return np.arange(len(uniques))
         cats = pd.Index(column.cat.categories)
         return np.argsort(cats.get_indexer(pd.Index(uniques)), kind="stable")
     values = np.asarray(uniques)

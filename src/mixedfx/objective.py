@@ -9,6 +9,8 @@ With ``L`` the factor of :mod:`mixedfx.factor`, ``r^2`` the penalized RSS,
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .blocks import Blocks
@@ -60,21 +62,21 @@ class Objective:
             out.append(T)
         return out
 
+    def __call__(self, theta: np.ndarray) -> float:
+        self.nevals += 1
+        try:
+            return self.value(self.factor(theta))
+        except np.linalg.LinAlgError:
+            return math.inf
+
     def factor(self, theta: np.ndarray) -> Factor:
         return factor(self.blocks, self.Ts(np.asarray(theta, dtype=float)))
 
     def value(self, f: Factor) -> float:
         """The objective from a factor."""
         n, p = self.blocks.n, self.blocks.p
-        r2 = f.r2
+        ldz, ldx, r2 = f.logdets()
         if self.reml:
             dof = n - p
-            return f.logdet_z() + f.logdet_x() + dof * (1.0 + np.log(2.0 * np.pi * r2 / dof))
-        return f.logdet_z() + n * (1.0 + np.log(2.0 * np.pi * r2 / n))
-
-    def __call__(self, theta: np.ndarray) -> float:
-        self.nevals += 1
-        try:
-            return self.value(self.factor(theta))
-        except np.linalg.LinAlgError:
-            return np.inf
+            return ldz + ldx + dof * (1.0 + math.log(2.0 * math.pi * r2 / dof))
+        return ldz + n * (1.0 + math.log(2.0 * math.pi * r2 / n))
