@@ -93,6 +93,7 @@ def form(
     codes: tuple[np.ndarray, ...],
     Ms: tuple[np.ndarray, ...],
     nlevels: list[int],
+    first: int | None = None,
 ) -> Blocks:
     """Form the blocks from the training arrays.
 
@@ -103,9 +104,14 @@ def form(
     codes : per term, ndarray of int, shape (n,)
     Ms : per term, ndarray, shape (n, q_t)
     nlevels : per term, number of levels
+    first : int, optional
+        Force the first term (to match the layout of other blocks).
     """
     n, p = X.shape
-    first, rest_idx = engine_order([(nlevels[t], Ms[t].shape[1]) for t in range(len(Ms))])
+    chosen, rest_idx = engine_order([(nlevels[t], Ms[t].shape[1]) for t in range(len(Ms))])
+    if first is not None and first != chosen:
+        rest_idx = [t for t in range(len(Ms)) if t != first]
+    first = chosen if first is None else first
     c0, M0, l0 = codes[first], Ms[first], nlevels[first]
     q0 = M0.shape[1]
     A11 = np.empty((l0, q0, q0))
@@ -144,3 +150,67 @@ def form(
         A22[mr:, :mr] = A22[:mr, mr:].T
         A22[mr:, mr:] = Xy.T @ Xy
     return Blocks(first, l0, q0, tuple(rest), p, n, A11, A21, A22)
+
+
+def _row_map(old: Blocks, new_rest: tuple[RestTerm, ...], p: int) -> np.ndarray:
+    """New row index of each row of ``[Zr X y]`` of ``old`` in a layout with more levels."""
+    parts = [
+        nt.offset + np.arange(ot.nlevels * ot.q) for ot, nt in zip(old.rest, new_rest, strict=True)
+    ]
+    mr_new = sum(t.nlevels * t.q for t in new_rest)
+    parts.append(mr_new + np.arange(p + 1))
+    return np.concatenate(parts).astype(np.int64)
+
+
+def extend(old: Blocks, nlevels: list[int]) -> Blocks:
+    """The same cross-products in a layout where terms have more levels (zeros for new ones).
+
+    Parameters
+    ----------
+    old : Blocks
+    nlevels : per design term, the new numbers of levels (>= the old ones)
+    """
+    rest, offset = [], 0
+    for t in old.rest:
+        rest.append(RestTerm(t.term, offset, nlevels[t.term], t.q))
+        offset += nlevels[t.term] * t.q
+    rest_t = tuple(rest)
+    l0 = nlevels[old.first]
+    m = offset + old.p + 1
+    rows = _row_map(old, rest_t, old.p)
+    A11 = np.zeros((l0, old.q0, old.q0))
+    A11[: old.l0] = old.A11
+    if sp.issparse(old.A21):
+        coo = sp.coo_matrix(old.A21)
+        A21: np.ndarray | sp.csr_matrix = sp.csr_matrix(
+            (coo.data, (rows[coo.row], coo.col)), shape=(m, l0 * old.q0)
+        )
+    else:
+        A21 = np.zeros((m, l0 * old.q0))
+        A21[rows, : old.l0 * old.q0] = old.A21
+    A22 = np.zeros((m, m))
+    A22[np.ix_(rows, rows)] = old.A22
+    return Blocks(old.first, l0, old.q0, rest_t, old.p, old.n, A11, A21, A22)
+
+
+def add(a: Blocks, b: Blocks) -> Blocks:
+    """Cross-products of the union of two sets of rows in one layout."""
+    if sp.issparse(a.A21) or sp.issparse(b.A21):
+        A21: np.ndarray | sp.csr_matrix = (sp.csr_matrix(a.A21) + sp.csr_matrix(b.A21)).tocsr()
+    else:
+        A21 = a.A21 + b.A21
+    return Blocks(a.first, a.l0, a.q0, a.rest, a.p, a.n + b.n, a.A11 + b.A11, A21, a.A22 + b.A22)
+
+
+def fix_beta(bl: Blocks, beta: np.ndarray) -> Blocks:
+    """Blocks of ``[Z, y - X beta]``: no fixed effects, the response offset by X beta."""
+    mr, p = bl.mr, bl.p
+    w = np.zeros(bl.m)  # [Zr X y] -> y - X beta as a combination of rows
+    w[mr : mr + p] = -beta
+    w[mr + p] = 1.0
+    Tm = np.zeros((mr + 1, bl.m))
+    Tm[np.arange(mr), np.arange(mr)] = 1.0
+    Tm[mr] = w
+    A21 = Tm @ bl.A21 if not sp.issparse(bl.A21) else (sp.csr_matrix(Tm) @ bl.A21).tocsr()
+    A22 = Tm @ bl.A22 @ Tm.T
+    return Blocks(bl.first, bl.l0, bl.q0, bl.rest, 0, bl.n, bl.A11, A21, A22)

@@ -39,7 +39,7 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True) -> LinearMixedModel
     )
     objective = Objective(blocks, design.terms, reml)
     opt = minimize(objective, objective.start(), objective.lower())
-    return finish(design, arrays, blocks, objective, opt)
+    return finish(design, arrays, blocks, objective, opt, data)
 
 
 def check_sizes(design: design_mod.Design, arrays: design_mod.TrainingArrays) -> None:
@@ -73,6 +73,7 @@ def finish(
     blocks: blocks_mod.Blocks,
     objective: Objective,
     opt: OptSummary,
+    data: pd.DataFrame | None = None,
 ) -> LinearMixedModel:
     """Estimates, random effects and flags at the optimum."""
     f = objective.factor(opt.final)
@@ -96,6 +97,7 @@ def finish(
         blocks,
         fitted,
         arrays.y,
+        data,
     )
     if model.singular:
         warnings.warn(

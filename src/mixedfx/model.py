@@ -8,17 +8,28 @@ the training rows (sufficient statistics: no training data is kept).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from .blocks import Blocks
 from .design import Design
+from .errors import DataError
+from .intervals import PredictionError
 from .optimize import OptSummary
 
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of T
+
+
+class ModelMatrices(NamedTuple):
+    """X and Z of some rows (see :meth:`LinearMixedModel.design`)."""
+
+    X: pd.DataFrame
+    Z: Any  # scipy.sparse.csr_matrix, shape (n, sum_t l_t q_t)
+    z_names: list[str]
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,7 +38,7 @@ class LinearMixedModel:
 
     Attributes
     ----------
-    design : Design
+    spec : Design
     reml : bool
     theta : ndarray, shape (k,)
         lme4's parameterisation: per term the lower triangle (column-major)
@@ -37,18 +48,20 @@ class LinearMixedModel:
     objective : float
         REML criterion or ML deviance.
     b : list of ndarray, shape (l_t, q_t)
-        Random effects per term, levels in ``design.terms[t].labels`` order.
+        Random effects per term, levels in ``spec.terms[t].labels`` order.
     b_condcov : list of ndarray, shape (l_t, q_t, q_t)
         Conditional covariances of the random effects.
     vcov_beta : ndarray, shape (p, p)
     optsummary : OptSummary
     blocks : Blocks
         Cross-products of the training rows.
-    fitted_values : ndarray, shape (n,)
-    response_values : ndarray, shape (n,)
+    fitted_values, response_values : ndarray, shape (n,), or None
+        Of the training rows (None after :meth:`condition`).
+    data : DataFrame or None
+        The training data frame (a reference, not a copy; never saved).
     """
 
-    design: Design
+    spec: Design
     reml: bool
     theta: np.ndarray
     beta: np.ndarray
@@ -59,8 +72,9 @@ class LinearMixedModel:
     vcov_beta: np.ndarray
     optsummary: OptSummary
     blocks: Blocks
-    fitted_values: np.ndarray = field(repr=False)
-    response_values: np.ndarray = field(repr=False)
+    fitted_values: np.ndarray | None = field(repr=False)
+    response_values: np.ndarray | None = field(repr=False)
+    data: pd.DataFrame | None = field(default=None, repr=False)
 
     # -- sizes and parameters ---------------------------------------------------
     @property
@@ -74,7 +88,7 @@ class LinearMixedModel:
     def Ts(self) -> list[np.ndarray]:
         """Per term, the relative covariance factor ``T_t``, shape (q_t, q_t)."""
         out, start = [], 0
-        for t in self.design.terms:
+        for t in self.spec.terms:
             out.append(t.T(self.theta[start : start + t.ntheta]))
             start += t.ntheta
         return out
@@ -90,11 +104,11 @@ class LinearMixedModel:
 
     @property
     def fixef(self) -> pd.Series:
-        return pd.Series(self.beta, index=list(self.design.fixed_names), name="fixef")
+        return pd.Series(self.beta, index=list(self.spec.fixed_names), name="fixef")
 
     @property
     def vcov(self) -> pd.DataFrame:
-        names = list(self.design.fixed_names)
+        names = list(self.spec.fixed_names)
         return pd.DataFrame(self.vcov_beta, index=names, columns=names)
 
     # -- likelihood -------------------------------------------------------------
@@ -119,7 +133,7 @@ class LinearMixedModel:
     # -- random effects -----------------------------------------------------------
     def _by_group(self, values: list[np.ndarray]) -> dict[str, pd.DataFrame]:
         out: dict[str, pd.DataFrame] = {}
-        for t, v in zip(self.design.terms, values, strict=True):
+        for t, v in zip(self.spec.terms, values, strict=True):
             frame = pd.DataFrame(v, index=pd.Index(t.labels, name=t.group), columns=t.columns)
             if t.group in out:  # (1 | g) + (0 + x | g): one frame per factor
                 frame = out[t.group].join(frame, rsuffix=".1")
@@ -158,7 +172,7 @@ class LinearMixedModel:
         ``term2`` set give a covariance (in ``variance``) and the correlation.
         """
         rows: list[dict[str, Any]] = []
-        for t, S in zip(self.design.terms, self.covariances(), strict=True):
+        for t, S in zip(self.spec.terms, self.covariances(), strict=True):
             sd = np.sqrt(np.diag(S))
             for i, name in enumerate(t.columns):
                 rows.append(
@@ -200,11 +214,94 @@ class LinearMixedModel:
     # -- training rows ------------------------------------------------------------
     def fitted(self) -> np.ndarray:
         """Conditional fitted values ``X beta + Z b`` of the training rows, shape (n,)."""
-        return self.fitted_values.copy()
+        if self.fitted_values is not None:
+            return self.fitted_values.copy()
+        return np.asarray(self.predict())
 
     def residuals(self) -> np.ndarray:
         """Response minus conditional fitted values, shape (n,)."""
-        return self.response_values - self.fitted_values
+        if self.response_values is None:
+            if self.data is None:
+                raise DataError("this model holds no training data; residuals need it")
+            return self.spec.response_vector(self.data) - self.fitted()
+        return self.response_values - self.fitted()
+
+    # -- prediction -------------------------------------------------------------------
+    def predict(
+        self,
+        newdata: pd.DataFrame | None = None,
+        re: str | None = "all",
+        new_levels: str = "population",
+        given: pd.DataFrame | None = None,
+        interval: str | None = None,
+        level: float = 0.95,
+    ) -> np.ndarray | pd.DataFrame:
+        """Predict with the random effects.
+
+        Parameters
+        ----------
+        newdata : DataFrame, optional
+            Rows to predict; None for the training rows.
+        re : str, default "all"
+            ``"all"``, ``"none"``, or lme4's ``re.form`` terms such as
+            ``"(1 | Subject)"``: the random effects to include.
+        new_levels : {"population", "nan", "error"}
+            Unseen levels: effect 0 (population level), NaN, or an error
+            listing them. Nested terms keep the levels they know.
+        given : DataFrame, optional
+            Observations with the response: the random effects of their
+            groups are updated from them first (see :meth:`condition`).
+        interval : {None, "confidence", "prediction"}
+            None returns an ndarray of shape (n,); otherwise a DataFrame
+            with columns ``fit, se, lower, upper`` (see
+            :mod:`mixedfx.predict` for the variance parts of each).
+        level : float, default 0.95
+
+        Returns
+        -------
+        ndarray, shape (n,), or DataFrame
+        """
+        from .predict import predict
+
+        model = self if given is None else self.condition(given)
+        return predict(model, newdata, re, new_levels, interval, level)
+
+    def condition(self, given: pd.DataFrame) -> LinearMixedModel:
+        """A model with the same parameters and BLUPs updated by ``given`` (with response)."""
+        from .condition import condition
+
+        return condition(self, given)
+
+    def design(self, newdata: pd.DataFrame | None = None) -> ModelMatrices:
+        """The fixed-effects matrix X and the sparse random-effects matrix Z of rows.
+
+        Returns
+        -------
+        ModelMatrices
+            ``X`` (DataFrame, n x p), ``Z`` (scipy.sparse CSR, n x sum l_t q_t)
+            and ``z_names``, one ``"group[level]:column"`` per column of Z.
+        """
+        from . import rows
+
+        data = self.data if newdata is None else newdata
+        if data is None:
+            raise DataError("this model holds no training data; pass newdata")
+        r = rows.build(self.spec, data)
+        Z, names = rows.z_matrix(self.spec, r)
+        X = pd.DataFrame(r.X, index=data.index, columns=list(self.spec.fixed_names))
+        return ModelMatrices(X, Z, names)
+
+    @functools.cached_property
+    def _prediction_error(self) -> PredictionError:
+        from .objective import Objective
+
+        return PredictionError(
+            Objective(self.blocks, self.spec.terms, self.reml).factor(self.theta)
+        )
+
+    def prediction_error(self) -> PredictionError:
+        """The factored mixed-model equations at the estimates (computed once)."""
+        return self._prediction_error
 
     def summary(self) -> str:
         """A printable lme4-style summary."""
@@ -215,6 +312,6 @@ class LinearMixedModel:
     def __repr__(self) -> str:
         kind = "REML" if self.reml else "ML"
         return (
-            f"<LinearMixedModel {self.design.formula!r} fit by {kind}: "
+            f"<LinearMixedModel {self.spec.formula!r} fit by {kind}: "
             f"{self.nobs} obs, objective {self.objective:.4f}>"
         )

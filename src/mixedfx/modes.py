@@ -36,7 +36,10 @@ def solve(f: Factor) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
     """
     bl = f.blocks
     L22 = f.L22
-    x2, _ = lapack.dtrtrs(L22[:-1, :-1], L22[-1, :-1], lower=1, trans=1)
+    if L22.shape[0] > 1:
+        x2, _ = lapack.dtrtrs(L22[:-1, :-1], L22[-1, :-1], lower=1, trans=1)
+    else:
+        x2 = np.zeros(0)
     mr = bl.mr
     beta = x2[mr:]
     L21 = f.L21

@@ -24,7 +24,7 @@ def _table(rows: list[list[str]]) -> str:
 def render(m: LinearMixedModel) -> str:
     """The summary text: criterion, variance components, fixed effects, flags."""
     kind = "REML" if m.reml else "maximum likelihood"
-    lines = [f"Linear mixed model fit by {kind}", f"Formula: {m.design.formula}", ""]
+    lines = [f"Linear mixed model fit by {kind}", f"Formula: {m.spec.formula}", ""]
     crit = "REML criterion" if m.reml else "deviance"
     lines.append(
         f"{crit}: {m.objective:.4f}   logLik: {m.loglik:.4f}   AIC: {m.aic:.4f}   BIC: {m.bic:.4f}"
@@ -47,17 +47,17 @@ def render(m: LinearMixedModel) -> str:
             ]
         )
     lines.append(_table(rows))
-    groups = ", ".join(f"{t.group}, {t.nlevels}" for t in m.design.terms)
+    groups = ", ".join(f"{t.group}, {t.nlevels}" for t in m.spec.terms)
     lines.append(f"Number of obs: {m.nobs}, groups: {groups}")
     lines.append("")
     lines.append("Fixed effects:")
     se = np.sqrt(np.diag(m.vcov_beta))
     rows = [["", "Estimate", "Std. Error", "t value"]]
-    for name, est, s in zip(m.design.fixed_names, m.beta, se, strict=True):
+    for name, est, s in zip(m.spec.fixed_names, m.beta, se, strict=True):
         rows.append([name, f"{est:.4f}", f"{s:.4f}", f"{est / s:.3f}" if s > 0 else "NA"])
     lines.append(_table([[r[0], "", *r[1:]] for r in rows]).replace("  ", " ", 0))
-    if m.design.dropped:
-        lines.append(f"fixed-effect columns dropped as rank deficient: {list(m.design.dropped)}")
+    if m.spec.dropped:
+        lines.append(f"fixed-effect columns dropped as rank deficient: {list(m.spec.dropped)}")
     if m.singular:
         lines.append("boundary (singular) fit: a variance is zero or a correlation is +/-1")
     if not m.converged:

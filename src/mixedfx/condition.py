@@ -1,0 +1,122 @@
+"""Condition a fitted model on new observations: BLUPs updated, parameters fixed.
+
+Given rows with the response, the random effects of every group are the
+conditional modes from the training rows plus the given rows, with beta,
+theta and sigma held at their estimates: they solve::
+
+    (Lambda'Z'Z Lambda + I) u = Lambda'Z'(y - X beta),   b = Lambda u
+
+over all rows, jointly for crossed and nested terms. For one new group of a
+single factor this is ``b = (Z'Z + sigma^2 G^-1)^-1 Z'(y - X beta)``. The
+training rows enter only through their cross-product blocks (kept in the
+model), so no training data is needed, and groups new to the model become
+levels of the conditioned model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from . import blocks as blocks_mod
+from . import levels as lv
+from . import modes
+from .errors import DataError
+from .factor import factor
+from .reterm import ReTerm
+
+if TYPE_CHECKING:
+    from .model import LinearMixedModel
+
+
+def _factor_keys(data: pd.DataFrame, name: str, known: np.ndarray) -> np.ndarray:
+    """Keys of one grouping column, training keys first, then the given rows' new ones."""
+    uniques = pd.unique(data[name].dropna())
+    keys = lv.canonical_keys(uniques) if len(uniques) else np.array([], dtype=object)
+    fresh = np.setdiff1d(keys.astype(str), known.astype(str))
+    return np.concatenate([known, fresh.astype(object)])
+
+
+def _with_new_levels(t: ReTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray]:
+    """The term with the given rows' unseen levels appended, and the rows' codes."""
+    codes = t.codes(data)
+    keys = t.new_keys(data)
+    missing = pd.isna(keys)
+    if missing.any():
+        raise DataError(
+            f"given has {int(missing.sum())} row(s) with a missing label of "
+            f"{t.group!r}; every given row needs its groups"
+        )
+    unseen = codes < 0
+    if not unseen.any():
+        return t, codes
+    new_keys, inverse = np.unique(keys[unseen].astype(str), return_inverse=True)
+    codes = codes.copy()
+    codes[unseen] = t.nlevels + inverse
+    new = dataclasses.replace(
+        t,
+        keys=np.concatenate([t.keys, new_keys.astype(object)]),
+        labels=np.concatenate([t.labels, new_keys.astype(object)]),
+        factor_keys=tuple(
+            _factor_keys(data, f, fk) for f, fk in zip(t.term.factors, t.factor_keys, strict=True)
+        ),
+    )
+    return new, codes
+
+
+def condition(model: LinearMixedModel, given: pd.DataFrame) -> LinearMixedModel:
+    """The model with random effects conditioned on the training rows plus ``given``.
+
+    Parameters
+    ----------
+    model : LinearMixedModel
+    given : DataFrame
+        Rows with the response, the predictors and the grouping columns.
+
+    Returns
+    -------
+    LinearMixedModel
+        Same beta, theta, sigma and objective; random effects, their
+        conditional covariances and the cross-product blocks updated; levels
+        new in ``given`` appended to each term's levels.
+    """
+    if not isinstance(given, pd.DataFrame):
+        raise DataError(f"given must be a pandas DataFrame, got {type(given).__name__}")
+    if len(given) == 0:
+        return model
+    spec = model.spec
+    y = spec.response_vector(given)
+    X = spec.X(given)
+    if not np.isfinite(X).all():
+        bad = int((~np.isfinite(X).all(axis=1)).sum())
+        raise DataError(f"given has {bad} row(s) with missing predictors; drop them first")
+    terms, codes, Ms = [], [], []
+    for t in spec.terms:
+        nt, c = _with_new_levels(t, given)
+        M = nt.model_matrix(given)
+        if not np.isfinite(M).all():
+            raise DataError(f"given has missing values in the columns of random term {t.term}")
+        terms.append(nt)
+        codes.append(c)
+        Ms.append(M)
+    nlevels = [t.nlevels for t in terms]
+    old = model.blocks
+    extra = blocks_mod.form(X, y, tuple(codes), tuple(Ms), nlevels, first=old.first)
+    blocks = blocks_mod.add(blocks_mod.extend(old, nlevels), extra)
+    Ts = model.Ts()
+    f = factor(blocks_mod.fix_beta(blocks, model.beta), Ts)
+    _, _, b = modes.solve(f)
+    new_spec = dataclasses.replace(spec, terms=tuple(terms))
+    updated = dataclasses.replace(
+        model,
+        spec=new_spec,
+        b=b,
+        b_condcov=modes.condcov(f, model.sigma),
+        blocks=blocks,
+        fitted_values=None,
+        response_values=None,
+    )
+    return updated

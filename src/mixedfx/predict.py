@@ -1,0 +1,158 @@
+"""Predictions with the random effects: every ``re`` / ``new_levels`` mode, with intervals.
+
+For new row ``i`` with fixed part ``x_i`` and, per term ``t``, level ``k`` and
+model-matrix row ``z_ti``::
+
+    fit_i = x_i'beta + sum over included terms with known level of z_ti' b_t[k]
+
+Variance parts (``Sigma_t = sigma^2 T_t T_t'`` the covariance of one level's
+effects, ``inc``/``om`` the included and omitted columns of a term):
+
+* ``"confidence"``: the prediction-error variance of the conditional mean of
+  the included effects, from the mixed-model equations (beta-hat and b-hat - b
+  jointly, cross terms included), plus ``z_inc' Sigma_t z_inc`` for terms whose
+  level is new (their effect is unknown: prior variance).
+* ``"prediction"``: the confidence variance, plus ``z_om' Sigma_t z_om`` for
+  omitted effects (e.g. all of them with ``re="none"``), the rest of
+  ``z' Sigma_t z`` for new levels, and ``sigma^2`` for the new observation.
+
+Intervals are ``fit +/- z_(1+level)/2 * se`` with normal quantiles.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from . import rows as rows_mod
+from .errors import DataError, MixedFXWarning
+
+if TYPE_CHECKING:
+    from .model import LinearMixedModel
+
+NEW_LEVELS = ("population", "nan", "error")
+
+
+def _unseen_message(
+    spec_term_group: str, data: pd.DataFrame, factors: list[str], unseen: np.ndarray
+) -> str:
+    labels = data.loc[unseen, factors].drop_duplicates().astype(str).agg(":".join, axis=1)
+    shown = labels.head(10).tolist()
+    more = f" and {len(labels) - 10} more" if len(labels) > 10 else ""
+    return (
+        f"new data has {len(labels)} level(s) of {spec_term_group!r} not seen in "
+        f"training: {shown}{more}; use new_levels='population' or 'nan' to predict them"
+    )
+
+
+def predict(
+    model: LinearMixedModel,
+    newdata: pd.DataFrame | None = None,
+    re: str | None = "all",
+    new_levels: str = "population",
+    interval: str | None = None,
+    level: float = 0.95,
+) -> np.ndarray | pd.DataFrame:
+    """See :meth:`mixedfx.LinearMixedModel.predict`."""
+    if new_levels not in NEW_LEVELS:
+        raise ValueError(f"new_levels must be one of {NEW_LEVELS}, got {new_levels!r}")
+    if interval not in (None, "confidence", "prediction"):
+        raise ValueError(f"interval must be None, 'confidence' or 'prediction', got {interval!r}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be between 0 and 1, got {level!r}")
+    spec = model.spec
+    if newdata is None:
+        if model.data is None:
+            raise DataError(
+                "this model holds no training data (it was loaded from a file or "
+                "conditioned); pass newdata"
+            )
+        newdata = model.data
+    masks = rows_mod.select(spec, re)
+    r = rows_mod.build(spec, newdata)
+    rows_mod.warn_unseen(spec, newdata, r, masks)
+    n = r.n
+    fit = r.X @ model.beta if n else np.zeros(0)
+    bad = ~np.isfinite(fit)
+    unknown_used = np.zeros(n, dtype=bool)
+    for t, codes, M, b, mask in zip(spec.terms, r.codes, r.M, model.b, masks, strict=True):
+        if not mask.any():
+            continue
+        known = codes >= 0
+        unseen = ~known
+        if unseen.any() and new_levels == "error":
+            raise DataError(_unseen_message(t.group, newdata, list(t.term.factors), unseen))
+        unknown_used |= unseen
+        Mi = M[:, mask]
+        contrib = np.einsum("nq,nq->n", Mi, b[np.maximum(codes, 0)][:, mask])
+        fit = fit + np.where(known, contrib, 0.0)
+        bad |= ~np.isfinite(Mi).all(axis=1)
+    fit = np.where(bad, np.nan, fit)
+    if new_levels == "nan":
+        fit = np.where(unknown_used, np.nan, fit)
+    if bad.any():
+        warnings.warn(
+            f"{int(bad.sum())} row(s) of newdata have missing predictors; their "
+            "predictions are NaN",
+            MixedFXWarning,
+            stacklevel=3,
+        )
+    if interval is None:
+        return fit
+    se = np.sqrt(_variance(model, r, masks, interval, bad | (unknown_used & (new_levels == "nan"))))
+    half = norm.ppf(0.5 + level / 2.0) * se
+    index = newdata.index
+    return pd.DataFrame(
+        {"fit": fit, "se": se, "lower": fit - half, "upper": fit + half}, index=index
+    )
+
+
+def _variance(
+    model: LinearMixedModel,
+    r: rows_mod.Rows,
+    masks: list[np.ndarray],
+    interval: str,
+    invalid: np.ndarray,
+) -> np.ndarray:
+    """Variance behind the interval, per row (see module docstring)."""
+    spec, bl = model.spec, model.blocks
+    n = r.n
+    Ts = model.Ts()
+    covs = model.covariances()
+    first = bl.first
+    clean = [np.nan_to_num(M) for M in r.M]
+    # first term: T0'z0 where the level is known and columns included
+    c0, M0, mask0 = r.codes[first], clean[first], masks[first]
+    known0 = (c0 >= 0) & mask0.any()
+    z0 = np.where(known0[:, None], (M0 * mask0) @ Ts[first], 0.0)
+    k0 = np.maximum(c0, 0)
+    # the sparse rest of v: rest terms' T'z at their level, then x
+    pos, val = [], []
+    for rt in bl.rest:
+        codes, mask = r.codes[rt.term], masks[rt.term]
+        known = (codes >= 0) & mask.any()
+        tz = np.where(known[:, None], (clean[rt.term] * mask) @ Ts[rt.term], 0.0)
+        base = rt.offset + np.maximum(codes, 0) * rt.q
+        pos.append(base[:, None] + np.arange(rt.q)[None, :])
+        val.append(tz)
+    pos.append(np.broadcast_to(bl.mr + np.arange(bl.p), (n, bl.p)))
+    val.append(np.nan_to_num(r.X))
+    P = np.concatenate(pos, axis=1).astype(np.int64)
+    V = np.concatenate(val, axis=1)
+    var = model.sigma**2 * model.prediction_error().relative_variance(z0, k0, P, V)
+    for t, codes, M, mask, S in zip(spec.terms, r.codes, clean, masks, covs, strict=True):
+        unseen = codes < 0
+        inc = M * mask
+        om = M * ~mask
+        full = np.einsum("nq,qr,nr->n", M, S, M)
+        part_inc = np.einsum("nq,qr,nr->n", inc, S, inc)
+        var = var + np.where(unseen, part_inc, 0.0)
+        if interval == "prediction":
+            var = var + np.where(unseen, full - part_inc, np.einsum("nq,qr,nr->n", om, S, om))
+    if interval == "prediction":
+        var = var + model.sigma**2
+    return np.where(invalid, np.nan, var)
