@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 def _factor_keys(data: pd.DataFrame, name: str, known: np.ndarray) -> np.ndarray:
     """Keys of one grouping column, training keys first, then the given rows' new ones."""
-    uniques = pd.unique(data[name].dropna())
+    uniques = np.asarray(pd.unique(data[name].dropna()))
     keys = lv.canonical_keys(uniques) if len(uniques) else np.array([], dtype=object)
     fresh = np.setdiff1d(keys.astype(str), known.astype(str))
     return np.concatenate([known, fresh.astype(object)])

@@ -119,7 +119,7 @@ def _variance(
     invalid: np.ndarray,
 ) -> np.ndarray:
     """Variance behind the interval, per row (see module docstring)."""
-    spec, bl = model.spec, model.blocks
+    bl = model.blocks
     n = r.n
     Ts = model.Ts()
     covs = model.covariances()
@@ -144,7 +144,7 @@ def _variance(
     P = np.concatenate(pos, axis=1).astype(np.int64)
     V = np.concatenate(val, axis=1)
     var = model.sigma**2 * model.prediction_error().relative_variance(z0, k0, P, V)
-    for t, codes, M, mask, S in zip(spec.terms, r.codes, clean, masks, covs, strict=True):
+    for codes, M, mask, S in zip(r.codes, clean, masks, covs, strict=True):
         unseen = codes < 0
         inc = M * mask
         om = M * ~mask
