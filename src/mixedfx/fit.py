@@ -13,7 +13,7 @@ from . import modes
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
 from .model import LinearMixedModel
 from .objective import Objective
-from .optimize import OptSummary, minimize
+from .optimize import OptSummary, boundary_restarts, minimize
 
 
 def lmm(formula: str, data: pd.DataFrame, reml: bool = True) -> LinearMixedModel:
@@ -39,6 +39,7 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True) -> LinearMixedModel
     )
     objective = Objective(blocks, design.terms, reml)
     opt = minimize(objective, objective.start(), objective.lower())
+    opt = boundary_restarts(objective, opt, objective.lower() == 0.0)
     return finish(design, arrays, blocks, objective, opt, data)
 
 

@@ -1,0 +1,101 @@
+"""A dense, slow, obviously correct linear mixed model for differential tests.
+
+V = Z G Z' + sigma^2 I, profile beta by GLS, minimise the profiled deviance
+with a generic optimizer; everything with dense matrices and numpy.linalg.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import minimize
+
+import mixedfx as mfx
+
+
+def dense_z(m: mfx.LinearMixedModel, data: pd.DataFrame) -> np.ndarray:
+    return m.design(data).Z.toarray()
+
+
+def dense_lambda(m: mfx.LinearMixedModel, theta: np.ndarray) -> np.ndarray:
+    """Block-diagonal Lambda(theta) in the column order of Z."""
+    blocks, start = [], 0
+    for t in m.spec.terms:
+        T = t.T(theta[start : start + t.ntheta])
+        start += t.ntheta
+        blocks += [T] * t.nlevels
+    size = sum(b.shape[0] for b in blocks)
+    out = np.zeros((size, size))
+    pos = 0
+    for b in blocks:
+        q = b.shape[0]
+        out[pos : pos + q, pos : pos + q] = b
+        pos += q
+    return out
+
+
+def profiled(
+    theta: np.ndarray,
+    m: mfx.LinearMixedModel,
+    X: np.ndarray,
+    Z: np.ndarray,
+    y: np.ndarray,
+    reml: bool,
+) -> tuple[float, np.ndarray, float]:
+    """Objective, beta and sigma at theta from V = Z Lambda Lambda' Z' + I (times sigma^2)."""
+    n, p = X.shape
+    Lam = dense_lambda(m, theta)
+    V0 = Z @ Lam @ Lam.T @ Z.T + np.eye(n)
+    Vi = np.linalg.inv(V0)
+    XtViX = X.T @ Vi @ X
+    beta = np.linalg.solve(XtViX, X.T @ Vi @ y)
+    resid = y - X @ beta
+    r2 = float(resid @ Vi @ resid)
+    logdet = np.linalg.slogdet(V0)[1]
+    if reml:
+        dof = n - p
+        obj = logdet + np.linalg.slogdet(XtViX)[1] + dof * (1 + np.log(2 * np.pi * r2 / dof))
+        return obj, beta, np.sqrt(r2 / dof)
+    return logdet + n * (1 + np.log(2 * np.pi * r2 / n)), beta, np.sqrt(r2 / n)
+
+
+def refit(m: mfx.LinearMixedModel, data: pd.DataFrame) -> tuple[float, np.ndarray]:
+    """Minimise the dense objective from the engine's optimum and from lme4's start."""
+    X = m.design(data).X.to_numpy()
+    Z = dense_z(m, data)
+    y = m.spec.response_vector(data)
+    lower = np.concatenate([t.lower_bounds() for t in m.spec.terms])
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
+    best = None
+    for start in (m.theta, np.concatenate([t.start() for t in m.spec.terms])):
+        res = minimize(
+            lambda th: profiled(th, m, X, Z, y, m.reml)[0], start, method="L-BFGS-B", bounds=bounds
+        )
+        if best is None or res.fun < best.fun:
+            best = res
+    assert best is not None
+    return float(best.fun), best.x
+
+
+def mme_modes(m: mfx.LinearMixedModel, data: pd.DataFrame) -> np.ndarray:
+    """b = Lambda (Lambda'Z'Z Lambda + I)^-1 Lambda'Z'(y - X beta), stacked like Z's columns."""
+    X = m.design(data).X.to_numpy()
+    Z = dense_z(m, data)
+    y = m.spec.response_vector(data)
+    Lam = dense_lambda(m, m.theta)
+    A = Lam.T @ Z.T @ Z @ Lam + np.eye(Lam.shape[0])
+    u = np.linalg.solve(A, Lam.T @ Z.T @ (y - X @ m.beta))
+    return Lam @ u
+
+
+def henderson_se(m: mfx.LinearMixedModel, train: pd.DataFrame, new: pd.DataFrame) -> np.ndarray:
+    """Confidence se of x'beta + z'b for rows of known levels, from a dense C^-1."""
+    X = m.design(train).X.to_numpy()
+    Z = dense_z(m, train)
+    Lam = dense_lambda(m, m.theta)
+    ZL = Z @ Lam
+    C = np.block([[X.T @ X, X.T @ ZL], [ZL.T @ X, ZL.T @ ZL + np.eye(ZL.shape[1])]])
+    Ci = np.linalg.inv(C)
+    d = m.design(new)
+    V = np.hstack([d.X.to_numpy(), d.Z.toarray() @ Lam])
+    return m.sigma * np.sqrt(np.einsum("ni,ij,nj->n", V, Ci, V))

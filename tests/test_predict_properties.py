@@ -1,0 +1,96 @@
+"""Invariants of prediction on random small designs (hypothesis)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mixedfx as mfx
+from oracle import henderson_se, mme_modes
+from strategies import datasets
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def fit(case: dict) -> mfx.LinearMixedModel:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mfx.lmm(case["formula"], case["data"], reml=case["reml"])
+
+
+def stacked_b(m: mfx.LinearMixedModel) -> np.ndarray:
+    return np.concatenate([b.ravel() for b in m.b])
+
+
+@SETTINGS
+@given(datasets())
+def test_training_predictions_equal_fitted(case: dict) -> None:
+    m = fit(case)
+    np.testing.assert_allclose(m.predict(), m.fitted(), rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(m.predict(case["data"]), m.fitted(), rtol=1e-12, atol=1e-10)
+
+
+@SETTINGS
+@given(datasets())
+def test_fixed_plus_random_equals_all(case: dict) -> None:
+    m = fit(case)
+    d = m.design(case["data"])
+    random_part = d.Z @ stacked_b(m)
+    fixed = m.predict(case["data"], re="none")
+    np.testing.assert_allclose(fixed, d.X.to_numpy() @ m.beta, rtol=1e-12, atol=1e-10)
+    np.testing.assert_allclose(fixed + random_part, m.predict(case["data"]), atol=1e-9)
+
+
+@SETTINGS
+@given(datasets(), st.randoms(use_true_random=False))
+def test_row_order_does_not_matter(case: dict, rnd) -> None:  # type: ignore[no-untyped-def]
+    m = fit(case)
+    data = case["data"]
+    perm = np.array(rnd.sample(range(len(data)), len(data)))
+    shuffled = data.iloc[perm]
+    np.testing.assert_allclose(m.predict(shuffled), m.predict(data)[perm], rtol=1e-12)
+    m2 = fit({**case, "data": shuffled.reset_index(drop=True)})
+    assert abs(m2.objective - m.objective) <= 1e-8 * abs(m.objective)
+    np.testing.assert_allclose(m2.predict(data), m.predict(data), rtol=1e-5, atol=1e-6)
+
+
+@SETTINGS
+@given(datasets())
+def test_empty_given_changes_nothing(case: dict) -> None:
+    m = fit(case)
+    data = case["data"]
+    np.testing.assert_array_equal(m.predict(data, given=data.iloc[:0]), m.predict(data))
+
+
+@SETTINGS
+@given(datasets(), st.integers(1, 4))
+def test_given_equals_dense_mme_solve(case: dict, extra: int) -> None:
+    """Conditioning on new rows (known and new groups) = dense solve at fixed parameters."""
+    m = fit(case)
+    data = case["data"]
+    rng = np.random.default_rng(case["seed"])
+    new = data.sample(extra, random_state=case["seed"] % 1000, replace=True).copy()
+    new["y"] = new["y"] + rng.normal(size=extra)
+    new.loc[new.index[-1], "g"] = "brand-new"
+    new = new.reset_index(drop=True)
+    c = m.condition(new)
+    combined = pd.concat([data, new], ignore_index=True)
+    np.testing.assert_allclose(stacked_b(c), mme_modes(c, combined), rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(c.predict(new), m.predict(new, given=new), rtol=1e-12)
+
+
+@SETTINGS
+@given(datasets())
+def test_confidence_se_equals_dense_henderson(case: dict) -> None:
+    m = fit(case)
+    data = case["data"]
+    out = m.predict(data, interval="confidence")
+    np.testing.assert_allclose(
+        out["se"].to_numpy(), henderson_se(m, data, data), rtol=1e-6, atol=1e-9
+    )
+    pred = m.predict(data, interval="prediction")
+    np.testing.assert_allclose(pred["se"] ** 2, out["se"] ** 2 + m.sigma**2, rtol=1e-10)
