@@ -28,6 +28,7 @@ bench: $(STAMP)
 # Regenerate the lme4 reference values (needs R with lme4: apt-get install r-base-core r-cran-lme4).
 reference:
 	Rscript tests/reference/make_reference.R
+	Rscript tests/reference/make_predictions.R
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -15,6 +15,7 @@ from .errors import (
 )
 from .fit import lmm
 from .model import LinearMixedModel
+from .modelfile import load
 
 __version__ = "0.1.0"
 
@@ -30,4 +31,5 @@ __all__ = [
     "SingularFitWarning",
     "datasets",
     "lmm",
+    "load",
 ]

@@ -60,6 +60,7 @@ class Design:
     fixed_names: tuple[str, ...]
     dropped: tuple[str, ...]
     terms: tuple[reterm.ReTerm, ...]
+    all_names: tuple[str, ...] = ()  # formulaic's column names before dropping
 
     @property
     def response(self) -> str:
@@ -76,7 +77,12 @@ class Design:
         categorical predictor is an error naming it.
         """
         check_columns(data, self.fixed_variables(), "fixed-effects")
-        full = build_fixed(self.fixed_spec, data)
+        full, names = build_fixed(self.fixed_spec, data)
+        if self.all_names and names != self.all_names:
+            raise DataError(
+                f"the fixed-effects columns of the new data {list(names)} differ "
+                f"from training's {list(self.all_names)}"
+            )
         return full[:, self.kept]
 
     def response_vector(self, data: pd.DataFrame) -> np.ndarray:
@@ -94,7 +100,7 @@ def check_columns(data: pd.DataFrame, names: list[str], what: str) -> None:
         )
 
 
-def build_fixed(spec: object, data: pd.DataFrame) -> np.ndarray:
+def build_fixed(spec: object, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
     """Apply a learned formulaic spec; unseen categorical levels are errors."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", category=Warning)
@@ -104,7 +110,7 @@ def build_fixed(spec: object, data: pd.DataFrame) -> np.ndarray:
             raise DataError(f"new data does not fit the fixed effects: {exc}") from exc
         except FormulaicError as exc:
             raise DataError(f"cannot build the fixed effects from the data: {exc}") from exc
-    return np.asarray(mm, dtype=float)
+    return np.asarray(mm, dtype=float), tuple(mm.model_spec.column_names)
 
 
 def response(data: pd.DataFrame, name: str) -> np.ndarray:
@@ -223,6 +229,13 @@ def learn(formula: str, data: pd.DataFrame) -> tuple[Design, TrainingArrays]:
     order = sorted(range(len(terms)), key=lambda t: -terms[t].nlevels)  # lme4's term order
     terms, codes, Ms = [terms[t] for t in order], [codes[t] for t in order], [Ms[t] for t in order]
     design = Design(
-        formula, parsed, spec, kept, tuple(names[j] for j in kept), dropped, tuple(terms)
+        formula,
+        parsed,
+        spec,
+        kept,
+        tuple(names[j] for j in kept),
+        dropped,
+        tuple(terms),
+        tuple(spec.column_names),
     )
     return design, TrainingArrays(full[:, kept], y, tuple(codes), tuple(Ms))

@@ -9,6 +9,7 @@ the training rows (sufficient statistics: no training data is kept).
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -290,6 +291,12 @@ class LinearMixedModel:
         Z, names = rows.z_matrix(self.spec, r)
         X = pd.DataFrame(r.X, index=data.index, columns=list(self.spec.fixed_names))
         return ModelMatrices(X, Z, names)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Save to a ``.mfx`` file: JSON and arrays in a zip, no pickle, no training rows."""
+        from .modelfile import save
+
+        save(self, path)
 
     @functools.cached_property
     def _prediction_error(self) -> PredictionError:

@@ -1,0 +1,363 @@
+"""``MixedLMRegressor``: a linear mixed model as a scikit-learn estimator.
+
+Two ways to name the model:
+
+* ``MixedLMRegressor("y ~ x + (x | g)")``: an lme4 formula. ``X`` is a
+  DataFrame with the predictor and grouping columns; ``y`` is the response,
+  given the formula's response name.
+* ``MixedLMRegressor(groups="g", random="1 + x")``: every column of ``X``
+  other than ``groups`` is a fixed effect (with an intercept), and the random
+  part is ``(random | groups)``. The response is called ``response`` (default
+  ``"y"``), so the formula reads ``y ~ x + z + (1 + x | g)``.
+
+Prediction uses the random effects of the groups seen in training (their
+BLUPs); rows of groups never seen get the population-level prediction (or NaN,
+or an error; see ``new_levels``). ``given`` rows update the random effects of
+their groups before predicting, without refitting.
+
+This module imports scikit-learn; ``import mixedfx`` does not (the class is
+exported lazily). Install it with ``pip install 'mixedfx[sklearn]'``.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+try:
+    from sklearn.base import BaseEstimator, RegressorMixin
+    from sklearn.utils.validation import check_is_fitted
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "mixedfx.MixedLMRegressor needs scikit-learn; install it with "
+        "pip install 'mixedfx[sklearn]'"
+    ) from exc
+
+from .fit import lmm
+from .formula import parse
+from .model import LinearMixedModel
+from .predict import NEW_LEVELS
+
+__all__ = ["MixedLMRegressor"]
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DEFAULT_RESPONSE = "y"
+
+
+def quote(name: str) -> str:
+    """A column name as a formula term: bare when an identifier, else in backticks.
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    str
+        ``name`` or ```name```, as formulaic expects.
+
+    Raises
+    ------
+    ValueError
+        For a name holding a backtick, which a formula cannot quote.
+    """
+    if _IDENTIFIER.match(name) and not keyword.iskeyword(name):
+        return name
+    if "`" in name:
+        raise ValueError(f"column name {name!r} contains a backtick; rename the column")
+    return f"`{name}`"
+
+
+def _as_frame(X: Any, what: str) -> pd.DataFrame:
+    """Check that ``X`` is a DataFrame with string column names."""
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(
+            f"{what} must be a pandas DataFrame (columns are named in the model), "
+            f"got {type(X).__name__}; in a Pipeline use set_output(transform='pandas')"
+        )
+    bad = [c for c in X.columns if not isinstance(c, str)]
+    if bad:
+        raise ValueError(f"{what} has column names that are not strings: {bad[:10]}")
+    return X
+
+
+def _with_response(X: pd.DataFrame, y: Any, response: str, what: str) -> pd.DataFrame:
+    """A copy of ``X`` with ``y`` (matched by position) in the column ``response``."""
+    if response in X.columns:
+        raise ValueError(
+            f"{what} already has a column {response!r}, the name of the response; "
+            "pass the response as y only (or, with groups=, choose another name "
+            "with the response parameter)"
+        )
+    values = np.asarray(y)
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        raise ValueError(f"y must be one-dimensional, got shape {values.shape}")
+    if len(values) != len(X):
+        raise ValueError(f"y has {len(values)} values for {len(X)} rows of {what}")
+    data = X.copy()
+    data[response] = values
+    return data
+
+
+class MixedLMRegressor(RegressorMixin, BaseEstimator):
+    """A linear mixed model that predicts with the random effects.
+
+    Give exactly one of ``formula`` and ``groups``.
+
+    Parameters
+    ----------
+    formula : str, optional
+        An lme4 formula such as ``"Reaction ~ Days + (Days | Subject)"``.
+        ``fit`` puts ``y`` into a copy of ``X`` under the formula's response
+        name, which ``X`` must not already have.
+    groups : str, optional
+        The grouping column of ``X``. Every other column of ``X`` is a fixed
+        effect (object and categorical columns as factors), with an intercept,
+        and the formula is ``response ~ c1 + c2 + ... + (random | groups)``.
+    random : str, default "1"
+        With ``groups``: the left side of the random-effects bar, e.g.
+        ``"1"`` (random intercepts), ``"1 + x"`` or ``"0 + x"``.
+    response : str, optional
+        With ``groups``: the response's name in the formula (default ``"y"``),
+        and so the column that ``given`` frames must hold the response in.
+        With ``formula`` leave it unset: the formula names the response.
+    reml : bool, default True
+        REML (True) or maximum likelihood (False).
+    new_levels : {"population", "nan", "error"}, default "population"
+        Default for :meth:`predict`: groups not seen in training get the
+        population-level prediction (random effects 0), NaN, or an error.
+
+    Attributes
+    ----------
+    model_ : LinearMixedModel
+        The fitted model (``model_.fixef``, ``model_.ranef``, ...).
+    formula_ : str
+        The formula fitted.
+    response_ : str
+        The response's name in ``formula_``.
+    n_features_in_ : int
+        Number of columns of ``X`` in ``fit``.
+    feature_names_in_ : ndarray of str, shape (n_features_in_,)
+        Column names of ``X`` in ``fit``.
+
+    Examples
+    --------
+    >>> import mixedfx as mfx
+    >>> df = mfx.datasets.load("sleepstudy")
+    >>> X, y = df[["Days", "Subject"]], df["Reaction"]
+    >>> est = mfx.MixedLMRegressor(groups="Subject", random="1 + Days").fit(X, y)
+    >>> est.formula_
+    'y ~ Days + (1 + Days | Subject)'
+    >>> est.predict(X.head(2)).round(2)
+    array([253.66, 273.33])
+    """
+
+    def __init__(
+        self,
+        formula: str | None = None,
+        *,
+        groups: str | None = None,
+        random: str = "1",
+        response: str | None = None,
+        reml: bool = True,
+        new_levels: str = "population",
+    ) -> None:
+        self.formula = formula
+        self.groups = groups
+        self.random = random
+        self.response = response
+        self.reml = reml
+        self.new_levels = new_levels
+
+    # -- the model formula ----------------------------------------------------------
+    def _check_params(self) -> None:
+        if (self.formula is None) == (self.groups is None):
+            raise ValueError(
+                "give exactly one of formula= (an lme4 formula such as 'y ~ x + (x | g)') "
+                "and groups= (the grouping column; the other columns are fixed effects)"
+                + ("; both were given" if self.formula is not None else "; neither was given")
+            )
+        if self.formula is not None:
+            if not isinstance(self.formula, str):
+                raise ValueError(f"formula must be a string, got {self.formula!r}")
+            if self.response is not None:
+                raise ValueError(
+                    "response= is for groups= mode; with formula= the formula's left-hand "
+                    f"side names the response (got response={self.response!r})"
+                )
+            if self.random != "1":
+                raise ValueError(
+                    "random= is for groups= mode; with formula= write the random terms "
+                    f"in the formula (got random={self.random!r})"
+                )
+        else:
+            if not isinstance(self.groups, str):
+                raise ValueError(
+                    f"groups must be the name of one column of X, got {self.groups!r}; "
+                    "for several grouping factors use formula="
+                )
+            if not isinstance(self.random, str) or not self.random.strip():
+                raise ValueError(
+                    f"random must be a string such as '1' or '1 + x', got {self.random!r}"
+                )
+            if "|" in self.random or "~" in self.random:
+                raise ValueError(
+                    f"random={self.random!r} should be only the left side of the bar, "
+                    "e.g. '1 + x'; for anything more use formula="
+                )
+            response = DEFAULT_RESPONSE if self.response is None else self.response
+            if not isinstance(response, str) or not response.strip() or "~" in response:
+                raise ValueError(f"response must be a column name, got {response!r}")
+        if not isinstance(self.reml, bool | np.bool_):
+            raise ValueError(f"reml must be True or False, got {self.reml!r}")
+        if self.new_levels not in NEW_LEVELS:
+            raise ValueError(f"new_levels must be one of {NEW_LEVELS}, got {self.new_levels!r}")
+
+    def _model_formula(self, X: pd.DataFrame) -> tuple[str, str]:
+        """The formula to fit and its response name (parameters already checked)."""
+        if self.formula is not None:
+            return self.formula, parse(self.formula).response
+        groups = str(self.groups)
+        response = DEFAULT_RESPONSE if self.response is None else self.response
+        if groups not in X.columns:
+            raise ValueError(
+                f"groups column {groups!r} is not in X (it has {list(X.columns)[:20]})"
+            )
+        fixed = [quote(c) for c in X.columns if c != groups]
+        rhs = " + ".join(fixed) if fixed else "1"
+        return f"{response} ~ {rhs} + ({self.random} | {quote(groups)})", response
+
+    # -- scikit-learn API -----------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y: Any) -> MixedLMRegressor:
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : DataFrame, shape (n, k)
+            Predictor and grouping columns (not the response).
+        y : array-like, shape (n,)
+            The response, matched to the rows of ``X`` by position.
+
+        Returns
+        -------
+        MixedLMRegressor
+            ``self``, fitted.
+
+        Raises
+        ------
+        ValueError
+            For bad parameters, a response column already in ``X``, or data
+            that cannot be fitted (:class:`mixedfx.DataError`,
+            :class:`mixedfx.FormulaError`).
+        """
+        self._check_params()
+        X = _as_frame(X, "X")
+        formula, response = self._model_formula(X)
+        data = _with_response(X, y, response, "X")
+        self.model_: LinearMixedModel = lmm(formula, data, reml=bool(self.reml))
+        self.formula_ = formula
+        self.response_ = response
+        self.n_features_in_ = X.shape[1]
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return self
+
+    def _given_frame(self, given: Any) -> pd.DataFrame | None:
+        """``given`` as a DataFrame holding the response, or None."""
+        if given is None:
+            return None
+        if isinstance(given, tuple):
+            if len(given) != 2:
+                raise ValueError("given must be a DataFrame or a pair (X_given, y_given)")
+            return _with_response(
+                _as_frame(given[0], "given X"), given[1], self.response_, "given X"
+            )
+        given = _as_frame(given, "given")
+        if self.response_ not in given.columns:
+            raise ValueError(
+                f"given must hold the observed response in a column {self.response_!r} "
+                "(the model's response name), or be a pair (X_given, y_given)"
+            )
+        return given
+
+    def predict(
+        self,
+        X: pd.DataFrame,
+        re: str | None = "all",
+        new_levels: str | None = None,
+        given: pd.DataFrame | tuple[pd.DataFrame, Any] | None = None,
+    ) -> np.ndarray:
+        """Predict with the random effects.
+
+        Parameters
+        ----------
+        X : DataFrame, shape (n, k)
+            Rows to predict, with the columns used in ``fit``.
+        re : str, default "all"
+            ``"all"``, ``"none"`` (population level), or lme4 ``re.form``
+            terms such as ``"(1 | g)"``.
+        new_levels : {"population", "nan", "error"}, optional
+            Groups not seen in training; defaults to the constructor's.
+        given : DataFrame or (DataFrame, array-like), optional
+            Observed rows whose responses update the random effects of their
+            groups before predicting (no refit): a DataFrame holding the
+            response in the column ``response_`` (the formula's response, or
+            the ``response`` parameter with ``groups=``; ``"y"`` by default),
+            or a pair ``(X_given, y_given)`` like the arguments of ``fit``.
+
+        Returns
+        -------
+        ndarray, shape (n,)
+        """
+        check_is_fitted(self)
+        X = _as_frame(X, "X")
+        levels = self.new_levels if new_levels is None else new_levels
+        out = self.model_.predict(X, re=re, new_levels=levels, given=self._given_frame(given))
+        return np.asarray(out, dtype=float)
+
+    def predict_interval(
+        self,
+        X: pd.DataFrame,
+        interval: str = "prediction",
+        level: float = 0.95,
+        re: str | None = "all",
+        new_levels: str | None = None,
+        given: pd.DataFrame | tuple[pd.DataFrame, Any] | None = None,
+    ) -> pd.DataFrame:
+        """Predictions with intervals.
+
+        Parameters
+        ----------
+        X : DataFrame, shape (n, k)
+        interval : {"prediction", "confidence"}, default "prediction"
+            For a new observation (includes the residual variance) or for the
+            conditional mean.
+        level : float, default 0.95
+        re, new_levels, given
+            As in :meth:`predict`.
+
+        Returns
+        -------
+        DataFrame, shape (n, 4)
+            Columns ``fit, se, lower, upper``, indexed like ``X``.
+        """
+        check_is_fitted(self)
+        X = _as_frame(X, "X")
+        if interval not in ("prediction", "confidence"):
+            raise ValueError(f"interval must be 'prediction' or 'confidence', got {interval!r}")
+        levels = self.new_levels if new_levels is None else new_levels
+        out = self.model_.predict(
+            X,
+            re=re,
+            new_levels=levels,
+            given=self._given_frame(given),
+            interval=interval,
+            level=level,
+        )
+        assert isinstance(out, pd.DataFrame)
+        return out
