@@ -19,11 +19,22 @@ from .modelfile import load
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str) -> object:
+    """``MixedLMRegressor`` is imported on first use, so mixedfx does not import sklearn."""
+    if name == "MixedLMRegressor":
+        from .estimator import MixedLMRegressor
+
+        return MixedLMRegressor
+    raise AttributeError(f"module 'mixedfx' has no attribute {name!r}")
+
+
 __all__ = [
     "ConvergenceWarning",
     "DataError",
     "FormulaError",
     "LinearMixedModel",
+    "MixedLMRegressor",
     "MixedFXError",
     "ModelFileError",
     "NewLevelWarning",

@@ -76,8 +76,11 @@ class Design:
         Rows with a missing predictor come out as NaN; an unseen level of a
         categorical predictor is an error naming it.
         """
-        check_columns(data, self.fixed_variables(), "fixed-effects")
-        full, names = build_fixed(self.fixed_spec, data)
+        try:
+            full, names = build_fixed(self.fixed_spec, data)
+        except DataError:
+            check_columns(data, self.fixed_variables(), "fixed-effects")  # name the cause
+            raise
         if self.all_names and names != self.all_names:
             raise DataError(
                 f"the fixed-effects columns of the new data {list(names)} differ "
@@ -200,13 +203,19 @@ def learn(formula: str, data: pd.DataFrame) -> tuple[Design, TrainingArrays]:
     y = response(data, parsed.response)
     rhs = _fixed_formula(parsed.fixed)
     fixed_vars = sorted(rhs.required_variables)
-    check_columns(data, fixed_vars, "fixed-effects")
-    _check_finite_inputs(data, fixed_vars)
+    _check_finite_inputs(data, [v for v in fixed_vars if v in data.columns])
     try:
         mm = rhs.get_model_matrix(data, output="numpy", na_action="ignore")
     except FormulaicError as exc:
+        check_columns(data, fixed_vars, "fixed-effects")  # the usual cause: name it
         raise FormulaError(f"cannot build the fixed effects {parsed.fixed!r}: {exc}") from exc
     full = np.asarray(mm, dtype=float)
+    if not np.isfinite(full).all():
+        rows = np.flatnonzero(~np.isfinite(full).all(axis=1))
+        raise DataError(
+            f"the fixed-effects matrix has NaN or infinite values in {len(rows)} "
+            f"row(s) (first at row {rows[0]}); check the predictors"
+        )
     spec = mm.model_spec
     names = reterm.rename_intercept(list(spec.column_names))
     kept = independent_columns(full)

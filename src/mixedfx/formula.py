@@ -114,13 +114,14 @@ def _group_names(spec: str, term: str) -> list[tuple[str, ...]]:
     groups: list[tuple[str, ...]] = []
     prefix: tuple[str, ...] = ()
     for part in nest:
-        factors = tuple(f.strip().strip("`") for f in part.split(":"))
-        for f in factors:
+        raw = [f.strip() for f in part.split(":")]
+        for f in raw:
             if not f or not _NAME.match(f):
                 raise FormulaError(
                     f"grouping factor {f!r} in random term {term} is not a column name; "
                     "write (x | group) with group a column of the data"
                 )
+        factors = tuple(f.strip("`") for f in raw)
         prefix = factors + prefix  # lme4 names a nested b in a as "b:a"
         groups.append(prefix)
     return groups
@@ -168,6 +169,13 @@ def parse(formula: str) -> ParsedFormula:
     response = lhs.strip()
     if not response:
         raise FormulaError(f"formula {formula!r} has no response on the left of '~'")
+    if response.startswith("`") and response.endswith("`") and len(response) > 2:
+        response = response[1:-1]
+    elif not _NAME.match(response):
+        raise FormulaError(
+            f"the response {response!r} must be a column name (transform it in "
+            "the data frame first, or quote an unusual name with backticks)"
+        )
     if "~" in rhs:
         raise FormulaError(f"formula {formula!r} has more than one '~'")
     fixed: list[str] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 import pandas as pd
@@ -228,6 +228,29 @@ class LinearMixedModel:
         return self.response_values - self.fitted()
 
     # -- prediction -------------------------------------------------------------------
+    @overload
+    def predict(
+        self,
+        newdata: pd.DataFrame | None = ...,
+        re: str | None = ...,
+        new_levels: str = ...,
+        given: pd.DataFrame | None = ...,
+        interval: None = ...,
+        level: float = ...,
+    ) -> np.ndarray: ...
+
+    @overload
+    def predict(
+        self,
+        newdata: pd.DataFrame | None = ...,
+        re: str | None = ...,
+        new_levels: str = ...,
+        given: pd.DataFrame | None = ...,
+        *,
+        interval: Literal["confidence", "prediction"] | str,
+        level: float = ...,
+    ) -> pd.DataFrame: ...
+
     def predict(
         self,
         newdata: pd.DataFrame | None = None,

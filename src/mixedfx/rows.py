@@ -45,7 +45,7 @@ def build(spec: Design, data: pd.DataFrame) -> Rows:
     """Model matrices of ``data`` under a learned design."""
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, got {type(data).__name__}")
-    needed = list(spec.fixed_variables())
+    needed: list[str] = []
     for t in spec.terms:
         needed += [f for f in t.term.factors] + [c for c in t.columns if c != "(Intercept)"]
     simple = [c for c in dict.fromkeys(needed) if c not in data.columns]

@@ -57,7 +57,7 @@ def encode(obj: Any) -> Any:
             }
         }
     if type(obj).__name__ in _CONTRASTS and isinstance(obj, _CONTRASTS[type(obj).__name__]):
-        fields = {f.name: encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        fields = {f.name: encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}  # type: ignore[arg-type]
         return {"__contrasts__": type(obj).__name__, "fields": fields}
     if isinstance(obj, tuple):
         return {"__tuple__": [encode(v) for v in obj]}

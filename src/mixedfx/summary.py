@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 if TYPE_CHECKING:
     from .model import LinearMixedModel
@@ -40,7 +41,7 @@ def render(m: LinearMixedModel) -> str:
         rows.append(
             [
                 str(r["group"]),
-                "" if r["term1"] is None else str(r["term1"]),
+                "" if pd.isna(r["term1"]) else str(r["term1"]),
                 f"{r['variance']:.4g}",
                 f"{r['sd']:.4g}",
                 " ".join(f"{c:.2f}" for c in corr),
