@@ -102,8 +102,8 @@ def _check_term(frame: pd.DataFrame, group: str, term: str | None) -> str:
 def _training_data(model: LinearMixedModel, what: str) -> pd.DataFrame:
     if model.data is None:
         raise DataError(
-            f"the {what} plot needs the training data, but this model holds none (it was "
-            "loaded from a file or conditioned on new rows); plot a model fitted with "
+            f"the {what} plot needs the training data, but this model holds none (models "
+            "loaded from a file keep no training rows); plot a model fitted with "
             "mixedfx.lmm in this session"
         )
     return model.data
@@ -365,6 +365,7 @@ class ShrinkageDisplay:
         ax.axvline(0.0, color="0.8", lw=0.8, zorder=0)
         _identity_line(ax, x[ok], y[ok])
         ax.scatter(x[ok], y[ok], s=22, color="C0", zorder=2, label=f"levels of {self.group}")
+        ax.set_aspect("equal", adjustable="datalim")
         ax.set_xlabel(f"least-squares estimate per level: {self.term}")
         ax.set_ylabel(f"BLUP: {self.term}")
         missing = int((~ok).sum())
@@ -466,12 +467,16 @@ def _choose_levels(t: ReTerm, codes: np.ndarray, which: int | Sequence[Any]) -> 
 
 
 def _panel_axes(ax: Any, n: int) -> np.ndarray:
-    """``n`` axes for small multiples: a new figure, a split Axes, or the axes given."""
+    """``n`` axes for small multiples: a new figure, a split Axes, or the axes given.
+
+    Returns exactly ``n`` axes; unused cells of a new grid are removed and
+    unused axes of a given sequence are turned off.
+    """
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
     if ax is None:
         plt = _pyplot()
-        _, grid = plt.subplots(
+        fig, grid = plt.subplots(
             nrows,
             ncols,
             figsize=(3.6 * ncols, 2.9 * nrows + 0.4),
@@ -479,27 +484,32 @@ def _panel_axes(ax: Any, n: int) -> np.ndarray:
             sharey=True,
             squeeze=False,
         )
-        axes = np.asarray(grid).ravel()
-    elif isinstance(ax, (Sequence, np.ndarray)):
+        axes = np.asarray(grid, dtype=object).ravel()
+        for extra in axes[n:]:
+            fig.delaxes(extra)
+    elif isinstance(ax, (Sequence, np.ndarray)) and not isinstance(ax, str):
         axes = np.asarray(ax, dtype=object).ravel()
         if len(axes) < n:
             raise ValueError(f"ax: {n} groups need {n} axes, got {len(axes)}")
+        for extra in axes[n:]:
+            extra.set_axis_off()
     else:
-        spec = ax.get_subplotspec()
+        spec = ax.get_subplotspec() if hasattr(ax, "get_subplotspec") else None
         if spec is None:
-            raise ValueError("ax: pass a subplot Axes (to split), a list of Axes, or None")
+            raise ValueError(
+                f"ax must be None, a subplot Axes (split into panels) or a sequence of "
+                f"{n} Axes, got {ax!r}"
+            )
         fig = ax.figure
         ax.set_axis_off()
-        inner = spec.subgridspec(nrows, ncols)
+        inner = spec.subgridspec(nrows, ncols, hspace=0.5, wspace=0.3)
         first = fig.add_subplot(inner[0, 0])
         cells = [first] + [
             fig.add_subplot(inner[i // ncols, i % ncols], sharex=first, sharey=first)
-            for i in range(1, nrows * ncols)
+            for i in range(1, n)
         ]
         axes = np.asarray(cells, dtype=object)
-    for extra in axes[n:]:
-        extra.set_axis_off()
-    return axes
+    return axes[:n]
 
 
 class GroupsDisplay:
@@ -519,7 +529,7 @@ class GroupsDisplay:
     Attributes
     ----------
     ax_ : ndarray of matplotlib Axes
-        One per panel (and any unused ones, turned off).
+        One per panel, in the order of ``panels``.
     figure_ : matplotlib Figure
     """
 
@@ -616,7 +626,7 @@ class GroupsDisplay:
             a.plot(
                 lines.index,
                 lines["conditional"],
-                "-",
+                "-" if self.categories is None else ".-",
                 color="C0",
                 lw=1.8,
                 label="conditional (re='all')",
@@ -631,13 +641,18 @@ class GroupsDisplay:
         for i in range(n):
             if i % ncols == 0:
                 axes[i].set_ylabel(self.response)
-            if i >= n - ncols:
+            below = i + ncols < n  # another panel below this one: it shows the x axis
+            axes[i].xaxis.set_tick_params(labelbottom=not below)
+            if not below:
                 axes[i].set_xlabel(self.x)
         fig = axes[0].figure
-        handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="lower center", ncol=3, fontsize="small", frameon=False)
-        if ax is None:  # our own figure: make room for the legend below the panels
-            fig.subplots_adjust(bottom=0.2 if n <= 3 else 0.1, hspace=0.3)
+        if ax is None:  # our own figure: one legend below the panels (about 0.8 inch)
+            handles, labels = axes[0].get_legend_handles_labels()
+            fig.legend(handles, labels, loc="lower center", ncol=3, fontsize="small", frameon=False)
+            height = fig.get_size_inches()[1]
+            fig.subplots_adjust(bottom=min(0.3, 0.8 / height), hspace=0.45, top=0.92)
+        else:
+            axes[0].legend(fontsize="x-small", frameon=False)
         self.ax_ = axes
         self.figure_ = fig
         return self
@@ -742,6 +757,7 @@ class ObservedPredictedDisplay:
             zorder=2,
             label="rows",
         )
+        ax.set_aspect("equal", adjustable="datalim")
         ax.set_xlabel("conditional fitted value (re='all')")
         ax.set_ylabel(f"observed {self.response}")
         ax.set_title(f"Observed vs predicted: {self.response}")
