@@ -103,7 +103,11 @@ def version(peer: str) -> str | None:
         return None
     if peer == "lme4":
         out = subprocess.run(
-            ["Rscript", "-e", 'cat(format(packageVersion("lme4")), R.version$version.string)'],
+            [
+                "Rscript",
+                "-e",
+                'cat(format(packageVersion("lme4")), " (", R.version.string, ")", sep = "")',
+            ],
             capture_output=True,
             text=True,
             timeout=120,

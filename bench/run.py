@@ -224,6 +224,16 @@ def git_describe() -> str | None:
     return f"{head} (src has uncommitted changes)" if dirty else head
 
 
+def describe_blas(blas: object) -> str:
+    if not isinstance(blas, list):
+        return str(blas)
+    return "; ".join(
+        f"{lib['internal_api']} {lib['version']} {lib['architecture']}, "
+        f"{lib['num_threads']} threads ({Path(str(lib['filepath'])).name})"
+        for lib in blas
+    )
+
+
 def ms(value: float) -> str:
     return f"{value:,.1f}" if value >= 100 else f"{value:.2f}"
 
@@ -280,19 +290,21 @@ def remarks(rows: list[Row]) -> list[str]:
     return out
 
 
-def print_report(env: dict[str, object], cases: list[Case], rows: list[Row]) -> None:
+def print_report(
+    env: dict[str, object], cases: list[Case], repeats: dict[str, int], rows: list[Row]
+) -> None:
     print("## mixedfx benchmark\n")
     for key in ("date", "python", "platform", "cpus", "git"):
         print(f"- {key}: {env[key]}")
     for name in BLAS_VARIABLES:
         print(f"- {name}: {env[name] if env[name] is not None else '(unset)'}")
-    print(f"- BLAS: {env['blas']}")
+    print(f"- BLAS: {describe_blas(env['blas'])}")
     versions = env["versions"]
     assert isinstance(versions, dict)
     print("- versions: " + ", ".join(f"{k} {v or 'n/a'}" for k, v in versions.items()))
     print("\nCases (time from formula to fitted model, design construction included):\n")
     for case in cases:
-        print(f"- {case.name}: {case.title}")
+        print(f"- {case.name} (1 warm-up + {repeats[case.name]} timed runs): {case.title}")
     print()
     print(markdown_table(rows))
     print(
@@ -399,7 +411,7 @@ def main(argv: list[str] | None = None) -> None:
         "timeout_s": args.timeout,
         "peers": args.peers,
     }
-    print_report(env, cases, rows)
+    print_report(env, cases, repeats_used, rows)
     write_json(args.output, env, settings, cases, rows)
     progress(f"results written to {args.output}")
 

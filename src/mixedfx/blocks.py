@@ -14,10 +14,13 @@ first factor. Every objective evaluation works from these blocks alone.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+
+from .schur import SchurPattern
 
 DENSE_LIMIT = 2_000_000  # entries of A21 above which it is kept sparse
 
@@ -58,6 +61,11 @@ class Blocks:
     @property
     def sparse(self) -> bool:
         return sp.issparse(self.A21)
+
+    @functools.cached_property
+    def schur(self) -> SchurPattern:
+        """The pattern of ``A21 W A21'`` (sparse blocks only), found on first use."""
+        return SchurPattern.build(self.A21, self.l0, self.q0)
 
 
 def term_matrix(codes: np.ndarray, M: np.ndarray, nlevels: int) -> sp.csr_matrix:

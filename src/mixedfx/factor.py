@@ -19,6 +19,7 @@ diagonal of L22 over X gives log|L_X|.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -97,7 +98,7 @@ class Factor:
     Ts: list[np.ndarray]  # per design term, (q_t, q_t)
     L11: np.ndarray  # (l0, q0, q0)
     R: np.ndarray  # (l0, q0, q0): T0 L11^-T
-    L21: np.ndarray | sp.csr_matrix  # (m, l0*q0)
+    L21: Any  # (m, l0*q0) ndarray or csr_matrix; None when not formed
     L22: np.ndarray  # (m, m), lower triangular
     logdet11: float  # log |L11|^2
 
@@ -154,8 +155,39 @@ def _first_block(blocks: Blocks, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return L11, T0[None] @ np.transpose(inv_lower_small(L11), (0, 2, 1)), logdet
 
 
-def factor(blocks: Blocks, Ts: list[np.ndarray]) -> Factor:
+def rest_diagonal(blocks: Blocks, Ts: list[np.ndarray]) -> np.ndarray | None:
+    """``Lr`` as a vector when it is diagonal (every rest term has q = 1), else None."""
+    if not all(t.q == 1 for t in blocks.rest):
+        return None
+    d = np.ones(blocks.m)
+    for t in blocks.rest:
+        d[t.offset : t.offset + t.nlevels] = Ts[t.term][0, 0]
+    return d
+
+
+def scale_both(A: np.ndarray, blocks: Blocks, Ts: list[np.ndarray]) -> np.ndarray:
+    """``Lr' A Lr`` for a dense symmetric A, shape (m, m)."""
+    d = rest_diagonal(blocks, Ts)
+    if d is not None:
+        return A * np.outer(d, d)
+    return scale_rows(scale_rows(A, blocks, Ts).T.copy(), blocks, Ts)
+
+
+def _rest_block(blocks: Blocks, Ts: list[np.ndarray], S: np.ndarray) -> np.ndarray:
+    """``Lr' A22 Lr + diag(I_mr, 0) - S`` with S already scaled."""
+    if not blocks.rest:
+        return blocks.A22 - S
+    M22 = scale_both(blocks.A22, blocks, Ts) - S
+    mr = blocks.mr
+    M22[np.arange(mr), np.arange(mr)] += 1.0
+    return M22
+
+
+def factor(blocks: Blocks, Ts: list[np.ndarray], full: bool = True) -> Factor:
     """Factor the scaled system at the relative covariance factors ``Ts``.
+
+    With ``full=False`` and sparse blocks, L21 is not formed (the objective
+    does not need it): the Schur update comes from the precomputed pattern.
 
     Raises
     ------
@@ -165,11 +197,24 @@ def factor(blocks: Blocks, Ts: list[np.ndarray]) -> Factor:
     """
     l0, q0 = blocks.l0, blocks.q0
     L11, R, logdet11 = _first_block(blocks, Ts[blocks.first])
+    L21: np.ndarray | sp.csr_matrix | None
     if blocks.sparse:
-        Lr = lambda_rest_sparse(blocks, Ts)
-        Rs = sp.diags(R.ravel()) if q0 == 1 else blockdiag_sparse(R)
-        L21: np.ndarray | sp.csr_matrix = (Lr @ blocks.A21 @ Rs).tocsr()
-        S = (L21 @ L21.T).toarray()
+        W = R * R if q0 == 1 else R @ np.transpose(R, (0, 2, 1))
+        d = rest_diagonal(blocks, Ts)
+        if d is not None:  # scale, then subtract the scaled update on the lower triangle
+            M22 = blocks.A22 * np.outer(d, d)
+            blocks.schur.subtract_from(M22, W, d)
+        else:
+            M22 = blocks.A22.copy()
+            blocks.schur.subtract_from(M22, W)
+            M22 = scale_both(np.tril(M22) + np.tril(M22, -1).T, blocks, Ts)
+        M22[np.arange(blocks.mr), np.arange(blocks.mr)] += 1.0
+        L21 = None
+        if full:
+            Lr = lambda_rest_sparse(blocks, Ts)
+            Rs = sp.diags(R.ravel()) if q0 == 1 else blockdiag_sparse(R)
+            L21 = (Lr @ blocks.A21 @ Rs).tocsr()
+        return Factor(blocks, Ts, L11, R, L21, cholesky(M22), logdet11)
     else:
         A21 = scale_rows(blocks.A21, blocks, Ts) if blocks.rest else blocks.A21
         if q0 == 1:
@@ -177,11 +222,4 @@ def factor(blocks: Blocks, Ts: list[np.ndarray]) -> Factor:
         else:
             L21 = np.einsum("mlq,lqr->mlr", A21.reshape(-1, l0, q0), R).reshape(-1, l0 * q0)
         S = L21 @ L21.T
-    if blocks.rest:
-        M22 = scale_rows(blocks.A22, blocks, Ts)
-        M22 = scale_rows(M22.T.copy(), blocks, Ts) - S
-        mr = blocks.mr
-        M22[np.arange(mr), np.arange(mr)] += 1.0
-    else:
-        M22 = blocks.A22 - S
-    return Factor(blocks, Ts, L11, R, L21, cholesky(M22), logdet11)
+    return Factor(blocks, Ts, L11, R, L21, cholesky(_rest_block(blocks, Ts, S)), logdet11)

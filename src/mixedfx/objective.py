@@ -65,7 +65,7 @@ class Objective:
     def __call__(self, theta: np.ndarray) -> float:
         self.nevals += 1
         try:
-            return self.value(self.factor(theta))
+            return self.value(factor(self.blocks, self.Ts(np.asarray(theta, dtype=float)), False))
         except np.linalg.LinAlgError:
             return math.inf
 

@@ -1,0 +1,99 @@
+"""The Schur-complement update ``A21 W A21'`` with a sparsity pattern found once.
+
+In the blocked factorization the rest's block is updated by
+``S = L21 L21' = Lr' A21 W A21' Lr`` with ``W = blockdiag(R_k R_k')`` over the
+``l0`` levels of the first term. ``A21`` is fixed; only the small ``W_k``
+change with theta. Entry ``(i, j)`` of ``A21 W A21'`` is::
+
+    sum_k sum_{a,b} A21[i, (k,a)] W_k[a,b] A21[j, (k,b)]
+
+so with a sparse ``P`` (one row per structurally non-zero (i, j), i >= j; one
+column per (k, a, b)) built once, every evaluation is one sparse mat-vec
+``P @ vec(W)``: no sparse-sparse product, no re-discovery of the pattern.
+This is what makes crossed designs such as InstEval fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+
+@dataclass(frozen=True)
+class SchurPattern:
+    """Precomputed ``P`` for ``A21 W A21'`` (see module docstring).
+
+    Attributes
+    ----------
+    m : int
+        Rows of A21.
+    rows, cols : ndarray of int, shape (nloc,)
+        Positions (i >= j) of the structural non-zeros of the product.
+    P : csr_matrix, shape (nloc, l0 * q0 * q0)
+    flat : ndarray of int, shape (nloc,)
+        ``rows * m + cols``, the positions in the raveled (m, m) array.
+    """
+
+    m: int
+    rows: np.ndarray
+    cols: np.ndarray
+    P: sp.csr_matrix
+    flat: np.ndarray  # positions in the raveled (m, m) array
+
+    @classmethod
+    def build(cls, A21: sp.csr_matrix, l0: int, q0: int) -> SchurPattern:
+        """Find the pattern of ``A21 W A21'`` for ``A21`` of shape (m, l0 * q0)."""
+        m = A21.shape[0]
+        csc = sp.csc_matrix(A21)
+        csc.sum_duplicates()
+        col_of = np.repeat(np.arange(csc.shape[1]), np.diff(csc.indptr))
+        level, within = col_of // q0, col_of % q0
+        # entries grouped by level: all (a, b) columns of one level share their rows
+        order = np.lexsort((csc.indices, level))
+        rows_e, vals_e = csc.indices[order], csc.data[order]
+        lev_e, a_e = level[order], within[order]
+        counts = np.bincount(lev_e, minlength=l0)
+        starts = np.concatenate([[0], np.cumsum(counts)])
+        locs, weights, wcols = [], [], []
+        for c in np.unique(counts[counts > 0]):
+            levels = np.flatnonzero(counts == c)
+            idx = starts[levels][:, None] + np.arange(c)[None, :]  # (nlev, c) entries
+            e1 = np.repeat(idx, c, axis=1)  # every ordered pair of a level's entries
+            e2 = np.tile(idx, (1, c))
+            use = rows_e[e1] >= rows_e[e2]  # lower triangle only
+            locs.append((rows_e[e1] * m + rows_e[e2])[use])
+            weights.append((vals_e[e1] * vals_e[e2])[use])
+            lev = np.broadcast_to(levels[:, None], e1.shape)
+            wcols.append(((lev * q0 + a_e[e1]) * q0 + a_e[e2])[use])
+        loc = np.concatenate(locs)
+        if m * m <= 50_000_000:  # unique positions without sorting: mark and rank
+            mark = np.zeros(m * m, dtype=bool)
+            mark[loc] = True
+            uniq = np.flatnonzero(mark)
+            rank = np.cumsum(mark) - 1
+            inverse = rank[loc]
+        else:
+            uniq, inverse = np.unique(loc, return_inverse=True)
+        P = sp.csr_matrix((np.concatenate(weights), (inverse, np.concatenate(wcols))),
+                          shape=(len(uniq), l0 * q0 * q0))
+        # no duplicates: each (row, level column) entry is unique, so each pair is too
+        return cls(m, uniq // m, uniq % m, P, uniq)
+
+    def subtract_from(self, M: np.ndarray, W: np.ndarray, d: np.ndarray | None = None) -> None:
+        """``M -= D A21 W A21' D`` in place, on the lower triangle of M only.
+
+        Parameters
+        ----------
+        M : ndarray, shape (m, m)
+        W : ndarray, shape (l0, q0, q0)
+            Per level, ``R_k R_k'``.
+        d : ndarray, shape (m,), optional
+            Diagonal scaling D (identity when None).
+        """
+        values = self.P @ W.reshape(-1)
+        if d is not None:
+            values *= d[self.rows] * d[self.cols]
+        flat = M.reshape(-1)  # a view: M is C-contiguous
+        flat[self.flat] -= values
