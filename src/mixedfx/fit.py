@@ -32,15 +32,22 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True) -> LinearMixedModel
     -------
     LinearMixedModel
     """
+    design, arrays, blocks, objective = setup(formula, data, reml)
+    opt = minimize(objective, objective.start(), objective.lower())
+    opt = boundary_restarts(objective, opt, objective.lower() == 0.0)
+    return finish(design, arrays, blocks, objective, opt, data)
+
+
+def setup(
+    formula: str, data: pd.DataFrame, reml: bool
+) -> tuple[design_mod.Design, design_mod.TrainingArrays, blocks_mod.Blocks, Objective]:
+    """Everything before the optimizer: design, arrays, blocks and the objective."""
     design, arrays = design_mod.learn(formula, data)
     check_sizes(design, arrays)
     blocks = blocks_mod.form(
         arrays.X, arrays.y, arrays.codes, arrays.M, [t.nlevels for t in design.terms]
     )
-    objective = Objective(blocks, design.terms, reml)
-    opt = minimize(objective, objective.start(), objective.lower())
-    opt = boundary_restarts(objective, opt, objective.lower() == 0.0)
-    return finish(design, arrays, blocks, objective, opt, data)
+    return design, arrays, blocks, Objective(blocks, design.terms, reml)
 
 
 def check_sizes(design: design_mod.Design, arrays: design_mod.TrainingArrays) -> None:

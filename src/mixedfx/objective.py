@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .blocks import Blocks
+from .dense import DENSE_MAX, DENSE_MAX_THETA, DenseSystem
 from .factor import Factor, factor
 from .reterm import ReTerm
 
@@ -42,6 +43,13 @@ class Objective:
             rows, cols = zip(*t.theta_index(), strict=True)
             self._index.append((np.array(rows), np.array(cols)))
             start += t.ntheta
+        self.dense: DenseSystem | None = None  # the cheaper evaluator for small models
+        if blocks.l0 * blocks.q0 + blocks.m <= DENSE_MAX and start <= DENSE_MAX_THETA:
+            where = [
+                (r, c, np.arange(sl.start, sl.stop))
+                for (r, c), sl in zip(self._index, self._slices, strict=True)
+            ]
+            self.dense = DenseSystem.build(blocks, where)
 
     @property
     def ntheta(self) -> int:
@@ -64,8 +72,11 @@ class Objective:
 
     def __call__(self, theta: np.ndarray) -> float:
         self.nevals += 1
+        theta = np.asarray(theta, dtype=float)
         try:
-            return self.value(factor(self.blocks, self.Ts(np.asarray(theta, dtype=float)), False))
+            if self.dense is not None:
+                return self.criterion(*self.dense.logdets(theta))
+            return self.value(factor(self.blocks, self.Ts(theta), False))
         except np.linalg.LinAlgError:
             return math.inf
 
@@ -74,8 +85,11 @@ class Objective:
 
     def value(self, f: Factor) -> float:
         """The objective from a factor."""
+        return self.criterion(*f.logdets())
+
+    def criterion(self, ldz: float, ldx: float, r2: float) -> float:
+        """ML deviance or REML criterion from the log-determinants and r^2."""
         n, p = self.blocks.n, self.blocks.p
-        ldz, ldx, r2 = f.logdets()
         if self.reml:
             dof = n - p
             return ldz + ldx + dof * (1.0 + math.log(2.0 * math.pi * r2 / dof))

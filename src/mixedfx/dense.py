@@ -1,0 +1,110 @@
+"""The whole scaled system as one dense matrix: the objective for small models.
+
+With ``A = [Z X y]'[Z X y]`` of shape (N, N), ``N = q + p + 1`` (``q`` random
+effects), and ``Lambda = blockdiag(Lambda_theta, I_{p+1})``::
+
+    M(theta) = Lambda' A Lambda + diag(1_q, 0_{p+1}) = L L'
+
+is the same system the blocked factorization (:mod:`mixedfx.factor`) solves,
+so ``L``'s diagonal gives ``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2`` alike. For
+small N one LAPACK Cholesky and one matrix-vector product cost less than the
+blocked method's many small array operations, which is what the optimizer's
+few dozen evaluations of a model such as sleepstudy's spend their time on.
+The blocked factor is still used for everything after the optimum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import lapack
+
+from .blocks import Blocks
+
+DENSE_MAX = 48  # largest N for which the dense system is used
+DENSE_MAX_THETA = 10  # and largest number of theta elements: G has (k + 1)^2 rows
+
+
+@dataclass(frozen=True)
+class DenseSystem:
+    """``M(theta)`` as a quadratic form in theta, precomputed (see module docstring).
+
+    ``Lambda = sum_i t_i E_i`` over ``t = (theta, 1)``, with ``E_i`` the 0/1
+    pattern of theta_i in Lambda and ``E_k`` the identity on the X and y
+    columns, so ``M = sum_ij t_i t_j E_i' A E_j + diag(1_q, 0)``: one
+    matrix-vector product per evaluation.
+
+    Attributes
+    ----------
+    G : ndarray, shape ((k + 1)^2, N * N)
+        Row ``i * (k + 1) + j`` is ``E_i' A E_j`` raveled, the identity on the
+        random effects added to the last row.
+    N, q, p : int
+        Size of A, random and fixed effects.
+    """
+
+    G: np.ndarray
+    N: int
+    q: int
+    p: int
+
+    @classmethod
+    def build(
+        cls, blocks: Blocks, theta_index: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    ) -> DenseSystem:
+        """Assemble from the blocks; ``theta_index[t]`` = (T rows, T cols, theta indices)."""
+        l0, q0 = blocks.l0, blocks.q0
+        A21 = blocks.A21 if isinstance(blocks.A21, np.ndarray) else blocks.A21.toarray()
+        n0 = l0 * q0
+        N = n0 + blocks.m
+        A = np.zeros((N, N))
+        k0 = np.arange(l0)[:, None, None] * q0
+        A[k0 + np.arange(q0)[:, None], k0 + np.arange(q0)[None, :]] = blocks.A11
+        A[n0:, :n0] = A21
+        A[:n0, n0:] = A21.T
+        A[n0:, n0:] = blocks.A22
+        q = n0 + blocks.mr
+        # (row, col) of every theta element in Lambda, by theta index; the last is the identity
+        k = 1 + max(int(ix.max()) for _, _, ix in theta_index)
+        where: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in range(k)]
+        where.append(([np.arange(q, N)], [np.arange(q, N)]))
+        starts = {blocks.first: (0, l0, q0)}
+        for t in blocks.rest:
+            starts[t.term] = (n0 + t.offset, t.nlevels, t.q)
+        for term, (base, nlevels, qt) in starts.items():
+            rows, cols, index = theta_index[term]
+            first = base + np.arange(nlevels) * qt
+            for r, c, i in zip(rows, cols, index, strict=True):
+                where[i][0].append(first + r)
+                where[i][1].append(first + c)
+        pos = [(np.concatenate(r), np.concatenate(c)) for r, c in where]
+        AE = []  # A E_i: column c of E_i holds one 1, at row r
+        for r, c in pos:
+            B = np.zeros((N, N))
+            B[:, c] = A[:, r]
+            AE.append(B)
+        G = np.zeros((k + 1, k + 1, N, N))
+        for i, (r, c) in enumerate(pos):
+            for j in range(k + 1):
+                G[i, j][c, :] = AE[j][r, :]  # E_i' (A E_j)
+        G[k, k].flat[: q * (N + 1) : N + 1] += 1.0
+        return cls(G.reshape((k + 1) ** 2, N * N), N, q, blocks.p)
+
+    def logdets(self, theta: np.ndarray) -> tuple[float, float, float]:
+        """``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2`` at theta.
+
+        Raises
+        ------
+        numpy.linalg.LinAlgError
+            When M(theta) is not numerically positive definite.
+        """
+        t = np.append(theta, 1.0)
+        M = (np.outer(t, t).reshape(-1) @ self.G).reshape(self.N, self.N).T  # Fortran order
+        L, info = lapack.dpotrf(M, lower=1, clean=0, overwrite_a=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"matrix is not positive definite (dpotrf info {info})")
+        logd = 2.0 * np.log(L.diagonal())
+        last = L[-1, -1]
+        q = self.q
+        return float(logd[:q].sum()), float(logd[q:-1].sum()), float(last * last)
