@@ -64,8 +64,8 @@ class Blocks:
 
     @functools.cached_property
     def schur(self) -> SchurPattern:
-        """The pattern of ``A21 W A21'`` (sparse blocks only), found on first use."""
-        return SchurPattern.build(self.A21, self.l0, self.q0)
+        """The pattern of ``A22 - A21 W A21'`` (sparse blocks only), found on first use."""
+        return SchurPattern.build(self.A21, self.A22, self.l0, self.q0)
 
 
 def term_matrix(codes: np.ndarray, M: np.ndarray, nlevels: int) -> sp.csr_matrix:

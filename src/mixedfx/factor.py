@@ -201,13 +201,11 @@ def factor(blocks: Blocks, Ts: list[np.ndarray], full: bool = True) -> Factor:
     if blocks.sparse:
         W = R * R if q0 == 1 else R @ np.transpose(R, (0, 2, 1))
         d = rest_diagonal(blocks, Ts)
-        if d is not None:  # scale, then subtract the scaled update on the lower triangle
-            M22 = blocks.A22 * np.outer(d, d)
-            blocks.schur.subtract_from(M22, W, d)
+        if d is not None:  # only the lower triangle: dpotrf reads no more
+            M22 = blocks.schur.assemble(W, d)
         else:
-            M22 = blocks.A22.copy()
-            blocks.schur.subtract_from(M22, W)
-            M22 = scale_both(np.tril(M22) + np.tril(M22, -1).T, blocks, Ts)
+            M22 = blocks.schur.assemble(W)
+            M22 = scale_both(M22 + np.tril(M22, -1).T, blocks, Ts)
         M22[np.arange(blocks.mr), np.arange(blocks.mr)] += 1.0
         L21 = None
         if full:

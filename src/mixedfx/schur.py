@@ -10,7 +10,10 @@ change with theta. Entry ``(i, j)`` of ``A21 W A21'`` is::
 so with a sparse ``P`` (one row per structurally non-zero (i, j), i >= j; one
 column per (k, a, b)) built once, every evaluation is one sparse mat-vec
 ``P @ vec(W)``: no sparse-sparse product, no re-discovery of the pattern.
-This is what makes crossed designs such as InstEval fast.
+The pattern also covers the non-zeros of ``A22`` (in crossed designs mostly
+diagonal), so ``A22 - A21 W A21'`` is assembled by one scatter into zeros,
+without a pass over the dense (m, m) A22. This is what makes crossed designs
+such as InstEval fast.
 """
 
 from __future__ import annotations
@@ -34,17 +37,20 @@ class SchurPattern:
     P : csr_matrix, shape (nloc, l0 * q0 * q0)
     flat : ndarray of int, shape (nloc,)
         ``rows * m + cols``, the positions in the raveled (m, m) array.
+    base : ndarray, shape (nloc,)
+        ``A22`` at those positions.
     """
 
     m: int
     rows: np.ndarray
     cols: np.ndarray
     P: sp.csr_matrix
-    flat: np.ndarray  # positions in the raveled (m, m) array
+    flat: np.ndarray
+    base: np.ndarray
 
     @classmethod
-    def build(cls, A21: sp.csr_matrix, l0: int, q0: int) -> SchurPattern:
-        """Find the pattern of ``A21 W A21'`` for ``A21`` of shape (m, l0 * q0)."""
+    def build(cls, A21: sp.csr_matrix, A22: np.ndarray, l0: int, q0: int) -> SchurPattern:
+        """Find the pattern of ``A22 - A21 W A21'`` for ``A21`` of shape (m, l0 * q0)."""
         m = A21.shape[0]
         csc = sp.csc_matrix(A21)
         csc.sum_duplicates()
@@ -67,7 +73,8 @@ class SchurPattern:
             weights.append((vals_e[e1] * vals_e[e2])[use])
             lev = np.broadcast_to(levels[:, None], e1.shape)
             wcols.append(((lev * q0 + a_e[e1]) * q0 + a_e[e2])[use])
-        loc = np.concatenate(locs)
+        r22, c22 = np.nonzero(np.tril(A22))
+        loc = np.concatenate([*locs, r22 * m + c22])
         if m * m <= 50_000_000:  # unique positions without sorting: mark and rank
             mark = np.zeros(m * m, dtype=bool)
             mark[loc] = True
@@ -76,24 +83,27 @@ class SchurPattern:
             inverse = rank[loc]
         else:
             uniq, inverse = np.unique(loc, return_inverse=True)
-        P = sp.csr_matrix((np.concatenate(weights), (inverse, np.concatenate(wcols))),
-                          shape=(len(uniq), l0 * q0 * q0))
-        # no duplicates: each (row, level column) entry is unique, so each pair is too
-        return cls(m, uniq // m, uniq % m, P, uniq)
+        nw = len(loc) - len(r22)
+        P = sp.csr_matrix(
+            (np.concatenate(weights), (inverse[:nw], np.concatenate(wcols))),
+            shape=(len(uniq), l0 * q0 * q0),
+        )  # no duplicates: a pair of entries of one level meets one (row, column) only
+        rows, cols = uniq // m, uniq % m
+        return cls(m, rows, cols, P, uniq, A22[rows, cols])
 
-    def subtract_from(self, M: np.ndarray, W: np.ndarray, d: np.ndarray | None = None) -> None:
-        """``M -= D A21 W A21' D`` in place, on the lower triangle of M only.
+    def assemble(self, W: np.ndarray, d: np.ndarray | None = None) -> np.ndarray:
+        """The lower triangle of ``D (A22 - A21 W A21') D``, zeros above, shape (m, m).
 
         Parameters
         ----------
-        M : ndarray, shape (m, m)
         W : ndarray, shape (l0, q0, q0)
             Per level, ``R_k R_k'``.
         d : ndarray, shape (m,), optional
             Diagonal scaling D (identity when None).
         """
-        values = self.P @ W.reshape(-1)
+        values = self.base - self.P @ W.reshape(-1)
         if d is not None:
             values *= d[self.rows] * d[self.cols]
-        flat = M.reshape(-1)  # a view: M is C-contiguous
-        flat[self.flat] -= values
+        M = np.zeros((self.m, self.m))
+        M.reshape(-1)[self.flat] = values
+        return M
