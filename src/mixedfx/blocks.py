@@ -63,6 +63,23 @@ class Blocks:
         return sp.issparse(self.A21)
 
     @functools.cached_property
+    def a11_entries(self) -> list[np.ndarray]:
+        """The lower-triangle entries of every level's A11 block, each contiguous (l0,).
+
+        q0 = 1: ``[a]``; q0 = 2: ``[a, c, d]`` for blocks ``[[a, c], [c, d]]``.
+        """
+        if self.q0 == 1:
+            return [np.ascontiguousarray(self.A11[:, 0, 0])]
+        rows, cols = np.tril_indices(self.q0)
+        return [np.ascontiguousarray(self.A11[:, r, c]) for r, c in zip(rows, cols, strict=True)]
+
+    @functools.cached_property
+    def a21_columns(self) -> list[np.ndarray]:
+        """Dense A21 split by column within level: q0 arrays of shape (m, l0)."""
+        A21 = np.asarray(self.A21).reshape(self.m, self.l0, self.q0)
+        return [np.ascontiguousarray(A21[:, :, a]) for a in range(self.q0)]
+
+    @functools.cached_property
     def schur(self) -> SchurPattern:
         """The pattern of ``A22 - A21 W A21'`` (sparse blocks only), found on first use."""
         return SchurPattern.build(self.A21, self.A22, self.l0, self.q0)

@@ -25,38 +25,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import lapack
 
+from . import smallmat
 from .blocks import Blocks
-
-
-def chol_small(A: np.ndarray) -> np.ndarray:
-    """Cholesky factors of a stack of small SPD matrices, shape (l, q, q) -> (l, q, q)."""
-    q = A.shape[-1]
-    if q == 1:
-        return np.sqrt(A)
-    if q == 2:
-        L = np.zeros_like(A)
-        a = np.sqrt(A[:, 0, 0])
-        b = A[:, 1, 0] / a
-        L[:, 0, 0] = a
-        L[:, 1, 0] = b
-        L[:, 1, 1] = np.sqrt(A[:, 1, 1] - b * b)
-        return L
-    return np.linalg.cholesky(A)
-
-
-def inv_lower_small(L: np.ndarray) -> np.ndarray:
-    """Inverses of a stack of small lower-triangular matrices, shape (l, q, q)."""
-    q = L.shape[-1]
-    if q == 1:
-        return 1.0 / L
-    if q == 2:
-        out = np.zeros_like(L)
-        out[:, 0, 0] = 1.0 / L[:, 0, 0]
-        out[:, 1, 1] = 1.0 / L[:, 1, 1]
-        out[:, 1, 0] = -L[:, 1, 0] * out[:, 0, 0] * out[:, 1, 1]
-        return out
-    eye = np.broadcast_to(np.eye(q), L.shape)
-    return np.linalg.solve(L, eye)
 
 
 def scale_rows(A: np.ndarray, blocks: Blocks, Ts: list[np.ndarray]) -> np.ndarray:
@@ -98,16 +68,13 @@ class Factor:
     Ts: list[np.ndarray]  # per design term, (q_t, q_t)
     L11: np.ndarray  # (l0, q0, q0)
     R: np.ndarray  # (l0, q0, q0): T0 L11^-T
-    L21: Any  # (m, l0*q0) ndarray or csr_matrix; None when not formed
+    L21: Any  # (m, l0*q0) ndarray or csr_matrix
     L22: np.ndarray  # (m, m), lower triangular
     logdet11: float  # log |L11|^2
 
     def logdets(self) -> tuple[float, float, float]:
         """``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2`` (the penalized RSS)."""
-        mr, p = self.blocks.mr, self.blocks.p
-        logd = 2.0 * np.log(self.L22.diagonal())
-        last = float(self.L22[-1, -1])
-        return self.logdet11 + float(logd[:mr].sum()), float(logd[mr : mr + p].sum()), last * last
+        return logdets(self.blocks, self.L22, self.logdet11)
 
     @property
     def r2(self) -> float:
@@ -149,10 +116,45 @@ def _first_block(blocks: Blocks, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray
         R[:, 0, 0], R[:, 0, 1] = t0 * i00, t0 * i01
         R[:, 1, 0], R[:, 1, 1] = t1 * i00, t1 * i01 + t2 * i11
         return L11, R, float(np.log(m00 * m11 - m10 * m10).sum())
-    M11 = T0.T[None] @ A11 @ T0[None] + np.eye(q0)[None]
-    L11 = chol_small(M11)
+    M11 = smallmat.matmul(smallmat.matmul(T0.T, A11), T0) + np.eye(q0)
+    L11 = smallmat.chol(M11)
     logdet = 2.0 * float(np.log(np.diagonal(L11, axis1=1, axis2=2)).sum())
-    return L11, T0[None] @ np.transpose(inv_lower_small(L11), (0, 2, 1)), logdet
+    return L11, smallmat.matmul(T0, smallmat.transpose(smallmat.inv_lower(L11))), logdet
+
+
+def first_gram(blocks: Blocks, T0: np.ndarray) -> tuple[float, np.ndarray]:
+    """log|L11|^2 and ``W_k = R_k R_k' = T0 M11_k^-1 T0'``, level last: (q0, q0, l0).
+
+    The objective's path: it needs neither L11 nor R, and for q0 <= 2 the
+    closed forms work on contiguous per-entry arrays of A11.
+    """
+    q0 = blocks.q0
+    if q0 == 1:
+        t0 = T0[0, 0]
+        m = blocks.a11_entries[0] * (t0 * t0) + 1.0
+        return float(np.log(m).sum()), ((t0 * t0) / m)[None, None]
+    if q0 == 2:  # M11 = T0' A11 T0 + I with T0 = [[t0, 0], [t1, t2]], A11 = [[a, c], [c, d]]
+        t0, t1, t2 = T0[0, 0], T0[1, 0], T0[1, 1]
+        a, c, d = blocks.a11_entries
+        bc = c * t0 + d * t1
+        m00 = a * (t0 * t0) + c * (t0 * t1) + t1 * bc + 1.0
+        m10 = t2 * bc
+        m11 = d * (t2 * t2) + 1.0
+        det = m00 * m11 - m10 * m10
+        r = 1.0 / det
+        i00, i10, i11 = m11 * r, m10 * -r, m00 * r  # M11^-1
+        W = np.empty((2, 2, len(det)))
+        W[0, 0] = (t0 * t0) * i00
+        W[0, 1] = W[1, 0] = t0 * (t1 * i00 + t2 * i10)
+        W[1, 1] = (t1 * t1) * i00 + (2.0 * t1 * t2) * i10 + (t2 * t2) * i11
+        return float(np.log(det).sum()), W
+    _, R, logdet = _first_block(blocks, T0)
+    return logdet, level_last(smallmat.gram(R))
+
+
+def level_last(W: np.ndarray) -> np.ndarray:
+    """(l, q, q) -> contiguous (q, q, l)."""
+    return np.ascontiguousarray(np.moveaxis(W, 0, -1))
 
 
 def rest_diagonal(blocks: Blocks, Ts: list[np.ndarray]) -> np.ndarray | None:
@@ -173,21 +175,84 @@ def scale_both(A: np.ndarray, blocks: Blocks, Ts: list[np.ndarray]) -> np.ndarra
     return scale_rows(scale_rows(A, blocks, Ts).T.copy(), blocks, Ts)
 
 
-def _rest_block(blocks: Blocks, Ts: list[np.ndarray], S: np.ndarray) -> np.ndarray:
-    """``Lr' A22 Lr + diag(I_mr, 0) - S`` with S already scaled."""
+def _rest_block(blocks: Blocks, Ts: list[np.ndarray], U: np.ndarray) -> np.ndarray:
+    """``Lr' (A22 - U) Lr + diag(I_mr, 0)`` for the unscaled update ``U = A21 W A21'``."""
     if not blocks.rest:
-        return blocks.A22 - S
-    M22 = scale_both(blocks.A22, blocks, Ts) - S
+        return blocks.A22 - U
+    M22 = scale_both(blocks.A22 - U, blocks, Ts)
     mr = blocks.mr
     M22[np.arange(mr), np.arange(mr)] += 1.0
     return M22
 
 
-def factor(blocks: Blocks, Ts: list[np.ndarray], full: bool = True) -> Factor:
-    """Factor the scaled system at the relative covariance factors ``Ts``.
+def dense_update(blocks: Blocks, W: np.ndarray) -> np.ndarray:
+    """``A21 W A21'`` for a dense A21, shape (m, m), as ``sum_b (sum_a A_a W_ab) A_b'``.
 
-    With ``full=False`` and sparse blocks, L21 is not formed (the objective
-    does not need it): the Schur update comes from the precomputed pattern.
+    ``A_a`` (m, l0) is column ``a`` of every level's q0 columns and ``W_ab``
+    (l0,) the (a, b) entries of the per-level ``W_k = R_k R_k'``; W is level
+    last, shape (q0, q0, l0).
+    """
+    cols = blocks.a21_columns
+    U = np.zeros((blocks.m, blocks.m))
+    for b in range(blocks.q0):
+        V = cols[0] * W[0, b]
+        for a in range(1, blocks.q0):
+            V += cols[a] * W[a, b]
+        U += V @ cols[b].T
+    return U
+
+
+def lower_times_R(A21: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """``A21 blockdiag(R_k)`` for a dense A21 (m, l0*q0) and R (l0, q0, q0)."""
+    m = A21.shape[0]
+    l0, q0, _ = R.shape
+    A3 = A21.reshape(m, l0, q0)
+    out = np.empty_like(A3)
+    for r in range(q0):
+        out[:, :, r] = sum(A3[:, :, a] * R[:, a, r] for a in range(q0))
+    return out.reshape(m, l0 * q0)
+
+
+def rest_matrix(blocks: Blocks, Ts: list[np.ndarray], W: np.ndarray) -> np.ndarray:
+    """``M22 = Lr' (A22 - A21 W A21') Lr + diag(I_mr, 0)``, shape (m, m).
+
+    For sparse blocks only the lower triangle is formed (dpotrf reads no
+    more); ``W`` is level last, shape (q0, q0, l0).
+    """
+    if not blocks.sparse:
+        return _rest_block(blocks, Ts, dense_update(blocks, W))
+    d = rest_diagonal(blocks, Ts)
+    if d is not None:
+        M22 = blocks.schur.assemble(W, d)
+    else:
+        M22 = blocks.schur.assemble(W)
+        M22 = scale_both(M22 + np.tril(M22, -1).T, blocks, Ts)
+    M22[np.arange(blocks.mr), np.arange(blocks.mr)] += 1.0
+    return M22
+
+
+def objective_parts(blocks: Blocks, Ts: list[np.ndarray]) -> tuple[float, float, float]:
+    """``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2``, without forming L11, R or L21.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        When L22 is not positive definite.
+    """
+    logdet11, W = first_gram(blocks, Ts[blocks.first])
+    return logdets(blocks, cholesky(rest_matrix(blocks, Ts, W)), logdet11)
+
+
+def logdets(blocks: Blocks, L22: np.ndarray, logdet11: float) -> tuple[float, float, float]:
+    """``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2`` from L22 and ``log|L11|^2``."""
+    mr, p = blocks.mr, blocks.p
+    logd = 2.0 * np.log(L22.diagonal())
+    last = float(L22[-1, -1])
+    return logdet11 + float(logd[:mr].sum()), float(logd[mr : mr + p].sum()), last * last
+
+
+def factor(blocks: Blocks, Ts: list[np.ndarray]) -> Factor:
+    """Factor the scaled system at the relative covariance factors ``Ts``.
 
     Raises
     ------
@@ -195,29 +260,14 @@ def factor(blocks: Blocks, Ts: list[np.ndarray], full: bool = True) -> Factor:
         When L22 is not positive definite (an X that is numerically rank
         deficient; the Z part carries + I and is always positive definite).
     """
-    l0, q0 = blocks.l0, blocks.q0
     L11, R, logdet11 = _first_block(blocks, Ts[blocks.first])
-    L21: np.ndarray | sp.csr_matrix | None
+    L21: np.ndarray | sp.csr_matrix
     if blocks.sparse:
-        W = R * R if q0 == 1 else R @ np.transpose(R, (0, 2, 1))
-        d = rest_diagonal(blocks, Ts)
-        if d is not None:  # only the lower triangle: dpotrf reads no more
-            M22 = blocks.schur.assemble(W, d)
-        else:
-            M22 = blocks.schur.assemble(W)
-            M22 = scale_both(M22 + np.tril(M22, -1).T, blocks, Ts)
-        M22[np.arange(blocks.mr), np.arange(blocks.mr)] += 1.0
-        L21 = None
-        if full:
-            Lr = lambda_rest_sparse(blocks, Ts)
-            Rs = sp.diags(R.ravel()) if q0 == 1 else blockdiag_sparse(R)
-            L21 = (Lr @ blocks.A21 @ Rs).tocsr()
-        return Factor(blocks, Ts, L11, R, L21, cholesky(M22), logdet11)
+        Lr = lambda_rest_sparse(blocks, Ts)
+        Rs = sp.diags(R.ravel()) if blocks.q0 == 1 else blockdiag_sparse(R)
+        L21 = (Lr @ blocks.A21 @ Rs).tocsr()
     else:
         A21 = scale_rows(blocks.A21, blocks, Ts) if blocks.rest else blocks.A21
-        if q0 == 1:
-            L21 = A21 * R.reshape(1, l0)
-        else:
-            L21 = np.einsum("mlq,lqr->mlr", A21.reshape(-1, l0, q0), R).reshape(-1, l0 * q0)
-        S = L21 @ L21.T
-    return Factor(blocks, Ts, L11, R, L21, cholesky(_rest_block(blocks, Ts, S)), logdet11)
+        L21 = lower_times_R(A21, R)
+    M22 = rest_matrix(blocks, Ts, level_last(smallmat.gram(R)))
+    return Factor(blocks, Ts, L11, R, L21, cholesky(M22), logdet11)

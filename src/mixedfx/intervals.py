@@ -24,7 +24,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
-from .factor import Factor, inv_lower_small
+from . import smallmat
+from .factor import Factor
 
 CHUNK = 20_000  # rows per vectorised batch
 
@@ -41,7 +42,7 @@ class PredictionError:
     def __init__(self, f: Factor) -> None:
         bl = f.blocks
         self.f = f
-        self.L11inv = inv_lower_small(f.L11)  # (l0, q0, q0)
+        self.L11inv = smallmat.inv_lower(f.L11)  # (l0, q0, q0)
         L22m = f.L22[:-1, :-1]
         Linv, info = lapack.dtrtri(L22m, lower=1)
         if info != 0:  # pragma: no cover - L22 is a valid Cholesky factor

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack
 
-from .factor import Factor, inv_lower_small
+from . import smallmat
+from .factor import Factor
 
 
 def _split_rest(f: Factor, vec: np.ndarray) -> dict[int, np.ndarray]:
@@ -46,7 +47,7 @@ def solve(f: Factor) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
     rhs = L21[-1] if isinstance(L21, np.ndarray) else L21[[-1]].toarray().ravel()
     rhs = rhs - L21[:-1].T @ x2
     rhs = np.asarray(rhs).reshape(bl.l0, bl.q0)
-    Linv = inv_lower_small(f.L11)
+    Linv = smallmat.inv_lower(f.L11)
     u0 = np.einsum("lji,lj->li", Linv, rhs)  # L11^-T rhs per level
     us = _split_rest(f, x2[:mr])
     us[bl.first] = u0
@@ -65,8 +66,8 @@ def condcov(f: Factor, sigma: float) -> list[np.ndarray]:
     """
     bl = f.blocks
     mr = bl.mr
-    L11inv = inv_lower_small(f.L11)  # (l0, q0, q0)
-    diag0 = np.transpose(L11inv, (0, 2, 1)) @ L11inv  # L11^-T L11^-1
+    L11inv = smallmat.inv_lower(f.L11)  # (l0, q0, q0)
+    diag0 = smallmat.matmul(smallmat.transpose(L11inv), L11inv)  # L11^-T L11^-1
     out: dict[int, np.ndarray] = {}
     if mr:
         L22z = f.L22[:mr, :mr]
@@ -80,7 +81,8 @@ def condcov(f: Factor, sigma: float) -> list[np.ndarray]:
             cols = L22inv[:, t.offset : t.offset + t.nlevels * t.q].reshape(mr, t.nlevels, t.q)
             out[t.term] = np.einsum("mlq,mlr->lqr", cols, cols)
     out[bl.first] = diag0
-    return [sigma**2 * (T[None] @ out[k] @ T.T[None]) for k, T in enumerate(f.Ts)]
+    mm, tr = smallmat.matmul, smallmat.transpose
+    return [sigma**2 * mm(mm(T, out[k]), tr(T)) for k, T in enumerate(f.Ts)]
 
 
 def vcov_beta(f: Factor, sigma: float) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .blocks import Blocks
 from .dense import DENSE_MAX, DENSE_MAX_THETA, DenseSystem
-from .factor import Factor, factor
+from .factor import Factor, factor, objective_parts
 from .reterm import ReTerm
 
 
@@ -76,7 +76,7 @@ class Objective:
         try:
             if self.dense is not None:
                 return self.criterion(*self.dense.logdets(theta))
-            return self.value(factor(self.blocks, self.Ts(theta), False))
+            return self.criterion(*objective_parts(self.blocks, self.Ts(theta)))
         except np.linalg.LinAlgError:
             return math.inf
 

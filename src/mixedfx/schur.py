@@ -8,7 +8,7 @@ change with theta. Entry ``(i, j)`` of ``A21 W A21'`` is::
     sum_k sum_{a,b} A21[i, (k,a)] W_k[a,b] A21[j, (k,b)]
 
 so with a sparse ``P`` (one row per structurally non-zero (i, j), i >= j; one
-column per (k, a, b)) built once, every evaluation is one sparse mat-vec
+column per (a, b, k), level last) built once, every evaluation is one sparse mat-vec
 ``P @ vec(W)``: no sparse-sparse product, no re-discovery of the pattern.
 The pattern also covers the non-zeros of ``A22`` (in crossed designs mostly
 diagonal), so ``A22 - A21 W A21'`` is assembled by one scatter into zeros,
@@ -34,7 +34,7 @@ class SchurPattern:
         Rows of A21.
     rows, cols : ndarray of int, shape (nloc,)
         Positions (i >= j) of the structural non-zeros of the product.
-    P : csr_matrix, shape (nloc, l0 * q0 * q0)
+    P : csr_matrix, shape (nloc, q0 * q0 * l0)
     flat : ndarray of int, shape (nloc,)
         ``rows * m + cols``, the positions in the raveled (m, m) array.
     base : ndarray, shape (nloc,)
@@ -72,7 +72,7 @@ class SchurPattern:
             locs.append((rows_e[e1] * m + rows_e[e2])[use])
             weights.append((vals_e[e1] * vals_e[e2])[use])
             lev = np.broadcast_to(levels[:, None], e1.shape)
-            wcols.append(((lev * q0 + a_e[e1]) * q0 + a_e[e2])[use])
+            wcols.append(((a_e[e1] * q0 + a_e[e2]) * l0 + lev)[use])
         r22, c22 = np.nonzero(np.tril(A22))
         loc = np.concatenate([*locs, r22 * m + c22])
         if m * m <= 50_000_000:  # unique positions without sorting: mark and rank
@@ -96,8 +96,8 @@ class SchurPattern:
 
         Parameters
         ----------
-        W : ndarray, shape (l0, q0, q0)
-            Per level, ``R_k R_k'``.
+        W : ndarray, shape (q0, q0, l0)
+            Per level, ``R_k R_k'``, level last.
         d : ndarray, shape (m,), optional
             Diagonal scaling D (identity when None).
         """
