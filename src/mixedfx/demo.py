@@ -117,14 +117,14 @@ def _figure(
     out: str,
 ) -> None:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # a bare Figure renders to a file without pyplot, so the demo leaves the
+        # caller's backend and open figures alone (e.g. in a notebook)
+        from matplotlib.figure import Figure
     except ImportError:  # pragma: no cover - matplotlib is in the dev and plot extras
         print("matplotlib is not installed: pip install 'mixedfx[plot]' for demo.png")
         return
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig = Figure(figsize=(11, 4.5))
+    ax1, ax2 = fig.subplots(1, 2)
     lo, hi = float(test.sales.min()), float(test.sales.max())
     ax1.scatter(test.sales, fixed, s=10, alpha=0.5, label="fixed effects only")
     ax1.scatter(test.sales, blup, s=10, alpha=0.7, label="with store BLUP")
@@ -169,4 +169,3 @@ def _figure(
     ax2.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
-    plt.close(fig)

@@ -119,12 +119,15 @@ def warn_unseen(spec: Design, data: pd.DataFrame, rows: Rows, masks: list[np.nda
     for t, codes, mask in zip(spec.terms, rows.codes, masks, strict=True):
         if not mask.any() or len(codes) == 0 or (codes >= 0).any():
             continue
-        present = ~pd.isna(data[list(t.term.factors)]).any(axis=1).to_numpy()
+        factors = list(t.term.factors)
+        present = ~pd.isna(data[factors]).any(axis=1).to_numpy()
         if present.any():
-            sample = data.loc[present, list(t.term.factors)].head(3).to_numpy().tolist()
+            # distinct labels, written as training's are ("a:A" for an interaction)
+            found = data.loc[present, factors].drop_duplicates().head(3).astype(str)
+            sample = found.agg(":".join, axis=1).tolist()
             warnings.warn(
                 f"none of the {t.group!r} labels in the new data were seen in training "
-                f"(e.g. {sample}; training has e.g. {list(t.labels[:3])}); the labels "
+                f"(e.g. {sample}; training has e.g. {[str(v) for v in t.labels[:3]]}); the labels "
                 "probably do not match (check dtype and spelling)",
                 NewLevelWarning,
                 stacklevel=4,
