@@ -76,10 +76,20 @@ class Design:
         Rows with a missing predictor come out as NaN; an unseen level of a
         categorical predictor is an error naming it.
         """
+        absent = np.zeros(len(data), dtype=bool)
+        for name in self.fixed_variables():
+            if name in data.columns:
+                absent |= missing_values(data[name])
+        if absent.any():  # build the complete rows; the others are NaN
+            out = np.full((len(data), len(self.fixed_names)), np.nan)
+            if not absent.all():
+                out[~absent] = self.X(data.iloc[np.flatnonzero(~absent)])
+            return out
         try:
             full, names = build_fixed(self.fixed_spec, data)
         except DataError:
             check_columns(data, self.fixed_variables(), "fixed-effects")  # name the cause
+            self.check_levels(data)
             raise
         if self.all_names and names != self.all_names:
             raise DataError(
@@ -88,9 +98,33 @@ class Design:
             )
         return full[:, self.kept]
 
+    def check_levels(self, data: pd.DataFrame) -> None:
+        """Raise a DataError naming a categorical predictor with levels training never saw."""
+        state = getattr(self.fixed_spec, "encoder_state", {}) or {}
+        for name, (kind, info) in state.items():
+            if getattr(kind, "value", kind) != "categorical" or name not in data.columns:
+                continue
+            known = list(info.get("categories", []))
+            values = pd.unique(data[name].dropna())
+            unseen = [v for v in values if v not in known]
+            if unseen:
+                shown = [str(v) for v in unseen[:10]]
+                raise DataError(
+                    f"fixed-effect column {name!r} has level(s) {shown} that training never "
+                    f"saw (training levels: {[str(k) for k in known[:20]]}); the fixed "
+                    "effects have no coefficient for them"
+                )
+
     def response_vector(self, data: pd.DataFrame) -> np.ndarray:
         """The response column as floats, shape (n,); errors on NaN, inf or non-numbers."""
         return response(data, self.response)
+
+
+def missing_values(column: pd.Series) -> np.ndarray:
+    """True where a value is NaN, inf or None, shape (n,)."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return ~np.isfinite(np.asarray(column, dtype=float))
+    return column.isna().to_numpy(dtype=bool, copy=True)
 
 
 def check_columns(data: pd.DataFrame, names: list[str], what: str) -> None:

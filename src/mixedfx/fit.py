@@ -9,6 +9,7 @@ import pandas as pd
 
 from . import blocks as blocks_mod
 from . import design as design_mod
+from . import missing as missing_mod
 from . import modes
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
 from .model import LinearMixedModel
@@ -16,7 +17,9 @@ from .objective import Objective
 from .optimize import OptSummary, boundary_restarts, minimize
 
 
-def lmm(formula: str, data: pd.DataFrame, reml: bool = True) -> LinearMixedModel:
+def lmm(
+    formula: str, data: pd.DataFrame, reml: bool = True, missing: str = "error"
+) -> LinearMixedModel:
     """Fit a linear mixed model with lme4's formula language and lme4's numbers.
 
     Parameters
@@ -27,11 +30,31 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True) -> LinearMixedModel
         Training rows with the response, predictors and grouping columns.
     reml : bool, default True
         REML (True) or maximum likelihood (False).
+    missing : {"error", "drop"}, default "error"
+        What to do with rows that have NaN, inf or a missing label in a
+        column the model uses (the response, a fixed-effects predictor, a
+        grouping column or a random-slope column). ``"error"`` raises a
+        :class:`~mixedfx.DataError` naming the columns and counts;
+        ``"drop"`` fits the other rows and reports how many were dropped
+        with a :class:`~mixedfx.MissingDataWarning`. The model's ``data``,
+        ``fitted()``, ``residuals()`` and ``nobs`` then refer to the kept
+        rows only (``data`` keeps their original index). A used column with
+        no usable value at all is an error either way. (lme4 drops such rows
+        silently by default; mixedfx never does.)
 
     Returns
     -------
     LinearMixedModel
+
+    Raises
+    ------
+    DataError
+        For data that cannot be fitted as given (missing column, missing
+        values, constant response, too few levels, ...).
+    FormulaError
+        For a formula that cannot be read.
     """
+    data = missing_mod.handle(formula, data, missing)
     design, arrays = design_mod.learn(formula, data)
     check_sizes(design, arrays)
     blocks = blocks_mod.form(

@@ -22,6 +22,7 @@ from .errors import DataError, FormulaError
 from .formula import RandomTerm
 
 _SIMPLE = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+_NAMES = re.compile(r"`([^`]+)`|(?<![A-Za-z0-9_.])([A-Za-z_.][A-Za-z0-9_.]*)(?![A-Za-z0-9_.]|\s*\()")  # variables, not functions
 
 
 def _simple_columns(expr: str, data: pd.DataFrame) -> list[str] | None:
@@ -191,6 +192,13 @@ def learn(term: RandomTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray, np.
         try:
             mm = model_matrix(term.expr, data, output="numpy", na_action="ignore")
         except Exception as exc:  # formulaic raises many types; name the term
+            absent = sorted(
+                {a or b for a, b in _NAMES.findall(term.expr)} - set(map(str, data.columns))
+            )
+            if absent:
+                raise DataError(
+                    f"column(s) {absent} of random term {term} missing from the data"
+                ) from exc
             raise FormulaError(f"cannot build the model matrix of term {term}: {exc}") from exc
         spec = mm.model_spec
         columns = tuple(rename_intercept(list(spec.column_names)))
@@ -198,8 +206,9 @@ def learn(term: RandomTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray, np.
         columns = tuple(simple)
     if not columns:
         raise FormulaError(f"random term {term} has no columns")
+    named = {a or b for a, b in _NAMES.findall(term.expr)}
     for f in term.factors:
-        if f == term.expr.strip() or f in columns:
+        if f == term.expr.strip() or f in columns or f in named:
             raise FormulaError(
                 f"random term {term} uses {f!r} on both sides of the bar; "
                 "a grouping factor cannot also be its own random slope"
