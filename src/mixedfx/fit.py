@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -60,10 +61,51 @@ def lmm(
     blocks = blocks_mod.form(
         arrays.X, arrays.y, arrays.codes, arrays.M, [t.nlevels for t in design.terms]
     )
+    design, w = column_scales(design, arrays)
     objective = Objective(blocks, design.terms, reml)
-    opt = minimize(objective, objective.start(), objective.lower())
-    opt = boundary_restarts(objective, opt, objective.lower() == 0.0)
+    if np.all(w == 1.0):  # lme4's parameterisation and path
+        opt = minimize(objective, objective.start(), objective.lower())
+        opt = boundary_restarts(objective, opt, objective.lower() == 0.0)
+    else:  # optimize in scaled units (same objective), report theta in the data's
+        scaled = lambda s: objective(s * w)  # noqa: E731
+        opt = minimize(scaled, objective.start(), objective.lower())
+        opt = boundary_restarts(scaled, opt, objective.lower() == 0.0)
+        opt = dataclasses.replace(opt, start=opt.start * w, final=opt.final * w)
     return finish(design, arrays, blocks, objective, opt, data)
+
+
+SCALE_RANGE = (1e-3, 1e3)  # random-effect columns whose root mean square is outside get scaled
+
+
+def column_scales(
+    design: design_mod.Design, arrays: design_mod.TrainingArrays
+) -> tuple[design_mod.Design, np.ndarray]:
+    """Scale random-effect columns of extreme size for the optimizer.
+
+    A random-slope variable in tiny or huge units (say, multiplied by 1e6)
+    makes its theta tiny or huge, below the optimizer's absolute tolerance
+    (1e-8) or far from its unit start. For a column whose root mean square
+    ``s`` lies outside :data:`SCALE_RANGE`, the optimizer works with
+    ``theta_scaled = theta * s`` (per row of T): the objective is unchanged
+    (Z Lambda is the same matrix), and the estimates do not depend on the
+    units. Columns of ordinary size keep scale 1, so ordinary fits follow
+    lme4's parameterisation and optimizer path exactly.
+
+    Returns
+    -------
+    design : Design
+        With each term's ``scales`` set (None where all are 1).
+    w : ndarray, shape (ntheta,)
+        ``theta = theta_scaled * w``.
+    """
+    terms, w = [], []
+    for t, M in zip(design.terms, arrays.M, strict=True):
+        rms = np.sqrt(np.mean(M * M, axis=0)) if len(M) else np.ones(t.q)
+        extreme = (rms > 0) & ((rms < SCALE_RANGE[0]) | (rms > SCALE_RANGE[1]))
+        scales = np.where(extreme, rms, 1.0)
+        terms.append(dataclasses.replace(t, scales=scales if extreme.any() else None))
+        w += [1.0 / scales[i] for i, _ in t.theta_index()]
+    return dataclasses.replace(design, terms=tuple(terms)), np.array(w)
 
 
 def check_sizes(design: design_mod.Design, arrays: design_mod.TrainingArrays) -> None:

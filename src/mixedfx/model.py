@@ -100,8 +100,18 @@ class LinearMixedModel:
 
     @property
     def singular(self) -> bool:
-        """True when some diagonal of T is (near) zero: a boundary fit."""
-        return any(np.any(np.abs(np.diag(T)) < SINGULAR_TOL) for T in self.Ts())
+        """True when some diagonal of T is (near) zero: a boundary fit.
+
+        A diagonal is compared with lme4's tolerance after scaling by its
+        column's scale (1 unless the column's size was extreme; see
+        :func:`mixedfx.fit.column_scales`), so the flag does not change when
+        a random-slope variable changes units.
+        """
+        for t, T in zip(self.spec.terms, self.Ts(), strict=True):
+            scales = np.ones(t.q) if t.scales is None else t.scales
+            if np.any(np.abs(np.diag(T)) * scales < SINGULAR_TOL):
+                return True
+        return False
 
     @property
     def fixef(self) -> pd.Series:

@@ -139,6 +139,7 @@ def save(model: LinearMixedModel, path: str | os.PathLike[str]) -> None:
                     "labels": _plain(t.labels),
                     "factor_keys": [_plain(k) for k in t.factor_keys],
                     "spec": _spec_json(t.spec),
+                    "scales": None if t.scales is None else [float(v) for v in t.scales],
                 }
                 for t in spec.terms
             ],
@@ -245,6 +246,16 @@ def load(path: str | os.PathLike[str]) -> LinearMixedModel:
         raise ModelFileError(f"model file {os.fspath(path)!r} is malformed: {exc!r}") from exc
 
 
+def _scales(values: Any, q: int) -> np.ndarray | None:
+    """A term's column scales from the file: None, or q positive finite numbers."""
+    if values is None:
+        return None
+    out = np.array([float(v) for v in values])
+    if out.shape != (q,) or not (np.isfinite(out).all() and (out > 0).all()):
+        raise ModelFileError("model file: a term's column scales are malformed")
+    return out
+
+
 def _build(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearMixedModel:
     parsed = parse(str(d["formula"]))
     terms = []
@@ -258,6 +269,7 @@ def _build(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearMixedModel
                 np.array(t["labels"], dtype=object),
                 tuple(np.array([str(k) for k in fk], dtype=object) for fk in t["factor_keys"]),
                 _spec_from_json(t["spec"]),
+                _scales(t.get("scales"), len(t["columns"])),
             )
         )
     fixed = d["fixed_spec"]

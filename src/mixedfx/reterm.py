@@ -63,6 +63,11 @@ class ReTerm:
         For an interaction ``a:b``, the keys of each factor (for new data).
     spec : object or None
         A formulaic ModelSpec for non-simple expressions, else None.
+    scales : ndarray, shape (q,), or None
+        Column scales the optimizer worked in (see :func:`mixedfx.fit.column_scales`);
+        None means all 1. The boundary check of :attr:`LinearMixedModel.singular`
+        uses ``|T_jj| * scales[j]``, so it does not depend on the units of a
+        random-slope column.
     """
 
     term: RandomTerm
@@ -71,6 +76,7 @@ class ReTerm:
     labels: np.ndarray
     factor_keys: tuple[np.ndarray, ...]
     spec: object | None = field(default=None, compare=False)
+    scales: np.ndarray | None = field(default=None, compare=False)
 
     # -- sizes --------------------------------------------------------------
     @property
