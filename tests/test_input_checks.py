@@ -128,9 +128,7 @@ def test_cli_fit_missing_drop(tmp_path):
     df.loc[5, "x"] = np.nan
     df.to_csv(tmp_path / "d.csv", index=False)
     base = [sys.executable, "-m", "mixedfx.cli", "fit", "d.csv", "--formula", FORMULA]
-    out = subprocess.run(
-        [*base, "--out", "a.mfx"], cwd=tmp_path, capture_output=True, text=True
-    )
+    out = subprocess.run([*base, "--out", "a.mfx"], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 2 and "missing='drop'" in out.stderr
     out = subprocess.run(
         [*base, "--missing", "drop", "--out", "b.mfx"], cwd=tmp_path, capture_output=True, text=True

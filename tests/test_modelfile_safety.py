@@ -65,7 +65,7 @@ def write(path: Path, content: dict[str, bytes]) -> None:
 
 
 def edit_manifest(path: Path, fn: Callable[[dict], None], reseal: bool = True) -> None:
-    """Change the manifest; with ``reseal`` its checksum is recomputed, so a later check must act."""
+    """Change the manifest; ``reseal`` recomputes its checksum, so a later check must act."""
     content = members(path)
     doc = json.loads(content[MANIFEST])
     fn(doc)

@@ -10,7 +10,6 @@ matrix ``X`` (n x p) and, per term, level codes (n,) and a model matrix
 from __future__ import annotations
 
 import functools
-import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from formulaic.errors import DataMismatchWarning, FormulaicError
 
 from . import reterm
 from .errors import DataError, FormulaError, RankDeficiencyWarning
-from .formula import ParsedFormula, parse
+from .formula import ParsedFormula, parse, variable_names
 
 RANK_TOL = 1e-7  # lme4's tolerance for dropping columns of X
 
@@ -146,11 +145,6 @@ def build_fixed(spec: object, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str
     return np.asarray(mm, dtype=float), tuple(mm.model_spec.column_names)
 
 
-_VARIABLE = re.compile(
-    r"`([^`]+)`|(?<![A-Za-z0-9_.])([A-Za-z_.][A-Za-z0-9_.]*)(?![A-Za-z0-9_.]|\s*\()"
-)
-
-
 def unseen_levels(spec: object, data: pd.DataFrame) -> None:
     """Raise a DataError naming a categorical predictor with levels training never saw.
 
@@ -165,8 +159,7 @@ def unseen_levels(spec: object, data: pd.DataFrame) -> None:
         if factor in data.columns:
             name = factor
         else:
-            named = [a or b for a, b in _VARIABLE.findall(str(factor))]
-            cols = [c for c in dict.fromkeys(named) if c in data.columns]
+            cols = [c for c in variable_names(str(factor)) if c in data.columns]
             if len(cols) != 1:
                 continue
             name = cols[0]

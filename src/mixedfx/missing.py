@@ -12,26 +12,21 @@ lme4 differs: its default ``na.action = na.omit`` drops such rows silently.
 
 from __future__ import annotations
 
-import re
 import warnings
 
 import numpy as np
 import pandas as pd
 
 from .errors import DataError, MissingDataWarning
-from .formula import parse
+from .formula import parse, variable_names
 
 MISSING = ("error", "drop")
-
-# names in a formula: bare identifiers (not followed by "(", which makes them
-# functions such as np.log) and backticked names
-_TOKEN = re.compile(r"`([^`]+)`|(?<![A-Za-z0-9_.])([A-Za-z_.][A-Za-z0-9_.]*)(?![A-Za-z0-9_.]|\s*\()")
 
 
 def used_columns(formula: str, data: pd.DataFrame) -> list[str]:
     """Columns of ``data`` that ``formula`` names, in the order of the data."""
     parse(formula)  # a malformed formula is a FormulaError before any data check
-    names = {a or b for a, b in _TOKEN.findall(formula)}
+    names = set(variable_names(formula))
     return [c for c in data.columns if isinstance(c, str) and c in names]
 
 

@@ -19,10 +19,9 @@ import pandas as pd
 
 from . import levels as lv
 from .errors import DataError, FormulaError
-from .formula import RandomTerm
+from .formula import RandomTerm, variable_names
 
 _SIMPLE = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
-_NAMES = re.compile(r"`([^`]+)`|(?<![A-Za-z0-9_.])([A-Za-z_.][A-Za-z0-9_.]*)(?![A-Za-z0-9_.]|\s*\()")  # variables, not functions
 
 
 def _simple_columns(expr: str, data: pd.DataFrame) -> list[str] | None:
@@ -198,9 +197,7 @@ def learn(term: RandomTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray, np.
         try:
             mm = model_matrix(term.expr, data, output="numpy", na_action="ignore")
         except Exception as exc:  # formulaic raises many types; name the term
-            absent = sorted(
-                {a or b for a, b in _NAMES.findall(term.expr)} - set(map(str, data.columns))
-            )
+            absent = sorted(set(variable_names(term.expr)) - set(map(str, data.columns)))
             if absent:
                 raise DataError(
                     f"column(s) {absent} of random term {term} missing from the data"
@@ -212,7 +209,7 @@ def learn(term: RandomTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray, np.
         columns = tuple(simple)
     if not columns:
         raise FormulaError(f"random term {term} has no columns")
-    named = {a or b for a, b in _NAMES.findall(term.expr)}
+    named = set(variable_names(term.expr))
     for f in term.factors:
         if f == term.expr.strip() or f in columns or f in named:
             raise FormulaError(
