@@ -316,11 +316,15 @@ def test_balanced_one_way_matches_closed_form(k, n, sd, seed, reml):
     dof = k * n - 1 if reml else k * n
     assert math.sqrt(f.factor(np.array([theta])).r2 / dof) == pytest.approx(sigma, rel=1e-10)
     assert m.beta[0] == pytest.approx(y.mean(), rel=1e-10)
-    # BOBYQA stops within ftol = 1e-8 of the optimum. Near the optimum
-    # f(t) - f* >= f''/2 (t - theta)^2 (at the bound f also rises linearly), so
-    # |t - theta| <= sqrt(2 * dF / f''). We allow dF = 1e-7 (10 x ftol) and take f''
-    # from a second difference (one-sided at the bound).
-    assert m.objective - at_closed <= 1e-7
+    # BOBYQA's stopping rule (ftol_abs = 1e-8 on successive steps) does not bound
+    # the distance to the optimum itself: it has stopped 1.4e-7 above it (k = n = 3).
+    # We hold it to the project's agreement standard for objectives, 1e-6 relative
+    # (DESIGN.md, section 4), and derive the theta tolerance from that: near the
+    # optimum f(t) - f* >= f''/2 (t - theta)^2 (at the bound f also rises linearly),
+    # so |t - theta| <= sqrt(2 dF / f''), with f'' from a second difference
+    # (one-sided at the bound).
+    dF = 1e-6 * abs(at_closed)
+    assert m.objective - at_closed <= dF
     h = 1e-3
     if theta > 2 * h:
         pts = [theta - h, theta, theta + h]
@@ -329,5 +333,17 @@ def test_balanced_one_way_matches_closed_form(k, n, sd, seed, reml):
     fa, fb, fc = (f(np.array([t])) for t in pts)
     curv = (fa - 2 * fb + fc) / h**2
     assert curv > 0
-    tol = math.sqrt(2 * 1e-7 / curv) + 1e-6
+    tol = math.sqrt(2 * dF / curv) + 1e-6
     assert abs(m.theta[0] - theta) <= tol, (m.theta[0], theta, tol)
+
+
+def test_interior_local_minimum_with_the_global_on_the_boundary():
+    """Found by hypothesis: BOBYQA stopped at theta 0.52 (28.2917); theta 0 is lower (28.2615)."""
+    y = [0.600073, -0.912685, -1.036581, 0.809371, 2.698798, -1.247768, 1.283798, 0.616029]
+    y += [1.689264, 1.882843]
+    x = [0.275111, 0.222784, -1.665070, -0.164588, 1.127622, -1.272868, 0.633418, -0.968873]
+    x += [-1.148444, 0.782869]
+    data = pd.DataFrame({"y": y, "x": x, "g": ["g0"] * 8 + ["g1", "g2"]})
+    m = quiet("y ~ x + (1 | g)", data, reml=False)
+    assert m.singular and m.theta[0] < 1e-6
+    check_against_dense(m, data)
