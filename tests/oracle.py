@@ -99,3 +99,71 @@ def henderson_se(m: mfx.LinearMixedModel, train: pd.DataFrame, new: pd.DataFrame
     d = m.design(new)
     V = np.hstack([d.X.to_numpy(), d.Z.toarray() @ Lam])
     return m.sigma * np.sqrt(np.einsum("ni,ij,nj->n", V, Ci, V))
+
+
+def term_covariances(m: mfx.LinearMixedModel) -> dict[str, tuple[list[str], np.ndarray]]:
+    """Per grouping factor: its columns and sigma^2 T T' (one term per factor here)."""
+    out, start = {}, 0
+    for t in m.spec.terms:
+        T = t.T(m.theta[start : start + t.ntheta])
+        start += t.ntheta
+        out[t.group] = (list(t.columns), m.sigma**2 * T @ T.T)
+    return out
+
+
+def dense_predict(
+    m: mfx.LinearMixedModel,
+    train: pd.DataFrame,
+    new: pd.DataFrame,
+    included: set[tuple[str, str]],
+    new_levels: str = "population",
+    interval: str | None = None,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Predictions and their standard errors from dense matrices, by the definitions.
+
+    ``included`` holds the (grouping factor, column) pairs of ``re``. The fit
+    is ``x'beta + z_inc'b`` with b the dense mixed-model solution over ``train``
+    (levels not in ``train`` contribute 0). The confidence variance is
+    ``sigma^2 v'C^-1 v``, ``v = [x; Lambda'z_inc]``, plus ``m_inc' Sigma m_inc``
+    for a new level; the prediction variance adds ``sigma^2``, the omitted
+    columns' ``m_om' Sigma m_om`` for a known level and ``m'Sigma m - m_inc'Sigma m_inc``
+    for a new one. Assumes single-factor terms and simple columns.
+    """
+    b = mme_modes(m, train)
+    d = m.design(new)
+    X, Z = d.X.to_numpy(), d.Z.toarray()
+    keep = np.array([(name.split("[")[0], name.split("]:")[1]) in included for name in d.z_names])
+    Zi = Z * keep
+    fit = X @ m.beta + Zi @ b
+    covs = term_covariances(m)
+    unseen = {}
+    for t in m.spec.terms:
+        g = t.group
+        known = {str(v) for v in train[g]}
+        unseen[g] = np.array([str(v) not in known for v in new[g]])
+    if new_levels == "nan":
+        for g, cols in ((t.group, t.columns) for t in m.spec.terms):
+            if any((g, c) in included for c in cols):
+                fit = np.where(unseen[g], np.nan, fit)
+    if interval is None:
+        return fit, None
+    Xt = m.design(train).X.to_numpy()
+    Lam = dense_lambda(m, m.theta)
+    ZL = dense_z(m, train) @ Lam
+    C = np.block([[Xt.T @ Xt, Xt.T @ ZL], [ZL.T @ Xt, ZL.T @ ZL + np.eye(ZL.shape[1])]])
+    V = np.hstack([X, Zi @ Lam])
+    var = m.sigma**2 * np.einsum("ni,ij,nj->n", V, np.linalg.inv(C), V)
+    for g, (cols, S) in covs.items():
+        M = np.column_stack([np.ones(len(new)) if c == "(Intercept)" else new[c] for c in cols])
+        inc = M * np.array([(g, c) in included for c in cols])
+        full, part = (np.einsum("nq,qr,nr->n", A, S, A) for A in (M, inc))
+        var = var + np.where(unseen[g], part, 0.0)
+        if interval == "prediction":
+            om = M - inc
+            var = var + np.where(unseen[g], full - part, np.einsum("nq,qr,nr->n", om, S, om))
+    if interval == "prediction":
+        var = var + m.sigma**2
+    se = np.sqrt(var)
+    if new_levels == "nan":
+        se = np.where(np.isnan(fit), np.nan, se)
+    return fit, se

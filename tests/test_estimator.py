@@ -202,6 +202,7 @@ def test_clone_and_params_round_trip(Xy):
         "response": None,
         "reml": False,
         "new_levels": "nan",
+        "missing": "error",
     }
     twin = clone(est)
     assert twin is not est and twin.get_params() == params

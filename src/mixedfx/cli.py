@@ -52,7 +52,7 @@ def write_table(frame: pd.DataFrame, path: str) -> None:
 def _fit(args: argparse.Namespace) -> None:
     from .fit import lmm
 
-    model = lmm(args.formula, read_table(args.data), reml=not args.ml)
+    model = lmm(args.formula, read_table(args.data), reml=not args.ml, missing=args.missing)
     model.save(args.out)
     print(model.summary())
     print(f"\nsaved {args.out}")
@@ -121,6 +121,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="training data: CSV or Parquet")
     p.add_argument("--formula", required=True, help='lme4 formula, e.g. "y ~ x + (x | g)"')
     p.add_argument("--ml", action="store_true", help="maximum likelihood instead of REML")
+    p.add_argument(
+        "--missing",
+        default="error",
+        choices=["error", "drop"],
+        help="rows with NaN, inf or missing labels in a used column: error (default) or "
+        "drop them (the count is reported)",
+    )
     p.add_argument("--out", required=True, help="model file to write (.mfx)")
     p.set_defaults(run=_fit)
 

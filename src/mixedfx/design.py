@@ -10,17 +10,18 @@ matrix ``X`` (n x p) and, per term, level codes (n,) and a model matrix
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from formulaic import Formula
-from formulaic.errors import FormulaicError
+from formulaic.errors import DataMismatchWarning, FormulaicError
 
 from . import reterm
 from .errors import DataError, FormulaError, RankDeficiencyWarning
-from .formula import ParsedFormula, parse
+from .formula import ParsedFormula, parse, variable_names
 
 RANK_TOL = 1e-7  # lme4's tolerance for dropping columns of X
 
@@ -76,6 +77,15 @@ class Design:
         Rows with a missing predictor come out as NaN; an unseen level of a
         categorical predictor is an error naming it.
         """
+        absent = np.zeros(len(data), dtype=bool)
+        for name in self.fixed_variables():
+            if name in data.columns:
+                absent |= missing_values(data[name])
+        if absent.any():  # build the complete rows; the others are NaN
+            out = np.full((len(data), len(self.fixed_names)), np.nan)
+            if not absent.all():
+                out[~absent] = self.X(data.iloc[np.flatnonzero(~absent)])
+            return out
         try:
             full, names = build_fixed(self.fixed_spec, data)
         except DataError:
@@ -93,6 +103,13 @@ class Design:
         return response(data, self.response)
 
 
+def missing_values(column: pd.Series) -> np.ndarray:
+    """True where a value is NaN, inf or None, shape (n,)."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return ~np.isfinite(np.asarray(column, dtype=float))
+    return column.isna().to_numpy(dtype=bool, copy=True)
+
+
 def check_columns(data: pd.DataFrame, names: list[str], what: str) -> None:
     """Raise a DataError naming every column of ``names`` missing from ``data``."""
     missing = [n for n in names if n not in data.columns]
@@ -103,17 +120,59 @@ def check_columns(data: pd.DataFrame, names: list[str], what: str) -> None:
         )
 
 
+# formulaic encodes an unseen categorical level as the baseline (zeros) and only
+# warns; we turn that warning into an error. Warning filters are process-global,
+# so the switch is made under a lock: concurrent predictions must not restore
+# each other's filters halfway (which could let one of them through silently).
+_FILTER_LOCK = threading.Lock()
+
+
 def build_fixed(spec: object, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Apply a learned formulaic spec; unseen categorical levels are errors."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", category=Warning)
+    """Apply a learned formulaic spec; unseen categorical levels are errors.
+
+    Levels are checked before formulaic runs (:func:`unseen_levels`, naming the
+    column); formulaic's own DataMismatchWarning is a second line of defence.
+    """
+    unseen_levels(spec, data)
+    with _FILTER_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", category=DataMismatchWarning)
         try:
             mm = spec.get_model_matrix(data, output="numpy", na_action="ignore")  # type: ignore[attr-defined]
-        except Warning as exc:  # formulaic's DataMismatchWarning for unseen levels
+        except DataMismatchWarning as exc:  # unseen levels check_levels could not see
             raise DataError(f"new data does not fit the fixed effects: {exc}") from exc
         except FormulaicError as exc:
             raise DataError(f"cannot build the fixed effects from the data: {exc}") from exc
     return np.asarray(mm, dtype=float), tuple(mm.model_spec.column_names)
+
+
+def unseen_levels(spec: object, data: pd.DataFrame) -> None:
+    """Raise a DataError naming a categorical predictor with levels training never saw.
+
+    formulaic's learned state lists each categorical factor (``c`` or an
+    expression such as ``C(k)``) with its training levels; the data column is
+    the factor itself or the one column its expression names.
+    """
+    state = getattr(spec, "encoder_state", {}) or {}
+    for factor, (kind, info) in state.items():
+        if getattr(kind, "value", kind) != "categorical" or not isinstance(info, dict):
+            continue
+        if factor in data.columns:
+            name = factor
+        else:
+            cols = [c for c in variable_names(str(factor)) if c in data.columns]
+            if len(cols) != 1:
+                continue
+            name = cols[0]
+        known = list(info.get("categories", []))
+        values = pd.unique(data[name].dropna())
+        unseen = [v for v in values if v not in known]
+        if unseen:
+            shown = [str(v) for v in unseen[:10]]
+            raise DataError(
+                f"fixed-effect column {name!r} has level(s) {shown} that training never "
+                f"saw (training levels: {[str(k) for k in known[:20]]}); the fixed "
+                "effects have no coefficient for them"
+            )
 
 
 def response(data: pd.DataFrame, name: str) -> np.ndarray:

@@ -37,3 +37,7 @@ class RankDeficiencyWarning(MixedFXWarning):
 
 class NewLevelWarning(MixedFXWarning):
     """New data holds grouping levels that training never saw."""
+
+
+class MissingDataWarning(MixedFXWarning):
+    """Training rows with NaN, inf or missing labels were dropped (``missing="drop"``)."""

@@ -39,6 +39,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .fit import lmm
 from .formula import parse
+from .missing import MISSING
 from .model import LinearMixedModel
 from .predict import NEW_LEVELS
 
@@ -132,6 +133,11 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
     new_levels : {"population", "nan", "error"}, default "population"
         Default for :meth:`predict`: groups not seen in training get the
         population-level prediction (random effects 0), NaN, or an error.
+    missing : {"error", "drop"}, default "error"
+        Training rows with NaN, inf or a missing label in a column the model
+        uses: an error naming the columns, or (``"drop"``) fit without them
+        and report how many with a :class:`mixedfx.MissingDataWarning`
+        (see :func:`mixedfx.lmm`).
 
     Attributes
     ----------
@@ -167,6 +173,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         response: str | None = None,
         reml: bool = True,
         new_levels: str = "population",
+        missing: str = "error",
     ) -> None:
         self.formula = formula
         self.groups = groups
@@ -174,6 +181,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         self.response = response
         self.reml = reml
         self.new_levels = new_levels
+        self.missing = missing
 
     # -- the model formula ----------------------------------------------------------
     def _check_params(self) -> None:
@@ -218,6 +226,8 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"reml must be True or False, got {self.reml!r}")
         if self.new_levels not in NEW_LEVELS:
             raise ValueError(f"new_levels must be one of {NEW_LEVELS}, got {self.new_levels!r}")
+        if self.missing not in MISSING:
+            raise ValueError(f"missing must be one of {MISSING}, got {self.missing!r}")
 
     def _model_formula(self, X: pd.DataFrame) -> tuple[str, str]:
         """The formula to fit and its response name (parameters already checked)."""
@@ -260,7 +270,9 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         X = _as_frame(X, "X")
         formula, response = self._model_formula(X)
         data = _with_response(X, y, response, "X")
-        self.model_: LinearMixedModel = lmm(formula, data, reml=bool(self.reml))
+        self.model_: LinearMixedModel = lmm(
+            formula, data, reml=bool(self.reml), missing=str(self.missing)
+        )
         self.formula_ = formula
         self.response_ = response
         self.n_features_in_ = X.shape[1]

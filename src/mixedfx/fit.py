@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -9,6 +10,7 @@ import pandas as pd
 
 from . import blocks as blocks_mod
 from . import design as design_mod
+from . import missing as missing_mod
 from . import modes
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
 from .model import LinearMixedModel
@@ -16,7 +18,9 @@ from .objective import Objective
 from .optimize import OptSummary, boundary_restarts, minimize
 
 
-def lmm(formula: str, data: pd.DataFrame, reml: bool = True) -> LinearMixedModel:
+def lmm(
+    formula: str, data: pd.DataFrame, reml: bool = True, missing: str = "error"
+) -> LinearMixedModel:
     """Fit a linear mixed model with lme4's formula language and lme4's numbers.
 
     Parameters
@@ -27,14 +31,41 @@ def lmm(formula: str, data: pd.DataFrame, reml: bool = True) -> LinearMixedModel
         Training rows with the response, predictors and grouping columns.
     reml : bool, default True
         REML (True) or maximum likelihood (False).
+    missing : {"error", "drop"}, default "error"
+        What to do with rows that have NaN, inf or a missing label in a
+        column the model uses (the response, a fixed-effects predictor, a
+        grouping column or a random-slope column). ``"error"`` raises a
+        :class:`~mixedfx.DataError` naming the columns and counts;
+        ``"drop"`` fits the other rows and reports how many were dropped
+        with a :class:`~mixedfx.MissingDataWarning`. The model's ``data``,
+        ``fitted()``, ``residuals()`` and ``nobs`` then refer to the kept
+        rows only (``data`` keeps their original index). A used column with
+        no usable value at all is an error either way. (lme4 drops such rows
+        silently by default; mixedfx never does.)
 
     Returns
     -------
     LinearMixedModel
+
+    Raises
+    ------
+    DataError
+        For data that cannot be fitted as given (missing column, missing
+        values, constant response, too few levels, ...).
+    FormulaError
+        For a formula that cannot be read.
     """
+    data = missing_mod.handle(formula, data, missing)
     design, arrays, blocks, objective = setup(formula, data, reml)
-    opt = minimize(objective, objective.start(), objective.lower())
-    opt = boundary_restarts(objective, opt, objective.lower() == 0.0)
+    design, w = column_scales(design, arrays)
+    if np.all(w == 1.0):  # lme4's parameterisation and path
+        opt = minimize(objective, objective.start(), objective.lower())
+        opt = boundary_restarts(objective, opt, objective.lower() == 0.0)
+    else:  # optimize in scaled units (same objective), report theta in the data's
+        scaled = lambda s: objective(s * w)  # noqa: E731
+        opt = minimize(scaled, objective.start(), objective.lower())
+        opt = boundary_restarts(scaled, opt, objective.lower() == 0.0)
+        opt = dataclasses.replace(opt, start=opt.start * w, final=opt.final * w)
     return finish(design, arrays, blocks, objective, opt, data)
 
 
@@ -48,6 +79,40 @@ def setup(
         arrays.X, arrays.y, arrays.codes, arrays.M, [t.nlevels for t in design.terms]
     )
     return design, arrays, blocks, Objective(blocks, design.terms, reml)
+
+
+SCALE_RANGE = (1e-3, 1e3)  # random-effect columns whose root mean square is outside get scaled
+
+
+def column_scales(
+    design: design_mod.Design, arrays: design_mod.TrainingArrays
+) -> tuple[design_mod.Design, np.ndarray]:
+    """Scale random-effect columns of extreme size for the optimizer.
+
+    A random-slope variable in tiny or huge units (say, multiplied by 1e6)
+    makes its theta tiny or huge, below the optimizer's absolute tolerance
+    (1e-8) or far from its unit start. For a column whose root mean square
+    ``s`` lies outside :data:`SCALE_RANGE`, the optimizer works with
+    ``theta_scaled = theta * s`` (per row of T): the objective is unchanged
+    (Z Lambda is the same matrix), and the estimates do not depend on the
+    units. Columns of ordinary size keep scale 1, so ordinary fits follow
+    lme4's parameterisation and optimizer path exactly.
+
+    Returns
+    -------
+    design : Design
+        With each term's ``scales`` set (None where all are 1).
+    w : ndarray, shape (ntheta,)
+        ``theta = theta_scaled * w``.
+    """
+    terms, w = [], []
+    for t, M in zip(design.terms, arrays.M, strict=True):
+        rms = np.sqrt(np.mean(M * M, axis=0)) if len(M) else np.ones(t.q)
+        extreme = (rms > 0) & ((rms < SCALE_RANGE[0]) | (rms > SCALE_RANGE[1]))
+        scales = np.where(extreme, rms, 1.0)
+        terms.append(dataclasses.replace(t, scales=scales if extreme.any() else None))
+        w += [1.0 / scales[i] for i, _ in t.theta_index()]
+    return dataclasses.replace(design, terms=tuple(terms)), np.array(w)
 
 
 def check_sizes(design: design_mod.Design, arrays: design_mod.TrainingArrays) -> None:

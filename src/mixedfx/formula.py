@@ -22,6 +22,17 @@ from .errors import FormulaError
 
 _NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
 
+# variable names inside an expression: backticked names, and bare identifiers
+# that are not followed by "(" (those are functions, such as np.log or C)
+_VARIABLE = re.compile(
+    r"`([^`]+)`|(?<![A-Za-z0-9_.])([A-Za-z_.][A-Za-z0-9_.]*)(?![A-Za-z0-9_.]|\s*\()"
+)
+
+
+def variable_names(expr: str) -> list[str]:
+    """Names an expression uses as variables, in order, without repeats."""
+    return list(dict.fromkeys(a or b for a, b in _VARIABLE.findall(expr)))
+
 
 @dataclass(frozen=True)
 class RandomTerm:

@@ -8,8 +8,8 @@ the training rows (sufficient statistics: no training data is kept).
 
 from __future__ import annotations
 
-import functools
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal, NamedTuple, overload
 
@@ -22,6 +22,7 @@ from .errors import DataError
 from .intervals import PredictionError
 from .optimize import OptSummary
 
+_PREDICTION_ERROR_LOCK = threading.Lock()
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of T
 
 
@@ -100,8 +101,18 @@ class LinearMixedModel:
 
     @property
     def singular(self) -> bool:
-        """True when some diagonal of T is (near) zero: a boundary fit."""
-        return any(np.any(np.abs(np.diag(T)) < SINGULAR_TOL) for T in self.Ts())
+        """True when some diagonal of T is (near) zero: a boundary fit.
+
+        A diagonal is compared with lme4's tolerance after scaling by its
+        column's scale (1 unless the column's size was extreme; see
+        :func:`mixedfx.fit.column_scales`), so the flag does not change when
+        a random-slope variable changes units.
+        """
+        for t, T in zip(self.spec.terms, self.Ts(), strict=True):
+            scales = np.ones(t.q) if t.scales is None else t.scales
+            if np.any(np.abs(np.diag(T)) * scales < SINGULAR_TOL):
+                return True
+        return False
 
     @property
     def fixef(self) -> pd.Series:
@@ -321,17 +332,24 @@ class LinearMixedModel:
 
         save(self, path)
 
-    @functools.cached_property
-    def _prediction_error(self) -> PredictionError:
-        from .objective import Objective
-
-        return PredictionError(
-            Objective(self.blocks, self.spec.terms, self.reml).factor(self.theta)
-        )
-
     def prediction_error(self) -> PredictionError:
-        """The factored mixed-model equations at the estimates (computed once)."""
-        return self._prediction_error
+        """The factored mixed-model equations at the estimates (computed once).
+
+        Thread-safe: the first caller computes it under a lock, and every
+        thread gets the same object (a model is read-only after fitting, so
+        many threads may predict from one model at once).
+        """
+        cached = self.__dict__.get("_prediction_error")
+        if cached is None:
+            with _PREDICTION_ERROR_LOCK:
+                cached = self.__dict__.get("_prediction_error")
+                if cached is None:
+                    from .objective import Objective
+
+                    f = Objective(self.blocks, self.spec.terms, self.reml).factor(self.theta)
+                    cached = PredictionError(f)
+                    object.__setattr__(self, "_prediction_error", cached)  # frozen: cache only
+        return cached
 
     def summary(self) -> str:
         """A printable lme4-style summary."""

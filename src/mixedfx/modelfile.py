@@ -4,10 +4,12 @@ Layout of a ``.mfx`` file (a zip archive)::
 
     mixedfx.json        format name and version, the model's scalars, the
                         design (formula, learned formulaic state, levels),
-                        and per array its dtype, shape and SHA-256
+                        per array its dtype, shape and SHA-256, and the
+                        SHA-256 of the manifest itself (``sha256``, over its
+                        canonical JSON without that key)
     arrays/<name>.npy   numeric arrays, read with allow_pickle=False
 
-Loading checks the format and version, the member list, every array's hash,
+Loading checks the format and version, the manifest's hash, the member list, every array's hash,
 dtype and shape, and the consistency of shapes with the design, and builds
 only known types from data: a truncated, tampered or foreign file fails with
 :class:`~mixedfx.errors.ModelFileError` and runs no code. No training rows are
@@ -22,6 +24,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -38,9 +41,16 @@ from .optimize import OptSummary
 from .reterm import ReTerm
 
 FORMAT = "mixedfx-model"
-VERSION = 1
+VERSION = 2  # 2: the manifest carries its own checksum; terms may carry column scales
 MANIFEST = "mixedfx.json"
 MAX_MEMBER_BYTES = 8 * 2**30
+
+
+def manifest_checksum(doc: dict[str, Any]) -> str:
+    """SHA-256 of the manifest's canonical JSON, without its own ``sha256`` entry."""
+    body = {k: v for k, v in doc.items() if k != "sha256"}
+    text = json.dumps(body, sort_keys=True, allow_nan=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _spec_json(spec: Any) -> dict[str, Any] | None:
@@ -139,6 +149,7 @@ def save(model: LinearMixedModel, path: str | os.PathLike[str]) -> None:
                     "labels": _plain(t.labels),
                     "factor_keys": [_plain(k) for k in t.factor_keys],
                     "spec": _spec_json(t.spec),
+                    "scales": None if t.scales is None else [float(v) for v in t.scales],
                 }
                 for t in spec.terms
             ],
@@ -166,6 +177,7 @@ def save(model: LinearMixedModel, path: str | os.PathLike[str]) -> None:
         },
         "arrays": meta,
     }
+    doc["sha256"] = manifest_checksum(doc)
     text = json.dumps(doc, allow_nan=True).encode()
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr(MANIFEST, text)
@@ -235,14 +247,28 @@ def load(path: str | os.PathLike[str]) -> LinearMixedModel:
                     f"model file format version {doc.get('version')!r} is not "
                     f"supported (this mixedfx reads version {VERSION})"
                 )
+            if doc.get("sha256") != manifest_checksum(doc):
+                raise ModelFileError(
+                    "model file manifest fails its checksum (tampered or corrupted)"
+                )
             arrays = _read_arrays(zf, doc["arrays"])
             return _build(doc["model"], arrays)
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError) as exc:
         raise ModelFileError(f"cannot read model file {os.fspath(path)!r}: {exc}") from exc
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except Exception as exc:  # anything else a malformed file provokes: never a traceback
         raise ModelFileError(f"model file {os.fspath(path)!r} is malformed: {exc!r}") from exc
+
+
+def _scales(values: Any, q: int) -> np.ndarray | None:
+    """A term's column scales from the file: None, or q positive finite numbers."""
+    if values is None:
+        return None
+    out = np.array([float(v) for v in values])
+    if out.shape != (q,) or not (np.isfinite(out).all() and (out > 0).all()):
+        raise ModelFileError("model file: a term's column scales are malformed")
+    return out
 
 
 def _build(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearMixedModel:
@@ -258,6 +284,7 @@ def _build(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearMixedModel
                 np.array(t["labels"], dtype=object),
                 tuple(np.array([str(k) for k in fk], dtype=object) for fk in t["factor_keys"]),
                 _spec_from_json(t["spec"]),
+                _scales(t.get("scales"), len(t["columns"])),
             )
         )
     fixed = d["fixed_spec"]

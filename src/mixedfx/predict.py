@@ -40,13 +40,24 @@ NEW_LEVELS = ("population", "nan", "error")
 def _unseen_message(
     spec_term_group: str, data: pd.DataFrame, factors: list[str], unseen: np.ndarray
 ) -> str:
-    labels = data.loc[unseen, factors].drop_duplicates().astype(str).agg(":".join, axis=1)
-    shown = labels.head(10).tolist()
-    more = f" and {len(labels) - 10} more" if len(labels) > 10 else ""
-    return (
-        f"new data has {len(labels)} level(s) of {spec_term_group!r} not seen in "
-        f"training: {shown}{more}; use new_levels='population' or 'nan' to predict them"
-    )
+    rows = data.loc[unseen, factors]
+    absent = rows.isna().any(axis=1).to_numpy()
+    parts = []
+    if (~absent).any():
+        labels = rows[~absent].drop_duplicates().astype(object).astype(str)
+        joined = labels.agg(":".join, axis=1)
+        shown = joined.head(10).tolist()
+        more = f" and {len(joined) - 10} more" if len(joined) > 10 else ""
+        parts.append(
+            f"new data has {len(joined)} level(s) of {spec_term_group!r} not seen in "
+            f"training: {shown}{more}"
+        )
+    if absent.any():
+        parts.append(
+            f"new data has {int(absent.sum())} row(s) with a missing (NaN) label of "
+            f"{spec_term_group!r}"
+        )
+    return "; ".join(parts) + "; use new_levels='population' or 'nan' to predict them"
 
 
 def predict(

@@ -19,7 +19,7 @@ import pandas as pd
 
 from . import levels as lv
 from .errors import DataError, FormulaError
-from .formula import RandomTerm
+from .formula import RandomTerm, variable_names
 
 _SIMPLE = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 
@@ -62,6 +62,11 @@ class ReTerm:
         For an interaction ``a:b``, the keys of each factor (for new data).
     spec : object or None
         A formulaic ModelSpec for non-simple expressions, else None.
+    scales : ndarray, shape (q,), or None
+        Column scales the optimizer worked in (see :func:`mixedfx.fit.column_scales`);
+        None means all 1. The boundary check of :attr:`LinearMixedModel.singular`
+        uses ``|T_jj| * scales[j]``, so it does not depend on the units of a
+        random-slope column.
     """
 
     term: RandomTerm
@@ -70,6 +75,7 @@ class ReTerm:
     labels: np.ndarray
     factor_keys: tuple[np.ndarray, ...]
     spec: object | None = field(default=None, compare=False)
+    scales: np.ndarray | None = field(default=None, compare=False)
 
     # -- sizes --------------------------------------------------------------
     @property
@@ -191,6 +197,11 @@ def learn(term: RandomTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray, np.
         try:
             mm = model_matrix(term.expr, data, output="numpy", na_action="ignore")
         except Exception as exc:  # formulaic raises many types; name the term
+            absent = sorted(set(variable_names(term.expr)) - set(map(str, data.columns)))
+            if absent:
+                raise DataError(
+                    f"column(s) {absent} of random term {term} missing from the data"
+                ) from exc
             raise FormulaError(f"cannot build the model matrix of term {term}: {exc}") from exc
         spec = mm.model_spec
         columns = tuple(rename_intercept(list(spec.column_names)))
@@ -198,8 +209,9 @@ def learn(term: RandomTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray, np.
         columns = tuple(simple)
     if not columns:
         raise FormulaError(f"random term {term} has no columns")
+    named = set(variable_names(term.expr))
     for f in term.factors:
-        if f == term.expr.strip() or f in columns:
+        if f == term.expr.strip() or f in columns or f in named:
             raise FormulaError(
                 f"random term {term} uses {f!r} on both sides of the bar; "
                 "a grouping factor cannot also be its own random slope"
