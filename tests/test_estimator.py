@@ -152,8 +152,10 @@ def test_new_levels_default_and_override(sleep, Xy):
         assert np.isnan(est.predict(new)).all()
     with pytest.warns(mfx.NewLevelWarning):
         assert np.isfinite(est.predict(new, new_levels="population")).all()
-    with pytest.warns(mfx.NewLevelWarning), pytest.raises(mfx.DataError, match="not seen"):
-        est.predict(new, new_levels="error")
+    with warnings.catch_warnings():  # "error" raises, without a NewLevelWarning first
+        warnings.simplefilter("error", mfx.NewLevelWarning)
+        with pytest.raises(mfx.DataError, match="not seen"):
+            est.predict(new, new_levels="error")
 
 
 def test_given_frame_and_pair_match_direct_api(sleep, Xy, direct):

@@ -270,8 +270,10 @@ class LinearMixedModel:
             ``"all"``, ``"none"``, or lme4's ``re.form`` terms such as
             ``"(1 | Subject)"``: the random effects to include.
         new_levels : {"population", "nan", "error"}
-            Unseen levels: effect 0 (population level), NaN, or an error
-            listing them. Nested terms keep the levels they know.
+            Unseen levels: effect 0 (population level), NaN, or a
+            :class:`~mixedfx.DataError` listing them (raised without a
+            :class:`~mixedfx.NewLevelWarning`). Nested terms keep the levels
+            they know.
         given : DataFrame, optional
             Observations with the response: the random effects of their
             groups are updated from them first (see :meth:`condition`).

@@ -74,7 +74,6 @@ def predict(
         newdata = model.data
     masks = rows_mod.select(spec, re)
     r = rows_mod.build(spec, newdata)
-    rows_mod.warn_unseen(spec, newdata, r, masks)
     n = r.n
     fit = r.X @ model.beta if n else np.zeros(0)
     bad = ~np.isfinite(fit)
@@ -91,6 +90,8 @@ def predict(
         contrib = np.einsum("nq,nq->n", Mi, b[np.maximum(codes, 0)][:, mask])
         fit = fit + np.where(known, contrib, 0.0)
         bad |= ~np.isfinite(Mi).all(axis=1)
+    # after the loop: with new_levels="error" an unseen level has raised, without a warning
+    rows_mod.warn_unseen(spec, newdata, r, masks)
     fit = np.where(bad, np.nan, fit)
     if new_levels == "nan":
         fit = np.where(unknown_used, np.nan, fit)
