@@ -232,6 +232,20 @@ def test_pickle_round_trip(Xy):
     np.testing.assert_array_equal(again.predict(X), est.predict(X))
 
 
+def test_fitted_estimator_holds_no_training_frame(Xy, direct):
+    X, y = Xy
+    est = MixedLMRegressor(FORMULA).fit(X, y)
+    assert est.model_.data is None
+    again = pickle.loads(pickle.dumps(est))
+    assert again.model_.data is None
+    assert not any(isinstance(v, pd.DataFrame) for v in vars(again.model_).values())
+    np.testing.assert_array_equal(again.predict(X), est.predict(X))
+    np.testing.assert_allclose(est.model_.fitted(), direct.fitted(), rtol=1e-10)
+    np.testing.assert_allclose(est.model_.residuals(), direct.residuals(), rtol=1e-8, atol=1e-8)
+    with pytest.raises(mfx.DataError, match="pass newdata"):
+        est.model_.predict()
+
+
 def add_days_squared(X: pd.DataFrame) -> pd.DataFrame:
     return X.assign(Days2=X["Days"] ** 2)
 

@@ -68,8 +68,8 @@ def predict(
     if newdata is None:
         if model.data is None:
             raise DataError(
-                "this model holds no training data (a model loaded from a file does "
-                "not keep them); pass newdata"
+                "this model holds no training data (a model loaded from a file or "
+                "fitted by MixedLMRegressor keeps none); pass newdata"
             )
         newdata = model.data
     masks = rows_mod.select(spec, re)
