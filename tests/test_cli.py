@@ -81,6 +81,26 @@ def test_predict_to_stdout_and_summary(workdir: Path) -> None:
     assert res.returncode == 0 and "Subject" in res.stdout and "Days" in res.stdout
 
 
+@pytest.mark.parametrize(
+    "args",
+    [["summary", "sleep.mfx"], ["predict", "sleep.mfx", "sleep.csv", "--out", "-"]],
+)
+def test_closed_pipe_is_quiet(workdir: Path, args: list[str]) -> None:
+    """``mixedfx summary m.mfx | head -1``: the reader leaves early; no error, status 0."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mixedfx.cli", *args],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the command has written anything (it is still importing)
+    stderr = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, stderr
+    assert stderr == ""
+
+
 def test_plot(workdir: Path) -> None:
     res = run("plot", "sleep.mfx", "--kind", "caterpillar", "--out", "cat.png", cwd=workdir)
     assert res.returncode == 0, res.stderr

@@ -152,8 +152,10 @@ def test_new_levels_default_and_override(sleep, Xy):
         assert np.isnan(est.predict(new)).all()
     with pytest.warns(mfx.NewLevelWarning):
         assert np.isfinite(est.predict(new, new_levels="population")).all()
-    with pytest.warns(mfx.NewLevelWarning), pytest.raises(mfx.DataError, match="not seen"):
-        est.predict(new, new_levels="error")
+    with warnings.catch_warnings():  # "error" raises, without a NewLevelWarning first
+        warnings.simplefilter("error", mfx.NewLevelWarning)
+        with pytest.raises(mfx.DataError, match="not seen"):
+            est.predict(new, new_levels="error")
 
 
 def test_given_frame_and_pair_match_direct_api(sleep, Xy, direct):
@@ -229,6 +231,20 @@ def test_pickle_round_trip(Xy):
     est = MixedLMRegressor(FORMULA).fit(X, y)
     again = pickle.loads(pickle.dumps(est))
     np.testing.assert_array_equal(again.predict(X), est.predict(X))
+
+
+def test_fitted_estimator_holds_no_training_frame(Xy, direct):
+    X, y = Xy
+    est = MixedLMRegressor(FORMULA).fit(X, y)
+    assert est.model_.data is None
+    again = pickle.loads(pickle.dumps(est))
+    assert again.model_.data is None
+    assert not any(isinstance(v, pd.DataFrame) for v in vars(again.model_).values())
+    np.testing.assert_array_equal(again.predict(X), est.predict(X))
+    np.testing.assert_allclose(est.model_.fitted(), direct.fitted(), rtol=1e-10)
+    np.testing.assert_allclose(est.model_.residuals(), direct.residuals(), rtol=1e-8, atol=1e-8)
+    with pytest.raises(mfx.DataError, match="pass newdata"):
+        est.model_.predict()
 
 
 def add_days_squared(X: pd.DataFrame) -> pd.DataFrame:

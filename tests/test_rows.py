@@ -1,4 +1,4 @@
-"""The label-mismatch warning of new data shows distinct labels written as training's."""
+"""rows: the label-mismatch warning (distinct labels, written as training's) and re= errors."""
 
 from __future__ import annotations
 
@@ -39,3 +39,17 @@ def test_no_warning_when_some_labels_known() -> None:
         warnings.simplefilter("error", mfx.NewLevelWarning)
         out = m.predict(mixed)
     assert np.isfinite(out).all()
+
+
+@pytest.mark.parametrize(
+    ("re", "unknown"),
+    [("(x | Subject)", "['x']"), ("(1 + Days + x + z | Subject)", "['x', 'z']")],
+)
+def test_re_term_with_unknown_column_names_it(re: str, unknown: str) -> None:
+    m = mfx.lmm("Reaction ~ Days + (Days | Subject)", mfx.datasets.load("sleepstudy"))
+    new = pd.DataFrame({"Subject": ["308"], "Days": [1.0], "x": [2.0], "z": [3.0]})
+    with pytest.raises(mfx.FormulaError) as caught:
+        m.predict(new, re=re)
+    text = str(caught.value)
+    assert f"unknown column(s) {unknown}" in text
+    assert "columns ['(Intercept)', 'Days']" in text

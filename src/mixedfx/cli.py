@@ -1,12 +1,15 @@
 """The ``mixedfx`` command line: fit, predict, summary, plot, demo.
 
 Every command is a thin layer over the public API; errors print one line
-(``mixedfx: error: ...``) and exit with status 2, without a traceback.
+(``mixedfx: error: ...``) and exit with status 2, without a traceback. When
+the reader of stdout goes away (``mixedfx summary m.mfx | head -1``) the
+command stops quietly with status 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -166,12 +169,28 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _silence_stdout() -> None:
+    """Point stdout at devnull, so that flushing it at exit does not fail again.
+
+    The reader of a pipe closed it early (e.g. ``| head -1``): the rest of the
+    output has nowhere to go, which is not an error (Python's documented
+    recipe for SIGPIPE).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     warnings.simplefilter("default")
     warnings.formatwarning = lambda msg, cat, *a, **k: f"mixedfx: warning: {msg}\n"
     try:
         args.run(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+    except BrokenPipeError:
+        _silence_stdout()
+        return 0
     except (ValueError, OSError, ImportError, KeyError) as exc:
         print(f"mixedfx: error: {exc}", file=sys.stderr)
         return 2

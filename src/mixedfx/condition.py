@@ -79,9 +79,12 @@ def condition(model: LinearMixedModel, given: pd.DataFrame) -> LinearMixedModel:
     Returns
     -------
     LinearMixedModel
-        Same beta, theta, sigma and objective; random effects, their
-        conditional covariances and the cross-product blocks updated; levels
-        new in ``given`` appended to each term's levels.
+        Same beta, theta, sigma, objective and ``nobs`` (so AIC and BIC are
+        the fit's); random effects, their conditional covariances and the
+        cross-product blocks updated; levels new in ``given`` appended to
+        each term's levels; ``nobs_given`` increased by ``len(given)``. It
+        keeps the model's training data frame: ``predict()`` without
+        newdata predicts the training rows with the updated random effects.
     """
     if not isinstance(given, pd.DataFrame):
         raise DataError(f"given must be a pandas DataFrame, got {type(given).__name__}")
@@ -118,5 +121,6 @@ def condition(model: LinearMixedModel, given: pd.DataFrame) -> LinearMixedModel:
         blocks=blocks,
         fitted_values=None,
         response_values=None,
+        nobs_given=model.nobs_given + len(given),
     )
     return updated

@@ -10,6 +10,7 @@ matrix ``X`` (n x p) and, per term, level codes (n,) and a model matrix
 from __future__ import annotations
 
 import functools
+import re
 import threading
 import warnings
 from dataclasses import dataclass
@@ -69,7 +70,7 @@ class Design:
 
     def fixed_variables(self) -> list[str]:
         """Data columns the fixed-effects part reads."""
-        return sorted(self.fixed_spec.required_variables)  # type: ignore[attr-defined]
+        return data_columns(self.parsed.fixed, self.fixed_spec.required_variables)  # type: ignore[attr-defined]
 
     def X(self, data: pd.DataFrame) -> np.ndarray:
         """The fixed-effects matrix for new data, shape (n, p).
@@ -108,6 +109,34 @@ def missing_values(column: pd.Series) -> np.ndarray:
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
         return ~np.isfinite(np.asarray(column, dtype=float))
     return column.isna().to_numpy(dtype=bool, copy=True)
+
+
+def data_columns(text: str, variables: set[str]) -> list[str]:
+    """formulaic's required variables as the data columns a formula names.
+
+    formulaic reads a dotted name such as ``Day.s`` as the variable ``Day``
+    (attribute ``s``), yet evaluates it from a column ``Day.s``: a dotted
+    name written in ``text`` that starts with a variable is that column.
+
+    Parameters
+    ----------
+    text : str
+        The formula (or its fixed part) as written.
+    variables : set of str
+        formulaic's ``required_variables`` of it.
+
+    Returns
+    -------
+    list of str
+        Sorted column names, e.g. ``["Day.s"]`` for ``"Day.s"``.
+    """
+    out: set[str] = set()
+    for v in variables:
+        head = r"(?<![\w.])" + re.escape(v)
+        dotted = set(re.findall(head + r"(?:\.\w+)+", text))
+        alone = re.search(head + r"(?![\w.])", text) is not None
+        out |= dotted | ({v} if alone or not dotted else set())
+    return sorted(out)
 
 
 def check_columns(data: pd.DataFrame, names: list[str], what: str) -> None:
@@ -261,7 +290,7 @@ def learn(formula: str, data: pd.DataFrame) -> tuple[Design, TrainingArrays]:
     parsed = parse(formula)
     y = response(data, parsed.response)
     rhs = _fixed_formula(parsed.fixed)
-    fixed_vars = sorted(rhs.required_variables)
+    fixed_vars = data_columns(parsed.fixed, rhs.required_variables)
     _check_finite_inputs(data, [v for v in fixed_vars if v in data.columns])
     try:
         mm = rhs.get_model_matrix(data, output="numpy", na_action="ignore")

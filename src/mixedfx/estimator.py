@@ -21,6 +21,7 @@ exported lazily). Install it with ``pip install 'mixedfx[sklearn]'``.
 
 from __future__ import annotations
 
+import dataclasses
 import keyword
 import re
 from typing import Any
@@ -142,7 +143,11 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
     Attributes
     ----------
     model_ : LinearMixedModel
-        The fitted model (``model_.fixef``, ``model_.ranef``, ...).
+        The fitted model (``model_.fixef``, ``model_.ranef``, ...), without
+        the training data frame (``model_.data`` is None), so that a pickled
+        estimator does not carry the training rows: pass rows explicitly to
+        ``model_.predict`` and ``model_.design``. ``model_.fitted()`` and
+        ``model_.residuals()`` still work (the model keeps those two vectors).
     formula_ : str
         The formula fitted.
     response_ : str
@@ -270,9 +275,10 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         X = _as_frame(X, "X")
         formula, response = self._model_formula(X)
         data = _with_response(X, y, response, "X")
-        self.model_: LinearMixedModel = lmm(
-            formula, data, reml=bool(self.reml), missing=str(self.missing)
-        )
+        # the model would keep a reference to ``data``, a copy of the training rows
+        # that nothing here needs: drop it, so pickles do not carry it
+        model = lmm(formula, data, reml=bool(self.reml), missing=str(self.missing))
+        self.model_: LinearMixedModel = dataclasses.replace(model, data=None)
         self.formula_ = formula
         self.response_ = response
         self.n_features_in_ = X.shape[1]

@@ -56,11 +56,16 @@ class LinearMixedModel:
     vcov_beta : ndarray, shape (p, p)
     optsummary : OptSummary
     blocks : Blocks
-        Cross-products of the training rows.
+        Cross-products of the training rows (plus the given rows after
+        :meth:`condition`).
     fitted_values, response_values : ndarray, shape (n,), or None
         Of the training rows (None after :meth:`condition`).
     data : DataFrame or None
         The training data frame (a reference, not a copy; never saved).
+        A conditioned model keeps its model's training data frame.
+    nobs_given : int
+        Rows that :meth:`condition` added to the random effects (0 for a
+        fit). They are not counted in :attr:`nobs`.
     """
 
     spec: Design
@@ -77,11 +82,22 @@ class LinearMixedModel:
     fitted_values: np.ndarray | None = field(repr=False)
     response_values: np.ndarray | None = field(repr=False)
     data: pd.DataFrame | None = field(default=None, repr=False)
+    nobs_given: int = 0
 
     # -- sizes and parameters ---------------------------------------------------
     @property
     def nobs(self) -> int:
-        return self.blocks.n
+        """Observations of the fit, as in lme4; given rows of :meth:`condition` not counted.
+
+        The parameters, :attr:`objective`, :attr:`loglik`, :attr:`aic` and
+        :attr:`bic` are the fit's, on these rows.
+        """
+        return self.blocks.n - self.nobs_given
+
+    @property
+    def conditioned(self) -> bool:
+        """True for a model from :meth:`condition`: its random effects also use given rows."""
+        return self.nobs_given > 0
 
     @property
     def converged(self) -> bool:
@@ -225,7 +241,11 @@ class LinearMixedModel:
 
     # -- training rows ------------------------------------------------------------
     def fitted(self) -> np.ndarray:
-        """Conditional fitted values ``X beta + Z b`` of the training rows, shape (n,)."""
+        """Conditional fitted values ``X beta + Z b`` of the training rows, shape (n,).
+
+        On a conditioned model ``b`` holds the updated random effects (as
+        ``predict()`` without newdata).
+        """
         if self.fitted_values is not None:
             return self.fitted_values.copy()
         return np.asarray(self.predict())
@@ -276,13 +296,18 @@ class LinearMixedModel:
         Parameters
         ----------
         newdata : DataFrame, optional
-            Rows to predict; None for the training rows.
+            Rows to predict; None for the training rows (``data``; an error
+            when the model holds none, e.g. loaded from a file). On a
+            conditioned model: the training rows, not the given ones, with
+            the updated random effects.
         re : str, default "all"
             ``"all"``, ``"none"``, or lme4's ``re.form`` terms such as
             ``"(1 | Subject)"``: the random effects to include.
         new_levels : {"population", "nan", "error"}
-            Unseen levels: effect 0 (population level), NaN, or an error
-            listing them. Nested terms keep the levels they know.
+            Unseen levels: effect 0 (population level), NaN, or a
+            :class:`~mixedfx.DataError` listing them (raised without a
+            :class:`~mixedfx.NewLevelWarning`). Nested terms keep the levels
+            they know.
         given : DataFrame, optional
             Observations with the response: the random effects of their
             groups are updated from them first (see :meth:`condition`).
@@ -302,7 +327,11 @@ class LinearMixedModel:
         return predict(model, newdata, re, new_levels, interval, level)
 
     def condition(self, given: pd.DataFrame) -> LinearMixedModel:
-        """A model with the same parameters and BLUPs updated by ``given`` (with response)."""
+        """A model with the same parameters and BLUPs updated by ``given`` (with response).
+
+        Its ``nobs``, objective, AIC and BIC stay the fit's; ``nobs_given``
+        counts the given rows. See :func:`mixedfx.condition.condition`.
+        """
         from .condition import condition
 
         return condition(self, given)
@@ -359,7 +388,8 @@ class LinearMixedModel:
 
     def __repr__(self) -> str:
         kind = "REML" if self.reml else "ML"
+        given = f", conditioned on {self.nobs_given} given rows" if self.conditioned else ""
         return (
             f"<LinearMixedModel {self.spec.formula!r} fit by {kind}: "
-            f"{self.nobs} obs, objective {self.objective:.4f}>"
+            f"{self.nobs} obs, objective {self.objective:.4f}{given}>"
         )

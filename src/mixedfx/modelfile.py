@@ -136,6 +136,7 @@ def save(model: LinearMixedModel, path: str | os.PathLike[str]) -> None:
             "reml": model.reml,
             "sigma": model.sigma,
             "objective": model.objective,
+            "nobs_given": model.nobs_given,
             "fixed_spec": _spec_json(spec.fixed_spec),
             "fixed_names": list(spec.fixed_names),
             "dropped": list(spec.dropped),
@@ -350,6 +351,7 @@ def _build(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearMixedModel
         None,
         None,
         None,
+        int(d.get("nobs_given", 0)),  # files before nobs_given: never conditioned
     )
     _check(model)
     return model
@@ -382,6 +384,8 @@ def _check(m: LinearMixedModel) -> None:
                 problems.append("rest layout")
     if not (np.isfinite(m.sigma) and m.sigma > 0):
         problems.append("sigma")
+    if not 0 <= m.nobs_given < bl.n:
+        problems.append("given rows")
     if problems:
         raise ModelFileError(
             f"model file is inconsistent: {', '.join(problems)} do not agree with the design"

@@ -79,13 +79,12 @@ def predict(
     if newdata is None:
         if model.data is None:
             raise DataError(
-                "this model holds no training data (it was loaded from a file or "
-                "conditioned); pass newdata"
+                "this model holds no training data (a model loaded from a file or "
+                "fitted by MixedLMRegressor keeps none); pass newdata"
             )
         newdata = model.data
     masks = rows_mod.select(spec, re)
     r = rows_mod.build(spec, newdata)
-    rows_mod.warn_unseen(spec, newdata, r, masks)
     n = r.n
     fit = r.X @ model.beta if n else np.zeros(0)
     bad = ~np.isfinite(fit)
@@ -102,6 +101,8 @@ def predict(
         contrib = np.einsum("nq,nq->n", Mi, b[np.maximum(codes, 0)][:, mask])
         fit = fit + np.where(known, contrib, 0.0)
         bad |= ~np.isfinite(Mi).all(axis=1)
+    # after the loop: with new_levels="error" an unseen level has raised, without a warning
+    rows_mod.warn_unseen(spec, newdata, r, masks)
     fit = np.where(bad, np.nan, fit)
     if new_levels == "nan":
         fit = np.where(unknown_used, np.nan, fit)

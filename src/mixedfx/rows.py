@@ -17,8 +17,8 @@ import scipy.sparse as sp
 from .blocks import term_matrix
 from .design import Design, check_columns
 from .errors import DataError, FormulaError, NewLevelWarning
-from .formula import parse
-from .reterm import _simple_columns
+from .formula import RandomTerm, parse
+from .reterm import ReTerm, _simple_columns
 
 
 @dataclass(frozen=True)
@@ -94,16 +94,40 @@ def select(spec: Design, re: str | None) -> list[np.ndarray]:
             continue
         cols = _simple_columns(term.expr, pd.DataFrame({c: [0.0] for c in _names(spec)}))
         if cols is None:
-            raise FormulaError(f"re term {term}: write its columns as in the model, e.g. (1 | g)")
+            raise FormulaError(_unknown_columns(term, [spec.terms[k] for k in matches]))
         for col in cols:
             hits = [k for k in matches if col in spec.terms[k].columns]
             if not hits:
-                raise FormulaError(
-                    f"re term {term}: the model has no random {col!r} for {term.group!r}"
-                )
+                raise FormulaError(_unknown_columns(term, [spec.terms[k] for k in matches]))
             for k in hits:
                 masks[k][list(spec.terms[k].columns).index(col)] = True
     return masks
+
+
+def _unknown_columns(term: RandomTerm, model_terms: list[ReTerm]) -> str:
+    """The error for an ``re`` term whose columns are not the model's for its factor.
+
+    Parameters
+    ----------
+    term : RandomTerm
+        The term as written in ``re``.
+    model_terms : list of ReTerm
+        The model's terms with the same grouping factor(s).
+
+    Returns
+    -------
+    str
+        Names the unknown column(s) and lists the columns the model has.
+    """
+    known = list(dict.fromkeys(c for t in model_terms for c in t.columns))
+    pieces = [p.strip() for p in term.expr.replace("-", "+-").split("+") if p.strip()]
+    unknown = [p for p in pieces if p not in ("0", "1", "-1") and p not in known]
+    what = f"unknown column(s) {unknown}" if unknown else "columns not written as in the model"
+    first = "1" if "(Intercept)" in known else f"0 + {known[0]}"
+    return (
+        f"re term {term}: {what}; the model's random effects for {term.group!r} have "
+        f"columns {known}: write a subset of them, e.g. ({first} | {term.group})"
+    )
 
 
 def _squash(expr: str) -> str:

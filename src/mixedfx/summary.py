@@ -50,6 +50,11 @@ def render(m: LinearMixedModel) -> str:
     lines.append(_table(rows))
     groups = ", ".join(f"{t.group}, {t.nlevels}" for t in m.spec.terms)
     lines.append(f"Number of obs: {m.nobs}, groups: {groups}")
+    if m.conditioned:
+        lines.append(
+            f"Random effects conditioned on {m.nobs_given} given rows "
+            "(parameters and criterion are the fit's)"
+        )
     lines.append("")
     lines.append("Fixed effects:")
     se = np.sqrt(np.diag(m.vcov_beta))

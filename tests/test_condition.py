@@ -1,0 +1,85 @@
+"""A conditioned model: the fit's parameters and criteria, updated random effects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedfx as mfx
+
+
+@pytest.fixture(scope="module")
+def sleep() -> pd.DataFrame:
+    return mfx.datasets.load("sleepstudy")
+
+
+@pytest.fixture(scope="module")
+def fit(sleep: pd.DataFrame) -> mfx.LinearMixedModel:
+    return mfx.lmm("Reaction ~ Days + (Days | Subject)", sleep)
+
+
+# three more days of a known subject and two of a new one
+GIVEN = pd.DataFrame(
+    {
+        "Subject": ["308", "308", "308", "400", "400"],
+        "Days": [10.0, 11.0, 12.0, 0.0, 1.0],
+        "Reaction": [480.0, 490.0, 500.0, 300.0, 310.0],
+    }
+)
+
+
+def test_conditioned_model_keeps_the_fit_criteria(fit: mfx.LinearMixedModel) -> None:
+    c = fit.condition(GIVEN)
+    assert not fit.conditioned and fit.nobs_given == 0
+    assert c.conditioned and c.nobs_given == 5
+    assert c.nobs == fit.nobs == 180
+    assert (c.objective, c.loglik, c.aic, c.bic) == (fit.objective, fit.loglik, fit.aic, fit.bic)
+    assert np.isclose(c.bic, c.objective + np.log(c.nobs) * c.npar)
+    twice = c.condition(GIVEN.head(2))  # conditioning again adds to the given rows
+    assert twice.nobs_given == 7 and twice.nobs == 180 and twice.bic == fit.bic
+
+
+def test_conditioned_summary_and_repr_say_so(fit: mfx.LinearMixedModel) -> None:
+    c = fit.condition(GIVEN)
+    text = c.summary()
+    assert "Number of obs: 180," in text
+    assert "Random effects conditioned on 5 given rows" in text
+    assert "conditioned" not in fit.summary()
+    assert "180 obs" in repr(c) and "conditioned on 5 given rows" in repr(c)
+
+
+def test_saved_conditioned_model_keeps_given_count(
+    fit: mfx.LinearMixedModel, tmp_path: Path
+) -> None:
+    c = fit.condition(GIVEN)
+    c.save(tmp_path / "c.mfx")
+    loaded = mfx.load(tmp_path / "c.mfx")
+    assert loaded.nobs_given == 5 and loaded.nobs == 180 and loaded.bic == fit.bic
+
+
+def test_predict_without_newdata_is_training_rows_with_updated_effects(
+    fit: mfx.LinearMixedModel, sleep: pd.DataFrame
+) -> None:
+    c = fit.condition(GIVEN)
+    got = c.predict()
+    assert len(got) == len(sleep)  # the training rows, not the given ones
+    np.testing.assert_array_equal(got, c.predict(sleep))
+    np.testing.assert_array_equal(c.fitted(), got)
+    np.testing.assert_allclose(c.residuals(), sleep.Reaction.to_numpy() - got)
+    moved = (sleep.Subject == "308").to_numpy()  # only 308's effects changed
+    assert not np.allclose(got[moved], fit.predict()[moved])
+    np.testing.assert_allclose(got[~moved], fit.predict()[~moved], rtol=1e-10)
+
+
+def test_model_without_training_rows_says_why(fit: mfx.LinearMixedModel, tmp_path: Path) -> None:
+    fit.save(tmp_path / "m.mfx")
+    loaded = mfx.load(tmp_path / "m.mfx")
+    for model in (loaded, loaded.condition(GIVEN)):
+        with pytest.raises(mfx.DataError) as caught:
+            model.predict()
+        text = str(caught.value)
+        assert "loaded from a file" in text and "pass newdata" in text
+        assert "conditioned" not in text  # a model conditioned in memory keeps them

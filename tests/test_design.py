@@ -1,0 +1,54 @@
+"""design: errors about the fixed-effects columns name the data's columns."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedfx as mfx
+from mixedfx.design import data_columns
+
+
+@pytest.fixture(scope="module")
+def dotted() -> pd.DataFrame:
+    return mfx.datasets.load("sleepstudy").rename(columns={"Days": "Day.s"})
+
+
+@pytest.mark.parametrize(
+    ("text", "variables", "columns"),
+    [
+        ("Day.s", {"Day"}, ["Day.s"]),
+        ("np.log1p(Day.s) + x", {"Day", "x"}, ["Day.s", "x"]),
+        ("Day + Day.s", {"Day"}, ["Day", "Day.s"]),
+        ("`Day.s`:g", {"Day", "g"}, ["Day.s", "g"]),
+        ("Days + exp(x)", {"Days", "x"}, ["Days", "x"]),
+    ],
+)
+def test_data_columns(text: str, variables: set[str], columns: list[str]) -> None:
+    assert data_columns(text, variables) == columns
+
+
+def test_dotted_column_fits(dotted: pd.DataFrame) -> None:
+    m = mfx.lmm("Reaction ~ Day.s + (1 | Subject)", dotted)
+    assert list(m.fixef.index) == ["(Intercept)", "Day.s"]
+
+
+@pytest.mark.parametrize("fixed", ["Day.s", "np.log1p(Day.s)"])
+def test_missing_dotted_column_is_named(fixed: str) -> None:
+    sleep = mfx.datasets.load("sleepstudy")  # has Days, not Day.s
+    with pytest.raises(mfx.DataError, match=r"column\(s\) \['Day\.s'\] missing"):
+        mfx.lmm(f"Reaction ~ {fixed} + (1 | Subject)", sleep)
+
+
+def test_missing_dotted_column_in_new_data_is_named(dotted: pd.DataFrame) -> None:
+    m = mfx.lmm("Reaction ~ Day.s + (1 | Subject)", dotted)
+    with pytest.raises(mfx.DataError, match=r"column\(s\) \['Day\.s'\] missing"):
+        m.predict(dotted.drop(columns="Day.s"))
+
+
+def test_nan_in_dotted_column_is_named(dotted: pd.DataFrame) -> None:
+    bad = dotted.copy()
+    bad.loc[3, "Day.s"] = np.nan
+    with pytest.raises(mfx.DataError, match=r"column\(s\) 'Day\.s' \(1\)"):
+        mfx.lmm("Reaction ~ Day.s + (1 | Subject)", bad)
