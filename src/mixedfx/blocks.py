@@ -222,3 +222,29 @@ def fix_beta(bl: Blocks, beta: np.ndarray) -> Blocks:
     A21 = Tm @ bl.A21 if not sp.issparse(bl.A21) else (sp.csr_matrix(Tm) @ bl.A21).tocsr()
     A22 = Tm @ bl.A22 @ Tm.T
     return Blocks(bl.first, bl.l0, bl.q0, bl.rest, 0, bl.n, bl.A11, A21, A22)
+
+
+def dense_layout(rest: tuple[RestTerm, ...] | list[RestTerm], m: int, l0: int, q0: int) -> bool:
+    """Whether :func:`form` keeps A21 dense for these sizes."""
+    return not rest or m * l0 * q0 <= DENSE_LIMIT
+
+
+def select_fixed(bl: Blocks, kept: np.ndarray) -> Blocks:
+    """The blocks with only the columns ``kept`` of X, in :func:`form`'s layout.
+
+    Parameters
+    ----------
+    bl : Blocks
+        Blocks formed with every column of X.
+    kept : ndarray of int, shape (p_kept,)
+        Indices of the columns of X to keep, increasing.
+    """
+    rows = np.concatenate([np.arange(bl.mr), bl.mr + kept, [bl.mr + bl.p]]).astype(np.int64)
+    A22 = bl.A22[np.ix_(rows, rows)]
+    A21: np.ndarray | sp.csr_matrix
+    if dense_layout(bl.rest, len(rows), bl.l0, bl.q0):
+        A21 = sp.csr_matrix(bl.A21).toarray()[rows] if sp.issparse(bl.A21) else bl.A21[rows]
+    else:
+        A21 = sp.csr_matrix(bl.A21)[rows].tocsr()
+        A21.sort_indices()
+    return Blocks(bl.first, bl.l0, bl.q0, bl.rest, len(kept), bl.n, bl.A11, A21, A22)

@@ -18,11 +18,17 @@ import pandas as pd
 
 from .blocks import Blocks
 from .design import Design
+from .distributed import is_dask
 from .errors import DataError
 from .intervals import PredictionError
 from .optimize import OptSummary
 
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of T
+NO_ROWS = (
+    "this model holds no training rows (it was fitted on a Dask frame, loaded from a "
+    "file or conditioned), so it has no {what}: compute them from the training data "
+    "with {how} (a Dask frame gives a lazy result)"
+)
 
 
 class ModelMatrices(NamedTuple):
@@ -214,16 +220,32 @@ class LinearMixedModel:
 
     # -- training rows ------------------------------------------------------------
     def fitted(self) -> np.ndarray:
-        """Conditional fitted values ``X beta + Z b`` of the training rows, shape (n,)."""
+        """Conditional fitted values ``X beta + Z b`` of the training rows, shape (n,).
+
+        Raises
+        ------
+        DataError
+            When the model holds no training rows (fitted on a Dask frame,
+            loaded from a file, or conditioned): use ``m.predict(data)``.
+        """
         if self.fitted_values is not None:
             return self.fitted_values.copy()
+        if self.data is None:
+            raise DataError(NO_ROWS.format(what="fitted values", how="m.predict(data)"))
         return np.asarray(self.predict())
 
     def residuals(self) -> np.ndarray:
-        """Response minus conditional fitted values, shape (n,)."""
+        """Response minus conditional fitted values, shape (n,).
+
+        Raises
+        ------
+        DataError
+            When the model holds no training rows (see :meth:`fitted`).
+        """
         if self.response_values is None:
             if self.data is None:
-                raise DataError("this model holds no training data; residuals need it")
+                how = "data[response] - m.predict(data)"
+                raise DataError(NO_ROWS.format(what="residuals", how=how))
             return self.spec.response_vector(self.data) - self.fitted()
         return self.response_values - self.fitted()
 
@@ -264,17 +286,20 @@ class LinearMixedModel:
 
         Parameters
         ----------
-        newdata : DataFrame, optional
-            Rows to predict; None for the training rows.
+        newdata : DataFrame or dask DataFrame, optional
+            Rows to predict; None for the training rows. A Dask frame gives a
+            lazy dask Series named ``fit`` (or a dask DataFrame with
+            intervals), partitioned like ``newdata``.
         re : str, default "all"
             ``"all"``, ``"none"``, or lme4's ``re.form`` terms such as
             ``"(1 | Subject)"``: the random effects to include.
         new_levels : {"population", "nan", "error"}
             Unseen levels: effect 0 (population level), NaN, or an error
             listing them. Nested terms keep the levels they know.
-        given : DataFrame, optional
+        given : DataFrame or dask DataFrame, optional
             Observations with the response: the random effects of their
-            groups are updated from them first (see :meth:`condition`).
+            groups are updated from them first (see :meth:`condition`; a
+            Dask frame is summed into blocks, never collected).
         interval : {None, "confidence", "prediction"}
             None returns an ndarray of shape (n,); otherwise a DataFrame
             with columns ``fit, se, lower, upper`` (see
@@ -288,6 +313,10 @@ class LinearMixedModel:
         from .predict import predict
 
         model = self if given is None else self.condition(given)
+        if is_dask(newdata):
+            from .distributed.score import predict as dask_predict
+
+            return dask_predict(model, newdata, re, new_levels, interval, level)
         return predict(model, newdata, re, new_levels, interval, level)
 
     def condition(self, given: pd.DataFrame) -> LinearMixedModel:
