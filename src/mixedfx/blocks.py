@@ -20,9 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .schur import SchurPattern
+from .schur import DenseSchur, SchurPattern, pattern_entries
 
 DENSE_LIMIT = 2_000_000  # entries of A21 above which it is kept sparse
+PATTERN_LIMIT = 50_000_000  # entries of the Schur pattern above which the update goes dense
+DENSE_SCHUR_LIMIT = 250_000_000  # ... provided a dense A21 has at most this many entries
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,19 @@ class Blocks:
         return sp.issparse(self.A21)
 
     @functools.cached_property
-    def schur(self) -> SchurPattern:
-        """The pattern of ``A21 W A21'`` (sparse blocks only), found on first use."""
-        return SchurPattern.build(self.A21, self.l0, self.q0)
+    def schur(self) -> SchurPattern | DenseSchur:
+        """The update ``A21 W A21'`` (sparse blocks only), prepared on first use.
+
+        A precomputed pattern, unless it would outgrow a dense A21 (levels of
+        the first term that meet most rows of A21, as at many rows per level):
+        then A21 is held dense and the update is a BLAS product, so memory
+        stays flat as rows grow.
+        """
+        A21 = sp.csr_matrix(self.A21)
+        big = pattern_entries(A21, self.l0, self.q0) > PATTERN_LIMIT
+        if big and self.m * self.l0 * self.q0 <= DENSE_SCHUR_LIMIT:
+            return DenseSchur(A21.toarray(), self.q0)
+        return SchurPattern.build(A21, self.l0, self.q0)
 
 
 def term_matrix(codes: np.ndarray, M: np.ndarray, nlevels: int) -> sp.csr_matrix:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import blas
 
 
 @dataclass(frozen=True)
@@ -97,3 +98,44 @@ class SchurPattern:
             values *= d[self.rows] * d[self.cols]
         flat = M.reshape(-1)  # a view: M is C-contiguous
         flat[self.flat] -= values
+
+
+class DenseSchur:
+    """``A21 W A21'`` with A21 held dense: for A21 whose levels share most rows.
+
+    When every level of the first term meets many rows of A21 (e.g. users x
+    items at millions of ratings), the pattern of :class:`SchurPattern`
+    grows with the square of the rows per level while the dense A21 stays
+    (m, l0 * q0); the update is then one BLAS product per evaluation.
+
+    Parameters
+    ----------
+    A21 : ndarray, shape (m, l0 * q0)
+    q0 : int
+    """
+
+    def __init__(self, A21: np.ndarray, q0: int) -> None:
+        self.A = np.asarray(A21, dtype=float)
+        self.q0 = q0
+
+    def subtract_from(self, M: np.ndarray, W: np.ndarray, d: np.ndarray | None = None) -> None:
+        """``M -= D A21 W A21' D`` on the lower triangle of M (as :class:`SchurPattern`)."""
+        if self.q0 == 1:  # W_k = R_k^2 >= 0: a symmetric rank-k update
+            B = self.A * np.sqrt(W.reshape(-1))
+            U = blas.dsyrk(1.0, B, lower=1)
+        else:
+            m, l0 = self.A.shape[0], W.shape[0]
+            AW = np.einsum("mla,lab->mlb", self.A.reshape(m, l0, self.q0), W)
+            U = np.tril(AW.reshape(m, -1) @ self.A.T)
+        if d is not None:
+            U *= np.outer(d, d)
+        M -= U
+
+
+def pattern_entries(A21: sp.csr_matrix, l0: int, q0: int) -> int:
+    """Number of entries :meth:`SchurPattern.build` would store (an upper bound)."""
+    csc = sp.csc_matrix(A21)
+    per_level = np.bincount(
+        np.repeat(np.arange(csc.shape[1]), np.diff(csc.indptr)) // q0, minlength=l0
+    )
+    return int((per_level * (per_level + 1) // 2).sum())

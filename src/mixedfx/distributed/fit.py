@@ -26,7 +26,7 @@ from .. import design as design_mod
 from ..errors import DataError, RankDeficiencyWarning
 from ..fit import check_counts, optimize
 from ..model import LinearMixedModel
-from .learn import BadCount, learn
+from .learn import BadCount, learn, memory_dtypes
 from .run import compute, tree_reduce
 
 
@@ -60,6 +60,7 @@ def _qr_r(X: np.ndarray) -> np.ndarray:
 def partial(part: pd.DataFrame, design: design_mod.Design) -> Partial:
     """The blocks and QR factor of one partition's rows."""
     nterms = len(design.terms)
+    part = memory_dtypes(part)
     if len(part) == 0:
         return Partial(None, None, BadCount(0), (False,) * nterms)
     X = design.X(part)

@@ -74,6 +74,21 @@ class Survey:
     sample: pd.DataFrame = field(repr=False)
 
 
+def memory_dtypes(part: pd.DataFrame) -> pd.DataFrame:
+    """The partition with the dtypes pandas gives the same data in memory.
+
+    Dask stores text as ``string[pyarrow]`` (missing values ``pd.NA``) where
+    pandas has ``str`` (or object); formulaic treats only the latter as
+    categorical, so text columns are converted back before any formula work.
+    """
+    text = [
+        c
+        for c, dt in part.dtypes.items()
+        if isinstance(dt, pd.StringDtype) and dt.na_value is pd.NA
+    ]
+    return part.astype(dict.fromkeys(text, "str")) if text else part
+
+
 def _bad(col: pd.Series) -> np.ndarray:
     """As :func:`mixedfx.design._check_finite_inputs`: non-finite numbers or missing values."""
     if pd.api.types.is_numeric_dtype(col):
@@ -83,6 +98,7 @@ def _bad(col: pd.Series) -> np.ndarray:
 
 def survey(part: pd.DataFrame, plan: Plan) -> Survey:
     """Survey one partition."""
+    part = memory_dtypes(part)
     y = np.asarray(part[plan.response], dtype=float)
     ok = np.isfinite(y)
     group_cols = dict.fromkeys(c for g in plan.groups for c in g)
@@ -132,7 +148,7 @@ class Learned:
 
 def _meta_checks(ddf: Any, parsed: ParsedFormula, fixed_vars: list[str]) -> None:
     """The checks that need only the column names and dtypes (no pass over the data)."""
-    meta = ddf._meta
+    meta = memory_dtypes(ddf._meta)
     design_mod.response(meta, parsed.response)  # missing or non-numeric response
     design_mod.check_columns(meta, fixed_vars, "fixed-effects")
     for term in parsed.random:
@@ -151,7 +167,7 @@ def _meta_checks(ddf: Any, parsed: ParsedFormula, fixed_vars: list[str]) -> None
 
 
 def _plan(ddf: Any, parsed: ParsedFormula, fixed_vars: list[str]) -> Plan:
-    meta = ddf._meta
+    meta = memory_dtypes(ddf._meta)
     exprs = [t.expr for t in parsed.random if reterm._simple_columns(t.expr, meta) is None]
     return Plan(
         parsed.response,
@@ -221,7 +237,7 @@ def learn(formula: str, ddf: Any, progress: bool = False) -> Learned:
     what = f"the fixed effects {parsed.fixed!r}"
     spec = states.finish(parsed.fixed, s.fixed, s.sample, what)
     names = reterm.rename_intercept(list(spec.column_names))
-    terms = [_term(t, s, ddf._meta) for t in parsed.random]
+    terms = [_term(t, s, memory_dtypes(ddf._meta)) for t in parsed.random]
     terms = sorted(terms, key=lambda t: -t.nlevels)  # lme4's term order (stable)
     design = design_mod.Design(
         formula,

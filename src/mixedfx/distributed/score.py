@@ -30,7 +30,7 @@ from .. import blocks as blocks_mod
 from ..condition import _check_labels, _with_new_levels, conditioned, given_blocks
 from ..errors import DataError, MixedFXWarning
 from ..predict import predict as predict_frame
-from .learn import BadCount
+from .learn import BadCount, memory_dtypes
 from .run import compute, tree_reduce
 
 if TYPE_CHECKING:
@@ -62,6 +62,7 @@ def _predict_part(
     interval: str | None,
     level: float,
 ) -> pd.Series | pd.DataFrame:
+    part = memory_dtypes(part)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixedFXWarning)
         out = predict_frame(model, part, re, new_levels, interval, level)
@@ -87,7 +88,7 @@ def predict(
     """
     small = slim(model, interval)
     meta = _predict_part(ddf._meta, small, re, new_levels, interval, level)  # validates
-    model.spec.X(ddf._meta)  # names a missing fixed-effects column now, not at compute
+    model.spec.X(memory_dtypes(ddf._meta))  # a missing fixed-effects column, named now
     model_d = dask.delayed(small, traverse=False)
     return ddf.map_partitions(
         _predict_part, model_d, re, new_levels, interval, level, meta=meta, align_dataframes=False
@@ -108,6 +109,7 @@ class GivenSurvey:
 
 def _survey(part: pd.DataFrame, model: LinearMixedModel) -> GivenSurvey:
     spec = model.spec
+    part = memory_dtypes(part)
     y = np.asarray(part[spec.response], dtype=float)
     X = spec.X(part) if len(part) else np.empty((0, len(spec.fixed_names)))
     labels = tuple(int(pd.isna(t.new_keys(part)).sum()) for t in spec.terms)
@@ -153,7 +155,7 @@ def _given_part(
 ) -> blocks_mod.Blocks | None:
     if len(part) == 0:
         return None
-    return given_blocks(model, part, terms)[1]
+    return given_blocks(model, memory_dtypes(part), terms)[1]
 
 
 def _add(a: blocks_mod.Blocks | None, b: blocks_mod.Blocks | None) -> blocks_mod.Blocks | None:
@@ -164,7 +166,7 @@ def _add(a: blocks_mod.Blocks | None, b: blocks_mod.Blocks | None) -> blocks_mod
 
 def condition(model: LinearMixedModel, given: Any, progress: bool = False) -> LinearMixedModel:
     """The model conditioned on the rows of a Dask frame (see :func:`mixedfx.condition`)."""
-    meta = given._meta
+    meta = memory_dtypes(given._meta)
     model.spec.response_vector(meta)  # a missing or non-numeric response, named now
     for t in model.spec.terms:
         _check_labels(t, meta)  # a missing grouping column, named now
