@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint reference clean
+.PHONY: demo test bench bench-scaling lint reference clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,11 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/run.py
+
+# Dask scaling run: 1M and 4M rows (SIZES="1 4 16" for 16M; needs ~2 GB of /tmp per 4M rows).
+SIZES ?= 1 4
+bench-scaling: $(STAMP)
+	$(BIN)/python bench/scaling.py --millions $(SIZES)
 
 # Regenerate the lme4 reference values (needs R with lme4: apt-get install r-base-core r-cran-lme4).
 reference:

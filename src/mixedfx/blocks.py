@@ -20,9 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .schur import SchurPattern
+from .schur import DenseSchur, SchurPattern, pattern_entries
 
 DENSE_LIMIT = 2_000_000  # entries of A21 above which it is kept sparse
+PATTERN_LIMIT = 50_000_000  # entries of the Schur pattern above which the update goes dense
+DENSE_SCHUR_LIMIT = 250_000_000  # ... provided a dense A21 has at most this many entries
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,19 @@ class Blocks:
         return [np.ascontiguousarray(A21[:, :, a]) for a in range(self.q0)]
 
     @functools.cached_property
-    def schur(self) -> SchurPattern:
-        """The pattern of ``A22 - A21 W A21'`` (sparse blocks only), found on first use."""
-        return SchurPattern.build(self.A21, self.A22, self.l0, self.q0)
+    def schur(self) -> SchurPattern | DenseSchur:
+        """``A22 - A21 W A21'`` (sparse blocks only), prepared on first use.
+
+        A precomputed pattern, unless it would outgrow a dense A21 (levels of
+        the first term that meet most rows of A21, as at many rows per level):
+        then A21 is held dense and the update is a BLAS product, so memory
+        stays flat as rows grow.
+        """
+        A21 = sp.csr_matrix(self.A21)
+        big = pattern_entries(A21, self.l0, self.q0) > PATTERN_LIMIT
+        if big and self.m * self.l0 * self.q0 <= DENSE_SCHUR_LIMIT:
+            return DenseSchur(A21.toarray(), self.A22, self.q0)
+        return SchurPattern.build(A21, self.A22, self.l0, self.q0)
 
 
 def term_matrix(codes: np.ndarray, M: np.ndarray, nlevels: int) -> sp.csr_matrix:
@@ -239,3 +251,29 @@ def fix_beta(bl: Blocks, beta: np.ndarray) -> Blocks:
     A21 = Tm @ bl.A21 if not sp.issparse(bl.A21) else (sp.csr_matrix(Tm) @ bl.A21).tocsr()
     A22 = Tm @ bl.A22 @ Tm.T
     return Blocks(bl.first, bl.l0, bl.q0, bl.rest, 0, bl.n, bl.A11, A21, A22)
+
+
+def dense_layout(rest: tuple[RestTerm, ...] | list[RestTerm], m: int, l0: int, q0: int) -> bool:
+    """Whether :func:`form` keeps A21 dense for these sizes."""
+    return not rest or m * l0 * q0 <= DENSE_LIMIT
+
+
+def select_fixed(bl: Blocks, kept: np.ndarray) -> Blocks:
+    """The blocks with only the columns ``kept`` of X, in :func:`form`'s layout.
+
+    Parameters
+    ----------
+    bl : Blocks
+        Blocks formed with every column of X.
+    kept : ndarray of int, shape (p_kept,)
+        Indices of the columns of X to keep, increasing.
+    """
+    rows = np.concatenate([np.arange(bl.mr), bl.mr + kept, [bl.mr + bl.p]]).astype(np.int64)
+    A22 = bl.A22[np.ix_(rows, rows)]
+    A21: np.ndarray | sp.csr_matrix
+    if dense_layout(bl.rest, len(rows), bl.l0, bl.q0):
+        A21 = sp.csr_matrix(bl.A21).toarray()[rows] if sp.issparse(bl.A21) else bl.A21[rows]
+    else:
+        A21 = sp.csr_matrix(bl.A21)[rows].tocsr()
+        A21.sort_indices()
+    return Blocks(bl.first, bl.l0, bl.q0, bl.rest, len(kept), bl.n, bl.A11, A21, A22)

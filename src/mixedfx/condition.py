@@ -24,6 +24,7 @@ import pandas as pd
 from . import blocks as blocks_mod
 from . import levels as lv
 from . import modes
+from .distributed import is_dask
 from .errors import DataError
 from .factor import factor
 from .reterm import ReTerm
@@ -38,6 +39,16 @@ def _factor_keys(data: pd.DataFrame, name: str, known: np.ndarray) -> np.ndarray
     keys = lv.canonical_keys(uniques) if len(uniques) else np.array([], dtype=object)
     fresh = np.setdiff1d(keys.astype(str), known.astype(str))
     return np.concatenate([known, fresh.astype(object)])
+
+
+def _check_labels(t: ReTerm, data: pd.DataFrame) -> None:
+    """Every given row needs a label for each of the term's grouping columns."""
+    missing = pd.isna(t.new_keys(data))
+    if missing.any():
+        raise DataError(
+            f"given has {int(missing.sum())} row(s) with a missing label of "
+            f"{t.group!r}; every given row needs its groups"
+        )
 
 
 def _with_new_levels(t: ReTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray]:
@@ -86,34 +97,81 @@ def condition(model: LinearMixedModel, given: pd.DataFrame) -> LinearMixedModel:
         keeps the model's training data frame: ``predict()`` without
         newdata predicts the training rows with the updated random effects.
     """
+    if is_dask(given):
+        from .distributed.score import condition as dask_condition
+
+        return dask_condition(model, given)
     if not isinstance(given, pd.DataFrame):
         raise DataError(f"given must be a pandas DataFrame, got {type(given).__name__}")
     if len(given) == 0:
         return model
+    terms, extra = given_blocks(model, given)
+    return conditioned(model, terms, extra)
+
+
+def given_terms(model: LinearMixedModel, given: pd.DataFrame) -> list[ReTerm]:
+    """The model's terms with the levels of ``given`` that training never saw appended.
+
+    Only the grouping columns are read: the distinct rows of those columns
+    give the same terms as all of ``given``.
+    """
+    return [_with_new_levels(t, given)[0] for t in model.spec.terms]
+
+
+def given_blocks(
+    model: LinearMixedModel, given: pd.DataFrame, terms: list[ReTerm] | None = None
+) -> tuple[list[ReTerm], blocks_mod.Blocks]:
+    """The terms with new levels and the cross-product blocks of the given rows.
+
+    Parameters
+    ----------
+    model : LinearMixedModel
+    given : DataFrame, shape (n, ...)
+    terms : list of ReTerm, optional
+        The terms with every new level of all the given rows (when ``given``
+        is a part of them); by default learned from ``given``.
+
+    Raises
+    ------
+    DataError
+        For a missing response, predictor, group label or random-term value.
+    """
     spec = model.spec
     y = spec.response_vector(given)
     X = spec.X(given)
     if not np.isfinite(X).all():
         bad = int((~np.isfinite(X).all(axis=1)).sum())
         raise DataError(f"given has {bad} row(s) with missing predictors; drop them first")
-    terms, codes, Ms = [], [], []
-    for t in spec.terms:
-        nt, c = _with_new_levels(t, given)
+    codes, Ms, new_terms = [], [], []
+    for k, t in enumerate(spec.terms):
+        if terms is None:
+            nt, c = _with_new_levels(t, given)
+        else:
+            _check_labels(t, given)
+            nt = terms[k]
+            c = nt.codes(given)
         M = nt.model_matrix(given)
         if not np.isfinite(M).all():
             raise DataError(f"given has missing values in the columns of random term {t.term}")
-        terms.append(nt)
+        new_terms.append(nt)
         codes.append(c)
         Ms.append(M)
+    nlevels = [t.nlevels for t in new_terms]
+    extra = blocks_mod.form(X, y, tuple(codes), tuple(Ms), nlevels, first=model.blocks.first)
+    return new_terms, extra
+
+
+def conditioned(
+    model: LinearMixedModel, terms: list[ReTerm], extra: blocks_mod.Blocks
+) -> LinearMixedModel:
+    """The model conditioned on given rows with blocks ``extra`` in the layout of ``terms``."""
     nlevels = [t.nlevels for t in terms]
-    old = model.blocks
-    extra = blocks_mod.form(X, y, tuple(codes), tuple(Ms), nlevels, first=old.first)
-    blocks = blocks_mod.add(blocks_mod.extend(old, nlevels), extra)
+    blocks = blocks_mod.add(blocks_mod.extend(model.blocks, nlevels), extra)
     Ts = model.Ts()
     f = factor(blocks_mod.fix_beta(blocks, model.beta), Ts)
     _, _, b = modes.solve(f)
-    new_spec = dataclasses.replace(spec, terms=tuple(terms))
-    updated = dataclasses.replace(
+    new_spec = dataclasses.replace(model.spec, terms=tuple(terms))
+    return dataclasses.replace(
         model,
         spec=new_spec,
         b=b,
@@ -121,6 +179,5 @@ def condition(model: LinearMixedModel, given: pd.DataFrame) -> LinearMixedModel:
         blocks=blocks,
         fitted_values=None,
         response_values=None,
-        nobs_given=model.nobs_given + len(given),
+        nobs_given=model.nobs_given + extra.n,
     )
-    return updated

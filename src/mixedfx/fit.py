@@ -12,6 +12,7 @@ from . import blocks as blocks_mod
 from . import design as design_mod
 from . import missing as missing_mod
 from . import modes
+from .distributed import is_dask
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
 from .model import LinearMixedModel
 from .objective import Objective
@@ -19,7 +20,11 @@ from .optimize import OptSummary, boundary_restarts, minimize
 
 
 def lmm(
-    formula: str, data: pd.DataFrame, reml: bool = True, missing: str = "error"
+    formula: str,
+    data: pd.DataFrame,
+    reml: bool = True,
+    missing: str = "error",
+    progress: bool = False,
 ) -> LinearMixedModel:
     """Fit a linear mixed model with lme4's formula language and lme4's numbers.
 
@@ -27,8 +32,10 @@ def lmm(
     ----------
     formula : str
         e.g. ``"Reaction ~ Days + (Days | Subject)"``.
-    data : DataFrame
-        Training rows with the response, predictors and grouping columns.
+    data : DataFrame or dask DataFrame
+        Training rows with the response, predictors and grouping columns. A
+        Dask frame is fitted in two passes over its partitions (see
+        :mod:`mixedfx.distributed`); the model then holds no training rows.
     reml : bool, default True
         REML (True) or maximum likelihood (False).
     missing : {"error", "drop"}, default "error"
@@ -41,7 +48,10 @@ def lmm(
         ``fitted()``, ``residuals()`` and ``nobs`` then refer to the kept
         rows only (``data`` keeps their original index). A used column with
         no usable value at all is an error either way. (lme4 drops such rows
-        silently by default; mixedfx never does.)
+        silently by default; mixedfx never does.) Dask frames support
+        ``"error"`` only: drop rows with ``ddf.dropna(subset=...)`` first.
+    progress : bool, default False
+        Show Dask's progress bar while the passes over a Dask frame run.
 
     Returns
     -------
@@ -55,18 +65,18 @@ def lmm(
     FormulaError
         For a formula that cannot be read.
     """
+    if is_dask(data):
+        if missing != "error":
+            raise DataError(
+                f"missing={missing!r} is not supported for a Dask frame; drop the rows "
+                "first with ddf.dropna(subset=[...])"
+            )
+        from .distributed.fit import lmm as dask_lmm
+
+        return dask_lmm(formula, data, reml, progress)
     data = missing_mod.handle(formula, data, missing)
-    design, arrays, blocks, objective = setup(formula, data, reml)
-    design, w = column_scales(design, arrays)
-    if np.all(w == 1.0):  # lme4's parameterisation and path
-        opt = minimize(objective, objective.start(), objective.lower())
-        opt = boundary_restarts(objective, opt, objective.lower() == 0.0)
-    else:  # optimize in scaled units (same objective), report theta in the data's
-        scaled = lambda s: objective(s * w)  # noqa: E731
-        opt = minimize(scaled, objective.start(), objective.lower())
-        opt = boundary_restarts(scaled, opt, objective.lower() == 0.0)
-        opt = dataclasses.replace(opt, start=opt.start * w, final=opt.final * w)
-    return finish(design, arrays, blocks, objective, opt, data)
+    design, arrays, blocks, _ = setup(formula, data, reml)
+    return optimize(design, arrays, blocks, reml, data, stacklevel=4)
 
 
 def setup(
@@ -81,11 +91,46 @@ def setup(
     return design, arrays, blocks, Objective(blocks, design.terms, reml)
 
 
+def optimize(
+    design: design_mod.Design,
+    arrays: design_mod.TrainingArrays | None,
+    blocks: blocks_mod.Blocks,
+    reml: bool,
+    data: pd.DataFrame | None = None,
+    stacklevel: int = 4,
+) -> LinearMixedModel:
+    """Minimise the profiled objective over the blocks and build the model.
+
+    ``stacklevel`` of the fit warnings, counted from :func:`finish`.
+    """
+    design, w = column_scales(design, blocks)
+    objective = Objective(blocks, design.terms, reml)
+    if np.all(w == 1.0):  # lme4's parameterisation and path
+        opt = minimize(objective, objective.start(), objective.lower())
+        opt = boundary_restarts(objective, opt, objective.lower() == 0.0)
+    else:  # optimize in scaled units (same objective), report theta in the data's
+        scaled = lambda s: objective(s * w)  # noqa: E731
+        opt = minimize(scaled, objective.start(), objective.lower())
+        opt = boundary_restarts(scaled, opt, objective.lower() == 0.0)
+        opt = dataclasses.replace(opt, start=opt.start * w, final=opt.final * w)
+    return finish(design, arrays, blocks, objective, opt, data, stacklevel)
+
+
+def fitted_values(
+    arrays: design_mod.TrainingArrays, beta: np.ndarray, b: list[np.ndarray]
+) -> np.ndarray:
+    """Conditional fitted values ``X beta + Z b`` of the training rows, shape (n,)."""
+    fitted = arrays.X @ beta
+    for codes, M, bt in zip(arrays.codes, arrays.M, b, strict=True):
+        fitted = fitted + np.einsum("nq,nq->n", M, bt[codes])
+    return fitted
+
+
 SCALE_RANGE = (1e-3, 1e3)  # random-effect columns whose root mean square is outside get scaled
 
 
 def column_scales(
-    design: design_mod.Design, arrays: design_mod.TrainingArrays
+    design: design_mod.Design, blocks: blocks_mod.Blocks
 ) -> tuple[design_mod.Design, np.ndarray]:
     """Scale random-effect columns of extreme size for the optimizer.
 
@@ -96,7 +141,9 @@ def column_scales(
     ``theta_scaled = theta * s`` (per row of T): the objective is unchanged
     (Z Lambda is the same matrix), and the estimates do not depend on the
     units. Columns of ordinary size keep scale 1, so ordinary fits follow
-    lme4's parameterisation and optimizer path exactly.
+    lme4's parameterisation and optimizer path exactly. The sums of squares
+    come from the blocks (A11's and A22's diagonals), so a fit from blocks
+    alone (Dask) scales alike.
 
     Returns
     -------
@@ -105,9 +152,14 @@ def column_scales(
     w : ndarray, shape (ntheta,)
         ``theta = theta_scaled * w``.
     """
+    squares = {blocks.first: np.einsum("kaa->a", blocks.A11)}
+    diag22 = np.diagonal(blocks.A22)
+    for r in blocks.rest:
+        rows = diag22[r.offset : r.offset + r.nlevels * r.q]
+        squares[r.term] = rows.reshape(r.nlevels, r.q).sum(axis=0)
     terms, w = [], []
-    for t, M in zip(design.terms, arrays.M, strict=True):
-        rms = np.sqrt(np.mean(M * M, axis=0)) if len(M) else np.ones(t.q)
+    for k, t in enumerate(design.terms):
+        rms = np.sqrt(squares[k] / blocks.n) if blocks.n else np.ones(t.q)
         extreme = (rms > 0) & ((rms < SCALE_RANGE[0]) | (rms > SCALE_RANGE[1]))
         scales = np.where(extreme, rms, 1.0)
         terms.append(dataclasses.replace(t, scales=scales if extreme.any() else None))
@@ -117,7 +169,11 @@ def column_scales(
 
 def check_sizes(design: design_mod.Design, arrays: design_mod.TrainingArrays) -> None:
     """lme4's identifiability checks on the numbers of levels and random effects."""
-    n = len(arrays.y)
+    check_counts(design, len(arrays.y), float(np.ptp(arrays.y)))
+
+
+def check_counts(design: design_mod.Design, n: int, y_range: float) -> None:
+    """The identifiability checks from the number of rows and the response's range."""
     for t in design.terms:
         if t.nlevels < 2:
             raise DataError(
@@ -136,26 +192,28 @@ def check_sizes(design: design_mod.Design, arrays: design_mod.TrainingArrays) ->
             f"term {big[0].term} has {big[0].nlevels * big[0].q} random effects for "
             f"{n} observations ({nre} in all); the model is not identifiable"
         )
-    if np.ptp(arrays.y) == 0:
+    if y_range == 0:
         raise DataError(f"response {design.response!r} is constant; there is nothing to model")
 
 
 def finish(
     design: design_mod.Design,
-    arrays: design_mod.TrainingArrays,
+    arrays: design_mod.TrainingArrays | None,
     blocks: blocks_mod.Blocks,
     objective: Objective,
     opt: OptSummary,
     data: pd.DataFrame | None = None,
+    stacklevel: int = 3,
 ) -> LinearMixedModel:
-    """Estimates, random effects and flags at the optimum."""
+    """Estimates, random effects and flags at the optimum.
+
+    Without ``arrays`` (a fit from the blocks alone, e.g. on Dask) the model
+    keeps no fitted values or responses of the training rows.
+    """
     f = objective.factor(opt.final)
     n, p = blocks.n, blocks.p
     sigma = float(np.sqrt(f.r2 / (n - p if objective.reml else n)))
     beta, _, b = modes.solve(f)
-    fitted = arrays.X @ beta
-    for codes, M, bt in zip(arrays.codes, arrays.M, b, strict=True):
-        fitted = fitted + np.einsum("nq,nq->n", M, bt[codes])
     model = LinearMixedModel(
         design,
         objective.reml,
@@ -168,8 +226,8 @@ def finish(
         modes.vcov_beta(f, sigma),
         opt,
         blocks,
-        fitted,
-        arrays.y,
+        None if arrays is None else fitted_values(arrays, beta, b),
+        None if arrays is None else arrays.y,
         data,
     )
     if model.singular:
@@ -177,12 +235,12 @@ def finish(
             "boundary (singular) fit: a random-effect variance is (near) zero or a "
             "correlation is +/-1; see model.varcorr",
             SingularFitWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     if not model.converged:
         warnings.warn(
             f"the optimizer did not converge ({opt.status}) after {opt.feval} evaluations",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     return model

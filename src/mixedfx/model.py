@@ -18,12 +18,18 @@ import pandas as pd
 
 from .blocks import Blocks
 from .design import Design
+from .distributed import is_dask
 from .errors import DataError
 from .intervals import PredictionError
 from .optimize import OptSummary
 
 _PREDICTION_ERROR_LOCK = threading.Lock()
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of T
+NO_ROWS = (
+    "this model holds no training rows (it was fitted on a Dask frame or loaded from a "
+    "file), so it has no {what}: compute them from the training data "
+    "with {how} (a Dask frame gives a lazy result)"
+)
 
 
 class ModelMatrices(NamedTuple):
@@ -245,16 +251,31 @@ class LinearMixedModel:
 
         On a conditioned model ``b`` holds the updated random effects (as
         ``predict()`` without newdata).
+
+        Raises
+        ------
+        DataError
+            When the model holds no training rows (fitted on a Dask frame or
+            loaded from a file): use ``m.predict(data)``.
         """
         if self.fitted_values is not None:
             return self.fitted_values.copy()
+        if self.data is None:
+            raise DataError(NO_ROWS.format(what="fitted values", how="m.predict(data)"))
         return np.asarray(self.predict())
 
     def residuals(self) -> np.ndarray:
-        """Response minus conditional fitted values, shape (n,)."""
+        """Response minus conditional fitted values, shape (n,).
+
+        Raises
+        ------
+        DataError
+            When the model holds no training rows (see :meth:`fitted`).
+        """
         if self.response_values is None:
             if self.data is None:
-                raise DataError("this model holds no training data; residuals need it")
+                how = "data[response] - m.predict(data)"
+                raise DataError(NO_ROWS.format(what="residuals", how=how))
             return self.spec.response_vector(self.data) - self.fitted()
         return self.response_values - self.fitted()
 
@@ -295,11 +316,13 @@ class LinearMixedModel:
 
         Parameters
         ----------
-        newdata : DataFrame, optional
+        newdata : DataFrame or dask DataFrame, optional
             Rows to predict; None for the training rows (``data``; an error
-            when the model holds none, e.g. loaded from a file). On a
-            conditioned model: the training rows, not the given ones, with
-            the updated random effects.
+            when the model holds none, e.g. loaded from a file or fitted on
+            Dask). On a conditioned model: the training rows, not the given
+            ones, with the updated random effects. A Dask frame gives a lazy
+            dask Series named ``fit`` (or a dask DataFrame with intervals),
+            partitioned like ``newdata``.
         re : str, default "all"
             ``"all"``, ``"none"``, or lme4's ``re.form`` terms such as
             ``"(1 | Subject)"``: the random effects to include.
@@ -308,9 +331,10 @@ class LinearMixedModel:
             :class:`~mixedfx.DataError` listing them (raised without a
             :class:`~mixedfx.NewLevelWarning`). Nested terms keep the levels
             they know.
-        given : DataFrame, optional
+        given : DataFrame or dask DataFrame, optional
             Observations with the response: the random effects of their
-            groups are updated from them first (see :meth:`condition`).
+            groups are updated from them first (see :meth:`condition`; a
+            Dask frame is summed into blocks, never collected).
         interval : {None, "confidence", "prediction"}
             None returns an ndarray of shape (n,); otherwise a DataFrame
             with columns ``fit, se, lower, upper`` (see
@@ -324,6 +348,10 @@ class LinearMixedModel:
         from .predict import predict
 
         model = self if given is None else self.condition(given)
+        if is_dask(newdata):
+            from .distributed.score import predict as dask_predict
+
+            return dask_predict(model, newdata, re, new_levels, interval, level)
         return predict(model, newdata, re, new_levels, interval, level)
 
     def condition(self, given: pd.DataFrame) -> LinearMixedModel:

@@ -204,7 +204,17 @@ def learn(term: RandomTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray, np.
                 ) from exc
             raise FormulaError(f"cannot build the model matrix of term {term}: {exc}") from exc
         spec = mm.model_spec
-        columns = tuple(rename_intercept(list(spec.column_names)))
+    reterm, codes = from_levels(term, term_columns(term, simple, spec), spec, data)
+    return reterm, codes, reterm.model_matrix(data)
+
+
+def term_columns(
+    term: RandomTerm, simple: list[str] | None, spec: object | None
+) -> tuple[str, ...]:
+    """The term's column names (from the simple parse or the formulaic spec), checked."""
+    if simple is None:
+        names = list(getattr(spec, "column_names", ()))
+        columns = tuple(rename_intercept(names))
     else:
         columns = tuple(simple)
     if not columns:
@@ -216,6 +226,18 @@ def learn(term: RandomTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray, np.
                 f"random term {term} uses {f!r} on both sides of the bar; "
                 "a grouping factor cannot also be its own random slope"
             )
+    return columns
+
+
+def from_levels(
+    term: RandomTerm, columns: tuple[str, ...], spec: object | None, data: pd.DataFrame
+) -> tuple[ReTerm, np.ndarray]:
+    """The term with the grouping levels found in ``data``, and the rows' level codes.
+
+    Only the grouping columns of ``data`` are read, so the distinct rows of
+    those columns (in order of first appearance) give the same levels as the
+    full data.
+    """
     if len(term.factors) == 1:
         codes, keys, labels = lv.encode(data[term.factors[0]], term.factors[0])
         factor_keys: tuple[np.ndarray, ...] = (keys,)
@@ -224,5 +246,4 @@ def learn(term: RandomTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray, np.
         inter = lv.combine([(c, k) for c, k, _ in parts])
         codes, keys, labels = inter.codes, inter.keys, inter.labels
         factor_keys = tuple(k for _, k, _ in parts)
-    reterm = ReTerm(term, columns, keys, labels, factor_keys, spec)
-    return reterm, codes, reterm.model_matrix(data)
+    return ReTerm(term, columns, keys, labels, factor_keys, spec), codes

@@ -47,7 +47,9 @@ def build(spec: Design, data: pd.DataFrame) -> Rows:
         raise DataError(f"newdata must be a pandas DataFrame, got {type(data).__name__}")
     needed: list[str] = []
     for t in spec.terms:
-        needed += [f for f in t.term.factors] + [c for c in t.columns if c != "(Intercept)"]
+        needed += list(t.term.factors)
+        if t.spec is None:  # simple columns are data columns; formulaic terms name their own
+            needed += [c for c in t.columns if c != "(Intercept)"]
     simple = [c for c in dict.fromkeys(needed) if c not in data.columns]
     if simple:
         check_columns(data, simple, "model")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import blas
 
 
 @dataclass(frozen=True)
@@ -107,3 +108,52 @@ class SchurPattern:
         M = np.zeros((self.m, self.m))
         M.reshape(-1)[self.flat] = values
         return M
+
+
+class DenseSchur:
+    """``A22 - A21 W A21'`` with A21 held dense: for A21 whose levels share most rows.
+
+    When every level of the first term meets many rows of A21 (e.g. users x
+    items at millions of ratings), the pattern of :class:`SchurPattern`
+    grows with the square of the rows per level while the dense A21 stays
+    (m, l0 * q0); the update is then one BLAS product per evaluation.
+
+    Parameters
+    ----------
+    A21 : ndarray, shape (m, l0 * q0)
+    A22 : ndarray, shape (m, m)
+    q0 : int
+    """
+
+    def __init__(self, A21: np.ndarray, A22: np.ndarray, q0: int) -> None:
+        self.A = np.asarray(A21, dtype=float)
+        self.A22 = A22
+        self.q0 = q0
+
+    def assemble(self, W: np.ndarray, d: np.ndarray | None = None) -> np.ndarray:
+        """As :meth:`SchurPattern.assemble`: the lower triangle of ``D (A22 - A21 W A21') D``.
+
+        ``W`` is level last, shape (q0, q0, l0).
+        """
+        m, q0 = self.A.shape[0], self.q0
+        if q0 == 1:  # W_k = R_k^2 >= 0: a symmetric rank-k update
+            B = self.A * np.sqrt(W.reshape(-1))
+            U = blas.dsyrk(1.0, B, lower=1)
+        else:
+            A3 = self.A.reshape(m, -1, q0)
+            U = np.zeros((m, m))
+            for b in range(q0):
+                U += sum(A3[:, :, a] * W[a, b] for a in range(q0)) @ A3[:, :, b].T
+        M = np.tril(self.A22) - np.tril(U)
+        if d is not None:
+            M *= np.outer(d, d)
+        return M
+
+
+def pattern_entries(A21: sp.csr_matrix, l0: int, q0: int) -> int:
+    """Number of entries :meth:`SchurPattern.build` would store (an upper bound)."""
+    csc = sp.csc_matrix(A21)
+    per_level = np.bincount(
+        np.repeat(np.arange(csc.shape[1]), np.diff(csc.indptr)) // q0, minlength=l0
+    )
+    return int((per_level * (per_level + 1) // 2).sum())

@@ -1,0 +1,215 @@
+"""Dask scaling: fit ``y ~ x + (1 | user) + (1 | item)`` at 1M, 4M, 16M rows.
+
+Synthetic data (20,000 users, 2,000 items) are written once as Parquet
+partitions of 1M rows to a temporary directory; each size reads the first
+k partitions. Every fit runs through a LocalCluster of 2 single-threaded
+worker processes. While it runs, a sampler on the client asks every worker
+for its resident memory (psutil, via ``client.run``) a few times a second.
+
+Reported per size: wall time of the fit (both passes plus the optimizer on
+the client), time per row, the time of the optimizer alone, the peak RSS per
+worker, and the client's peak RSS. Written to bench/results/scaling.json.
+
+Usage: python bench/scaling.py --millions 1 4 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+USERS, ITEMS = 20_000, 2_000
+ROWS_PER_PART = 1_000_000
+FORMULA = "y ~ x + (1 | user) + (1 | item)"
+RESULTS = Path(__file__).parent / "results" / "scaling.json"
+
+
+def write_partitions(directory: Path, nparts: int, seed: int = 2025) -> list[Path]:
+    """Write ``nparts`` Parquet files of ROWS_PER_PART rows each; returns their paths."""
+    rng = np.random.default_rng(seed)
+    u = rng.normal(0.0, 0.8, USERS)
+    v = rng.normal(0.0, 0.5, ITEMS)
+    paths = []
+    for k in range(nparts):
+        r = np.random.default_rng([seed, k])
+        user = r.integers(0, USERS, ROWS_PER_PART)
+        item = r.integers(0, ITEMS, ROWS_PER_PART)
+        x = r.normal(size=ROWS_PER_PART)
+        y = 1.0 + 0.5 * x + u[user] + v[item] + r.normal(0.0, 1.0, ROWS_PER_PART)
+        frame = pd.DataFrame({"y": y, "x": x, "user": user, "item": item})
+        path = directory / f"part-{k:03d}.parquet"
+        frame.to_parquet(path, index=False)
+        paths.append(path)
+    return paths
+
+
+def _rss() -> int:
+    import psutil
+
+    return int(psutil.Process().memory_info().rss)
+
+
+class MemorySampler:
+    """Peak RSS per worker, sampled from a client thread while a block runs."""
+
+    def __init__(self, client: object, interval: float = 0.25) -> None:
+        self.client = client
+        self.interval = interval
+        self.peak: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        for worker, rss in self.client.run(_rss).items():  # type: ignore[attr-defined]
+            self.peak[worker] = max(self.peak.get(worker, 0), rss)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._sample()
+            except Exception:  # noqa: BLE001 - a sample lost while workers are busy
+                pass
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> MemorySampler:
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+
+def fit_once(client: object, paths: list[Path]) -> dict[str, float]:
+    """Fit on the given partitions; times, memory and the estimates."""
+    import dask.dataframe as dd
+
+    import mixedfx as mfx
+    import mixedfx.distributed.fit as dfit
+
+    timings: dict[str, float] = {}
+    real_optimize = dfit.optimize
+
+    def timed_optimize(*args: object, **kwargs: object) -> object:
+        start = time.perf_counter()
+        out = real_optimize(*args, **kwargs)  # type: ignore[arg-type]
+        timings["optimize_s"] = time.perf_counter() - start
+        return out
+
+    dfit.optimize = timed_optimize  # type: ignore[assignment]
+    try:
+        ddf = dd.read_parquet([str(p) for p in paths])
+        with MemorySampler(client) as mem:
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = mfx.lmm(FORMULA, ddf)
+            total = time.perf_counter() - start
+    finally:
+        dfit.optimize = real_optimize
+    rows = len(paths) * ROWS_PER_PART
+    return {
+        "rows": rows,
+        "partitions": len(paths),
+        "fit_s": total,
+        "us_per_row": 1e6 * total / rows,
+        "optimize_s": timings.get("optimize_s", float("nan")),
+        "passes_us_per_row": 1e6 * (total - timings.get("optimize_s", 0.0)) / rows,
+        "peak_worker_rss_mb": {w: m / 2**20 for w, m in sorted(mem.peak.items())},
+        "max_worker_rss_mb": max(mem.peak.values()) / 2**20,
+        "client_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "feval": model.optsummary.feval,
+        "theta": model.theta.tolist(),
+        "beta": model.beta.tolist(),
+        "sigma": model.sigma,
+        "a21_nnz": int(getattr(model.blocks.A21, "nnz", model.blocks.A21.size)),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--millions", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--tmp", default=None, help="directory for the Parquet files")
+    parser.add_argument("--out", default=str(RESULTS))
+    args = parser.parse_args()
+
+    from dask.distributed import Client, LocalCluster
+
+    nparts = max(args.millions)
+    workdir = Path(tempfile.mkdtemp(prefix="mixedfx-scaling-", dir=args.tmp))
+    results = []
+    try:
+        start = time.perf_counter()
+        paths = write_partitions(workdir, nparts)
+        print(
+            f"wrote {nparts} x {ROWS_PER_PART:,} rows to {workdir} in "
+            f"{time.perf_counter() - start:.1f} s"
+        )
+        cluster = LocalCluster(
+            n_workers=args.workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        )
+        with cluster, Client(cluster) as client:
+            for millions in sorted(args.millions):
+                res = fit_once(client, paths[:millions])
+                results.append(res)
+                print(
+                    f"{res['rows']:>11,} rows  fit {res['fit_s']:7.1f} s  "
+                    f"{res['us_per_row']:6.2f} us/row  (optimizer {res['optimize_s']:5.1f} s)  "
+                    f"peak worker RSS {res['max_worker_rss_mb']:7.0f} MB  "
+                    f"client {res['client_peak_rss_mb']:6.0f} MB",
+                    flush=True,
+                )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    _report(results, args)
+
+
+def _report(results: list[dict], args: argparse.Namespace) -> None:
+    print()
+    print(
+        f"{'rows':>12} {'fit s':>8} {'us/row':>8} {'passes us/row':>14} {'optimizer s':>12} "
+        f"{'peak MB/worker':>15} {'client MB':>10}"
+    )
+    for r in results:
+        print(
+            f"{r['rows']:>12,} {r['fit_s']:>8.1f} {r['us_per_row']:>8.2f} "
+            f"{r['passes_us_per_row']:>14.2f} {r['optimize_s']:>12.1f} "
+            f"{r['max_worker_rss_mb']:>15.0f} {r['client_peak_rss_mb']:>10.0f}"
+        )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "formula": FORMULA,
+        "users": USERS,
+        "items": ITEMS,
+        "rows_per_partition": ROWS_PER_PART,
+        "workers": args.workers,
+        "threads_per_worker": 1,
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "results": results,
+    }
+    out.write_text(json.dumps(doc, indent=2))
+    print(f"\nwritten to {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+"""Predictions on Dask frames, and conditioning on ``given`` rows held in a Dask frame.
+
+``predict`` is lazy: it validates the options and the columns eagerly (on
+the frame's empty ``_meta``), then maps :func:`mixedfx.predict.predict` over
+the partitions with a slimmed copy of the model (no cross-product blocks;
+with intervals, the precomputed prediction-error pieces instead), shipped
+to the workers once. Warnings about labels never seen in training and
+missing predictors are computed per partition in memory; on Dask they are
+not raised (rows come out as documented: population level or NaN).
+
+``condition`` with a Dask ``given`` never collects the rows: pass 1 checks
+them and collects the distinct rows of the grouping columns (the new levels),
+pass 2 sums their blocks in the layout with the new levels, and the
+conditioned model is built as in memory (:func:`mixedfx.condition.conditioned`).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import warnings
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import dask
+import numpy as np
+import pandas as pd
+
+from .. import blocks as blocks_mod
+from ..condition import _check_labels, _with_new_levels, conditioned, given_blocks
+from ..errors import DataError, MixedFXWarning
+from ..predict import predict as predict_frame
+from .learn import BadCount, memory_dtypes
+from .run import compute, tree_reduce
+
+if TYPE_CHECKING:
+    from ..model import LinearMixedModel
+
+
+def slim(model: LinearMixedModel, interval: str | None) -> LinearMixedModel:
+    """A copy of the model with what prediction needs and no cross-product blocks."""
+    bl = model.blocks
+    empty = np.empty((0, 0))
+    light = blocks_mod.Blocks(
+        bl.first, bl.l0, bl.q0, bl.rest, bl.p, bl.n, np.empty((0, bl.q0, bl.q0)), empty, empty
+    )
+    out = dataclasses.replace(
+        model, blocks=light, fitted_values=None, response_values=None, data=None
+    )
+    if interval is not None:
+        pe = copy.copy(model.prediction_error())
+        pe.f = None  # type: ignore[assignment]  # the factor was only needed to build it
+        out.__dict__["_prediction_error"] = pe  # the cached property, filled in
+    return out
+
+
+def _predict_part(
+    part: pd.DataFrame,
+    model: LinearMixedModel,
+    re: str | None,
+    new_levels: str,
+    interval: str | None,
+    level: float,
+) -> pd.Series | pd.DataFrame:
+    part = memory_dtypes(part)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MixedFXWarning)
+        out = predict_frame(model, part, re, new_levels, interval, level)
+    if isinstance(out, pd.DataFrame):
+        return out
+    return pd.Series(out, index=part.index, name="fit")
+
+
+def predict(
+    model: LinearMixedModel,
+    ddf: Any,
+    re: str | None = "all",
+    new_levels: str = "population",
+    interval: str | None = None,
+    level: float = 0.95,
+) -> Any:
+    """Lazy predictions for the rows of a Dask frame (see :meth:`LinearMixedModel.predict`).
+
+    Returns
+    -------
+    dask Series named ``fit`` (``interval=None``) or dask DataFrame with
+    columns ``fit, se, lower, upper``, partitioned and indexed as ``ddf``.
+    """
+    small = slim(model, interval)
+    meta = _predict_part(ddf._meta, small, re, new_levels, interval, level)  # validates
+    model.spec.X(memory_dtypes(ddf._meta))  # a missing fixed-effects column, named now
+    model_d = dask.delayed(small, traverse=False)
+    return ddf.map_partitions(
+        _predict_part, model_d, re, new_levels, interval, level, meta=meta, align_dataframes=False
+    )
+
+
+@dataclass
+class GivenSurvey:
+    """Pass 1 over given rows: the in-memory checks and the distinct grouping rows."""
+
+    n: int
+    y_bad: BadCount
+    x_bad: int
+    labels_bad: tuple[int, ...]  # per term: rows with a missing label
+    m_bad: tuple[bool, ...]  # per term: a non-finite model-matrix value
+    groups: tuple[pd.DataFrame, ...]  # per term: distinct rows of its grouping columns
+
+
+def _survey(part: pd.DataFrame, model: LinearMixedModel) -> GivenSurvey:
+    spec = model.spec
+    part = memory_dtypes(part)
+    y = np.asarray(part[spec.response], dtype=float)
+    X = spec.X(part) if len(part) else np.empty((0, len(spec.fixed_names)))
+    labels = tuple(int(pd.isna(t.new_keys(part)).sum()) for t in spec.terms)
+    m_bad = tuple(not bool(np.isfinite(t.model_matrix(part)).all()) for t in spec.terms)
+    groups = tuple(part[list(t.term.factors)].drop_duplicates() for t in spec.terms)
+    x_bad = int((~np.isfinite(X).all(axis=1)).sum())
+    return GivenSurvey(len(part), BadCount.of(~np.isfinite(y)), x_bad, labels, m_bad, groups)
+
+
+def _combine_surveys(a: GivenSurvey, b: GivenSurvey) -> GivenSurvey:
+    return GivenSurvey(
+        a.n + b.n,
+        a.y_bad.then(b.y_bad),
+        a.x_bad + b.x_bad,
+        tuple(i + j for i, j in zip(a.labels_bad, b.labels_bad, strict=True)),
+        tuple(i or j for i, j in zip(a.m_bad, b.m_bad, strict=True)),
+        tuple(pd.concat([u, v]).drop_duplicates() for u, v in zip(a.groups, b.groups, strict=True)),
+    )
+
+
+def _check_given(s: GivenSurvey, model: LinearMixedModel) -> None:
+    """The in-memory errors for bad given rows, in the in-memory order."""
+    name = model.spec.response
+    if s.y_bad.bad:
+        raise DataError(
+            f"response {name!r} has {s.y_bad.bad} NaN or infinite values (first at row "
+            f"{s.y_bad.first}); drop those rows first"
+        )
+    if s.x_bad:
+        raise DataError(f"given has {s.x_bad} row(s) with missing predictors; drop them first")
+    for t, labels, m_bad in zip(model.spec.terms, s.labels_bad, s.m_bad, strict=True):
+        if labels:
+            raise DataError(
+                f"given has {labels} row(s) with a missing label of "
+                f"{t.group!r}; every given row needs its groups"
+            )
+        if m_bad:
+            raise DataError(f"given has missing values in the columns of random term {t.term}")
+
+
+def _given_part(
+    part: pd.DataFrame, model: LinearMixedModel, terms: list[Any]
+) -> blocks_mod.Blocks | None:
+    if len(part) == 0:
+        return None
+    return given_blocks(model, memory_dtypes(part), terms)[1]
+
+
+def _add(a: blocks_mod.Blocks | None, b: blocks_mod.Blocks | None) -> blocks_mod.Blocks | None:
+    if a is None or b is None:
+        return b if a is None else a
+    return blocks_mod.add(a, b)
+
+
+def condition(model: LinearMixedModel, given: Any, progress: bool = False) -> LinearMixedModel:
+    """The model conditioned on the rows of a Dask frame (see :func:`mixedfx.condition`)."""
+    meta = memory_dtypes(given._meta)
+    model.spec.response_vector(meta)  # a missing or non-numeric response, named now
+    for t in model.spec.terms:
+        _check_labels(t, meta)  # a missing grouping column, named now
+    model_d = dask.delayed(slim(model, None), traverse=False)
+    parts = given.to_delayed()
+    s = compute(
+        tree_reduce([dask.delayed(_survey)(p, model_d) for p in parts], _combine_surveys), progress
+    )
+    if s.n == 0:
+        return model
+    _check_given(s, model)
+    terms = [_with_new_levels(t, u)[0] for t, u in zip(model.spec.terms, s.groups, strict=True)]
+    terms_d = dask.delayed(terms, traverse=False)
+    blocks = [dask.delayed(_given_part)(p, model_d, terms_d) for p in parts]
+    extra = compute(tree_reduce(blocks, _add), progress)
+    assert extra is not None
+    return conditioned(model, terms, extra)

@@ -1,0 +1,287 @@
+"""Fits and predictions on Dask frames against the in-memory path on the same rows.
+
+The blocks of A = [Z X y]'[Z X y] summed over partitions equal the in-memory
+blocks up to the order of floating-point additions (~1e-16 relative). That
+is all that differs: at the same theta every estimate and prediction agrees
+within 1e-10 relative, and so does the optimum's objective. BOBYQA's path,
+however, is sensitive to the last bits of the objective, so the theta it
+stops at moves within its tolerance (1e-8 absolute steps) when a block
+entry moves by one ulp -- on the in-memory path as well. The optimizer's
+estimates are therefore compared at that tolerance, and everything else at
+a common theta.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+import mixedfx as mfx
+from mixedfx import fit as fit_mod
+from mixedfx.objective import Objective
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("dask.distributed")
+
+EXACT = 1e-10  # same rows, same theta: only the order of additions differs
+OPTIMIZER = 1e-5  # theta and what follows from it, after independent BOBYQA runs
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+    )
+    with cluster, distributed.Client(cluster) as c:
+        yield c
+
+
+def close(a, b, rtol: float, atol: float = 0.0) -> None:
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    assert a.shape == b.shape
+    np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, equal_nan=True)
+
+
+def at_theta(m: mfx.LinearMixedModel, theta: np.ndarray) -> mfx.LinearMixedModel:
+    """The model finished from its own blocks at another theta."""
+    obj = Objective(m.blocks, m.spec.terms, m.reml)
+    opt = dataclasses.replace(m.optsummary, final=np.asarray(theta, float), fmin=obj(theta))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mfx.SingularFitWarning)
+        return fit_mod.finish(m.spec, None, m.blocks, obj, opt)
+
+
+def fit_both(formula: str, df: pd.DataFrame, nparts: int, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mfx.SingularFitWarning)
+        mem = mfx.lmm(formula, df, **kw)
+        dsk = mfx.lmm(formula, dd.from_pandas(df, npartitions=nparts), **kw)
+    return mem, dsk
+
+
+def check_design(mem: mfx.LinearMixedModel, dsk: mfx.LinearMixedModel) -> None:
+    a, b = mem.spec, dsk.spec
+    assert a.fixed_names == b.fixed_names and a.dropped == b.dropped
+    assert a.all_names == b.all_names and a.kept.tolist() == b.kept.tolist()
+    assert a.fixed_spec.encoder_state == b.fixed_spec.encoder_state
+    assert a.fixed_spec.transform_state.keys() == b.fixed_spec.transform_state.keys()
+    for ta, tb in zip(a.terms, b.terms, strict=True):
+        assert ta.term == tb.term and ta.columns == tb.columns
+        assert ta.keys.tolist() == tb.keys.tolist()
+        assert ta.labels.tolist() == tb.labels.tolist()
+        assert [k.tolist() for k in ta.factor_keys] == [k.tolist() for k in tb.factor_keys]
+
+
+def check_blocks(mem: mfx.LinearMixedModel, dsk: mfx.LinearMixedModel) -> None:
+    a, b = mem.blocks, dsk.blocks
+    assert (a.first, a.l0, a.q0, a.rest, a.p, a.n) == (b.first, b.l0, b.q0, b.rest, b.p, b.n)
+    assert sp.issparse(a.A21) == sp.issparse(b.A21)
+    for x, y in [(a.A11, b.A11), (a.A21, b.A21), (a.A22, b.A22)]:
+        x = x.toarray() if sp.issparse(x) else x
+        y = y.toarray() if sp.issparse(y) else y
+        close(y, x, rtol=0, atol=1e-13 * np.abs(x).max())
+
+
+def check_fit(mem: mfx.LinearMixedModel, dsk: mfx.LinearMixedModel) -> mfx.LinearMixedModel:
+    """Compare the fits; return the Dask model finished at the in-memory theta."""
+    check_design(mem, dsk)
+    check_blocks(mem, dsk)
+    close(dsk.objective, mem.objective, EXACT)
+    scale = np.abs(mem.theta).max()
+    close(dsk.theta, mem.theta, OPTIMIZER, OPTIMIZER * scale)
+    close(dsk.beta, mem.beta, OPTIMIZER, OPTIMIZER * np.abs(mem.beta).max())
+    close(dsk.sigma, mem.sigma, OPTIMIZER)
+    same = at_theta(dsk, mem.theta)
+    close(same.objective, mem.objective, EXACT)
+    close(same.beta, mem.beta, EXACT)
+    close(same.sigma, mem.sigma, EXACT)
+    close(same.vcov_beta, mem.vcov_beta, EXACT)
+    for x, y in zip(same.b, mem.b, strict=True):
+        close(x, y, EXACT, EXACT * np.abs(y).max())
+    for x, y in zip(same.b_condcov, mem.b_condcov, strict=True):
+        close(x, y, EXACT, EXACT * np.abs(y).max())
+    return same
+
+
+def check_predictions(mem, same, new: pd.DataFrame, given: pd.DataFrame, nparts: int) -> None:
+    dnew = dd.from_pandas(new, npartitions=nparts)
+    dgiven = dd.from_pandas(given, npartitions=2)
+    modes = [
+        ({}, None),
+        ({"re": "none"}, None),
+        ({"new_levels": "nan"}, None),
+        ({"interval": "confidence"}, None),
+        ({"interval": "prediction", "re": "none"}, None),
+        ({}, given),
+        ({"interval": "prediction"}, dgiven),
+    ]
+    for kw, cond in modes:
+        kw_mem = kw if cond is None else {**kw, "given": given}
+        kw_dask = kw if cond is None else {**kw, "given": cond}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", mfx.NewLevelWarning)
+            expected = mem.predict(new, **kw_mem)
+        lazy = same.predict(dnew, **kw_dask)
+        assert lazy.npartitions == nparts
+        got = lazy.compute()
+        if "interval" in kw:
+            assert list(got.columns) == ["fit", "se", "lower", "upper"]
+            close(got.to_numpy(), expected.to_numpy(), EXACT)
+        else:
+            assert got.name == "fit" and got.index.equals(new.index)
+            close(got.to_numpy(), expected, EXACT)
+
+
+def relabel(df: pd.DataFrame, col: str, new: str, rows: slice) -> pd.DataFrame:
+    out = df.copy()
+    out[col] = out[col].astype(str)
+    out.loc[out.index[rows], col] = new
+    return out
+
+
+def test_sleepstudy(client) -> None:
+    df = mfx.datasets.load("sleepstudy")
+    mem, dsk = fit_both("Reaction ~ Days + (Days | Subject)", df, 4)
+    same = check_fit(mem, dsk)
+    new = relabel(df, "Subject", "new", slice(0, 15))
+    given = relabel(df.iloc[::9], "Subject", "other", slice(0, 4))
+    check_predictions(mem, same, new, given, 3)
+
+
+def test_penicillin_crossed(client) -> None:
+    df = mfx.datasets.load("penicillin")
+    mem, dsk = fit_both("diameter ~ 1 + (1 | plate) + (1 | sample)", df, 5)
+    same = check_fit(mem, dsk)
+    check_predictions(mem, same, relabel(df, "plate", "zz", slice(0, 7)), df.iloc[::5], 2)
+
+
+def test_pastes_nested(client) -> None:
+    df = mfx.datasets.load("pastes")
+    mem, dsk = fit_both("strength ~ 1 + (1 | batch/cask)", df, 3, reml=False)
+    same = check_fit(mem, dsk)
+    check_predictions(mem, same, relabel(df, "cask", "z", slice(0, 6)), df.iloc[::4], 2)
+
+
+def synthetic(n: int = 480, seed: int = 3) -> pd.DataFrame:
+    """Rows in partition order with levels and groups that some partitions lack."""
+    rng = np.random.default_rng(seed)
+    part = np.repeat(np.arange(4), n // 4)
+    trt = np.where(part == 0, rng.choice(["a", "b"], n), rng.choice(["b", "c"], n))
+    trt = np.where(part == 3, rng.choice(["c", "d", "b"], n), trt)  # "d" in the last only
+    g = np.where(part < 2, rng.integers(0, 12, n), rng.integers(8, 30, n))  # 0-7 early only
+    site = rng.choice(["s1", "s2", "s3", "s4", "s5"], n)
+    x = rng.normal(3.0, 2.0, n)
+    effect = {"a": 0.0, "b": 1.0, "c": -0.5, "d": 2.0}
+    u = rng.normal(0.0, 1.0, 30)
+    y = 5 + np.vectorize(effect.get)(trt) + 0.3 * x + u[g] + rng.normal(0.0, 0.7, n)
+    return pd.DataFrame({"y": y, "x": x, "z": x * x, "trt": trt, "g": g, "site": site})
+
+
+@pytest.mark.filterwarnings("ignore::mixedfx.SingularFitWarning")
+def test_synthetic_levels_transforms_rank(client) -> None:
+    df = synthetic()
+    formula = "y ~ trt + center(x) + x + scale(z) + (1 + center(x) | g) + (1 | site)"
+    with pytest.warns(mfx.RankDeficiencyWarning, match=r"\['x'\]"):
+        mem = mfx.lmm(formula, df)
+    with pytest.warns(mfx.RankDeficiencyWarning, match=r"\['x'\]"):
+        dsk = mfx.lmm(formula, dd.from_pandas(df, npartitions=4))
+    assert dsk.spec.fixed_names[:4] == ("(Intercept)", "trt[T.b]", "trt[T.c]", "trt[T.d]")
+    for key, state in mem.spec.fixed_spec.transform_state.items():
+        other = dsk.spec.fixed_spec.transform_state[key]
+        for name in ("center", "scale"):
+            close(other[name], state[name], EXACT)
+    term = next(t for t in dsk.spec.terms if t.group == "g")
+    close(term.spec.transform_state["center(x)"]["center"], df["x"].mean(), EXACT)
+    same = check_fit(mem, dsk)
+    new = df.sample(100, random_state=1).sort_index()  # Dask keeps a sorted index
+    new.loc[new.index[:10], "g"] = 99  # a group never seen
+    given = df.iloc[::11].assign(g=lambda d: np.where(d.index % 2, d["g"], d["g"] + 100))
+    check_predictions(mem, same, new, given, 3)
+
+
+def test_model_without_rows(client, tmp_path) -> None:
+    df = mfx.datasets.load("sleepstudy")
+    ddf = dd.from_pandas(df, npartitions=3)
+    m = mfx.lmm("Reaction ~ Days + (Days | Subject)", ddf, progress=True)
+    assert m.data is None and m.fitted_values is None and m.nobs == len(df)
+    with pytest.raises(mfx.DataError, match=r"Dask frame.*m\.predict\(data\)"):
+        m.fitted()
+    with pytest.raises(mfx.DataError, match="no residuals"):
+        m.residuals()
+    assert "Number of obs: 180" in m.summary()
+    m.save(tmp_path / "m.mfx")
+    loaded = mfx.load(tmp_path / "m.mfx")
+    expected = m.predict(df, interval="prediction")
+    close(loaded.predict(ddf, interval="prediction").compute(), expected, EXACT)
+    given = dd.from_pandas(df.head(20), npartitions=2)
+    close(loaded.condition(given).b[0], m.condition(df.head(20)).b[0], EXACT)
+    resid = (ddf["Reaction"] - m.predict(ddf)).compute()
+    close(resid, df["Reaction"] - m.predict(df), EXACT)
+
+
+def test_errors_match_memory(client) -> None:
+    df = mfx.datasets.load("sleepstudy")
+    bad = df.copy()
+    bad.loc[100, "Reaction"] = np.nan
+    cases = [
+        ("Reaction ~ Dayz + (Days | Subject)", df),
+        ("Reaction ~ Days + (Days | Subjekt)", df),
+    ]
+    for formula, data in cases:
+        with pytest.raises(mfx.MixedFXError) as memory:
+            mfx.lmm(formula, data)
+        with pytest.raises(type(memory.value), match=None) as dask_err:
+            mfx.lmm(formula, dd.from_pandas(data, npartitions=4))
+        assert str(dask_err.value) == str(memory.value)
+    # missing values: in memory the message offers missing="drop", which Dask frames do
+    # not take; both name the column
+    no_day = df.assign(Days=df["Days"].where(df.index != 150))
+    no_subject = df.assign(Subject=df["Subject"].where(df.index != 77))
+    missing = [
+        ("Reaction ~ Days + (Days | Subject)", bad, "Reaction"),
+        ("Reaction ~ Days + (Days | Subject)", no_day, "Days"),
+        ("Reaction ~ Days + (1 | Subject)", no_subject, "Subject"),
+    ]
+    for formula, data, column in missing:
+        with pytest.raises(mfx.DataError, match=f"'{column}'"):
+            mfx.lmm(formula, data)
+        with pytest.raises(mfx.DataError, match=f"'{column}'"):
+            mfx.lmm(formula, dd.from_pandas(data, npartitions=4))
+    with pytest.raises(mfx.DataError, match="not supported for a Dask frame"):
+        ddf_bad = dd.from_pandas(bad, npartitions=2)
+        mfx.lmm("Reaction ~ Days + (1 | Subject)", ddf_bad, missing="drop")
+    ddf = dd.from_pandas(df, npartitions=2)
+    with pytest.raises(mfx.DataError, match=r"'poly\(Days, 2\)' cannot be learned"):
+        mfx.lmm("Reaction ~ poly(Days, 2) + (1 | Subject)", ddf)
+    unknown = ddf.assign(Subject=ddf["Subject"].cat.as_unknown())
+    with pytest.raises(mfx.DataError, match="unknown categories.*categorize"):
+        mfx.lmm("Reaction ~ Days + (1 | Subject)", unknown)
+    m = mfx.lmm("Reaction ~ Days + (1 | Subject)", ddf)
+    with pytest.raises(mfx.DataError, match=r"\['Days'\] missing"):
+        m.predict(ddf.drop(columns="Days"))
+    with pytest.raises(ValueError, match="new_levels"):
+        m.predict(ddf, new_levels="drop")
+    new = dd.from_pandas(relabel(df, "Subject", "new", slice(0, 3)), npartitions=2)
+    with pytest.raises(mfx.DataError, match="not seen in training"):
+        m.predict(new, new_levels="error").compute()
+
+
+def test_import_does_not_import_dask() -> None:
+    code = (
+        "import sys, mixedfx as mfx\n"
+        "m = mfx.lmm('Reaction ~ Days + (Days | Subject)', mfx.datasets.load('sleepstudy'))\n"
+        "m.predict(mfx.datasets.load('sleepstudy'), interval='confidence')\n"
+        "assert not [k for k in sys.modules if k.split('.')[0] in ('dask', 'distributed')]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
