@@ -156,3 +156,91 @@ def big(ctx: Context) -> dict[str, Task]:
         statsmodels=StatsmodelsModel("y ~ x", groups="g", re_formula="~x"),
         statsmodels_timeout=ctx.timeout,
     )
+
+
+# --- prediction cases: a fitted model (setup, not timed) applied to new rows -----
+
+
+def known_group_rows(data: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    """`n` new rows of groups seen in `data` (group drawn at random, x fresh)."""
+    rng = np.random.default_rng(seed)
+    groups = data["g"].to_numpy()
+    return pd.DataFrame({"x": rng.standard_normal(n), "g": rng.choice(groups, size=n)})
+
+
+def prediction_tasks(
+    ctx: Context,
+    name: str,
+    newdata: pd.DataFrame,
+    interval: str | None,
+) -> dict[str, Task]:
+    """Predict `newdata` with the BLUPs from the `big` model, fitted once per peer in setup."""
+    data = random_slopes_data()
+    formula = "y ~ x + (x | g)"
+    tasks: dict[str, Task] = {}
+    for peer in ctx.peers:
+        reason = peers.missing(peer)
+        if reason is not None:
+            tasks[peer] = peers.Skip(reason)
+        elif peer == "mixedfx":
+            tasks[peer] = peers.mixedfx_predict(formula, data, newdata, interval)
+        elif peer == "mixedlm":
+            tasks[peer] = peers.mixedlm_predict(formula, data, newdata, interval)
+        elif peer == "statsmodels":
+            tasks[peer] = peers.Skip("n/a (predict ignores the random effects)")
+        elif peer == "lme4":
+            if interval is None:
+                tasks[peer] = peers.lme4_predict(formula, data, newdata, ctx.workdir, name)
+            else:
+                tasks[peer] = peers.Skip("n/a (predict.merMod has no intervals)")
+    return tasks
+
+
+@case(
+    "predict_1m",
+    title="predict 1,000,000 rows of known groups with the BLUPs (model: big)",
+    repeats=5,
+    quick_repeats=2,
+)
+def predict_1m(ctx: Context) -> dict[str, Task]:
+    return prediction_tasks(
+        ctx, "predict_1m", known_group_rows(random_slopes_data(), 1_000_000, 1), None
+    )
+
+
+@case(
+    "confidence_100k",
+    title="confidence intervals for 100,000 rows of known groups (model: big)",
+    repeats=5,
+    quick_repeats=2,
+)
+def confidence_100k(ctx: Context) -> dict[str, Task]:
+    return prediction_tasks(
+        ctx, "confidence_100k", known_group_rows(random_slopes_data(), 100_000, 2), "confidence"
+    )
+
+
+@case(
+    "condition_10k",
+    title="condition on 10,000 new groups of 5 rows each, no refit (model: big)",
+    repeats=5,
+    quick_repeats=2,
+)
+def condition_10k(ctx: Context) -> dict[str, Task]:
+    rng = np.random.default_rng(3)
+    n_new, per = 10_000, 5
+    g = np.repeat(np.arange(n_new), per) + 10_000_000  # labels unseen in training
+    x = rng.standard_normal(g.size)
+    effects = rng.standard_normal((n_new, 2)) * [1.0, 0.5]
+    y = 1.0 + 2.0 * x + effects[g - 10_000_000, 0] + effects[g - 10_000_000, 1] * x
+    given = pd.DataFrame({"y": y + rng.standard_normal(g.size), "x": x, "g": g})
+    tasks: dict[str, Task] = {}
+    for peer in ctx.peers:
+        reason = peers.missing(peer)
+        if reason is not None:
+            tasks[peer] = peers.Skip(reason)
+        elif peer == "mixedfx":
+            tasks[peer] = peers.mixedfx_condition("y ~ x + (x | g)", random_slopes_data(), given)
+        else:
+            tasks[peer] = peers.Skip("n/a (no BLUPs from new rows without a refit)")
+    return tasks

@@ -32,11 +32,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 PEERS = ("mixedfx", "statsmodels", "mixedlm", "lme4")
 
 R_SCRIPT = Path(__file__).with_name("lme4_fit.R")
+R_PREDICT = Path(__file__).with_name("lme4_predict.R")
 R_TIMEOUT_S = 3600.0  # a safety net only: a hung R must not hang the benchmark
 
 
@@ -175,6 +177,79 @@ def lme4_fit(formula: str, data: pd.DataFrame, reml: bool, workdir: Path, name: 
         return SelfTiming(
             seconds=[float(s) for s in fields["times_s"].split()],
             check=float(fields["objective"]),
+        )
+
+    return SelfTimed(run)
+
+
+# --- prediction adapters: the model is fitted when the task is built (not timed) ---
+
+
+def mixedfx_predict(
+    formula: str, data: pd.DataFrame, newdata: pd.DataFrame, interval: str | None
+) -> Task:
+    import mixedfx as mfx
+
+    model = mfx.lmm(formula, data)
+
+    def predict() -> float:
+        if interval is None:
+            return float(model.predict(newdata).sum())
+        return float(model.predict(newdata, interval=interval)["se"].sum())
+
+    return InProcess(predict)
+
+
+def mixedlm_predict(
+    formula: str, data: pd.DataFrame, newdata: pd.DataFrame, interval: str | None
+) -> Task:
+    import mixedlm
+
+    result = mixedlm.lmer(formula, data, REML=True)
+
+    def predict() -> float:
+        if interval is None:
+            return float(result.predict(newdata).sum())
+        out = result.predict(newdata, interval=interval, se_fit=True)
+        return float(np.sum(out.se_fit))
+
+    return InProcess(predict)
+
+
+def mixedfx_condition(formula: str, data: pd.DataFrame, given: pd.DataFrame) -> Task:
+    import mixedfx as mfx
+
+    model = mfx.lmm(formula, data)
+
+    def condition() -> float:
+        return float(np.abs(model.condition(given).b[0]).sum())
+
+    return InProcess(condition)
+
+
+def lme4_predict(
+    formula: str, data: pd.DataFrame, newdata: pd.DataFrame, workdir: Path, name: str
+) -> Task:
+    """predict.merMod in R: lmer is fitted untimed, only the predict calls are timed."""
+    train, new = workdir / f"{name}_train.csv", workdir / f"{name}_new.csv"
+    data.to_csv(train, index=False)
+    newdata.to_csv(new, index=False)
+
+    def run(warmup: int, repeats: int) -> SelfTiming:
+        args = [str(train), str(new), formula, str(warmup), str(repeats)]
+        out = subprocess.run(
+            ["Rscript", str(R_PREDICT), *args],
+            capture_output=True,
+            text=True,
+            timeout=R_TIMEOUT_S,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"Rscript failed: {out.stderr.strip()[-500:]}")
+        fields = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+        return SelfTiming(
+            seconds=[float(s) for s in fields["times_s"].split()],
+            check=float(fields["check"]),
         )
 
     return SelfTimed(run)
