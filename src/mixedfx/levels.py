@@ -9,6 +9,7 @@ as they are), and training and new data are matched on those keys.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,13 +128,49 @@ def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray, np.nda
     return codes.astype(np.int64), keys, labels
 
 
-def lookup(column: pd.Series, keys: np.ndarray) -> np.ndarray:
+class KeyIndex:
+    """Training keys ready for lookups, built once per term.
+
+    A hash index of the keys as strings and, when every key is an integer
+    (the common case of numeric ids), of the keys as int64: integer labels
+    of new data are then found without turning them into strings.
+
+    Parameters
+    ----------
+    keys : ndarray of object, shape (k,)
+        Canonical keys from :func:`encode`.
+    """
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = keys
+        self.strings = pd.Index(keys.astype(str))
+        self.integers: pd.Index | None = None
+        if len(keys) and all(_INTEGER.fullmatch(k) for k in self.strings):
+            self.integers = pd.Index(self.strings.to_numpy(dtype=str).astype(np.int64))
+
+    def find(self, uniques: pd.Index | np.ndarray) -> np.ndarray:
+        """Position of each label in the keys, ``-1`` where absent, shape (u,)."""
+        values = np.asarray(uniques)
+        if self.integers is not None and values.dtype.kind in "iu":
+            return self.integers.get_indexer(pd.Index(values.astype(np.int64), copy=False))
+        if self.integers is not None and values.dtype.kind == "f":
+            integral = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2**53)
+            out = np.full(len(values), -1, dtype=np.int64)
+            out[integral] = self.integers.get_indexer(values[integral].astype(np.int64))
+            return out
+        return self.strings.get_indexer(canonical_keys(uniques).astype(str))
+
+
+_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
+
+
+def lookup(column: pd.Series, keys: np.ndarray | KeyIndex) -> np.ndarray:
     """Codes of new data against training keys; ``-1`` for unseen or missing.
 
     Parameters
     ----------
     column : Series, shape (n,)
-    keys : ndarray of object, shape (k,)
+    keys : ndarray of object, shape (k,), or KeyIndex
         Training keys from :func:`encode`.
 
     Returns
@@ -143,7 +180,8 @@ def lookup(column: pd.Series, keys: np.ndarray) -> np.ndarray:
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
     if len(uniques) == 0:
         return np.full(len(column), -1, dtype=np.int64)
-    found = pd.Index(keys.astype(str)).get_indexer(canonical_keys(uniques).astype(str))
+    index = keys if isinstance(keys, KeyIndex) else KeyIndex(keys)
+    found = index.find(uniques)
     out = np.where(codes >= 0, found[np.maximum(codes, 0)], -1)
     return out.astype(np.int64)
 

@@ -11,6 +11,7 @@ its lower triangle in column-major order (correlated terms) or its diagonal
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -125,6 +126,11 @@ class ReTerm:
         return out
 
     # -- data -> codes and model matrix ---------------------------------------
+    @functools.cached_property
+    def key_index(self) -> lv.KeyIndex:
+        """The keys' hash index for :meth:`codes`, built on first use."""
+        return lv.KeyIndex(self.keys)
+
     def model_matrix(self, data: pd.DataFrame) -> np.ndarray:
         """The term's per-row model matrix ``M``, shape (n, q)."""
         if self.spec is None:
@@ -138,7 +144,7 @@ class ReTerm:
     def codes(self, data: pd.DataFrame) -> np.ndarray:
         """Level codes of new rows, shape (n,); ``-1`` for unseen or missing labels."""
         if len(self.term.factors) == 1:
-            return lv.lookup(_column(data, self.term.factors[0]), self.keys)
+            return lv.lookup(_column(data, self.term.factors[0]), self.key_index)
         parts = [
             (lv.lookup(_column(data, f), fk), fk)
             for f, fk in zip(self.term.factors, self.factor_keys, strict=True)
