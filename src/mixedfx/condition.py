@@ -33,11 +33,18 @@ if TYPE_CHECKING:
     from .model import LinearMixedModel
 
 
-def _factor_keys(data: pd.DataFrame, name: str, known: np.ndarray) -> np.ndarray:
-    """Keys of one grouping column, training keys first, then the given rows' new ones."""
+def _factor_keys(
+    data: pd.DataFrame, name: str, known: np.ndarray, index: lv.KeyIndex | None = None
+) -> np.ndarray:
+    """Keys of one grouping column, training keys first, then the given rows' new ones (sorted).
+
+    ``index`` is the known keys' :class:`~mixedfx.levels.KeyIndex` when at hand.
+    """
     uniques = np.asarray(pd.unique(data[name].dropna()))
-    keys = lv.canonical_keys(uniques) if len(uniques) else np.array([], dtype=object)
-    fresh = np.setdiff1d(keys.astype(str), known.astype(str))
+    if not len(uniques):
+        return known
+    unseen = (index if index is not None else lv.KeyIndex(known)).find(uniques) < 0
+    fresh = np.unique(lv.canonical_keys(uniques[unseen]).astype(str))
     return np.concatenate([known, fresh.astype(object)])
 
 
@@ -64,15 +71,20 @@ def _with_new_levels(t: ReTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray]
     unseen = codes < 0
     if not unseen.any():
         return t, codes
-    new_keys, inverse = np.unique(keys[unseen].astype(str), return_inverse=True)
+    first_seen, uniq = pd.factorize(keys[unseen].astype(str))  # hashing, then sort the few
+    order = np.argsort(uniq, kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    new_keys = np.asarray(uniq)[order]
     codes = codes.copy()
-    codes[unseen] = t.nlevels + inverse
+    codes[unseen] = t.nlevels + rank[first_seen]
     new = dataclasses.replace(
         t,
         keys=np.concatenate([t.keys, new_keys.astype(object)]),
         labels=np.concatenate([t.labels, new_keys.astype(object)]),
         factor_keys=tuple(
-            _factor_keys(data, f, fk) for f, fk in zip(t.term.factors, t.factor_keys, strict=True)
+            _factor_keys(data, f, fk, t.key_index if len(t.term.factors) == 1 else None)
+            for f, fk in zip(t.term.factors, t.factor_keys, strict=True)
         ),
     )
     return new, codes
