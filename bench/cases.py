@@ -185,7 +185,9 @@ def prediction_tasks(
         elif peer == "mixedfx":
             tasks[peer] = peers.mixedfx_predict(formula, data, newdata, interval)
         elif peer == "mixedlm":
-            tasks[peer] = peers.mixedlm_predict(formula, data, newdata, interval)
+            # mixedlm's intervals took over 300 s per call here: one run, with a time limit
+            timeout = ctx.timeout if interval is not None else None
+            tasks[peer] = peers.mixedlm_predict(formula, data, newdata, interval, timeout)
         elif peer == "statsmodels":
             tasks[peer] = peers.Skip("n/a (predict ignores the random effects)")
         elif peer == "lme4":

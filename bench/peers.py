@@ -201,7 +201,11 @@ def mixedfx_predict(
 
 
 def mixedlm_predict(
-    formula: str, data: pd.DataFrame, newdata: pd.DataFrame, interval: str | None
+    formula: str,
+    data: pd.DataFrame,
+    newdata: pd.DataFrame,
+    interval: str | None,
+    timeout: float | None = None,
 ) -> Task:
     import mixedlm
 
@@ -213,7 +217,7 @@ def mixedlm_predict(
         out = result.predict(newdata, interval=interval, se_fit=True)
         return float(np.sum(out.se_fit))
 
-    return InProcess(predict)
+    return InProcess(predict, timeout=timeout)
 
 
 def mixedfx_condition(formula: str, data: pd.DataFrame, given: pd.DataFrame) -> Task:
