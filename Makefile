@@ -21,12 +21,14 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
+# Peers side by side, then the Dask scaling run (1M and 4M rows by default;
+# SIZES="1 4 16" for 16M, which needs ~2 GB of /tmp per 4M rows).
+SIZES ?= 1 4
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/scaling.py --millions $(SIZES)
 
-# Dask scaling run: 1M and 4M rows (SIZES="1 4 16" for 16M; needs ~2 GB of /tmp per 4M rows).
-SIZES ?= 1 4
 bench-scaling: $(STAMP)
 	$(BIN)/python bench/scaling.py --millions $(SIZES)
 
