@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import mixedfx as mfx
 from mixedfx.fit import finish, setup
+from mixedfx.objective import Objective
 from mixedfx.optimize import OptSummary
 from oracle import henderson_se, mme_modes
 from strategies import datasets
@@ -26,7 +27,8 @@ def fit(case: dict) -> mfx.LinearMixedModel:
 
 def fit_at(case: dict, theta: np.ndarray) -> mfx.LinearMixedModel:
     """The model fitted to ``case`` with theta held at ``theta`` (no optimizer)."""
-    design, arrays, blocks, objective = setup(case["formula"], case["data"], case["reml"])
+    design, arrays, blocks = setup(case["formula"], case["data"])
+    objective = Objective(blocks, design.terms, case["reml"])
     value = objective(theta)
     opt = OptSummary("fixed", theta, theta, objective.lower(), value, 1, "fixed", True)
     with warnings.catch_warnings():

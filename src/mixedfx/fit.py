@@ -16,7 +16,7 @@ from .distributed import is_dask
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
 from .model import LinearMixedModel
 from .objective import Objective
-from .optimize import OptSummary, boundary_restarts, minimize
+from .optimize import OptSummary, boundary_restarts, confirm, minimize
 
 
 def lmm(
@@ -75,20 +75,20 @@ def lmm(
 
         return dask_lmm(formula, data, reml, progress)
     data = missing_mod.handle(formula, data, missing)
-    design, arrays, blocks, _ = setup(formula, data, reml)
+    design, arrays, blocks = setup(formula, data)
     return optimize(design, arrays, blocks, reml, data, stacklevel=4)
 
 
 def setup(
-    formula: str, data: pd.DataFrame, reml: bool
-) -> tuple[design_mod.Design, design_mod.TrainingArrays, blocks_mod.Blocks, Objective]:
-    """Everything before the optimizer: design, arrays, blocks and the objective."""
+    formula: str, data: pd.DataFrame
+) -> tuple[design_mod.Design, design_mod.TrainingArrays, blocks_mod.Blocks]:
+    """Everything before the optimizer: the design, its arrays and their blocks."""
     design, arrays = design_mod.learn(formula, data)
     check_sizes(design, arrays)
     blocks = blocks_mod.form(
         arrays.X, arrays.y, arrays.codes, arrays.M, [t.nlevels for t in design.terms]
     )
-    return design, arrays, blocks, Objective(blocks, design.terms, reml)
+    return design, arrays, blocks
 
 
 def optimize(
@@ -108,10 +108,12 @@ def optimize(
     if np.all(w == 1.0):  # lme4's parameterisation and path
         opt = minimize(objective, objective.start(), objective.lower())
         opt = boundary_restarts(objective, opt, objective.lower() == 0.0)
+        opt = confirm(objective, opt)
     else:  # optimize in scaled units (same objective), report theta in the data's
         scaled = lambda s: objective(s * w)  # noqa: E731
         opt = minimize(scaled, objective.start(), objective.lower())
         opt = boundary_restarts(scaled, opt, objective.lower() == 0.0)
+        opt = confirm(scaled, opt)
         opt = dataclasses.replace(opt, start=opt.start * w, final=opt.final * w)
     return finish(design, arrays, blocks, objective, opt, data, stacklevel)
 

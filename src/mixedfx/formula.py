@@ -15,6 +15,7 @@ Supported random-term syntax, as in lme4:
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -155,7 +156,7 @@ def _random_terms(inner: str, term: str) -> list[RandomTerm]:
 
 
 def parse(formula: str) -> ParsedFormula:
-    """Split an lme4 formula into response, fixed part and random terms.
+    """Split an lme4 formula into response, fixed part and random terms (cached).
 
     Parameters
     ----------
@@ -174,6 +175,12 @@ def parse(formula: str) -> ParsedFormula:
     """
     if not isinstance(formula, str):
         raise FormulaError(f"formula must be a string such as 'y ~ x + (1 | g)', got {formula!r}")
+    return _parse(formula)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(formula: str) -> ParsedFormula:
+    """:func:`parse` of a string (the result is immutable, so it is cached)."""
     lhs, tilde, rhs = formula.partition("~")
     if not tilde:
         raise FormulaError(f"formula {formula!r} has no '~'; write 'y ~ x + (1 | g)'")

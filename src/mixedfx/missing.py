@@ -32,6 +32,8 @@ def used_columns(formula: str, data: pd.DataFrame) -> list[str]:
 
 def bad_mask(column: pd.Series) -> np.ndarray:
     """True where a value is missing: NaN, inf or None (numbers), NaN or None (labels)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return np.asarray(column.cat.codes) < 0
     if pd.api.types.is_bool_dtype(column):
         return np.asarray(column.isna())
     if pd.api.types.is_numeric_dtype(column):
