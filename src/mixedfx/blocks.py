@@ -20,11 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .schur import DenseSchur, SchurPattern, pattern_entries
+from .schur import DenseSchur, GroupedSchur, SchurPattern, pattern_entries
 
 DENSE_LIMIT = 2_000_000  # entries of A21 above which it is kept sparse
 PATTERN_LIMIT = 50_000_000  # entries of the Schur pattern above which the update goes dense
 DENSE_SCHUR_LIMIT = 250_000_000  # ... provided a dense A21 has at most this many entries
+GROUPED_LIMIT = 400_000_000  # entries of the grouped update's packed B_c (3.2 GB) at most
 
 
 @dataclass(frozen=True)
@@ -82,17 +83,23 @@ class Blocks:
         return [np.ascontiguousarray(A21[:, :, a]) for a in range(self.q0)]
 
     @functools.cached_property
-    def schur(self) -> SchurPattern | DenseSchur:
+    def schur(self) -> SchurPattern | GroupedSchur | DenseSchur:
         """``A22 - A21 W A21'`` (sparse blocks only), prepared on first use.
 
-        A precomputed pattern, unless it would outgrow a dense A21 (levels of
-        the first term that meet most rows of A21, as at many rows per level):
-        then A21 is held dense and the update is a BLAS product, so memory
-        stays flat as rows grow.
+        The cheapest per evaluation of: a precomputed pattern (cost: its
+        entries, which grow with the square of the rows per level), levels
+        grouped by their A11 (q0 = 1; cost ``D m^2 / 2`` for D distinct
+        values), and, when neither fits in memory, a dense A21 and one BLAS
+        product (cost ``m^2 l0``).
         """
         A21 = sp.csr_matrix(self.A21)
-        big = pattern_entries(A21, self.l0, self.q0) > PATTERN_LIMIT
-        if big and self.m * self.l0 * self.q0 <= DENSE_SCHUR_LIMIT:
+        pattern = pattern_entries(A21, self.l0, self.q0)
+        grouped = (
+            GroupedSchur.entries(self.A11[:, 0, 0], self.m) if self.q0 == 1 else PATTERN_LIMIT**2
+        )
+        if grouped < pattern and grouped <= GROUPED_LIMIT:
+            return GroupedSchur(A21, self.A22, self.A11[:, 0, 0])
+        if pattern > PATTERN_LIMIT and self.m * self.l0 * self.q0 <= DENSE_SCHUR_LIMIT:
             return DenseSchur(A21.toarray(), self.A22, self.q0)
         return SchurPattern.build(A21, self.A22, self.l0, self.q0)
 
