@@ -26,6 +26,7 @@ DENSE_LIMIT = 2_000_000  # entries of A21 above which it is kept sparse
 PATTERN_LIMIT = 50_000_000  # entries of the Schur pattern above which the update goes dense
 DENSE_SCHUR_LIMIT = 250_000_000  # ... provided a dense A21 has at most this many entries
 GROUPED_LIMIT = 400_000_000  # entries of the grouped update's packed B_c (3.2 GB) at most
+GROUPED_OVER_PATTERN = 8  # grouping is chosen up to this many times the pattern's entries
 
 
 @dataclass(frozen=True)
@@ -86,18 +87,22 @@ class Blocks:
     def schur(self) -> SchurPattern | GroupedSchur | DenseSchur:
         """``A22 - A21 W A21'`` (sparse blocks only), prepared on first use.
 
-        The cheapest per evaluation of: a precomputed pattern (cost: its
-        entries, which grow with the square of the rows per level), levels
-        grouped by their A11 (q0 = 1; cost ``D m^2 / 2`` for D distinct
-        values), and, when neither fits in memory, a dense A21 and one BLAS
-        product (cost ``m^2 l0``).
+        The cheapest of: a precomputed pattern (its entries grow with the
+        square of the rows per level; building it costs ~360 ns and each
+        evaluation ~2.5 ns per entry), levels grouped by their A11 (q0 = 1;
+        ``D m^2 / 2`` entries for D distinct values, ~0.75 ns each per
+        evaluation, cheap to build), and, when neither fits in memory, a
+        dense A21 and one BLAS product per evaluation (``m^2 l0``). Measured
+        on 1M users x items rows: pattern 25M entries, built in 8.9 s, 63 ms
+        per evaluation; grouped 90M, 2.8 s, 68 ms. Over a fit's ~60
+        evaluations grouping wins up to ~8 times the pattern's entries.
         """
         A21 = sp.csr_matrix(self.A21)
         pattern = pattern_entries(A21, self.l0, self.q0)
         grouped = (
             GroupedSchur.entries(self.A11[:, 0, 0], self.m) if self.q0 == 1 else PATTERN_LIMIT**2
         )
-        if grouped < pattern and grouped <= GROUPED_LIMIT:
+        if grouped <= GROUPED_OVER_PATTERN * pattern and grouped <= GROUPED_LIMIT:
             return GroupedSchur(A21, self.A22, self.A11[:, 0, 0])
         if pattern > PATTERN_LIMIT and self.m * self.l0 * self.q0 <= DENSE_SCHUR_LIMIT:
             return DenseSchur(A21.toarray(), self.A22, self.q0)
