@@ -15,6 +15,7 @@ first factor. Every objective evaluation works from these blocks alone.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,16 @@ from .schur import DenseSchur, GroupedSchur, SchurPattern, pattern_entries
 DENSE_LIMIT = 2_000_000  # entries of A21 above which it is kept sparse
 PATTERN_LIMIT = 50_000_000  # entries of the Schur pattern above which the update goes dense
 DENSE_SCHUR_LIMIT = 250_000_000  # ... provided a dense A21 has at most this many entries
-GROUPED_LIMIT = 400_000_000  # entries of the grouped update's packed B_c (3.2 GB) at most
+def _grouped_limit() -> int:
+    """Entries of the grouped update's packed B_c at most: a quarter of physical memory."""
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):  # no sysconf (Windows): 3.2 GB
+        return 400_000_000
+    return max(400_000_000, memory // 4 // 8)
+
+
+GROUPED_LIMIT = _grouped_limit()
 GROUPED_OVER_PATTERN = 8  # grouping is chosen up to this many times the pattern's entries
 
 
