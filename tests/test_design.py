@@ -52,3 +52,30 @@ def test_nan_in_dotted_column_is_named(dotted: pd.DataFrame) -> None:
     bad.loc[3, "Day.s"] = np.nan
     with pytest.raises(mfx.DataError, match=r"column\(s\) 'Day\.s' \(1\)"):
         mfx.lmm("Reaction ~ Day.s + (1 | Subject)", bad)
+
+
+def test_numeric_fast_path_equals_formulaic() -> None:
+    """A fixed part of plain numeric columns skips formulaic's materializer: same X, same spec."""
+    from formulaic import Formula
+
+    from mixedfx import design
+
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame(
+        {"y": rng.normal(size=30), "a": rng.normal(size=30), "b": rng.integers(0, 5, 30),
+         "g": np.repeat(np.arange(6), 5)}
+    )
+    for rhs in ("a + b", "0 + b + a", "1", "b - 1 + a"):
+        X, spec = design._fixed_matrix(rhs, data, ["a", "b"])
+        mm = Formula(rhs).get_model_matrix(data, output="numpy", na_action="ignore")
+        np.testing.assert_array_equal(X, np.asarray(mm, dtype=float))
+        assert tuple(spec.column_names) == tuple(mm.model_spec.column_names)
+        m = mfx.lmm(f"y ~ {rhs} + (1 | g)", data)
+        new = data.assign(a=data["a"] + 1.0)
+        np.testing.assert_array_equal(m.design(new).X.to_numpy(), np.asarray(
+            Formula(rhs).get_model_matrix(new, output="numpy"), dtype=float)[:, m.spec.kept])
+    # not eligible: a categorical, a transform, an interaction
+    cat = data.assign(c=pd.Categorical(data["b"].astype(str)))
+    assert design._numeric_columns(Formula("a + c"), cat) is None
+    assert design._numeric_columns(Formula("np.log1p(b)"), data) is None
+    assert design._numeric_columns(Formula("a:b"), data) is None

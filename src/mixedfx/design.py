@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula
+from formulaic import Formula, ModelSpec
 from formulaic.errors import DataMismatchWarning, FormulaicError
 
 from . import reterm
@@ -269,6 +269,66 @@ def _fixed_formula(rhs: str) -> Formula:
         raise FormulaError(f"cannot read the fixed part {rhs!r}: {exc}") from exc
 
 
+def _numeric_columns(rhs: Formula, data: pd.DataFrame) -> tuple[tuple[str, str], ...] | None:
+    """(name, dtype) of each column when every term is the intercept or a numeric column.
+
+    None when any term needs formulaic (a transform, an interaction, a
+    categorical or boolean column, a missing column).
+    """
+    out = []
+    for term in rhs:
+        factors = term.factors
+        if len(factors) != 1:
+            return None
+        method = factors[0].eval_method.value
+        name = factors[0].expr
+        if method == "literal" and name == "1":
+            continue
+        if method != "lookup" or name not in data.columns:
+            return None
+        dtype = data[name].dtype
+        if not isinstance(dtype, np.dtype) or dtype.kind not in "iuf":
+            return None
+        out.append((name, dtype.str))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=128)
+def _numeric_spec(rhs: str, columns: tuple[tuple[str, str], ...]) -> ModelSpec:
+    """formulaic's spec for a fixed part of numeric columns only (it holds no data state)."""
+    sample = pd.DataFrame({name: np.zeros(2, dtype=np.dtype(dt)) for name, dt in columns})
+    spec: ModelSpec = _fixed_formula(rhs).get_model_matrix(sample, output="numpy").model_spec
+    return spec
+
+
+def _fixed_matrix(
+    rhs_text: str, data: pd.DataFrame, fixed_vars: list[str]
+) -> tuple[np.ndarray, ModelSpec]:
+    """The fixed-effects matrix and its formulaic spec, shape (n, p).
+
+    A fixed part of plain numeric columns (``1 + x + z``) skips formulaic's
+    materializer: the spec, which then holds no state learned from data, is
+    cached per formula and column dtypes, and X is stacked from the columns.
+    """
+    rhs = _fixed_formula(rhs_text)
+    numeric = _numeric_columns(rhs, data)
+    if numeric is not None:
+        spec = _numeric_spec(rhs_text, numeric)
+        n = len(data)
+        columns = [
+            np.ones(n) if c == "Intercept" else np.asarray(data[c], dtype=float)
+            for c in spec.column_names
+        ]
+        return np.column_stack(columns) if columns else np.empty((n, 0)), spec
+    try:
+        mm = rhs.get_model_matrix(data, output="numpy", na_action="ignore")
+    except FormulaicError as exc:
+        check_columns(data, fixed_vars, "fixed-effects")  # the usual cause: name it
+        raise FormulaError(f"cannot build the fixed effects {rhs_text!r}: {exc}") from exc
+    learned: ModelSpec = mm.model_spec
+    return np.asarray(mm, dtype=float), learned
+
+
 def learn(formula: str, data: pd.DataFrame) -> tuple[Design, TrainingArrays]:
     """Learn the design from training data and build its arrays.
 
@@ -292,19 +352,13 @@ def learn(formula: str, data: pd.DataFrame) -> tuple[Design, TrainingArrays]:
     rhs = _fixed_formula(parsed.fixed)
     fixed_vars = data_columns(parsed.fixed, rhs.required_variables)
     _check_finite_inputs(data, [v for v in fixed_vars if v in data.columns])
-    try:
-        mm = rhs.get_model_matrix(data, output="numpy", na_action="ignore")
-    except FormulaicError as exc:
-        check_columns(data, fixed_vars, "fixed-effects")  # the usual cause: name it
-        raise FormulaError(f"cannot build the fixed effects {parsed.fixed!r}: {exc}") from exc
-    full = np.asarray(mm, dtype=float)
+    full, spec = _fixed_matrix(parsed.fixed, data, fixed_vars)
     if not np.isfinite(full).all():
         rows = np.flatnonzero(~np.isfinite(full).all(axis=1))
         raise DataError(
             f"the fixed-effects matrix has NaN or infinite values in {len(rows)} "
             f"row(s) (first at row {rows[0]}); check the predictors"
         )
-    spec = mm.model_spec
     names = reterm.rename_intercept(list(spec.column_names))
     kept = independent_columns(full)
     dropped = tuple(names[j] for j in range(len(names)) if j not in set(kept.tolist()))
