@@ -284,8 +284,8 @@ def _numeric_columns(rhs: Formula, data: pd.DataFrame) -> tuple[tuple[str, str],
         name = factors[0].expr
         if method == "literal" and name == "1":
             continue
-        if method != "lookup" or name not in data.columns:
-            return None
+        if method != "lookup" or name not in data.columns or name == "Intercept":
+            return None  # ("Intercept" would collide with formulaic's intercept column)
         dtype = data[name].dtype
         if not isinstance(dtype, np.dtype) or dtype.kind not in "iuf":
             return None
