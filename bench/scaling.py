@@ -7,8 +7,11 @@ worker processes. While it runs, a sampler on the client asks every worker
 for its resident memory (psutil, via ``client.run``) a few times a second.
 
 Reported per size: wall time of the fit (both passes plus the optimizer on
-the client), time per row, the time of the optimizer alone, the peak RSS per
-worker, and the client's peak RSS. Written to bench/results/scaling.json.
+the client), time per row, the time of the optimizer alone, the time to
+score every row with the BLUPs (``m.predict(ddf)``, summed on the workers),
+the peak RSS per worker during the fit (and, in the JSON, during scoring),
+and the client's peak RSS. Written
+to bench/results/scaling.json.
 
 Usage: python bench/scaling.py --millions 1 4 16
 """
@@ -119,6 +122,13 @@ def fit_once(client: object, paths: list[Path]) -> dict[str, float]:
                 warnings.simplefilter("ignore")
                 model = mfx.lmm(FORMULA, ddf)
             total = time.perf_counter() - start
+        # score every row with the BLUPs: a lazy series, reduced on the workers
+        with MemorySampler(client) as scoring_mem:
+            start = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                checksum = float(model.predict(ddf).sum().compute())
+            predict_s = time.perf_counter() - start
     finally:
         dfit.optimize = real_optimize
     rows = len(paths) * ROWS_PER_PART
@@ -132,6 +142,10 @@ def fit_once(client: object, paths: list[Path]) -> dict[str, float]:
         "peak_worker_rss_mb": {w: m / 2**20 for w, m in sorted(mem.peak.items())},
         "max_worker_rss_mb": max(mem.peak.values()) / 2**20,
         "client_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "predict_s": predict_s,
+        "predict_us_per_row": 1e6 * predict_s / rows,
+        "predict_sum": checksum,
+        "predict_max_worker_rss_mb": max(scoring_mem.peak.values()) / 2**20,
         "feval": model.optsummary.feval,
         "theta": model.theta.tolist(),
         "beta": model.beta.tolist(),
@@ -174,6 +188,7 @@ def main() -> None:
                 print(
                     f"{res['rows']:>11,} rows  fit {res['fit_s']:7.1f} s  "
                     f"{res['us_per_row']:6.2f} us/row  (optimizer {res['optimize_s']:5.1f} s)  "
+                    f"predict {res['predict_s']:6.1f} s  "
                     f"peak worker RSS {res['max_worker_rss_mb']:7.0f} MB  "
                     f"client {res['client_peak_rss_mb']:6.0f} MB",
                     flush=True,
@@ -187,12 +202,12 @@ def _report(results: list[dict], args: argparse.Namespace) -> None:
     print()
     print(
         f"{'rows':>12} {'fit s':>8} {'us/row':>8} {'passes us/row':>14} {'optimizer s':>12} "
-        f"{'peak MB/worker':>15} {'client MB':>10}"
+        f"{'predict s':>10} {'peak MB/worker':>15} {'client MB':>10}"
     )
     for r in results:
         print(
             f"{r['rows']:>12,} {r['fit_s']:>8.1f} {r['us_per_row']:>8.2f} "
-            f"{r['passes_us_per_row']:>14.2f} {r['optimize_s']:>12.1f} "
+            f"{r['passes_us_per_row']:>14.2f} {r['optimize_s']:>12.1f} {r['predict_s']:>10.1f} "
             f"{r['max_worker_rss_mb']:>15.0f} {r['client_peak_rss_mb']:>10.0f}"
         )
     out = Path(args.out)
