@@ -174,15 +174,17 @@ def main() -> None:
             f"wrote {nparts} x {ROWS_PER_PART:,} rows to {workdir} in "
             f"{time.perf_counter() - start:.1f} s"
         )
-        cluster = LocalCluster(
-            n_workers=args.workers,
-            threads_per_worker=1,
-            processes=True,
-            host="127.0.0.1",
-            dashboard_address=None,
-        )
-        with cluster, Client(cluster) as client:
-            for millions in sorted(args.millions):
+        for millions in sorted(args.millions):
+            # a fresh cluster per size: worker RSS never shrinks, so a reused worker
+            # would report the previous size's peak
+            cluster = LocalCluster(
+                n_workers=args.workers,
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            )
+            with cluster, Client(cluster) as client:
                 res = fit_once(client, paths[:millions])
                 results.append(res)
                 print(

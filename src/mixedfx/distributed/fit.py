@@ -27,7 +27,7 @@ from ..errors import DataError, RankDeficiencyWarning
 from ..fit import check_counts, optimize
 from ..model import LinearMixedModel
 from .learn import BadCount, learn, memory_dtypes
-from .run import compute, tree_reduce
+from .run import fold
 
 
 @dataclass
@@ -132,7 +132,7 @@ def lmm(formula: str, ddf: Any, reml: bool = True, progress: bool = False) -> Li
     check_counts(design, learned.n, learned.y_range)
     design_d = dask.delayed(design, traverse=False)
     parts = [dask.delayed(partial, pure=True)(p, design_d) for p in ddf.to_delayed()]
-    total: Partial = compute(tree_reduce(parts, combine), progress)
+    total: Partial = fold(parts, combine, progress)
     _check(total, design)
     assert total.blocks is not None and total.R is not None
     design, kept = _drop_dependent(design, learned.names, total.R)

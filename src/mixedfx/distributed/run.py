@@ -60,3 +60,27 @@ def compute(obj: Any, progress: bool = False) -> Any:
     future = client.compute(obj)
     show(future)
     return future.result()
+
+
+def fold(
+    items: Sequence[Delayed], combine: Callable[[Any, Any], Any], progress: bool = False
+) -> Any:
+    """The items' values combined in order, as :func:`tree_reduce` would, computed.
+
+    With a ``distributed`` client (and no progress bar) the combining is done
+    on the client as the results arrive, each released from its worker once
+    fetched: a worker then holds its own partition's result only, so its
+    memory does not grow with the number of partitions (the combined result
+    lives on the client, which receives it anyway). Otherwise the tree of
+    combines runs on the scheduler.
+    """
+    client = _default_client()
+    if client is None or progress:
+        return compute(tree_reduce(items, combine), progress)
+    futures = client.compute(list(items))
+    total: Any = None
+    for i, future in enumerate(futures):
+        value = future.result()
+        future.release()
+        total = value if i == 0 else combine(total, value)
+    return total
