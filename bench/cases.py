@@ -173,9 +173,9 @@ def prediction_tasks(
     name: str,
     newdata: pd.DataFrame,
     interval: str | None,
+    data: pd.DataFrame,
 ) -> dict[str, Task]:
-    """Predict `newdata` with the BLUPs from the `big` model, fitted once per peer in setup."""
-    data = random_slopes_data()
+    """Predict `newdata` with the BLUPs of the `big` model fitted to `data` (once per peer)."""
     formula = "y ~ x + (x | g)"
     tasks: dict[str, Task] = {}
     for peer in ctx.peers:
@@ -205,9 +205,8 @@ def prediction_tasks(
     quick_repeats=2,
 )
 def predict_1m(ctx: Context) -> dict[str, Task]:
-    return prediction_tasks(
-        ctx, "predict_1m", known_group_rows(random_slopes_data(), 1_000_000, 1), None
-    )
+    data = random_slopes_data()
+    return prediction_tasks(ctx, "predict_1m", known_group_rows(data, 1_000_000, 1), None, data)
 
 
 @case(
@@ -217,9 +216,9 @@ def predict_1m(ctx: Context) -> dict[str, Task]:
     quick_repeats=2,
 )
 def confidence_100k(ctx: Context) -> dict[str, Task]:
-    return prediction_tasks(
-        ctx, "confidence_100k", known_group_rows(random_slopes_data(), 100_000, 2), "confidence"
-    )
+    data = random_slopes_data()
+    new = known_group_rows(data, 100_000, 2)
+    return prediction_tasks(ctx, "confidence_100k", new, "confidence", data)
 
 
 @case(

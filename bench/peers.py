@@ -164,22 +164,26 @@ def lme4_fit(formula: str, data: pd.DataFrame, reml: bool, workdir: Path, name: 
 
     def run(warmup: int, repeats: int) -> SelfTiming:
         args = [str(csv), formula, "TRUE" if reml else "FALSE", ",".join(factors)]
-        out = subprocess.run(
-            ["Rscript", str(R_SCRIPT), *args, str(warmup), str(repeats)],
-            capture_output=True,
-            text=True,
-            timeout=R_TIMEOUT_S,
-            check=False,
-        )
-        if out.returncode != 0:
-            raise RuntimeError(f"Rscript failed: {out.stderr.strip()[-500:]}")
-        fields = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
-        return SelfTiming(
-            seconds=[float(s) for s in fields["times_s"].split()],
-            check=float(fields["objective"]),
-        )
+        return run_r(R_SCRIPT, [*args, str(warmup), str(repeats)], check="objective")
 
     return SelfTimed(run)
+
+
+def run_r(script: Path, args: list[str], check: str) -> SelfTiming:
+    """Run an R timing script; it prints ``times_s <t1> <t2> ...`` and ``<check> <value>``."""
+    out = subprocess.run(
+        ["Rscript", str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=R_TIMEOUT_S,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"Rscript failed: {out.stderr.strip()[-500:]}")
+    fields = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+    return SelfTiming(
+        seconds=[float(s) for s in fields["times_s"].split()], check=float(fields[check])
+    )
 
 
 # --- prediction adapters: the model is fitted when the task is built (not timed) ---
@@ -241,19 +245,6 @@ def lme4_predict(
 
     def run(warmup: int, repeats: int) -> SelfTiming:
         args = [str(train), str(new), formula, str(warmup), str(repeats)]
-        out = subprocess.run(
-            ["Rscript", str(R_PREDICT), *args],
-            capture_output=True,
-            text=True,
-            timeout=R_TIMEOUT_S,
-            check=False,
-        )
-        if out.returncode != 0:
-            raise RuntimeError(f"Rscript failed: {out.stderr.strip()[-500:]}")
-        fields = dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
-        return SelfTiming(
-            seconds=[float(s) for s in fields["times_s"].split()],
-            check=float(fields["check"]),
-        )
+        return run_r(R_PREDICT, args, check="check")
 
     return SelfTimed(run)

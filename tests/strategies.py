@@ -36,3 +36,13 @@ def datasets(draw: st.DrawFn, crossed: bool | None = None, slope: bool | None = 
         df["y"] += rng.normal(size=nh)[h]
         formula = "y ~ x + (1 | g) + (1 | h)"
     return {"data": df, "formula": formula, "reml": draw(st.booleans()), "seed": seed}
+
+
+def given_rows(case: dict, extra: int) -> pd.DataFrame:
+    """``extra`` observed rows for ``given``: resampled with noisy y, the last in a new group."""
+    data = case["data"]
+    rng = np.random.default_rng(case["seed"])
+    rows = data.sample(extra, random_state=case["seed"] % 1000, replace=True).copy()
+    rows["y"] = rows["y"] + rng.normal(size=extra)
+    rows.loc[rows.index[-1], "g"] = "brand-new"
+    return rows.reset_index(drop=True)

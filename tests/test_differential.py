@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import mixedfx as mfx
 from oracle import dense_predict, dense_z, mme_modes, profiled, refit
-from strategies import datasets
+from strategies import datasets, given_rows
 from test_predict_properties import fit
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -96,19 +96,15 @@ def test_given_predictions_equal_dense(case: dict, interval, extra: int) -> None
     """Predictions after conditioning on given rows (known and new groups) from dense matrices."""
     m = fit(case)
     data = case["data"]
-    rng = np.random.default_rng(case["seed"])
-    given_rows = data.sample(extra, random_state=case["seed"] % 1000, replace=True).copy()
-    given_rows["y"] = given_rows["y"] + rng.normal(size=extra)
-    given_rows.loc[given_rows.index[-1], "g"] = "brand-new"
-    given_rows = given_rows.reset_index(drop=True)
+    observed = given_rows(case, extra)
     new = _new_rows(data, case["seed"] + 1)
     new.loc[0, "g"] = "brand-new"  # a group known only from given
-    combined = pd.concat([data, given_rows], ignore_index=True)
-    c = m.condition(given_rows)
+    combined = pd.concat([data, observed], ignore_index=True)
+    c = m.condition(observed)
     for re, included in _modes(m, data):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", mfx.MixedFXWarning)
-            got = m.predict(new, re=re, given=given_rows, interval=interval)
+            got = m.predict(new, re=re, given=observed, interval=interval)
         want_fit, want_se = dense_predict(c, combined, new, included, "population", interval)
         got_fit = got["fit"].to_numpy() if interval else np.asarray(got)
         np.testing.assert_allclose(got_fit, want_fit, rtol=1e-7, atol=1e-8, err_msg=re)

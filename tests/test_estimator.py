@@ -377,8 +377,4 @@ def test_import_mixedfx_does_not_import_sklearn():
 
 
 def test_exported_lazily_from_package():
-    try:
-        exported = mfx.MixedLMRegressor
-    except AttributeError:
-        pytest.skip("mixedfx.__init__ does not export MixedLMRegressor yet")
-    assert exported is MixedLMRegressor
+    assert mfx.MixedLMRegressor is MixedLMRegressor

@@ -14,7 +14,7 @@ from mixedfx.fit import finish, setup
 from mixedfx.objective import Objective
 from mixedfx.optimize import OptSummary
 from oracle import henderson_se, mme_modes
-from strategies import datasets
+from strategies import datasets, given_rows
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -92,11 +92,7 @@ def test_given_equals_dense_mme_solve(case: dict, extra: int) -> None:
     """Conditioning on new rows (known and new groups) = dense solve at fixed parameters."""
     m = fit(case)
     data = case["data"]
-    rng = np.random.default_rng(case["seed"])
-    new = data.sample(extra, random_state=case["seed"] % 1000, replace=True).copy()
-    new["y"] = new["y"] + rng.normal(size=extra)
-    new.loc[new.index[-1], "g"] = "brand-new"
-    new = new.reset_index(drop=True)
+    new = given_rows(case, extra)
     c = m.condition(new)
     combined = pd.concat([data, new], ignore_index=True)
     np.testing.assert_allclose(stacked_b(c), mme_modes(c, combined), rtol=1e-7, atol=1e-8)

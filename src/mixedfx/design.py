@@ -260,6 +260,26 @@ def independent_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
     return np.array(kept, dtype=np.int64)
 
 
+def drop_dependent(
+    X: np.ndarray, names: list[str], stacklevel: int
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Indices of X's independent columns and names of the others, with a warning naming them.
+
+    ``X`` may be the model matrix or any matrix with the same column space
+    relations, such as the R factor of its QR decomposition (the Dask path).
+    """
+    kept = independent_columns(X)
+    dropped = tuple(names[j] for j in range(len(names)) if j not in set(kept.tolist()))
+    if dropped:
+        warnings.warn(
+            f"fixed-effect model matrix is rank deficient: dropping {len(dropped)} column(s) "
+            f"{list(dropped)}",
+            RankDeficiencyWarning,
+            stacklevel=stacklevel + 1,
+        )
+    return kept, dropped
+
+
 @functools.lru_cache(maxsize=128)
 def _fixed_formula(rhs: str) -> Formula:
     """The parsed fixed-effects formula (formulaic parsing is slow; formulas are immutable)."""
@@ -360,15 +380,7 @@ def learn(formula: str, data: pd.DataFrame) -> tuple[Design, TrainingArrays]:
             f"row(s) (first at row {rows[0]}); check the predictors"
         )
     names = reterm.rename_intercept(list(spec.column_names))
-    kept = independent_columns(full)
-    dropped = tuple(names[j] for j in range(len(names)) if j not in set(kept.tolist()))
-    if dropped:
-        warnings.warn(
-            f"fixed-effect model matrix is rank deficient: dropping {len(dropped)} column(s) "
-            f"{list(dropped)}",
-            RankDeficiencyWarning,
-            stacklevel=3,
-        )
+    kept, dropped = drop_dependent(full, names, stacklevel=4)
     terms, codes, Ms = [], [], []
     for term in parsed.random:
         rt, c, M = reterm.learn(term, data)

@@ -13,7 +13,6 @@ as on X; the blocks then keep only those columns.
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ import pandas as pd
 
 from .. import blocks as blocks_mod
 from .. import design as design_mod
-from ..errors import DataError, RankDeficiencyWarning
+from ..errors import DataError
 from ..fit import check_counts, optimize
 from ..model import LinearMixedModel
 from .learn import BadCount, learn, memory_dtypes
@@ -107,15 +106,7 @@ def _drop_dependent(
     design: design_mod.Design, names: list[str], R: np.ndarray
 ) -> tuple[design_mod.Design, np.ndarray]:
     """The design without fixed-effects columns that depend on earlier ones."""
-    kept = design_mod.independent_columns(R)
-    dropped = tuple(names[j] for j in range(len(names)) if j not in set(kept.tolist()))
-    if dropped:
-        warnings.warn(
-            f"fixed-effect model matrix is rank deficient: dropping {len(dropped)} column(s) "
-            f"{list(dropped)}",
-            RankDeficiencyWarning,
-            stacklevel=4,
-        )
+    kept, dropped = design_mod.drop_dependent(R, names, stacklevel=5)
     fixed_names = tuple(names[j] for j in kept)
     return dataclasses.replace(design, kept=kept, fixed_names=fixed_names, dropped=dropped), kept
 
