@@ -1,0 +1,39 @@
+"""Diagnostic plots of a fitted model, as display objects in the scikit-learn style.
+
+Every plot has a front-door function that takes a fitted model and returns a
+display object, already drawn::
+
+    import mixedfx.plots as mfp
+
+    disp = mfp.caterpillar(m)                    # BLUPs with intervals
+    disp = mfp.shrinkage(m, group="Subject", term="Days")
+    disp = mfp.groups(m, x="Days", which=4)      # small multiples
+    disp = mfp.observed_vs_predicted(m)
+    disp.figure_.savefig("plot.png")
+
+A display holds the numbers it draws as plain attributes (so they can be
+inspected or tested) and the matplotlib objects with a trailing underscore:
+``ax_`` (an Axes, or for :func:`groups` an ndarray of Axes) and ``figure_``.
+``display.plot(ax=None)`` draws it again, on ``ax`` or on a new figure.
+The same displays can be built with ``Display.from_model(model, ...)``.
+
+matplotlib is an optional dependency (``pip install 'mixedfx[plot]'``): it is
+imported only when something is drawn, so importing this module does not
+import it.
+"""
+
+from .caterpillar import CaterpillarDisplay, caterpillar
+from .groups import GroupsDisplay, groups
+from .observed import ObservedPredictedDisplay, observed_vs_predicted
+from .shrinkage import ShrinkageDisplay, shrinkage
+
+__all__ = [
+    "CaterpillarDisplay",
+    "GroupsDisplay",
+    "ObservedPredictedDisplay",
+    "ShrinkageDisplay",
+    "caterpillar",
+    "groups",
+    "observed_vs_predicted",
+    "shrinkage",
+]
