@@ -9,6 +9,7 @@ With ``L`` the factor of :mod:`mixedfx.factor`, ``r^2`` the penalized RSS,
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -43,13 +44,21 @@ class Objective:
             rows, cols = zip(*t.theta_index(), strict=True)
             self._index.append((np.array(rows), np.array(cols)))
             start += t.ntheta
-        self.dense: DenseSystem | None = None  # the cheaper evaluator for small models
-        if blocks.l0 * blocks.q0 + blocks.m <= DENSE_MAX and start <= DENSE_MAX_THETA:
-            where = [
-                (r, c, np.arange(sl.start, sl.stop))
-                for (r, c), sl in zip(self._index, self._slices, strict=True)
-            ]
-            self.dense = DenseSystem.build(blocks, where)
+
+    @functools.cached_property
+    def dense(self) -> DenseSystem | None:
+        """The cheaper evaluator for small models (None for others), built on first use.
+
+        Only evaluations use it: a caller that just wants :meth:`factor` pays nothing.
+        """
+        bl = self.blocks
+        if bl.l0 * bl.q0 + bl.m > DENSE_MAX or self.ntheta > DENSE_MAX_THETA:
+            return None
+        where = [
+            (r, c, np.arange(sl.start, sl.stop))
+            for (r, c), sl in zip(self._index, self._slices, strict=True)
+        ]
+        return DenseSystem.build(bl, where)
 
     @property
     def ntheta(self) -> int:
