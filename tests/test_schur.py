@@ -72,3 +72,18 @@ def test_fit_is_the_same_whichever_update(monkeypatch: pytest.MonkeyPatch) -> No
     for m in fits.values():
         assert abs(m.objective - ref.objective) <= 1e-10 * abs(ref.objective)
         np.testing.assert_allclose(m.theta, ref.theta, rtol=1e-5)
+
+
+def test_pattern_and_dense_agree_for_two_columns_per_level() -> None:
+    rng = np.random.default_rng(7)
+    m, l0, q0 = 25, 60, 2
+    A21 = sp.random(m, l0 * q0, density=0.25, random_state=7, format="csr")
+    A22 = rng.normal(size=(m, m))
+    A22 = A22 @ A22.T
+    R = rng.normal(size=(l0, q0, q0))
+    Wk = R @ np.transpose(R, (0, 2, 1))  # per level R_k R_k'
+    W = np.ascontiguousarray(np.moveaxis(Wk, 0, -1))  # level last
+    blockdiag = sp.block_diag(list(Wk))
+    exact = np.tril(A22 - (A21 @ blockdiag @ A21.T).toarray())
+    for update in (SchurPattern.build(A21, A22, l0, q0), DenseSchur(A21.toarray(), A22, q0)):
+        np.testing.assert_allclose(update.assemble(W), exact, rtol=1e-12, atol=1e-12)

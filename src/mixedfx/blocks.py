@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .schur import DenseSchur, GroupedSchur, SchurPattern, pattern_entries
+from .schur import DenseSchur, GroupedSchur, SchurPattern, pattern_entries, split_columns
 
 DENSE_LIMIT = 2_000_000  # entries of A21 above which it is kept sparse
 PATTERN_LIMIT = 50_000_000  # entries of the Schur pattern above which the update goes dense
@@ -90,8 +90,7 @@ class Blocks:
     @functools.cached_property
     def a21_columns(self) -> list[np.ndarray]:
         """Dense A21 split by column within level: q0 arrays of shape (m, l0)."""
-        A21 = np.asarray(self.A21).reshape(self.m, self.l0, self.q0)
-        return [np.ascontiguousarray(A21[:, :, a]) for a in range(self.q0)]
+        return split_columns(np.asarray(self.A21), self.q0)
 
     @functools.cached_property
     def schur(self) -> SchurPattern | GroupedSchur | DenseSchur:

@@ -27,6 +27,7 @@ from scipy.linalg import lapack
 
 from . import smallmat
 from .blocks import Blocks
+from .schur import gram_update
 
 
 def scale_rows(A: np.ndarray, blocks: Blocks, Ts: list[np.ndarray]) -> np.ndarray:
@@ -186,20 +187,8 @@ def _rest_block(blocks: Blocks, Ts: list[np.ndarray], U: np.ndarray) -> np.ndarr
 
 
 def dense_update(blocks: Blocks, W: np.ndarray) -> np.ndarray:
-    """``A21 W A21'`` for a dense A21, shape (m, m), as ``sum_b (sum_a A_a W_ab) A_b'``.
-
-    ``A_a`` (m, l0) is column ``a`` of every level's q0 columns and ``W_ab``
-    (l0,) the (a, b) entries of the per-level ``W_k = R_k R_k'``; W is level
-    last, shape (q0, q0, l0).
-    """
-    cols = blocks.a21_columns
-    U = np.zeros((blocks.m, blocks.m))
-    for b in range(blocks.q0):
-        V = cols[0] * W[0, b]
-        for a in range(1, blocks.q0):
-            V += cols[a] * W[a, b]
-        U += V @ cols[b].T
-    return U
+    """``A21 W A21'`` for dense blocks, shape (m, m); ``W`` level last (q0, q0, l0)."""
+    return gram_update(blocks.a21_columns, W)
 
 
 def lower_times_R(A21: np.ndarray, R: np.ndarray) -> np.ndarray:

@@ -135,15 +135,12 @@ class DenseSchur:
 
         ``W`` is level last, shape (q0, q0, l0).
         """
-        m, q0 = self.A.shape[0], self.q0
+        q0 = self.q0
         if q0 == 1:  # W_k = R_k^2 >= 0: a symmetric rank-k update
             B = self.A * np.sqrt(W.reshape(-1))
             U = blas.dsyrk(1.0, B, lower=1)
         else:
-            A3 = self.A.reshape(m, -1, q0)
-            U = np.zeros((m, m))
-            for b in range(q0):
-                U += sum(A3[:, :, a] * W[a, b] for a in range(q0)) @ A3[:, :, b].T
+            U = gram_update(split_columns(self.A, q0), W)
         M = np.tril(self.A22) - np.tril(U)
         if d is not None:
             M *= np.outer(d, d)
@@ -203,6 +200,29 @@ class GroupedSchur:
         M = np.zeros((self.m, self.m))
         M[self.rows, self.cols] = values
         return M
+
+
+def split_columns(A21: np.ndarray, q0: int) -> list[np.ndarray]:
+    """A dense A21 (m, l0 * q0) by column within level: q0 contiguous arrays (m, l0)."""
+    A3 = np.asarray(A21).reshape(A21.shape[0], -1, q0)
+    return [np.ascontiguousarray(A3[:, :, a]) for a in range(q0)]
+
+
+def gram_update(cols: list[np.ndarray], W: np.ndarray) -> np.ndarray:
+    """``A21 W A21'`` for a dense A21, shape (m, m), as ``sum_b (sum_a A_a W_ab) A_b'``.
+
+    ``cols[a]`` (m, l0) is column ``a`` of every level's q0 columns (see
+    :func:`split_columns`) and ``W`` the per-level ``W_k = R_k R_k'``, level
+    last, shape (q0, q0, l0).
+    """
+    q0, m = len(cols), cols[0].shape[0]
+    U = np.zeros((m, m))
+    for b in range(q0):
+        V = cols[0] * W[0, b]
+        for a in range(1, q0):
+            V += cols[a] * W[a, b]
+        U += V @ cols[b].T
+    return U
 
 
 def pattern_entries(A21: sp.csr_matrix, l0: int, q0: int) -> int:
