@@ -71,6 +71,7 @@ class MemorySampler:
         self.client = client
         self.interval = interval
         self.peak: dict[str, int] = {}
+        self.first: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -88,6 +89,7 @@ class MemorySampler:
 
     def __enter__(self) -> MemorySampler:
         self._sample()
+        self.first = dict(self.peak)
         self._thread.start()
         return self
 
@@ -141,6 +143,7 @@ def fit_once(client: object, paths: list[Path]) -> dict[str, float]:
         "passes_us_per_row": 1e6 * (total - timings.get("optimize_s", 0.0)) / rows,
         "peak_worker_rss_mb": {w: m / 2**20 for w, m in sorted(mem.peak.items())},
         "max_worker_rss_mb": max(mem.peak.values()) / 2**20,
+        "idle_worker_rss_mb": max(mem.first.values()) / 2**20,
         "client_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "predict_s": predict_s,
         "predict_us_per_row": 1e6 * predict_s / rows,
@@ -191,7 +194,8 @@ def main() -> None:
                     f"{res['rows']:>11,} rows  fit {res['fit_s']:7.1f} s  "
                     f"{res['us_per_row']:6.2f} us/row  (optimizer {res['optimize_s']:5.1f} s)  "
                     f"predict {res['predict_s']:6.1f} s  "
-                    f"peak worker RSS {res['max_worker_rss_mb']:7.0f} MB  "
+                    f"peak worker RSS {res['max_worker_rss_mb']:7.0f} MB "
+                    f"(idle {res['idle_worker_rss_mb']:4.0f})  "
                     f"client {res['client_peak_rss_mb']:6.0f} MB",
                     flush=True,
                 )

@@ -9,6 +9,7 @@ they would on the concatenated rows.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -63,24 +64,38 @@ def compute(obj: Any, progress: bool = False) -> Any:
 
 
 def fold(
-    items: Sequence[Delayed], combine: Callable[[Any, Any], Any], progress: bool = False
+    items: Sequence[Delayed],
+    combine: Callable[[Any, Any], Any],
+    progress: bool = False,
+    window: int | None = None,
 ) -> Any:
     """The items' values combined in order, as :func:`tree_reduce` would, computed.
 
     With a ``distributed`` client (and no progress bar) the combining is done
     on the client as the results arrive, each released from its worker once
-    fetched: a worker then holds its own partition's result only, so its
-    memory does not grow with the number of partitions (the combined result
-    lives on the client, which receives it anyway). Otherwise the tree of
-    combines runs on the scheduler.
+    fetched. At most ``window`` items are in flight at once (default: two per
+    worker thread), so a worker never holds more than a few partitions'
+    results while the client is busy adding: its memory does not grow with
+    the number of partitions (the combined result lives on the client, which
+    receives it anyway). Otherwise the tree of combines runs on the scheduler.
     """
     client = _default_client()
     if client is None or progress:
         return compute(tree_reduce(items, combine), progress)
-    futures = client.compute(list(items))
+    if window is None:
+        window = 2 * max(1, sum(client.nthreads().values()))
+    pending = list(items)
+    futures = deque(client.compute(pending[:window]))
+    queued = window
     total: Any = None
-    for i, future in enumerate(futures):
+    first = True
+    while futures:
+        future = futures.popleft()
         value = future.result()
         future.release()
-        total = value if i == 0 else combine(total, value)
+        if queued < len(pending):
+            futures.append(client.compute(pending[queued]))
+            queued += 1
+        total = value if first else combine(total, value)
+        first = False
     return total
