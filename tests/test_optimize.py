@@ -9,27 +9,64 @@ import numpy as np
 import pandas as pd
 
 import mixedfx as mfx
-from mixedfx.optimize import OptSummary, confirm, gradient
+from mixedfx.optimize import OptSummary, confirm, polish
 from oracle import refit
 
 DATA = Path(__file__).parent / "data"
 
 
-def test_gradient_central_and_one_sided() -> None:
-    fun = lambda x: float((x[0] - 1.0) ** 2 + 3.0 * x[1])  # noqa: E731
-    g = gradient(fun, np.array([0.0, 0.0]), np.array([-np.inf, 0.0]))
-    np.testing.assert_allclose(g, [-2.0, 3.0], rtol=1e-6)
-
-
 def test_confirm_restarts_only_when_the_gradient_is_not_flat() -> None:
     fun = lambda x: float((x[0] - 2.0) ** 2)  # noqa: E731
+    grad = lambda x: np.array([2.0 * (x[0] - 2.0)])  # noqa: E731
     lower = np.array([0.0])
     far = OptSummary("test", np.ones(1), np.array([1.0]), lower, 1.0, 5, "ftol reached", True)
-    fixed = confirm(fun, far)
+    fixed = confirm(fun, grad, far)
     assert fixed.extra["gradient_restart"] == 1.0
     assert abs(fixed.final[0] - 2.0) < 1e-4 and fixed.fmin < 1e-8
     at = OptSummary("test", np.ones(1), np.array([2.0]), lower, 0.0, 5, "ftol reached", True)
-    assert "gradient_restart" not in confirm(fun, at).extra
+    assert "gradient_restart" not in confirm(fun, grad, at).extra
+
+
+def quadratic(center: np.ndarray, hess: np.ndarray):
+    fun = lambda x: float(0.5 * (x - center) @ hess @ (x - center))  # noqa: E731
+    grad = lambda x: hess @ (x - center)  # noqa: E731
+    return fun, grad
+
+
+def summary(x: np.ndarray, fun, lower: np.ndarray) -> OptSummary:
+    return OptSummary("test", x, x.copy(), lower, fun(x), 10, "ftol reached", True)
+
+
+def test_polish_reaches_the_minimum_bobyqa_stopped_near() -> None:
+    hess = np.array([[4.0, 1.0], [1.0, 3.0]])
+    fun, grad = quadratic(np.array([0.7, -0.3]), hess)
+    near = np.array([0.7 + 3e-5, -0.3 - 2e-5])
+    out = polish(fun, grad, summary(near, fun, np.array([0.0, -np.inf])))
+    np.testing.assert_allclose(out.final, [0.7, -0.3], rtol=0, atol=1e-12)
+    assert out.extra["newton_steps"] >= 1 and out.fmin <= fun(near)
+
+
+def test_polish_keeps_bounds() -> None:
+    hess = np.diag([2.0, 5.0])
+    lower = np.array([0.0, 0.0])
+    # optimum outside the feasible set in the first coordinate: it stays on its bound
+    fun, grad = quadratic(np.array([-0.1, 0.5]), hess)
+    out = polish(fun, grad, summary(np.array([0.0, 0.5 + 1e-5]), fun, lower))
+    assert out.final[0] == 0.0
+    assert abs(out.final[1] - 0.5) < 1e-12
+    # a step that would cross the bound stops on it
+    fun, grad = quadratic(np.array([-1e-6, 0.5]), hess)
+    out = polish(fun, grad, summary(np.array([1e-6, 0.5]), fun, lower))
+    assert out.final[0] == 0.0
+
+
+def test_polish_refuses_long_steps_and_saddles() -> None:
+    fun, grad = quadratic(np.array([0.5, 0.5]), np.diag([1.0, -1.0]))  # a saddle
+    start = np.array([0.5 + 1e-4, 0.5 + 1e-4])
+    assert np.array_equal(polish(fun, grad, summary(start, fun, np.zeros(2))).final, start)
+    fun, grad = quadratic(np.array([5.0, 0.5]), np.eye(2))  # too far: not a polish
+    start = np.array([0.5, 0.5])
+    assert np.array_equal(polish(fun, grad, summary(start, fun, np.zeros(2))).final, start)
 
 
 def test_premature_ftol_stop_is_caught() -> None:

@@ -68,10 +68,12 @@ def test_row_order_does_not_matter(case: dict, rnd) -> None:  # type: ignore[no-
     shuffled = data.iloc[perm]
     np.testing.assert_allclose(m.predict(shuffled), m.predict(data)[perm], rtol=1e-12)
     m2 = fit({**case, "data": shuffled.reset_index(drop=True)})
-    # The optimizer stops within its tolerance (1e-8 on the objective, as lme4's); on a flat
-    # optimum the two thetas may then differ in their fourth digit. So check separately that
-    # the optima are equally good and that, at the same theta, everything else is identical.
-    assert abs(m2.objective - m.objective) <= 1e-8 * abs(m.objective)
+    # BOBYQA alone stops within its tolerance (1e-8 on the objective, as lme4's), which on a
+    # flat optimum leaves theta's fourth digit to the order of the sums; the Newton polish on
+    # the analytic gradient then finds the same optimum to the sums' precision.
+    assert abs(m2.objective - m.objective) <= 1e-11 * abs(m.objective)
+    scale = max(1.0, float(np.abs(m.theta).max()))
+    np.testing.assert_allclose(m2.theta, m.theta, rtol=1e-8, atol=1e-8 * scale)
     m_at = fit_at(case, m2.theta)
     assert abs(m_at.objective - m2.objective) <= 1e-12 * abs(m2.objective)
     np.testing.assert_allclose(m_at.predict(data), m2.predict(data), rtol=1e-9, atol=1e-12)

@@ -21,6 +21,7 @@ import numpy as np
 from scipy.linalg import lapack
 
 from .blocks import Blocks
+from .gradient import inverse_weighted
 
 DENSE_MAX = 48  # largest N for which the dense system is used
 DENSE_MAX_THETA = 10  # and largest number of theta elements: G has (k + 1)^2 rows
@@ -91,8 +92,8 @@ class DenseSystem:
         G[k, k].flat[: q * (N + 1) : N + 1] += 1.0
         return cls(G.reshape((k + 1) ** 2, N * N), N, q, blocks.p)
 
-    def logdets(self, theta: np.ndarray) -> tuple[float, float, float]:
-        """``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2`` at theta.
+    def factor(self, theta: np.ndarray) -> np.ndarray:
+        """The lower Cholesky factor of M(theta), shape (N, N) (upper triangle not cleaned).
 
         Raises
         ------
@@ -104,6 +105,35 @@ class DenseSystem:
         L, info = lapack.dpotrf(M, lower=1, clean=0, overwrite_a=1)
         if info != 0:
             raise np.linalg.LinAlgError(f"matrix is not positive definite (dpotrf info {info})")
+        return np.asarray(L)
+
+    def gradient(self, theta: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """The gradient of ``sum_i w_i log L_ii^2`` over theta, shape (k,).
+
+        With ``H = L^-T diag(w) L^-1`` (:func:`mixedfx.gradient.inverse_weighted`)
+        and ``M = sum_ij t_i t_j G_ij``, the derivative along ``t_i`` is
+        ``<H, dM/dt_i> = 2 sum_j t_j <H, G_ij>``: one more matrix-vector product.
+
+        Parameters
+        ----------
+        theta : ndarray, shape (k,)
+        w : ndarray, shape (N,)
+            The objective's weights of the log squared diagonals.
+        """
+        t = np.append(theta, 1.0)
+        H = inverse_weighted(self.factor(theta), w)
+        g = (self.G @ H.reshape(-1)).reshape(len(t), len(t))
+        return np.asarray(2.0 * (g @ t)[:-1])
+
+    def logdets(self, theta: np.ndarray) -> tuple[float, float, float]:
+        """``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2`` at theta.
+
+        Raises
+        ------
+        numpy.linalg.LinAlgError
+            When M(theta) is not numerically positive definite.
+        """
+        L = self.factor(theta)
         logd = 2.0 * np.log(L.diagonal())
         last = L[-1, -1]
         q = self.q

@@ -16,7 +16,7 @@ from .distributed import is_dask
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
 from .model import LinearMixedModel
 from .objective import Objective
-from .optimize import OptSummary, boundary_restarts, confirm, minimize
+from .optimize import OptSummary, boundary_restarts, confirm, minimize, polish
 
 
 def lmm(
@@ -105,16 +105,14 @@ def optimize(
     """
     design, w = column_scales(design, blocks)
     objective = Objective(blocks, design.terms, reml)
-    if np.all(w == 1.0):  # lme4's parameterisation and path
-        opt = minimize(objective, objective.start(), objective.lower())
-        opt = boundary_restarts(objective, opt, objective.lower() == 0.0)
-        opt = confirm(objective, opt)
-    else:  # optimize in scaled units (same objective), report theta in the data's
-        scaled = lambda s: objective(s * w)  # noqa: E731
-        opt = minimize(scaled, objective.start(), objective.lower())
-        opt = boundary_restarts(scaled, opt, objective.lower() == 0.0)
-        opt = confirm(scaled, opt)
-        opt = dataclasses.replace(opt, start=opt.start * w, final=opt.final * w)
+    # the optimizer works in scaled units (w = 1, lme4's parameterisation, for most models)
+    fun = lambda s: objective(s * w)  # noqa: E731
+    grad = lambda s: w * objective.gradient(s * w)  # noqa: E731
+    opt = minimize(fun, objective.start(), objective.lower())
+    opt = boundary_restarts(fun, opt, objective.lower() == 0.0)
+    opt = confirm(fun, grad, opt)
+    opt = polish(fun, grad, opt)
+    opt = dataclasses.replace(opt, start=opt.start * w, final=opt.final * w)
     return finish(design, arrays, blocks, objective, opt, data, stacklevel)
 
 

@@ -14,6 +14,7 @@ import math
 
 import numpy as np
 
+from . import gradient as gradient_mod
 from .blocks import Blocks
 from .dense import DENSE_MAX, DENSE_MAX_THETA, DenseSystem
 from .factor import Factor, factor, objective_parts
@@ -88,6 +89,32 @@ class Objective:
             return self.criterion(*objective_parts(self.blocks, self.Ts(theta)))
         except np.linalg.LinAlgError:
             return math.inf
+
+    def gradient(self, theta: np.ndarray) -> np.ndarray:
+        """The objective's gradient at theta, shape (ntheta,) (:mod:`mixedfx.gradient`).
+
+        Raises
+        ------
+        numpy.linalg.LinAlgError
+            Where the objective is infinite.
+        """
+        theta = np.asarray(theta, dtype=float)
+        if self.dense is not None:
+            return self.dense.gradient(theta, self._dense_weights)
+        return self.blocked_gradient(theta)
+
+    def blocked_gradient(self, theta: np.ndarray) -> np.ndarray:
+        """The gradient from the blocked factor, whatever the model's size."""
+        Ts = self.Ts(np.asarray(theta, dtype=float))
+        gT = gradient_mod.gradient(self.blocks, Ts, self.reml)
+        pairs = zip(gT, self._index, strict=True)
+        return np.concatenate([g[rows, cols] for g, (rows, cols) in pairs])
+
+    @functools.cached_property
+    def _dense_weights(self) -> np.ndarray:
+        """The weights of the dense system's log squared diagonals, shape (N,)."""
+        bl = self.blocks
+        return np.concatenate([np.ones(bl.l0 * bl.q0), gradient_mod.weights(bl, self.reml)])
 
     def factor(self, theta: np.ndarray) -> Factor:
         return factor(self.blocks, self.Ts(np.asarray(theta, dtype=float)))
