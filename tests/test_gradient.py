@@ -79,11 +79,31 @@ SMALL = [
 def test_blocked_gradient_matches_differences_and_dense_system(formula, name, reml) -> None:
     obj = objective(formula, datasets.load(name), reml)
     theta = somewhere(obj)
-    g = obj.blocked_gradient(theta)
+    f, g = obj.blocked(theta)
+    assert f == pytest.approx(obj(theta), rel=1e-13)
     np.testing.assert_allclose(g, five_point(obj, theta), rtol=1e-6, atol=1e-6)
     dense = Objective(obj.blocks, obj.terms, reml)
     assert dense.dense is not None
     np.testing.assert_allclose(dense.gradient(theta), g, rtol=1e-10, atol=1e-10)
+    assert dense.value_and_gradient(theta)[0] == pytest.approx(f, rel=1e-12)  # other sums
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize(("formula", "name"), SMALL)
+def test_closed_form_hessian_matches_differenced_gradient(formula, name, reml) -> None:
+    blocked = objective(formula, datasets.load(name), reml)
+    obj = Objective(blocked.blocks, blocked.terms, reml)  # with its small-model evaluator
+    theta = somewhere(obj, seed=7)
+    hess = obj.hessian(theta)
+    assert hess is not None
+    differenced = np.empty_like(hess)
+    for j in range(len(theta)):
+        h = 1e-5 * max(1.0, abs(theta[j]))
+        up, down = theta.copy(), theta.copy()
+        up[j] += h
+        down[j] -= h
+        differenced[:, j] = (obj.gradient(up) - obj.gradient(down)) / (2 * h)
+    np.testing.assert_allclose(hess, differenced, rtol=1e-6, atol=1e-6 * np.abs(hess).max())
 
 
 LARGE = [

@@ -107,8 +107,10 @@ class DenseSystem:
             raise np.linalg.LinAlgError(f"matrix is not positive definite (dpotrf info {info})")
         return np.asarray(L)
 
-    def gradient(self, theta: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """The gradient of ``sum_i w_i log L_ii^2`` over theta, shape (k,).
+    def gradient(
+        self, theta: np.ndarray, w: np.ndarray
+    ) -> tuple[tuple[float, float, float], np.ndarray]:
+        """:meth:`logdets` and the gradient of ``sum_i w_i log L_ii^2`` over theta, (k,).
 
         With ``H = L^-T diag(w) L^-1`` (:func:`mixedfx.gradient.inverse_weighted`)
         and ``M = sum_ij t_i t_j G_ij``, the derivative along ``t_i`` is
@@ -121,9 +123,41 @@ class DenseSystem:
             The objective's weights of the log squared diagonals.
         """
         t = np.append(theta, 1.0)
-        H = inverse_weighted(self.factor(theta), w)
+        L = self.factor(theta)
+        H = inverse_weighted(L, w)
         g = (self.G @ H.reshape(-1)).reshape(len(t), len(t))
-        return np.asarray(2.0 * (g @ t)[:-1])
+        return self._logdets(L), np.asarray(2.0 * (g @ t)[:-1])
+
+    def hessian(self, theta: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """The Hessian of ``sum_i w_i log L_ii^2`` over theta, shape (k, k).
+
+        The sum is ``sum_s c_s log|M_s|`` over nested leading blocks ``M_s``
+        (``w_i = sum_{s > i} c_s``), and for each block::
+
+            d2 log|M_s| / dt_i dt_j = tr(M_s^-1 d2M) - tr(M_s^-1 D_i M_s^-1 D_j)
+
+        with ``D_i = dM/dt_i = sum_l t_l (G_il + G_li)`` and ``d2M = G_ij + G_ji``.
+        With ``E_i = K D_i K'`` (``K = L^-1``), the leading block of ``E_i`` is
+        ``K_s D_i K_s'``, so the second trace is ``<E_i, E_j>`` over the block and
+        the weighted sum is ``sum_ab w_max(a,b) (E_i)_ab (E_j)_ab``.
+        """
+        k1 = len(theta) + 1
+        t = np.append(theta, 1.0)
+        L = self.factor(theta)
+        K, info = lapack.dtrtri(L, lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(f"dtrtri failed (info {info})")
+        K = np.tril(K)
+        H = K.T @ (w[:, None] * K)
+        g = (self.G @ H.reshape(-1)).reshape(k1, k1)
+        G = self.G.reshape(k1, k1, self.N, self.N)
+        D = (t @ G[:-1].transpose(1, 0, 2, 3).reshape(k1, -1)).reshape(k1 - 1, self.N, self.N)
+        D = D + np.swapaxes(D, 1, 2)  # D_i, i < k
+        E = (K @ D @ K.T).reshape(k1 - 1, -1)  # (k, N * N)
+        idx = np.arange(self.N)
+        omega = w[np.maximum(idx[:, None], idx[None, :])].reshape(-1)
+        second = (E * omega) @ E.T
+        return np.asarray(2.0 * g[:-1, :-1] - second)
 
     def logdets(self, theta: np.ndarray) -> tuple[float, float, float]:
         """``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2`` at theta.
@@ -133,7 +167,9 @@ class DenseSystem:
         numpy.linalg.LinAlgError
             When M(theta) is not numerically positive definite.
         """
-        L = self.factor(theta)
+        return self._logdets(self.factor(theta))
+
+    def _logdets(self, L: np.ndarray) -> tuple[float, float, float]:
         logd = 2.0 * np.log(L.diagonal())
         last = L[-1, -1]
         q = self.q

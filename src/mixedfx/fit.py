@@ -16,7 +16,7 @@ from .distributed import is_dask
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
 from .model import LinearMixedModel
 from .objective import Objective
-from .optimize import OptSummary, boundary_restarts, confirm, minimize, polish
+from .optimize import OptSummary, boundary_restarts, confirm, minimize, remembered, settle
 
 
 def lmm(
@@ -107,13 +107,24 @@ def optimize(
     objective = Objective(blocks, design.terms, reml)
     # the optimizer works in scaled units (w = 1, lme4's parameterisation, for most models)
     fun = lambda s: objective(s * w)  # noqa: E731
-    grad = lambda s: w * objective.gradient(s * w)  # noqa: E731
+    fungrad = remembered(lambda s: scale_gradient(objective.value_and_gradient(s * w), w))
+    grad = lambda s: fungrad(s)[1]  # noqa: E731
     opt = minimize(fun, objective.start(), objective.lower())
     opt = boundary_restarts(fun, opt, objective.lower() == 0.0)
     opt = confirm(fun, grad, opt)
-    opt = polish(fun, grad, opt)
+
+    def hess(s: np.ndarray) -> np.ndarray | None:
+        h = objective.hessian(s * w)
+        return None if h is None else h * np.outer(w, w)
+
+    opt = settle(fun, fungrad, opt, hess)
     opt = dataclasses.replace(opt, start=opt.start * w, final=opt.final * w)
     return finish(design, arrays, blocks, objective, opt, data, stacklevel)
+
+
+def scale_gradient(fg: tuple[float, np.ndarray], w: np.ndarray) -> tuple[float, np.ndarray]:
+    """The value and gradient at ``theta = s * w`` as functions of ``s``."""
+    return fg[0], fg[1] * w
 
 
 def fitted_values(

@@ -98,17 +98,32 @@ class Objective:
         numpy.linalg.LinAlgError
             Where the objective is infinite.
         """
+        return self.value_and_gradient(theta)[1]
+
+    def value_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """The objective and its gradient at theta, from one factorization."""
         theta = np.asarray(theta, dtype=float)
         if self.dense is not None:
-            return self.dense.gradient(theta, self._dense_weights)
-        return self.blocked_gradient(theta)
+            parts, g = self.dense.gradient(theta, self._dense_weights)
+            return self.criterion(*parts), g
+        return self.blocked(theta)
 
-    def blocked_gradient(self, theta: np.ndarray) -> np.ndarray:
-        """The gradient from the blocked factor, whatever the model's size."""
+    def hessian(self, theta: np.ndarray) -> np.ndarray | None:
+        """The objective's Hessian at theta, (ntheta, ntheta), for small models; else None.
+
+        Small models have it in closed form (:meth:`DenseSystem.hessian`); for
+        others the caller differences the gradient.
+        """
+        if self.dense is None:
+            return None
+        return self.dense.hessian(np.asarray(theta, dtype=float), self._dense_weights)
+
+    def blocked(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
+        """The objective and its gradient from the blocked factor, whatever the model's size."""
         Ts = self.Ts(np.asarray(theta, dtype=float))
-        gT = gradient_mod.gradient(self.blocks, Ts, self.reml)
+        parts, gT = gradient_mod.gradient(self.blocks, Ts, self.reml)
         pairs = zip(gT, self._index, strict=True)
-        return np.concatenate([g[rows, cols] for g, (rows, cols) in pairs])
+        return self.criterion(*parts), np.concatenate([g[r, c] for g, (r, c) in pairs])
 
     @functools.cached_property
     def _dense_weights(self) -> np.ndarray:
