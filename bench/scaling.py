@@ -10,8 +10,9 @@ Reported per size: wall time of the fit (both passes plus the optimizer on
 the client), time per row, the time of the optimizer alone, the time to
 score every row with the BLUPs (``m.predict(ddf)``, summed on the workers),
 the peak RSS per worker during the fit (and, in the JSON, during scoring),
-and the client's peak RSS. Written
-to bench/results/scaling.json.
+split into pass 1 (learning the design) and pass 2 (the blocks; the workers
+idle while the optimizer runs), and the client's peak RSS. Written to
+bench/results/scaling.json.
 
 Usage: python bench/scaling.py --millions 1 4 16
 """
@@ -28,7 +29,9 @@ import tempfile
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -65,19 +68,30 @@ def _rss() -> int:
 
 
 class MemorySampler:
-    """Peak RSS per worker, sampled from a client thread while a block runs."""
+    """Peak RSS per worker, sampled from a client thread while a block runs.
 
-    def __init__(self, client: object, interval: float = 0.25) -> None:
+    Every sample is kept (``timeline``: time, worker, RSS) so that peaks can
+    be split by phase (:meth:`peak_between`).
+    """
+
+    def __init__(self, client: object, interval: float = 0.1) -> None:
         self.client = client
         self.interval = interval
         self.peak: dict[str, int] = {}
         self.first: dict[str, int] = {}
+        self.timeline: list[tuple[float, str, int]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _sample(self) -> None:
         for worker, rss in self.client.run(_rss).items():  # type: ignore[attr-defined]
             self.peak[worker] = max(self.peak.get(worker, 0), rss)
+            self.timeline.append((time.perf_counter(), worker, rss))
+
+    def peak_between(self, start: float, stop: float) -> float:
+        """The largest worker RSS (MB) sampled between two ``perf_counter`` times."""
+        rss = [r for t, _, r in self.timeline if start <= t <= stop]
+        return max(rss) / 2**20 if rss else float("nan")
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -106,16 +120,24 @@ def fit_once(client: object, paths: list[Path]) -> dict[str, float]:
     import mixedfx as mfx
     import mixedfx.distributed.fit as dfit
 
-    timings: dict[str, float] = {}
-    real_optimize = dfit.optimize
+    phases: dict[str, tuple[float, float]] = {}  # name -> (start, stop), perf_counter
+    real: dict[str, Callable[..., Any]] = {
+        "learn": dfit.learn,
+        "fold": dfit.fold,
+        "optimize": dfit.optimize,
+    }
 
-    def timed_optimize(*args: object, **kwargs: object) -> object:
-        start = time.perf_counter()
-        out = real_optimize(*args, **kwargs)  # type: ignore[arg-type]
-        timings["optimize_s"] = time.perf_counter() - start
-        return out
+    def timed(name: str) -> Callable[..., Any]:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            out = real[name](*args, **kwargs)
+            phases[name] = (start, time.perf_counter())
+            return out
 
-    dfit.optimize = timed_optimize  # type: ignore[assignment]
+        return run
+
+    for name in real:
+        setattr(dfit, name, timed(name))
     try:
         ddf = dd.read_parquet([str(p) for p in paths])
         with MemorySampler(client) as mem:
@@ -132,17 +154,23 @@ def fit_once(client: object, paths: list[Path]) -> dict[str, float]:
                 checksum = float(model.predict(ddf).sum().compute())
             predict_s = time.perf_counter() - start
     finally:
-        dfit.optimize = real_optimize
+        for name, func in real.items():
+            setattr(dfit, name, func)
     rows = len(paths) * ROWS_PER_PART
+    optimize_s = phases["optimize"][1] - phases["optimize"][0] if "optimize" in phases else 0.0
+    pass1 = phases.get("learn", (0.0, -1.0))
+    pass2 = phases.get("fold", (0.0, -1.0))
     return {
         "rows": rows,
         "partitions": len(paths),
         "fit_s": total,
         "us_per_row": 1e6 * total / rows,
-        "optimize_s": timings.get("optimize_s", float("nan")),
-        "passes_us_per_row": 1e6 * (total - timings.get("optimize_s", 0.0)) / rows,
+        "optimize_s": optimize_s if "optimize" in phases else float("nan"),
+        "passes_us_per_row": 1e6 * (total - optimize_s) / rows,
         "peak_worker_rss_mb": {w: m / 2**20 for w, m in sorted(mem.peak.items())},
         "max_worker_rss_mb": max(mem.peak.values()) / 2**20,
+        "pass1_max_worker_rss_mb": mem.peak_between(*pass1),
+        "pass2_max_worker_rss_mb": mem.peak_between(*pass2),
         "idle_worker_rss_mb": max(mem.first.values()) / 2**20,
         "client_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "predict_s": predict_s,
@@ -195,7 +223,9 @@ def main() -> None:
                     f"{res['us_per_row']:6.2f} us/row  (optimizer {res['optimize_s']:5.1f} s)  "
                     f"predict {res['predict_s']:6.1f} s  "
                     f"peak worker RSS {res['max_worker_rss_mb']:7.0f} MB "
-                    f"(idle {res['idle_worker_rss_mb']:4.0f})  "
+                    f"(pass 1 {res['pass1_max_worker_rss_mb']:4.0f}, "
+                    f"pass 2 {res['pass2_max_worker_rss_mb']:4.0f}, "
+                    f"idle {res['idle_worker_rss_mb']:4.0f})  "
                     f"client {res['client_peak_rss_mb']:6.0f} MB",
                     flush=True,
                 )

@@ -26,7 +26,7 @@ from ..errors import DataError
 from ..fit import check_counts, optimize
 from ..model import LinearMixedModel
 from .learn import BadCount, learn, memory_dtypes
-from .run import fold
+from .run import fold, per_partition
 
 
 @dataclass
@@ -122,7 +122,7 @@ def lmm(formula: str, ddf: Any, reml: bool = True, progress: bool = False) -> Li
     design = learned.design
     check_counts(design, learned.n, learned.y_range)
     design_d = dask.delayed(design, traverse=False)
-    parts = [dask.delayed(partial, pure=True)(p, design_d) for p in ddf.to_delayed()]
+    parts = per_partition(ddf, partial, design_d)
     total: Partial = fold(parts, combine, progress)
     _check(total, design)
     assert total.blocks is not None and total.R is not None

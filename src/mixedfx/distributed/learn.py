@@ -23,7 +23,7 @@ from .. import reterm
 from ..errors import DataError
 from ..formula import ParsedFormula, RandomTerm, parse
 from . import states
-from .run import compute, tree_reduce
+from .run import compute, per_partition, tree_reduce
 
 SAMPLE_ROWS = 5
 
@@ -231,7 +231,7 @@ def learn(formula: str, ddf: Any, progress: bool = False) -> Learned:
     _meta_checks(ddf, parsed, fixed_vars)
     plan = _plan(ddf, parsed, fixed_vars)
     plan_d = dask.delayed(plan, traverse=False)
-    parts = [dask.delayed(survey, pure=True)(p, plan_d) for p in ddf.to_delayed()]
+    parts = per_partition(ddf, survey, plan_d)
     s: Survey = compute(tree_reduce(parts, combine), progress)
     _check_survey(s, parsed)
     what = f"the fixed effects {parsed.fixed!r}"

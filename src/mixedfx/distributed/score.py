@@ -31,7 +31,7 @@ from ..condition import _check_labels, _with_new_levels, conditioned, given_bloc
 from ..errors import DataError, MixedFXWarning
 from ..predict import predict as predict_frame
 from .learn import BadCount, memory_dtypes
-from .run import compute, tree_reduce
+from .run import compute, per_partition, tree_reduce
 
 if TYPE_CHECKING:
     from ..model import LinearMixedModel
@@ -151,10 +151,11 @@ def _check_given(s: GivenSurvey, model: LinearMixedModel) -> None:
 
 
 def _given_part(
-    part: pd.DataFrame, model: LinearMixedModel, terms: list[Any]
+    part: pd.DataFrame, model_terms: tuple[LinearMixedModel, list[Any]]
 ) -> blocks_mod.Blocks | None:
     if len(part) == 0:
         return None
+    model, terms = model_terms
     return given_blocks(model, memory_dtypes(part), terms)[1]
 
 
@@ -170,17 +171,15 @@ def condition(model: LinearMixedModel, given: Any, progress: bool = False) -> Li
     model.spec.response_vector(meta)  # a missing or non-numeric response, named now
     for t in model.spec.terms:
         _check_labels(t, meta)  # a missing grouping column, named now
-    model_d = dask.delayed(slim(model, None), traverse=False)
-    parts = given.to_delayed()
-    s = compute(
-        tree_reduce([dask.delayed(_survey)(p, model_d) for p in parts], _combine_surveys), progress
-    )
+    small = slim(model, None)
+    model_d = dask.delayed(small, traverse=False)
+    s = compute(tree_reduce(per_partition(given, _survey, model_d), _combine_surveys), progress)
     if s.n == 0:
         return model
     _check_given(s, model)
     terms = [_with_new_levels(t, u)[0] for t, u in zip(model.spec.terms, s.groups, strict=True)]
-    terms_d = dask.delayed(terms, traverse=False)
-    blocks = [dask.delayed(_given_part)(p, model_d, terms_d) for p in parts]
+    both = dask.delayed((small, terms), traverse=False)
+    blocks = per_partition(given, _given_part, both)
     extra = compute(tree_reduce(blocks, _add), progress)
     assert extra is not None
     return conditioned(model, terms, extra)
