@@ -122,9 +122,7 @@ def test_gradient_on_every_schur_update(formula, users, schur, reml) -> None:
     obj = objective(formula, crossed(6000, users, 700), reml, schur)
     assert obj.blocks.sparse == (schur is not None)
     theta = somewhere(obj, seed=users)
-    np.testing.assert_allclose(
-        obj.gradient(theta), five_point(obj, theta), rtol=1e-6, atol=1e-6
-    )
+    np.testing.assert_allclose(obj.gradient(theta), five_point(obj, theta), rtol=1e-6, atol=1e-6)
 
 
 def test_gradient_vanishes_at_the_fitted_optimum() -> None:
@@ -133,4 +131,3 @@ def test_gradient_vanishes_at_the_fitted_optimum() -> None:
     g = obj.gradient(m.theta)
     assert np.abs(g).max() < 1e-6  # it was ~3e-4 where BOBYQA stopped
     assert m.optsummary.extra["newton_steps"] >= 1
-

@@ -9,22 +9,23 @@ import numpy as np
 import pandas as pd
 
 import mixedfx as mfx
-from mixedfx.optimize import OptSummary, confirm, polish
+from mixedfx.optimize import OptSummary, polish, settle
 from oracle import refit
 
 DATA = Path(__file__).parent / "data"
 
 
-def test_confirm_restarts_only_when_the_gradient_is_not_flat() -> None:
+def test_settle_restarts_only_when_the_gradient_is_not_flat() -> None:
     fun = lambda x: float((x[0] - 2.0) ** 2)  # noqa: E731
     grad = lambda x: np.array([2.0 * (x[0] - 2.0)])  # noqa: E731
     lower = np.array([0.0])
     far = OptSummary("test", np.ones(1), np.array([1.0]), lower, 1.0, 5, "ftol reached", True)
-    fixed = confirm(fun, grad, far)
-    assert fixed.extra["gradient_restart"] == 1.0
-    assert abs(fixed.final[0] - 2.0) < 1e-4 and fixed.fmin < 1e-8
-    at = OptSummary("test", np.ones(1), np.array([2.0]), lower, 0.0, 5, "ftol reached", True)
-    assert "gradient_restart" not in confirm(fun, grad, at).extra
+    fixed = settle(fun, both(fun, grad), far)  # too far for Newton steps: BOBYQA again
+    assert fixed.extra["settle_restart"] == 1.0
+    assert abs(fixed.final[0] - 2.0) < 1e-12 and fixed.fmin < 1e-20
+    near = OptSummary("test", np.ones(1), np.array([2.001]), lower, 1e-6, 5, "ftol reached", True)
+    polished = settle(fun, both(fun, grad), near)
+    assert "settle_restart" not in polished.extra and abs(polished.final[0] - 2.0) < 1e-12
 
 
 def quadratic(center: np.ndarray, hess: np.ndarray):

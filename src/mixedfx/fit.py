@@ -16,7 +16,7 @@ from .distributed import is_dask
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
 from .model import LinearMixedModel
 from .objective import Objective
-from .optimize import OptSummary, boundary_restarts, confirm, minimize, remembered, settle
+from .optimize import OptSummary, boundary_restarts, minimize, remembered, settle
 
 
 def lmm(
@@ -108,10 +108,8 @@ def optimize(
     # the optimizer works in scaled units (w = 1, lme4's parameterisation, for most models)
     fun = lambda s: objective(s * w)  # noqa: E731
     fungrad = remembered(lambda s: scale_gradient(objective.value_and_gradient(s * w), w))
-    grad = lambda s: fungrad(s)[1]  # noqa: E731
     opt = minimize(fun, objective.start(), objective.lower())
     opt = boundary_restarts(fun, opt, objective.lower() == 0.0)
-    opt = confirm(fun, grad, opt)
 
     def hess(s: np.ndarray) -> np.ndarray | None:
         h = objective.hessian(s * w)

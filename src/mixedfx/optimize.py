@@ -217,42 +217,6 @@ def remembered(fungrad: ValueGradient) -> ValueGradient:
     return cached
 
 
-def confirm(
-    fun: Callable[[np.ndarray], float], grad: Gradient, opt: OptSummary, tol: float = 1e-5
-) -> OptSummary:
-    """Check the optimum's gradient; re-run BOBYQA from it when it is clearly not flat.
-
-    NLopt's BOBYQA stops when one step changes the objective by less than
-    ``ftol_abs``, which on a rare flat stretch happens far from the optimum
-    (seen on unbalanced crossed designs: stopped after 22 evaluations, 1.4e-3
-    above the optimum). A restart follows when some ``|g_i| * max(|theta_i|, 0.1)``
-    exceeds ``tol * max(1, |f|)``, a first-order gain far larger than the
-    tolerance leaves at a true optimum. Free directions only: at a bound a
-    gradient pointing out of the feasible set is no sign of a missed optimum.
-
-    Parameters
-    ----------
-    fun : callable, theta (k,) -> float
-    grad : callable, theta (k,) -> ndarray (k,)
-        ``fun``'s gradient (analytic: :meth:`mixedfx.objective.Objective.gradient`).
-    opt : OptSummary
-    """
-    g = projected(grad(opt.final), opt.final, opt.lower)
-    gain = np.abs(g) * np.maximum(np.abs(opt.final), 0.1)
-    extra = {
-        **opt.extra,
-        "max_abs_gradient": float(np.abs(g).max(initial=0.0)),
-        "gradient_evals": opt.extra.get("gradient_evals", 0.0) + 1.0,
-    }
-    if not np.any(gain > tol * max(1.0, abs(opt.fmin))):
-        return replace(opt, extra=extra)
-    res = minimize(fun, opt.final, opt.lower, opt.xtol_abs, opt.ftol_abs, opt.maxeval)
-    extra["gradient_restart"] = 1.0
-    if res.fmin < opt.fmin:
-        return replace(res, start=opt.start, feval=opt.feval + res.feval, extra=extra)
-    return replace(opt, feval=opt.feval + res.feval, extra=extra)
-
-
 def projected(g: np.ndarray, x: np.ndarray, lower: np.ndarray) -> np.ndarray:
     """The gradient with components that push out of the feasible set at a bound set to 0."""
     return np.where((x <= lower) & (g > 0), 0.0, g)
@@ -276,8 +240,8 @@ def polish(
     (``k`` gradients, step 1e-5 relative); each step solves with it and is
     kept only when the objective does not rise beyond rounding and the
     gradient shrinks. ``hess``, when given and not None at the point, gives
-    the Hessian in closed form instead. Elements at their bound with an outward gradient stay
-    there; a step that would cross a bound stops on it. Steps longer than
+    the Hessian in closed form instead. Elements at their bound with an
+    outward gradient stay there; a step that would cross a bound stops on it. Steps longer than
     ``max_move`` (relative) are refused: this is a polish of an optimum
     BOBYQA has found, not a search.
 
@@ -330,7 +294,7 @@ def polish(
     extra = {
         **opt.extra,
         "gradient_evals": opt.extra.get("gradient_evals", 0.0) + ngev,
-        "newton_steps": float(steps),
+        "newton_steps": opt.extra.get("newton_steps", 0.0) + steps,
     }
     return replace(opt, final=x, fmin=f, feval=opt.feval + nfev, extra=extra)
 
@@ -349,15 +313,20 @@ def settle(
 ) -> OptSummary:
     """:func:`polish` and :func:`snap`; when the gradient is still not flat, BOBYQA again.
 
-    Newton steps refuse to go far, so an optimum that BOBYQA left well short
-    (a flat, nearly singular direction; seen with four groups and a random
-    slope, 5e-5 above the optimum) stays where it is after the polish. Its
-    gradient shows it: when some ``|g_i| * max(|theta_i|, 0.1)`` exceeds
-    ``tol * max(1, |f|)`` BOBYQA is run from there with tolerances of 1e-12
-    and the better result is polished again.
+    NLopt's BOBYQA stops when one step changes the objective by less than
+    ``ftol_abs``, which on a rare flat stretch happens far from the optimum
+    (an unbalanced crossed design: stopped after 22 evaluations, 1.4e-3
+    above the optimum; four groups and a random slope: 5e-5 above). Newton
+    steps refuse to go that far, but the gradient shows it: when some
+    ``|g_i| * max(|theta_i|, 0.1)`` along a free direction exceeds
+    ``tol * max(1, |f|)`` after the polish, BOBYQA is run from there with
+    tolerances of 1e-12 and the better result is polished again. The
+    maximum of ``|g|`` is kept in ``extra["max_abs_gradient"]``.
     """
     out = polish_and_snap(fun, fungrad, opt, hess)
     f, g = fungrad(out.final)
+    g = projected(g, out.final, out.lower)
+    out = replace(out, extra={**out.extra, "max_abs_gradient": float(np.abs(g).max(initial=0.0))})
     if gain(g, out.final, out.lower) <= tol * max(1.0, abs(f)):
         return out
     res = minimize(fun, out.final, out.lower, 1e-12, 1e-12, out.maxeval)
