@@ -32,12 +32,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import lapack, solve_triangular
 
-from . import smallmat
 from .blocks import Blocks
 from .factor import (
     cholesky,
     dense_update,
     first_gram,
+    level_last,
     logdets,
     rest_diagonal,
     scale_both,
@@ -137,22 +137,42 @@ def _dense_adjoint(cols: list[np.ndarray], Ub: np.ndarray, l0: int) -> np.ndarra
 
 
 def first_term(blocks: Blocks, T0: np.ndarray, Wb: np.ndarray) -> np.ndarray:
-    """``df/dT0`` from ``log|L11|^2`` and ``W``'s gradient ``Wb`` (q0, q0, l0), shape (q0, q0)."""
-    A = blocks.A11  # (l0, q0, q0)
+    """``df/dT0`` from ``log|L11|^2`` and ``W``'s gradient ``Wb`` (q0, q0, l0), shape (q0, q0).
+
+    Per-level matrices are held level last, (q0, q0, l0), so that each
+    product is a few whole-array operations over the levels.
+    """
     q0 = blocks.q0
     if q0 == 1:
-        t, a, wb = T0[0, 0], A[:, 0, 0], Wb[0, 0]
+        t, a, wb = T0[0, 0], blocks.a11_entries[0], Wb[0, 0]
         m = a * (t * t) + 1.0
         return np.array([[float((2.0 * t) * ((a / m).sum() + (wb / (m * m)).sum()))]])
-    Wk = np.moveaxis(Wb, -1, 0)  # (l0, q0, q0)
-    M = smallmat.matmul(smallmat.matmul(T0.T, A), T0) + np.eye(q0)
-    Minv = np.linalg.inv(M)
-    AT = smallmat.matmul(A, T0)  # A_k T0
-    WT = smallmat.matmul(Wk, T0)  # Wb_k T0
-    MT = smallmat.matmul(Minv, T0.T[None])  # M_k^-1 T0'
-    N = smallmat.matmul(MT, smallmat.matmul(WT, Minv))
-    g = 2.0 * (smallmat.matmul(AT, Minv) + smallmat.matmul(WT, Minv) - smallmat.matmul(AT, N))
-    return np.asarray(g.sum(axis=0))
+    A = level_last(blocks.A11)
+    T, Tt = T0[:, :, None], T0.T[:, :, None]
+    AT = _mm(A, T)  # A_k T0
+    M = _mm(Tt, AT)
+    M[np.arange(q0), np.arange(q0)] += 1.0
+    Minv = _inverse(M)
+    WTM = _mm(_mm(Wb, T), Minv)  # Wb_k T0 M_k^-1
+    N = _mm(_mm(Minv, Tt), WTM)  # M_k^-1 T0' Wb_k T0 M_k^-1
+    g = 2.0 * (_mm(AT, Minv) + WTM - _mm(AT, N))
+    return np.asarray(g.sum(axis=-1))
+
+
+def _mm(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Per-level products of level-last stacks (q, q, l); either may have l = 1."""
+    out = X[:, 0, None, :] * Y[None, 0, :, :]
+    for k in range(1, X.shape[1]):
+        out = out + X[:, k, None, :] * Y[None, k, :, :]
+    return out
+
+
+def _inverse(M: np.ndarray) -> np.ndarray:
+    """Per-level inverses of a level-last stack (q, q, l) of SPD matrices."""
+    if M.shape[0] == 2:
+        det = M[0, 0] * M[1, 1] - M[0, 1] * M[1, 0]
+        return np.stack([[M[1, 1], -M[0, 1]], [-M[1, 0], M[0, 0]]]) / det
+    return level_last(np.linalg.inv(np.moveaxis(M, -1, 0)))
 
 
 def rest_terms(
