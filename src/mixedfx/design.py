@@ -13,6 +13,7 @@ import functools
 import re
 import threading
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,6 +88,12 @@ class Design:
             if not absent.all():
                 out[~absent] = self.X(data.iloc[np.flatnonzero(~absent)])
             return out
+        rhs = _fixed_formula(self.parsed.fixed)
+        numeric = _numeric_columns(rhs, data)
+        if numeric is not None and self.all_names:
+            names = tuple(_numeric_spec(self.parsed.fixed, numeric).column_names)
+            if names == self.all_names:  # plain numeric columns, as in training
+                return _stack(names, data)[:, self.kept]
         try:
             full, names = build_fixed(self.fixed_spec, data)
         except DataError:
@@ -321,6 +328,17 @@ def _numeric_spec(rhs: str, columns: tuple[tuple[str, str], ...]) -> ModelSpec:
     return spec
 
 
+def _stack(names: Sequence[str], data: pd.DataFrame) -> np.ndarray:
+    """X stacked from plain numeric columns ("Intercept" is ones), shape (n, len(names)).
+
+    No formulaic materializer: faster, and it leaves no reference cycles
+    holding ``data`` (which kept Dask partitions alive in worker memory).
+    """
+    n = len(data)
+    columns = [np.ones(n) if c == "Intercept" else np.asarray(data[c], dtype=float) for c in names]
+    return np.column_stack(columns) if columns else np.empty((n, 0))
+
+
 def _fixed_matrix(
     rhs_text: str, data: pd.DataFrame, fixed_vars: list[str]
 ) -> tuple[np.ndarray, ModelSpec]:
@@ -334,12 +352,7 @@ def _fixed_matrix(
     numeric = _numeric_columns(rhs, data)
     if numeric is not None:
         spec = _numeric_spec(rhs_text, numeric)
-        n = len(data)
-        columns = [
-            np.ones(n) if c == "Intercept" else np.asarray(data[c], dtype=float)
-            for c in spec.column_names
-        ]
-        return np.column_stack(columns) if columns else np.empty((n, 0)), spec
+        return _stack(spec.column_names, data), spec
     try:
         mm = rhs.get_model_matrix(data, output="numpy", na_action="ignore")
     except FormulaicError as exc:
