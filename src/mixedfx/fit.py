@@ -108,13 +108,13 @@ def optimize(
     # the optimizer works in scaled units (w = 1, lme4's parameterisation, for most models)
     fun = lambda s: objective(s * w)  # noqa: E731
     fungrad = remembered(lambda s: scale_gradient(objective.value_and_gradient(s * w), w))
-    opt = minimize(fun, objective.start(), objective.lower())
-    opt = boundary_restarts(fun, opt, objective.lower() == 0.0)
 
     def hess(s: np.ndarray) -> np.ndarray | None:
         h = objective.hessian(s * w)
         return None if h is None else h * np.outer(w, w)
 
+    opt = minimize(fun, objective.start(), objective.lower())
+    opt = boundary_restarts(fun, opt, objective.lower() == 0.0)
     opt = settle(fun, fungrad, opt, hess)
     opt = dataclasses.replace(opt, start=opt.start * w, final=opt.final * w)
     return finish(design, arrays, blocks, objective, opt, data, stacklevel)

@@ -4,6 +4,11 @@ lme4 fits linear mixed models with NLopt's BOBYQA (``nloptwrap``), starting
 from identity relative covariance factors, with absolute tolerances 1e-8 on
 theta and on the objective. We use the same algorithm from the same library,
 so evaluation counts are comparable with lme4's ``optinfo$feval``.
+
+BOBYQA's optimum is then settled (:func:`settle`): Newton steps on the
+analytic gradient (:mod:`mixedfx.gradient`) locate it to the precision of
+the sums, so fits on rows in another order or on Dask partitions give the
+same theta to ~1e-10, where BOBYQA alone leaves ~1e-5.
 """
 
 from __future__ import annotations
