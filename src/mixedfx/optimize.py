@@ -243,12 +243,13 @@ def polish(
     points that far apart. The gradient locates the optimum to the precision
     of the sums instead. The Hessian is forward differences of the gradient
     (``k`` gradients, step 1e-5 relative); each step solves with it and is
-    kept only when the objective does not rise beyond rounding and the
+    kept only when the objective rises by at most 1e-10 relative and the
     gradient shrinks. ``hess``, when given and not None at the point, gives
     the Hessian in closed form instead. Elements at their bound with an
-    outward gradient stay there; a step that would cross a bound stops on it. Steps longer than
-    ``max_move`` (relative) are refused: this is a polish of an optimum
-    BOBYQA has found, not a search.
+    outward gradient stay there; a step that would cross a bound stops on
+    it. Steps longer than ``max_move`` (relative), and steps on a Hessian
+    that is not positive definite, are refused: this is a polish of an
+    optimum BOBYQA has found, not a search.
 
     Returns
     -------
