@@ -21,7 +21,7 @@ import numpy as np
 from scipy.linalg import lapack
 
 from .blocks import Blocks
-from .gradient import inverse_weighted
+from .gradient import inverse_lower, inverse_weighted
 
 DENSE_MAX = 48  # largest N for which the dense system is used
 DENSE_MAX_THETA = 10  # and largest number of theta elements: G has (k + 1)^2 rows
@@ -143,11 +143,7 @@ class DenseSystem:
         """
         k1 = len(theta) + 1
         t = np.append(theta, 1.0)
-        L = self.factor(theta)
-        K, info = lapack.dtrtri(L, lower=1)
-        if info != 0:
-            raise np.linalg.LinAlgError(f"dtrtri failed (info {info})")
-        K = np.tril(K)
+        K = inverse_lower(self.factor(theta))
         H = K.T @ (w[:, None] * K)
         g = (self.G @ H.reshape(-1)).reshape(k1, k1)
         G = self.G.reshape(k1, k1, self.N, self.N)

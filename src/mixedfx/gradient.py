@@ -66,10 +66,7 @@ def inverse_weighted(L: np.ndarray, w: np.ndarray) -> np.ndarray:
     """
     m = L.shape[0]
     if m <= SMALL:
-        K, info = lapack.dtrtri(L, lower=1)
-        if info != 0:
-            raise np.linalg.LinAlgError(f"dtrtri failed (info {info})")
-        K = np.tril(K)
+        K = inverse_lower(L)
         return np.asarray(K.T @ (w[:, None] * K))
     Sinv, info = lapack.dpotri(L, lower=1)
     if info != 0:
@@ -85,6 +82,14 @@ def inverse_weighted(L: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 SMALL = 100  # up to this size inverse_weighted forms L^-1 and one product
+
+
+def inverse_lower(L: np.ndarray) -> np.ndarray:
+    """``L^-1`` for the lower triangle of L (the upper is not read), lower triangular."""
+    K, info = lapack.dtrtri(L, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError(f"dtrtri failed (info {info})")
+    return np.tril(K)
 
 
 def _lower_weights(U: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
