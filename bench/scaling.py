@@ -124,7 +124,7 @@ def fit_once(client: object, paths: list[Path]) -> dict[str, float]:
     real: dict[str, Callable[..., Any]] = {
         "learn": dfit.learn,
         "fold": dfit.fold,
-        "optimize": dfit.optimize,
+        "fit_model": dfit.fit_model,
     }
 
     def timed(name: str) -> Callable[..., Any]:
@@ -157,7 +157,7 @@ def fit_once(client: object, paths: list[Path]) -> dict[str, float]:
         for name, func in real.items():
             setattr(dfit, name, func)
     rows = len(paths) * ROWS_PER_PART
-    optimize_s = phases["optimize"][1] - phases["optimize"][0] if "optimize" in phases else 0.0
+    optimize_s = phases["fit_model"][1] - phases["fit_model"][0] if "fit_model" in phases else 0.0
     pass1 = phases.get("learn", (0.0, -1.0))
     pass2 = phases.get("fold", (0.0, -1.0))
     return {
@@ -165,7 +165,7 @@ def fit_once(client: object, paths: list[Path]) -> dict[str, float]:
         "partitions": len(paths),
         "fit_s": total,
         "us_per_row": 1e6 * total / rows,
-        "optimize_s": optimize_s if "optimize" in phases else float("nan"),
+        "optimize_s": optimize_s if "fit_model" in phases else float("nan"),
         "passes_us_per_row": 1e6 * (total - optimize_s) / rows,
         "peak_worker_rss_mb": {w: m / 2**20 for w, m in sorted(mem.peak.items())},
         "max_worker_rss_mb": max(mem.peak.values()) / 2**20,

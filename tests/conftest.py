@@ -6,6 +6,8 @@ import json
 import warnings
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import mixedfx as mfx
@@ -34,3 +36,20 @@ def fit_case(name: str) -> mfx.LinearMixedModel:
 @pytest.fixture(scope="session")
 def reference() -> dict:
     return load_reference()
+
+
+# -- a small data set for input checks ----------------------------------------------------
+def frame(n_groups: int = 6, size: int = 10, seed: int = 0) -> pd.DataFrame:
+    """``y ~ x + (1 | g)`` data: ``n_groups`` string labels ``s0, s1, ...`` of ``size`` rows."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), size)
+    x = rng.normal(size=len(g))
+    y = 1.0 + 0.5 * x + rng.normal(size=n_groups)[g] + rng.normal(size=len(g))
+    return pd.DataFrame({"y": y, "x": x, "g": [f"s{k}" for k in g]})
+
+
+def quiet_fit(formula: str, data: pd.DataFrame, **kw: object) -> mfx.LinearMixedModel:
+    """:func:`mixedfx.lmm` without the SingularFitWarning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mfx.SingularFitWarning)
+        return mfx.lmm(formula, data, **kw)  # type: ignore[arg-type]

@@ -19,10 +19,8 @@ def dense_z(m: mfx.LinearMixedModel, data: pd.DataFrame) -> np.ndarray:
 
 def dense_lambda(m: mfx.LinearMixedModel, theta: np.ndarray) -> np.ndarray:
     """Block-diagonal Lambda(theta) in the column order of Z."""
-    blocks, start = [], 0
-    for t in m.spec.terms:
-        T = t.T(theta[start : start + t.ntheta])
-        start += t.ntheta
+    blocks = []
+    for t, T in zip(m.spec.terms, m.spec.layout.Ts(theta), strict=True):
         blocks += [T] * t.nlevels
     size = sum(b.shape[0] for b in blocks)
     out = np.zeros((size, size))
@@ -64,10 +62,10 @@ def refit(m: mfx.LinearMixedModel, data: pd.DataFrame) -> tuple[float, np.ndarra
     X = m.design(data).X.to_numpy()
     Z = dense_z(m, data)
     y = m.spec.response_vector(data)
-    lower = np.concatenate([t.lower_bounds() for t in m.spec.terms])
+    lower = m.spec.layout.lower()
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
     best = None
-    for start in (m.theta, np.concatenate([t.start() for t in m.spec.terms])):
+    for start in (m.theta, m.spec.layout.start()):
         res = minimize(
             lambda th: profiled(th, m, X, Z, y, m.reml)[0], start, method="L-BFGS-B", bounds=bounds
         )
@@ -103,10 +101,8 @@ def henderson_se(m: mfx.LinearMixedModel, train: pd.DataFrame, new: pd.DataFrame
 
 def term_covariances(m: mfx.LinearMixedModel) -> dict[str, tuple[list[str], np.ndarray]]:
     """Per grouping factor: its columns and sigma^2 T T' (one term per factor here)."""
-    out, start = {}, 0
-    for t in m.spec.terms:
-        T = t.T(m.theta[start : start + t.ntheta])
-        start += t.ntheta
+    out = {}
+    for t, T in zip(m.spec.terms, m.Ts(), strict=True):
         out[t.group] = (list(t.columns), m.sigma**2 * T @ T.T)
     return out
 

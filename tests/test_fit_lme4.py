@@ -32,7 +32,7 @@ def test_objective(name: str, reference: dict) -> None:
 @pytest.mark.parametrize("name", CASES)
 def test_theta_sigma_fixef(name: str, reference: dict) -> None:
     m, ref = fit_case(name), reference[name]
-    names = [n for t in m.spec.terms for n in t.theta_names()]
+    names = m.spec.theta_names()
     assert names == ref["theta_order"]
     np.testing.assert_allclose(m.theta, [ref["theta"][k] for k in names], atol=1e-4, rtol=1e-4)
     assert m.sigma == pytest.approx(ref["sigma"], rel=1e-4)

@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mixedfx as mfx
-from mixedfx.fit import finish, setup
-from mixedfx.objective import Objective
-from mixedfx.optimize import OptSummary
+from mixedfx.engine.objective import Objective
+from mixedfx.engine.optimize import OptSummary
+from mixedfx.fit import form_blocks, learn_design, make_model
 from oracle import henderson_se, mme_modes
 from strategies import datasets, given_rows
 
@@ -27,13 +27,14 @@ def fit(case: dict) -> mfx.LinearMixedModel:
 
 def fit_at(case: dict, theta: np.ndarray) -> mfx.LinearMixedModel:
     """The model fitted to ``case`` with theta held at ``theta`` (no optimizer)."""
-    design, arrays, blocks = setup(case["formula"], case["data"])
-    objective = Objective(blocks, design.terms, case["reml"])
+    design, arrays = learn_design(case["formula"], case["data"])
+    blocks = form_blocks(design, arrays)
+    objective = Objective(blocks, design.layout, case["reml"])
     value = objective(theta)
     opt = OptSummary("fixed", theta, theta, objective.lower(), value, 1, "fixed", True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return finish(design, arrays, blocks, objective, opt, case["data"])
+        return make_model(design, arrays, blocks, objective, opt, case["data"])
 
 
 def stacked_b(m: mfx.LinearMixedModel) -> np.ndarray:

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from . import blocks as blocks_mod
-from . import levels as lv
-from . import modes
-from .distributed import is_dask
+from .engine import blocks as blocks_mod
+from .engine import solve
+from .engine.cholesky import factorize
 from .errors import DataError
-from .factor import factor
-from .reterm import ReTerm
+from .frame import levels as lv
+from .frame.reterm import ReTerm
+from .frames import backend
 
 if TYPE_CHECKING:
     from .model import LinearMixedModel
@@ -38,7 +38,7 @@ def _factor_keys(
 ) -> np.ndarray:
     """Keys of one grouping column, training keys first, then the given rows' new ones (sorted).
 
-    ``index`` is the known keys' :class:`~mixedfx.levels.KeyIndex` when at hand.
+    ``index`` is the known keys' :class:`~mixedfx.frame.levels.KeyIndex` when at hand.
     """
     uniques = np.asarray(pd.unique(data[name].dropna()))
     if not len(uniques):
@@ -48,7 +48,7 @@ def _factor_keys(
     return np.concatenate([known, fresh.astype(object)])
 
 
-def _check_labels(t: ReTerm, data: pd.DataFrame) -> None:
+def check_labels(t: ReTerm, data: pd.DataFrame) -> None:
     """Every given row needs a label for each of the term's grouping columns."""
     missing = pd.isna(t.new_keys(data))
     if missing.any():
@@ -58,7 +58,7 @@ def _check_labels(t: ReTerm, data: pd.DataFrame) -> None:
         )
 
 
-def _with_new_levels(t: ReTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray]:
+def with_new_levels(t: ReTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray]:
     """The term with the given rows' unseen levels appended, and the rows' codes."""
     codes = t.codes(data)
     keys = t.new_keys(data)
@@ -109,25 +109,15 @@ def condition(model: LinearMixedModel, given: pd.DataFrame) -> LinearMixedModel:
         keeps the model's training data frame: ``predict()`` without
         newdata predicts the training rows with the updated random effects.
     """
-    if is_dask(given):
-        from .distributed.score import condition as dask_condition
-
-        return dask_condition(model, given)
+    remote = backend(given)
+    if remote is not None:
+        return remote.condition(model, given)
     if not isinstance(given, pd.DataFrame):
         raise DataError(f"given must be a pandas DataFrame, got {type(given).__name__}")
     if len(given) == 0:
         return model
     terms, extra = given_blocks(model, given)
     return conditioned(model, terms, extra)
-
-
-def given_terms(model: LinearMixedModel, given: pd.DataFrame) -> list[ReTerm]:
-    """The model's terms with the levels of ``given`` that training never saw appended.
-
-    Only the grouping columns are read: the distinct rows of those columns
-    give the same terms as all of ``given``.
-    """
-    return [_with_new_levels(t, given)[0] for t in model.spec.terms]
 
 
 def given_blocks(
@@ -157,9 +147,9 @@ def given_blocks(
     codes, Ms, new_terms = [], [], []
     for k, t in enumerate(spec.terms):
         if terms is None:
-            nt, c = _with_new_levels(t, given)
+            nt, c = with_new_levels(t, given)
         else:
-            _check_labels(t, given)
+            check_labels(t, given)
             nt = terms[k]
             c = nt.codes(given)
         M = nt.model_matrix(given)
@@ -180,14 +170,14 @@ def conditioned(
     nlevels = [t.nlevels for t in terms]
     blocks = blocks_mod.add(blocks_mod.extend(model.blocks, nlevels), extra)
     Ts = model.Ts()
-    f = factor(blocks_mod.fix_beta(blocks, model.beta), Ts)
-    _, _, b = modes.solve(f)
+    f = factorize(blocks_mod.fix_beta(blocks, model.beta), Ts)
+    _, _, b = solve.modes(f)
     new_spec = dataclasses.replace(model.spec, terms=tuple(terms))
     return dataclasses.replace(
         model,
         spec=new_spec,
         b=b,
-        b_condcov=modes.condcov(f, model.sigma),
+        b_condcov=solve.condcov(f, model.sigma),
         blocks=blocks,
         fitted_values=None,
         response_values=None,

@@ -39,8 +39,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .fit import lmm
-from .formula import parse
-from .missing import MISSING
+from .frame.formula import parse
+from .frame.missing import MISSING
 from .model import LinearMixedModel
 from .predict import NEW_LEVELS
 

@@ -8,15 +8,15 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import blocks as blocks_mod
-from . import design as design_mod
-from . import missing as missing_mod
-from . import modes
-from .distributed import is_dask
+from .engine import blocks as blocks_mod
+from .engine import solve
+from .engine.objective import Objective
+from .engine.optimize import OptSummary, fit_theta
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
+from .frame import design as design_mod
+from .frame import missing as missing_mod
+from .frames import backend
 from .model import LinearMixedModel
-from .objective import Objective
-from .optimize import OptSummary, boundary_restarts, minimize, remembered, settle
 
 
 def lmm(
@@ -65,64 +65,68 @@ def lmm(
     FormulaError
         For a formula that cannot be read.
     """
-    if is_dask(data):
-        if missing != "error":
-            raise DataError(
-                f"missing={missing!r} is not supported for a Dask frame; drop the rows "
-                "first with ddf.dropna(subset=[...])"
-            )
-        from .distributed.fit import lmm as dask_lmm
-
-        return dask_lmm(formula, data, reml, progress)
+    remote = backend(data)
+    if remote is not None:
+        return remote.lmm(formula, data, reml, missing, progress)
     data = missing_mod.handle(formula, data, missing)
-    design, arrays, blocks = setup(formula, data)
-    return optimize(design, arrays, blocks, reml, data, stacklevel=4)
+    design, arrays = learn_design(formula, data)
+    blocks = form_blocks(design, arrays)
+    design, objective, w = make_objective(design, blocks, reml)
+    opt = fit_theta(objective, w)
+    return make_model(design, arrays, blocks, objective, opt, data, stacklevel=3)
 
 
-def setup(
+def learn_design(
     formula: str, data: pd.DataFrame
-) -> tuple[design_mod.Design, design_mod.TrainingArrays, blocks_mod.Blocks]:
-    """Everything before the optimizer: the design, its arrays and their blocks."""
+) -> tuple[design_mod.DesignSpec, design_mod.TrainingArrays]:
+    """The design learned from the training rows, and their arrays (lme4's ``lFormula``)."""
     design, arrays = design_mod.learn(formula, data)
     check_sizes(design, arrays)
-    blocks = blocks_mod.form(
-        arrays.X, arrays.y, arrays.codes, arrays.M, [t.nlevels for t in design.terms]
-    )
-    return design, arrays, blocks
+    return design, arrays
 
 
-def optimize(
-    design: design_mod.Design,
+def form_blocks(
+    design: design_mod.DesignSpec, arrays: design_mod.TrainingArrays
+) -> blocks_mod.Blocks:
+    """The cross-product blocks of ``[Z X y]``, in one pass over the rows."""
+    nlevels = [t.nlevels for t in design.terms]
+    return blocks_mod.form(arrays.X, arrays.y, arrays.codes, arrays.M, nlevels)
+
+
+def make_objective(
+    design: design_mod.DesignSpec, blocks: blocks_mod.Blocks, reml: bool
+) -> tuple[design_mod.DesignSpec, Objective, np.ndarray]:
+    """The profiled objective over the blocks (lme4's ``mkLmerDevfun``).
+
+    Returns
+    -------
+    design : DesignSpec
+        With the optimizer's column scales recorded (:func:`column_scales`).
+    objective : Objective
+    w : ndarray, shape (ntheta,)
+        The optimizer's units: ``theta = s * w``.
+    """
+    design, w = column_scales(design, blocks)
+    return design, Objective(blocks, design.layout, reml), w
+
+
+def fit_model(
+    design: design_mod.DesignSpec,
     arrays: design_mod.TrainingArrays | None,
     blocks: blocks_mod.Blocks,
     reml: bool,
     data: pd.DataFrame | None = None,
     stacklevel: int = 4,
 ) -> LinearMixedModel:
-    """Minimise the profiled objective over the blocks and build the model.
+    """From the blocks to the model: :func:`make_objective`, ``fit_theta``, :func:`make_model`.
 
-    ``stacklevel`` of the fit warnings, counted from :func:`finish`.
+    The steps after the rows are summed, shared by every path that forms
+    blocks (in memory, Dask). ``stacklevel`` of the fit warnings, counted
+    from :func:`make_model`.
     """
-    design, w = column_scales(design, blocks)
-    objective = Objective(blocks, design.terms, reml)
-    # the optimizer works in scaled units (w = 1, lme4's parameterisation, for most models)
-    fun = lambda s: objective(s * w)  # noqa: E731
-    fungrad = remembered(lambda s: scale_gradient(objective.value_and_gradient(s * w), w))
-
-    def hess(s: np.ndarray) -> np.ndarray | None:
-        h = objective.hessian(s * w)
-        return None if h is None else h * np.outer(w, w)
-
-    opt = minimize(fun, objective.start(), objective.lower())
-    opt = boundary_restarts(fun, opt, objective.lower() == 0.0)
-    opt = settle(fun, fungrad, opt, hess)
-    opt = dataclasses.replace(opt, start=opt.start * w, final=opt.final * w)
-    return finish(design, arrays, blocks, objective, opt, data, stacklevel)
-
-
-def scale_gradient(fg: tuple[float, np.ndarray], w: np.ndarray) -> tuple[float, np.ndarray]:
-    """The value and gradient at ``theta = s * w`` as functions of ``s``."""
-    return fg[0], fg[1] * w
+    design, objective, w = make_objective(design, blocks, reml)
+    opt = fit_theta(objective, w)
+    return make_model(design, arrays, blocks, objective, opt, data, stacklevel)
 
 
 def fitted_values(
@@ -139,8 +143,8 @@ SCALE_RANGE = (1e-3, 1e3)  # random-effect columns whose root mean square is out
 
 
 def column_scales(
-    design: design_mod.Design, blocks: blocks_mod.Blocks
-) -> tuple[design_mod.Design, np.ndarray]:
+    design: design_mod.DesignSpec, blocks: blocks_mod.Blocks
+) -> tuple[design_mod.DesignSpec, np.ndarray]:
     """Scale random-effect columns of extreme size for the optimizer.
 
     A random-slope variable in tiny or huge units (say, multiplied by 1e6)
@@ -156,7 +160,7 @@ def column_scales(
 
     Returns
     -------
-    design : Design
+    design : DesignSpec
         With each term's ``scales`` set (None where all are 1).
     w : ndarray, shape (ntheta,)
         ``theta = theta_scaled * w``.
@@ -166,22 +170,22 @@ def column_scales(
     for r in blocks.rest:
         rows = diag22[r.offset : r.offset + r.nlevels * r.q]
         squares[r.term] = rows.reshape(r.nlevels, r.q).sum(axis=0)
-    terms, w = [], []
+    terms, per_term = [], []
     for k, t in enumerate(design.terms):
         rms = np.sqrt(squares[k] / blocks.n) if blocks.n else np.ones(t.q)
         extreme = (rms > 0) & ((rms < SCALE_RANGE[0]) | (rms > SCALE_RANGE[1]))
         scales = np.where(extreme, rms, 1.0)
         terms.append(dataclasses.replace(t, scales=scales if extreme.any() else None))
-        w += [1.0 / scales[i] for i, _ in t.theta_index()]
-    return dataclasses.replace(design, terms=tuple(terms)), np.array(w)
+        per_term.append(1.0 / scales)
+    return dataclasses.replace(design, terms=tuple(terms)), design.layout.by_row(per_term)
 
 
-def check_sizes(design: design_mod.Design, arrays: design_mod.TrainingArrays) -> None:
+def check_sizes(design: design_mod.DesignSpec, arrays: design_mod.TrainingArrays) -> None:
     """lme4's identifiability checks on the numbers of levels and random effects."""
     check_counts(design, len(arrays.y), float(np.ptp(arrays.y)))
 
 
-def check_counts(design: design_mod.Design, n: int, y_range: float) -> None:
+def check_counts(design: design_mod.DesignSpec, n: int, y_range: float) -> None:
     """The identifiability checks from the number of rows and the response's range."""
     for t in design.terms:
         if t.nlevels < 2:
@@ -205,8 +209,8 @@ def check_counts(design: design_mod.Design, n: int, y_range: float) -> None:
         raise DataError(f"response {design.response!r} is constant; there is nothing to model")
 
 
-def finish(
-    design: design_mod.Design,
+def make_model(
+    design: design_mod.DesignSpec,
     arrays: design_mod.TrainingArrays | None,
     blocks: blocks_mod.Blocks,
     objective: Objective,
@@ -219,10 +223,10 @@ def finish(
     Without ``arrays`` (a fit from the blocks alone, e.g. on Dask) the model
     keeps no fitted values or responses of the training rows.
     """
-    f = objective.factor(opt.final)
+    f = objective.factorize(opt.final)
     n, p = blocks.n, blocks.p
     sigma = float(np.sqrt(f.r2 / (n - p if objective.reml else n)))
-    beta, _, b = modes.solve(f)
+    beta, _, b = solve.modes(f)
     model = LinearMixedModel(
         design,
         objective.reml,
@@ -231,8 +235,8 @@ def finish(
         sigma,
         opt.fmin,
         b,
-        modes.condcov(f, sigma),
-        modes.vcov_beta(f, sigma),
+        solve.condcov(f, sigma),
+        solve.vcov_beta(f, sigma),
         opt,
         blocks,
         None if arrays is None else fitted_values(arrays, beta, b),

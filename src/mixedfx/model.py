@@ -3,7 +3,9 @@
 A model is read-only after fitting. It holds the design (to rebuild model
 matrices for new data), the parameters (theta, beta, sigma), the random
 effects and their conditional covariances, and the cross-product blocks of
-the training rows (sufficient statistics: no training data is kept).
+the training rows (sufficient statistics). It refers to the training data
+frame it was fitted on (``data``), but never copies or saves it: a model
+loaded from a file or fitted on Dask holds no rows.
 """
 
 from __future__ import annotations
@@ -16,12 +18,12 @@ from typing import Any, Literal, NamedTuple, overload
 import numpy as np
 import pandas as pd
 
-from .blocks import Blocks
-from .design import Design
-from .distributed import is_dask
+from .engine.blocks import Blocks
+from .engine.intervals import PredictionError
+from .engine.optimize import OptSummary
 from .errors import DataError
-from .intervals import PredictionError
-from .optimize import OptSummary
+from .frame.design import DesignSpec
+from .frames import backend
 
 _PREDICTION_ERROR_LOCK = threading.Lock()
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of T
@@ -46,7 +48,7 @@ class LinearMixedModel:
 
     Attributes
     ----------
-    spec : Design
+    spec : DesignSpec
     reml : bool
     theta : ndarray, shape (k,)
         lme4's parameterisation: per term the lower triangle (column-major)
@@ -74,7 +76,7 @@ class LinearMixedModel:
         fit). They are not counted in :attr:`nobs`.
     """
 
-    spec: Design
+    spec: DesignSpec
     reml: bool
     theta: np.ndarray
     beta: np.ndarray
@@ -111,11 +113,7 @@ class LinearMixedModel:
 
     def Ts(self) -> list[np.ndarray]:
         """Per term, the relative covariance factor ``T_t``, shape (q_t, q_t)."""
-        out, start = [], 0
-        for t in self.spec.terms:
-            out.append(t.T(self.theta[start : start + t.ntheta]))
-            start += t.ntheta
-        return out
+        return self.spec.layout.Ts(self.theta)
 
     def covariances(self) -> list[np.ndarray]:
         """Per term, the covariance of one level's random effects ``sigma^2 T T'``."""
@@ -348,10 +346,9 @@ class LinearMixedModel:
         from .predict import predict
 
         model = self if given is None else self.condition(given)
-        if is_dask(newdata):
-            from .distributed.score import predict as dask_predict
-
-            return dask_predict(model, newdata, re, new_levels, interval, level)
+        remote = backend(newdata)
+        if remote is not None:
+            return remote.predict(model, newdata, re, new_levels, interval, level)
         return predict(model, newdata, re, new_levels, interval, level)
 
     def condition(self, given: pd.DataFrame) -> LinearMixedModel:
@@ -373,7 +370,7 @@ class LinearMixedModel:
             ``X`` (DataFrame, n x p), ``Z`` (scipy.sparse CSR, n x sum l_t q_t)
             and ``z_names``, one ``"group[level]:column"`` per column of Z.
         """
-        from . import rows
+        from .frame import rows
 
         data = self.data if newdata is None else newdata
         if data is None:
@@ -401,9 +398,9 @@ class LinearMixedModel:
             with _PREDICTION_ERROR_LOCK:
                 cached = self.__dict__.get("_prediction_error")
                 if cached is None:
-                    from .objective import Objective
+                    from .engine.objective import Objective
 
-                    f = Objective(self.blocks, self.spec.terms, self.reml).factor(self.theta)
+                    f = Objective(self.blocks, self.spec.layout, self.reml).factorize(self.theta)
                     cached = PredictionError(f)
                     object.__setattr__(self, "_prediction_error", cached)  # frozen: cache only
         return cached

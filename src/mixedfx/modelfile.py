@@ -32,13 +32,13 @@ import scipy.sparse as sp
 from formulaic import Formula, ModelSpec
 
 from . import statecodec
-from .blocks import Blocks, RestTerm
-from .design import Design
+from .engine.blocks import Blocks, RestTerm
+from .engine.optimize import OptSummary
 from .errors import ModelFileError
-from .formula import RandomTerm, parse
+from .frame.design import DesignSpec
+from .frame.formula import RandomTerm, parse
+from .frame.reterm import ReTerm
 from .model import LinearMixedModel
-from .optimize import OptSummary
-from .reterm import ReTerm
 
 FORMAT = "mixedfx-model"
 VERSION = 2  # 2: the manifest carries its own checksum; terms may carry column scales
@@ -289,7 +289,7 @@ def _build(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearMixedModel
             )
         )
     fixed = d["fixed_spec"]
-    spec = Design(
+    spec = DesignSpec(
         str(d["formula"]),
         parsed,
         _spec_from_json(fixed),
@@ -364,7 +364,7 @@ def _check(m: LinearMixedModel) -> None:
     problems = []
     if m.beta.shape != (p,) or m.vcov_beta.shape != (p, p) or bl.p != p:
         problems.append("fixed effects")
-    if len(m.theta) != sum(t.ntheta for t in spec.terms):
+    if len(m.theta) != spec.layout.ntheta:
         problems.append("theta")
     for t, b, c in zip(spec.terms, m.b, m.b_condcov, strict=True):
         if b.shape != (t.nlevels, t.q) or c.shape != (t.nlevels, t.q, t.q):

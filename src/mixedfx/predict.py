@@ -28,8 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from . import rows as rows_mod
 from .errors import DataError, MixedFXWarning
+from .frame import rows as rows_mod
 
 if TYPE_CHECKING:
     from .model import LinearMixedModel

@@ -17,13 +17,48 @@ and residuals come from ``m.predict(ddf)``). Predictions (:mod:`.score`)
 are lazy: ``map_partitions`` over the new rows. ``given`` rows on Dask are
 summed into blocks the same way, in two passes, and never collected.
 
-This package's ``__init__`` does not import Dask: ``import mixedfx`` stays
-free of it, and :func:`is_dask` dispatches on a cheap type check.
+This package is a backend of the core (:mod:`mixedfx.frames` dispatches a
+Dask frame here by the module of its type): it depends on the core's public
+functions, and the core never imports it. ``import mixedfx`` stays free of
+Dask.
 """
 
 from __future__ import annotations
 
+from typing import Any
 
-def is_dask(obj: object) -> bool:
-    """True for Dask collections (checked by module name, without importing Dask)."""
-    return type(obj).__module__.split(".")[0] in ("dask", "dask_expr")
+from ..errors import DataError
+from ..model import LinearMixedModel
+
+
+def lmm(formula: str, data: Any, reml: bool, missing: str, progress: bool) -> LinearMixedModel:
+    """:func:`mixedfx.lmm` on a Dask frame: two passes over its partitions."""
+    if missing != "error":
+        raise DataError(
+            f"missing={missing!r} is not supported for a Dask frame; drop the rows "
+            "first with ddf.dropna(subset=[...])"
+        )
+    from .fit import lmm as dask_lmm
+
+    return dask_lmm(formula, data, reml, progress)
+
+
+def predict(
+    model: LinearMixedModel,
+    newdata: Any,
+    re: str | None,
+    new_levels: str,
+    interval: str | None,
+    level: float,
+) -> Any:
+    """:meth:`LinearMixedModel.predict` on a Dask frame: lazy, partition by partition."""
+    from .score import predict as dask_predict
+
+    return dask_predict(model, newdata, re, new_levels, interval, level)
+
+
+def condition(model: LinearMixedModel, given: Any) -> LinearMixedModel:
+    """:meth:`LinearMixedModel.condition` on given rows in a Dask frame (summed, not collected)."""
+    from .score import condition as dask_condition
+
+    return dask_condition(model, given)

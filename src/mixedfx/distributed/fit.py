@@ -1,12 +1,12 @@
 """Pass 2 and the fit: blocks per partition, summed in a tree, then the in-memory optimizer.
 
 Each partition's rows become the blocks of ``A = [Z X y]'[Z X y]``
-(:func:`mixedfx.blocks.form` with the learned design, every column of X)
+(:func:`mixedfx.engine.blocks.form` with the learned design, every column of X)
 and the R factor of a QR decomposition of its X. Adjacent partials are
-added (:func:`mixedfx.blocks.add`, sparse A21 stays sparse) and their R
+added (:func:`mixedfx.engine.blocks.add`, sparse A21 stays sparse) and their R
 factors stacked and re-factored (TSQR), so the client receives one set of
 blocks and one p x p R. ``R'R = X'X`` with QR's accuracy, so the rank check
-of :func:`mixedfx.design.independent_columns` on R drops the same columns
+of :func:`mixedfx.frame.design.independent_columns` on R drops the same columns
 as on X; the blocks then keep only those columns.
 """
 
@@ -20,10 +20,10 @@ import dask
 import numpy as np
 import pandas as pd
 
-from .. import blocks as blocks_mod
-from .. import design as design_mod
+from ..engine import blocks as blocks_mod
 from ..errors import DataError
-from ..fit import check_counts, optimize
+from ..fit import check_counts, fit_model
+from ..frame import design as design_mod
 from ..model import LinearMixedModel
 from .learn import BadCount, learn, memory_dtypes
 from .run import fold, per_partition
@@ -56,7 +56,7 @@ def _qr_r(X: np.ndarray) -> np.ndarray:
     return np.asarray(np.linalg.qr(X, mode="r"))
 
 
-def partial(part: pd.DataFrame, design: design_mod.Design) -> Partial:
+def partial(part: pd.DataFrame, design: design_mod.DesignSpec) -> Partial:
     """The blocks and QR factor of one partition's rows."""
     nterms = len(design.terms)
     part = memory_dtypes(part)
@@ -89,7 +89,7 @@ def combine(a: Partial, b: Partial) -> Partial:
     return Partial(blocks_mod.add(a.blocks, b.blocks), R, x_bad, m_bad)
 
 
-def _check(p: Partial, design: design_mod.Design) -> None:
+def _check(p: Partial, design: design_mod.DesignSpec) -> None:
     """The in-memory path's errors on non-finite model matrices, in its order."""
     if p.x_bad.bad:
         raise DataError(
@@ -103,10 +103,10 @@ def _check(p: Partial, design: design_mod.Design) -> None:
 
 
 def _drop_dependent(
-    design: design_mod.Design, names: list[str], R: np.ndarray
-) -> tuple[design_mod.Design, np.ndarray]:
+    design: design_mod.DesignSpec, names: list[str], R: np.ndarray
+) -> tuple[design_mod.DesignSpec, np.ndarray]:
     """The design without fixed-effects columns that depend on earlier ones."""
-    kept, dropped = design_mod.drop_dependent(R, names, stacklevel=5)
+    kept, dropped = design_mod.drop_dependent(R, names, stacklevel=6)
     fixed_names = tuple(names[j] for j in kept)
     return dataclasses.replace(design, kept=kept, fixed_names=fixed_names, dropped=dropped), kept
 
@@ -128,4 +128,4 @@ def lmm(formula: str, ddf: Any, reml: bool = True, progress: bool = False) -> Li
     assert total.blocks is not None and total.R is not None
     design, kept = _drop_dependent(design, learned.names, total.R)
     blocks = blocks_mod.select_fixed(total.blocks, kept)
-    return optimize(design, None, blocks, reml, None, stacklevel=5)
+    return fit_model(design, None, blocks, reml, None, stacklevel=6)

@@ -1,4 +1,4 @@
-"""Pass 1: learn the design of a Dask frame, as :func:`mixedfx.design.learn` would.
+"""Pass 1: learn the design of a Dask frame, as :func:`mixedfx.frame.design.learn` would.
 
 Each partition is *surveyed* (:class:`Survey`): its row count, the missing
 values the in-memory checks look for (with the first bad row), the range of
@@ -6,7 +6,7 @@ the response, what formulaic learns from it (:mod:`.states`) and the
 distinct rows of each term's grouping columns in order of first appearance.
 Adjacent surveys combine into one; the distinct grouping rows of the whole
 frame then give exactly the levels (order and canonical keys) that
-:func:`mixedfx.levels.encode` finds on the concatenated rows.
+:func:`mixedfx.frame.levels.encode` finds on the concatenated rows.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import dask
 import numpy as np
 import pandas as pd
 
-from .. import design as design_mod
-from .. import reterm
 from ..errors import DataError
-from ..formula import ParsedFormula, RandomTerm, parse
+from ..frame import design as design_mod
+from ..frame import reterm
+from ..frame.formula import ParsedFormula, RandomTerm, parse
 from . import states
 from .run import compute, per_partition, tree_reduce
 
@@ -90,7 +90,7 @@ def memory_dtypes(part: pd.DataFrame) -> pd.DataFrame:
 
 
 def _bad(col: pd.Series) -> np.ndarray:
-    """As :func:`mixedfx.design._check_finite_inputs`: non-finite numbers or missing values."""
+    """Non-finite numbers or missing values (as the in-memory checks)."""
     if pd.api.types.is_numeric_dtype(col):
         return ~np.isfinite(np.asarray(col, dtype=float))
     return np.asarray(col.isna())
@@ -140,7 +140,7 @@ class Learned:
     lme4-style names.
     """
 
-    design: design_mod.Design
+    design: design_mod.DesignSpec
     names: list[str]
     n: int
     y_range: float
@@ -239,7 +239,7 @@ def learn(formula: str, ddf: Any, progress: bool = False) -> Learned:
     names = reterm.rename_intercept(list(spec.column_names))
     terms = [_term(t, s, memory_dtypes(ddf._meta)) for t in parsed.random]
     terms = sorted(terms, key=lambda t: -t.nlevels)  # lme4's term order (stable)
-    design = design_mod.Design(
+    design = design_mod.DesignSpec(
         formula,
         parsed,
         spec,

@@ -41,7 +41,7 @@ def per_partition(
       surveying any). ``map_partitions`` fuses the read into ``func``'s task,
       so a partition exists only while its task runs. Its results are not
       frames: hence ``meta`` of object dtype and no metadata check.
-    * formulaic's materializer (the fixed effects of :meth:`Design.X`,
+    * formulaic's materializer (the fixed effects of :meth:`DesignSpec.X`,
       :func:`.states.survey`) leaves reference cycles (its closures) that
       hold the whole partition. They outlive the task until Python's next
       full collection, rare in a long-lived worker: each task could leave its

@@ -26,8 +26,8 @@ import dask
 import numpy as np
 import pandas as pd
 
-from .. import blocks as blocks_mod
-from ..condition import _check_labels, _with_new_levels, conditioned, given_blocks
+from ..condition import check_labels, conditioned, given_blocks, with_new_levels
+from ..engine import blocks as blocks_mod
 from ..errors import DataError, MixedFXWarning
 from ..predict import predict as predict_frame
 from .learn import BadCount, memory_dtypes
@@ -50,7 +50,7 @@ def slim(model: LinearMixedModel, interval: str | None) -> LinearMixedModel:
     if interval is not None:
         pe = copy.copy(model.prediction_error())
         pe.f = None  # type: ignore[assignment]  # the factor was only needed to build it
-        out.__dict__["_prediction_error"] = pe  # the cached property, filled in
+        out.__dict__["_prediction_error"] = pe  # prediction_error()'s cache, filled in
     return out
 
 
@@ -170,14 +170,14 @@ def condition(model: LinearMixedModel, given: Any, progress: bool = False) -> Li
     meta = memory_dtypes(given._meta)
     model.spec.response_vector(meta)  # a missing or non-numeric response, named now
     for t in model.spec.terms:
-        _check_labels(t, meta)  # a missing grouping column, named now
+        check_labels(t, meta)  # a missing grouping column, named now
     small = slim(model, None)
     model_d = dask.delayed(small, traverse=False)
     s = compute(tree_reduce(per_partition(given, _survey, model_d), _combine_surveys), progress)
     if s.n == 0:
         return model
     _check_given(s, model)
-    terms = [_with_new_levels(t, u)[0] for t, u in zip(model.spec.terms, s.groups, strict=True)]
+    terms = [with_new_levels(t, u)[0] for t, u in zip(model.spec.terms, s.groups, strict=True)]
     both = dask.delayed((small, terms), traverse=False)
     blocks = per_partition(given, _given_part, both)
     extra = compute(tree_reduce(blocks, _add), progress)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .. import levels as lv
+from ..frame import levels as lv
 from .common import (
     MAX_CATEGORY_LABELS,
     check_group,
@@ -21,8 +21,8 @@ from .common import (
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from ..frame.reterm import ReTerm
     from ..model import LinearMixedModel
-    from ..reterm import ReTerm
 
 
 def _default_x(model: LinearMixedModel, data: pd.DataFrame) -> str:

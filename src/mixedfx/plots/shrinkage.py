@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .. import rows as rows_mod
+from ..frame import rows as rows_mod
 from .common import (
     check_group,
     check_term,

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .blocks import term_matrix
-from .design import Design, check_columns
-from .errors import DataError, FormulaError, NewLevelWarning
+from ..engine.blocks import term_matrix
+from ..errors import DataError, FormulaError, NewLevelWarning
+from .design import DesignSpec, check_columns
 from .formula import RandomTerm, parse
 from .reterm import ReTerm, _simple_columns
 
@@ -41,7 +41,7 @@ class Rows:
         return self.X.shape[0]
 
 
-def build(spec: Design, data: pd.DataFrame) -> Rows:
+def build(spec: DesignSpec, data: pd.DataFrame) -> Rows:
     """Model matrices of ``data`` under a learned design."""
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, got {type(data).__name__}")
@@ -59,7 +59,7 @@ def build(spec: Design, data: pd.DataFrame) -> Rows:
     return Rows(X, codes, M)
 
 
-def select(spec: Design, re: str | None) -> list[np.ndarray]:
+def select(spec: DesignSpec, re: str | None) -> list[np.ndarray]:
     """Which columns of each term to include, from lme4's ``re.form``.
 
     Parameters
@@ -136,11 +136,11 @@ def _squash(expr: str) -> str:
     return "".join(expr.split())
 
 
-def _names(spec: Design) -> list[str]:
+def _names(spec: DesignSpec) -> list[str]:
     return [c for t in spec.terms for c in t.columns if c != "(Intercept)"]
 
 
-def warn_unseen(spec: Design, data: pd.DataFrame, rows: Rows, masks: list[np.ndarray]) -> None:
+def warn_unseen(spec: DesignSpec, data: pd.DataFrame, rows: Rows, masks: list[np.ndarray]) -> None:
     """Warn when none of a used grouping factor's labels in new data were seen."""
     for t, codes, mask in zip(spec.terms, rows.codes, masks, strict=True):
         if not mask.any() or len(codes) == 0 or (codes >= 0).any():
@@ -160,7 +160,7 @@ def warn_unseen(spec: Design, data: pd.DataFrame, rows: Rows, masks: list[np.nda
             )
 
 
-def z_matrix(spec: Design, rows: Rows) -> tuple[sp.csr_matrix, list[str]]:
+def z_matrix(spec: DesignSpec, rows: Rows) -> tuple[sp.csr_matrix, list[str]]:
     """The random-effects matrix of new rows and its column names.
 
     Returns

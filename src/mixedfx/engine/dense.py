@@ -5,7 +5,7 @@ effects), and ``Lambda = blockdiag(Lambda_theta, I_{p+1})``::
 
     M(theta) = Lambda' A Lambda + diag(1_q, 0_{p+1}) = L L'
 
-is the same system the blocked factorization (:mod:`mixedfx.factor`) solves,
+is the same system the blocked factorization (:mod:`mixedfx.engine.cholesky`) solves,
 so ``L``'s diagonal gives ``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2`` alike. For
 small N one LAPACK Cholesky and one matrix-vector product cost less than the
 blocked method's many small array operations, which is what the optimizer's
@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import lapack
 
 from .blocks import Blocks
-from .gradient import inverse_lower, inverse_weighted
+from .gradient import inverse_weighted
+from .linalg import cholesky, inverse_lower
 
 DENSE_MAX = 48  # largest N for which the dense system is used
 DENSE_MAX_THETA = 10  # and largest number of theta elements: G has (k + 1)^2 rows
@@ -102,17 +102,14 @@ class DenseSystem:
         """
         t = np.append(theta, 1.0)
         M = (np.outer(t, t).reshape(-1) @ self.G).reshape(self.N, self.N).T  # Fortran order
-        L, info = lapack.dpotrf(M, lower=1, clean=0, overwrite_a=1)
-        if info != 0:
-            raise np.linalg.LinAlgError(f"matrix is not positive definite (dpotrf info {info})")
-        return np.asarray(L)
+        return cholesky(M, clean=False)
 
     def gradient(
         self, theta: np.ndarray, w: np.ndarray
     ) -> tuple[tuple[float, float, float], np.ndarray]:
         """:meth:`logdets` and the gradient of ``sum_i w_i log L_ii^2`` over theta, (k,).
 
-        With ``H = L^-T diag(w) L^-1`` (:func:`mixedfx.gradient.inverse_weighted`)
+        With ``H = L^-T diag(w) L^-1`` (:func:`mixedfx.engine.gradient.inverse_weighted`)
         and ``M = sum_ij t_i t_j G_ij``, the derivative along ``t_i`` is
         ``<H, dM/dt_i> = 2 sum_j t_j <H, G_ij>``: one more matrix-vector product.
 

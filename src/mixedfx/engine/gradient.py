@@ -1,7 +1,7 @@
 """The gradient of the profiled objective with respect to theta, in closed form.
 
-The objective of :mod:`mixedfx.objective` is a weighted sum of the log
-squared diagonals of the blocked factor (:mod:`mixedfx.factor`)::
+The objective of :mod:`mixedfx.engine.objective` is a weighted sum of the log
+squared diagonals of the blocked factor (:mod:`mixedfx.engine.cholesky`)::
 
     f = log|L11|^2 + sum_i w_i log L22_ii^2
     w = (1 on the rest's random effects, 1 (REML) or 0 (ML) on X, dof on y)
@@ -30,11 +30,9 @@ evaluations of the objective, where finite differences cost ``2k``.
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import lapack, solve_triangular
 
 from .blocks import Blocks
-from .factor import (
-    cholesky,
+from .cholesky import (
     dense_update,
     first_gram,
     level_last,
@@ -43,6 +41,7 @@ from .factor import (
     scale_both,
     scale_rows,
 )
+from .linalg import cholesky, inverse_from_cholesky, inverse_lower, solve_lower
 from .schur import DenseSchur, GroupedSchur, SchurPattern, split_columns
 
 
@@ -68,28 +67,17 @@ def inverse_weighted(L: np.ndarray, w: np.ndarray) -> np.ndarray:
     if m <= SMALL:
         K = inverse_lower(L)
         return np.asarray(K.T @ (w[:, None] * K))
-    Sinv, info = lapack.dpotri(L, lower=1)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"dpotri failed (info {info})")
-    H = np.tril(Sinv) + np.tril(Sinv, -1).T
+    H = inverse_from_cholesky(L)
     rows = np.flatnonzero(w != 1.0)
     if len(rows):
         E = np.zeros((m, len(rows)))
         E[rows, np.arange(len(rows))] = 1.0
-        Y = solve_triangular(L, E, lower=True, trans="T", check_finite=False)  # K[i, :]'
+        Y = solve_lower(L, E, transpose=True)  # K[i, :]'
         H += (Y * (w[rows] - 1.0)) @ Y.T
     return H
 
 
 SMALL = 100  # up to this size inverse_weighted forms L^-1 and one product
-
-
-def inverse_lower(L: np.ndarray) -> np.ndarray:
-    """``L^-1`` for the lower triangle of L (the upper is not read), lower triangular."""
-    K, info = lapack.dtrtri(L, lower=1)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"dtrtri failed (info {info})")
-    return np.tril(K)
 
 
 def _lower_weights(U: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -110,7 +98,7 @@ def schur_adjoint(blocks: Blocks, Ub: np.ndarray) -> np.ndarray:
     """``df/dW_k = a_k' Ub a_k`` for every level, level last, shape (q0, q0, l0).
 
     ``Ub`` (m, m) is the symmetric ``df/dU``. For levels grouped by A11
-    (:class:`~mixedfx.schur.GroupedSchur`) each group's total sits on its
+    (:class:`~mixedfx.engine.schur.GroupedSchur`) each group's total sits on its
     first level and the others are 0: the chain to ``T0`` sums over levels
     whose ``W_k`` are equal, so the total is all it needs.
     """
@@ -210,7 +198,7 @@ def gradient(
     Returns
     -------
     logdets : (float, float, float)
-        ``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2``, as :func:`mixedfx.factor.logdets`.
+        ``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2``, as :func:`mixedfx.engine.cholesky.logdets`.
     grads : list of ndarray, each (q_t, q_t)
         Only the entries of T_t that hold theta are meaningful; the caller
         picks them out.

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mixedfx as mfx
-from mixedfx.objective import Objective
+from mixedfx.engine.objective import Objective
 from oracle import dense_z, mme_modes, profiled, refit
 
 SLEEP = "Reaction ~ Days + (Days | Subject)"
@@ -308,13 +308,13 @@ def test_balanced_one_way_matches_closed_form(k, n, sd, seed, reml):
     data = pd.DataFrame({"y": y, "g": g})
     m = quiet("y ~ 1 + (1 | g)", data, reml)
     theta, sigma = anova_theta(y, k, n, reml)
-    f = Objective(m.blocks, m.spec.terms, reml)
+    f = Objective(m.blocks, m.spec.layout, reml)
     at_closed = f(np.array([theta]))
     # the closed form is the optimum: nothing the engine found is lower
     assert at_closed <= m.objective + 1e-9 * abs(m.objective)
     # and the engine profiles sigma and beta at that theta exactly as the closed form does
     dof = k * n - 1 if reml else k * n
-    assert math.sqrt(f.factor(np.array([theta])).r2 / dof) == pytest.approx(sigma, rel=1e-10)
+    assert math.sqrt(f.factorize(np.array([theta])).r2 / dof) == pytest.approx(sigma, rel=1e-10)
     assert m.beta[0] == pytest.approx(y.mean(), rel=1e-10)
     # BOBYQA's stopping rule (ftol_abs = 1e-8 on successive steps) does not bound
     # the distance to the optimum itself: it has stopped 1.4e-7 above it (k = n = 3).

@@ -10,8 +10,8 @@ import pytest
 import scipy.sparse as sp
 
 import mixedfx as mfx
-from mixedfx import blocks as blocks_mod
-from mixedfx.schur import DenseSchur, GroupedSchur, SchurPattern
+from mixedfx.engine import blocks as blocks_mod
+from mixedfx.engine.schur import DenseSchur, GroupedSchur, SchurPattern
 
 
 def crossed(seed: int, n: int = 3000, users: int = 200, items: int = 40) -> pd.DataFrame:

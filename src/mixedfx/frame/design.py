@@ -1,7 +1,7 @@
 """The design: a frozen spec learned from training data and reused on new data.
 
 It holds the fixed-effects model spec (formulaic), the columns kept after
-dropping redundant ones, and one :class:`~mixedfx.reterm.ReTerm` per random
+dropping redundant ones, and one :class:`~mixedfx.frame.reterm.ReTerm` per random
 term. From it, any data frame with the right columns gives the fixed-effects
 matrix ``X`` (n x p) and, per term, level codes (n,) and a model matrix
 (n x q).
@@ -21,8 +21,9 @@ import pandas as pd
 from formulaic import Formula, ModelSpec
 from formulaic.errors import DataMismatchWarning, FormulaicError
 
+from ..engine.layout import ThetaLayout
+from ..errors import DataError, FormulaError, RankDeficiencyWarning
 from . import reterm
-from .errors import DataError, FormulaError, RankDeficiencyWarning
 from .formula import ParsedFormula, parse, variable_names
 
 RANK_TOL = 1e-7  # lme4's tolerance for dropping columns of X
@@ -39,8 +40,11 @@ class TrainingArrays:
 
 
 @dataclass(frozen=True)
-class Design:
-    """Everything needed to turn a data frame into model matrices.
+class DesignSpec:
+    """The design learned from training data: everything needed to turn a frame into matrices.
+
+    A specification, not the matrices: :meth:`LinearMixedModel.design` applies
+    it to rows and returns ``X`` and ``Z``.
 
     Attributes
     ----------
@@ -68,6 +72,21 @@ class Design:
     @property
     def response(self) -> str:
         return self.parsed.response
+
+    @functools.cached_property
+    def layout(self) -> ThetaLayout:
+        """Where each element of theta sits in the terms' relative covariance factors."""
+        return ThetaLayout(
+            tuple(t.q for t in self.terms), tuple(t.term.correlated for t in self.terms)
+        )
+
+    def theta_names(self) -> list[str]:
+        """lme4's names of theta's elements, e.g. ``Subject.Days.(Intercept)``."""
+        return [
+            n
+            for t, ix in zip(self.terms, self.layout.index, strict=True)
+            for n in t.theta_names(ix)
+        ]
 
     def fixed_variables(self) -> list[str]:
         """Data columns the fixed-effects part reads."""
@@ -362,7 +381,7 @@ def _fixed_matrix(
     return np.asarray(mm, dtype=float), learned
 
 
-def learn(formula: str, data: pd.DataFrame) -> tuple[Design, TrainingArrays]:
+def learn(formula: str, data: pd.DataFrame) -> tuple[DesignSpec, TrainingArrays]:
     """Learn the design from training data and build its arrays.
 
     Parameters
@@ -373,7 +392,7 @@ def learn(formula: str, data: pd.DataFrame) -> tuple[Design, TrainingArrays]:
 
     Returns
     -------
-    design : Design
+    design : DesignSpec
     arrays : TrainingArrays
     """
     if not isinstance(data, pd.DataFrame):
@@ -404,7 +423,7 @@ def learn(formula: str, data: pd.DataFrame) -> tuple[Design, TrainingArrays]:
         Ms.append(M)
     order = sorted(range(len(terms)), key=lambda t: -terms[t].nlevels)  # lme4's term order
     terms, codes, Ms = [terms[t] for t in order], [codes[t] for t in order], [Ms[t] for t in order]
-    design = Design(
+    design = DesignSpec(
         formula,
         parsed,
         spec,

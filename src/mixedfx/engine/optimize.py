@@ -5,8 +5,9 @@ from identity relative covariance factors, with absolute tolerances 1e-8 on
 theta and on the objective. We use the same algorithm from the same library,
 so evaluation counts are comparable with lme4's ``optinfo$feval``.
 
-BOBYQA's optimum is then settled (:func:`settle`): Newton steps on the
-analytic gradient (:mod:`mixedfx.gradient`) locate it to the precision of
+:func:`fit_theta` is the whole sequence: :func:`minimize`, then
+:func:`boundary_restarts`, then :func:`settle`. BOBYQA's optimum is settled: Newton steps on the
+analytic gradient (:mod:`mixedfx.engine.gradient`) locate it to the precision of
 the sums, so fits on rows in another order or on Dask partitions give the
 same theta to ~1e-10, where BOBYQA alone leaves ~1e-5.
 """
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field, replace
 
 import nlopt
 import numpy as np
+
+from .objective import Objective
 
 _STATUS = {
     nlopt.SUCCESS: "success",
@@ -391,3 +394,35 @@ def snap(fun: Callable[[np.ndarray], float], opt: OptSummary) -> OptSummary:
         if value <= limit:
             x, f = trial, value
     return replace(opt, final=x, fmin=f, feval=opt.feval + nfev)
+
+
+def fit_theta(objective: Objective, w: np.ndarray) -> OptSummary:
+    """Minimise ``objective`` over theta: BOBYQA, boundary restarts, then :func:`settle`.
+
+    Parameters
+    ----------
+    objective : Objective
+    w : ndarray, shape (ntheta,)
+        The optimizer works in scaled units ``s`` with ``theta = s * w``
+        (w = 1, lme4's parameterisation, for most models; see
+        :func:`mixedfx.fit.column_scales`).
+
+    Returns
+    -------
+    OptSummary
+        With ``start`` and ``final`` in theta's units.
+    """
+    fun = lambda s: objective(s * w)  # noqa: E731
+
+    def fungrad(s: np.ndarray) -> tuple[float, np.ndarray]:
+        f, g = objective.value_and_gradient(s * w)
+        return f, g * w
+
+    def hess(s: np.ndarray) -> np.ndarray | None:
+        h = objective.hessian(s * w)
+        return None if h is None else h * np.outer(w, w)
+
+    opt = minimize(fun, objective.start(), objective.lower())
+    opt = boundary_restarts(fun, opt, objective.lower() == 0.0)
+    opt = settle(fun, remembered(fungrad), opt, hess)
+    return replace(opt, start=opt.start * w, final=opt.final * w)

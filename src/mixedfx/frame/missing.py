@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, MissingDataWarning
+from ..errors import DataError, MissingDataWarning
 from .formula import parse, variable_names
 
 MISSING = ("error", "drop")

@@ -5,7 +5,7 @@ of each term) the matrix factored is::
 
     Omega = Lam' [Z X y]'[Z X y] Lam + diag(I_Z, 0, 0)     (Lam acts on Z only)
 
-In the blocks of :mod:`mixedfx.blocks`, with ``T0`` the first term's factor::
+In the blocks of :mod:`mixedfx.engine.blocks`, with ``T0`` the first term's factor::
 
     L11_k L11_k' = T0' A11_k T0 + I           per level k (q0 x q0)
     L21          = Lr' A21 blockdiag(T0 L11_k^-T)
@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import lapack
 
 from . import smallmat
 from .blocks import Blocks
+from .linalg import cholesky
 from .schur import gram_update
 
 
@@ -62,7 +62,7 @@ def blockdiag_sparse(R: np.ndarray) -> sp.csr_matrix:
 
 
 @dataclass(frozen=True)
-class Factor:
+class BlockedCholesky:
     """The blocked factor at one theta (see module docstring)."""
 
     blocks: Blocks
@@ -83,12 +83,18 @@ class Factor:
         return float(self.L22[-1, -1] ** 2)
 
 
-def cholesky(A: np.ndarray) -> np.ndarray:
-    """Lower Cholesky factor of a dense SPD matrix (LAPACK dpotrf, no checks)."""
-    L, info = lapack.dpotrf(A, lower=1, clean=1, overwrite_a=1)
-    if info != 0:
-        raise np.linalg.LinAlgError(f"matrix is not positive definite (dpotrf info {info})")
-    return L
+def _m11_2x2(
+    T0: np.ndarray, a: np.ndarray, c: np.ndarray, d: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Entries m00, m10, m11 of ``M11_k = T0' A11_k T0 + I`` for q0 = 2, each (l0,).
+
+    ``T0 = [[t0, 0], [t1, t2]]`` and ``A11_k = [[a, c], [c, d]]``; the one
+    closed form that both the factor and the objective's path use.
+    """
+    t0, t1, t2 = T0[0, 0], T0[1, 0], T0[1, 1]
+    bc = c * t0 + d * t1
+    m00 = a * (t0 * t0) + c * (t0 * t1) + t1 * bc + 1.0
+    return m00, t2 * bc, d * (t2 * t2) + 1.0
 
 
 def _first_block(blocks: Blocks, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -99,13 +105,9 @@ def _first_block(blocks: Blocks, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray
         M11 = A11 * (t0 * t0) + 1.0
         L11 = np.sqrt(M11)
         return L11, t0 / L11, float(np.log(M11).sum())
-    if q0 == 2:  # closed forms: T0 = [[t0, 0], [t1, t2]], A11_k = [[a, c], [c, d]]
+    if q0 == 2:
         t0, t1, t2 = T0[0, 0], T0[1, 0], T0[1, 1]
-        a, c, d = A11[:, 0, 0], A11[:, 1, 0], A11[:, 1, 1]
-        bc = c * t0 + d * t1
-        m00 = t0 * (a * t0 + c * t1) + t1 * bc + 1.0
-        m10 = t2 * bc
-        m11 = d * (t2 * t2) + 1.0
+        m00, m10, m11 = _m11_2x2(T0, A11[:, 0, 0], A11[:, 1, 0], A11[:, 1, 1])
         L11 = np.empty_like(A11)
         l00 = np.sqrt(m00)
         l10 = m10 / l00
@@ -134,13 +136,9 @@ def first_gram(blocks: Blocks, T0: np.ndarray) -> tuple[float, np.ndarray]:
         t0 = T0[0, 0]
         m = blocks.a11_entries[0] * (t0 * t0) + 1.0
         return float(np.log(m).sum()), ((t0 * t0) / m)[None, None]
-    if q0 == 2:  # M11 = T0' A11 T0 + I with T0 = [[t0, 0], [t1, t2]], A11 = [[a, c], [c, d]]
+    if q0 == 2:
         t0, t1, t2 = T0[0, 0], T0[1, 0], T0[1, 1]
-        a, c, d = blocks.a11_entries
-        bc = c * t0 + d * t1
-        m00 = a * (t0 * t0) + c * (t0 * t1) + t1 * bc + 1.0
-        m10 = t2 * bc
-        m11 = d * (t2 * t2) + 1.0
+        m00, m10, m11 = _m11_2x2(T0, *blocks.a11_entries)
         det = m00 * m11 - m10 * m10
         r = 1.0 / det
         i00, i10, i11 = m11 * r, m10 * -r, m00 * r  # M11^-1
@@ -240,7 +238,7 @@ def logdets(blocks: Blocks, L22: np.ndarray, logdet11: float) -> tuple[float, fl
     return logdet11 + float(logd[:mr].sum()), float(logd[mr : mr + p].sum()), last * last
 
 
-def factor(blocks: Blocks, Ts: list[np.ndarray]) -> Factor:
+def factorize(blocks: Blocks, Ts: list[np.ndarray]) -> BlockedCholesky:
     """Factor the scaled system at the relative covariance factors ``Ts``.
 
     Raises
@@ -259,4 +257,4 @@ def factor(blocks: Blocks, Ts: list[np.ndarray]) -> Factor:
         A21 = scale_rows(blocks.A21, blocks, Ts) if blocks.rest else blocks.A21
         L21 = lower_times_R(A21, R)
     M22 = rest_matrix(blocks, Ts, level_last(smallmat.gram(R)))
-    return Factor(blocks, Ts, L11, R, L21, cholesky(M22), logdet11)
+    return BlockedCholesky(blocks, Ts, L11, R, L21, cholesky(M22), logdet11)

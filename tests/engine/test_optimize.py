@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 
 import mixedfx as mfx
-from mixedfx.optimize import OptSummary, polish, settle
+from mixedfx.engine.optimize import OptSummary, polish, settle
 from oracle import refit
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def test_settle_restarts_only_when_the_gradient_is_not_flat() -> None:

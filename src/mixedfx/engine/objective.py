@@ -1,6 +1,6 @@
 """The profiled objective: ML deviance or REML criterion as a function of theta.
 
-With ``L`` the factor of :mod:`mixedfx.factor`, ``r^2`` the penalized RSS,
+With ``L`` the factor of :mod:`mixedfx.engine.cholesky`, ``r^2`` the penalized RSS,
 ``n`` rows and ``p`` fixed effects::
 
     ML:   log|L_Z|^2 + n (1 + log(2 pi r^2 / n))
@@ -16,9 +16,9 @@ import numpy as np
 
 from . import gradient as gradient_mod
 from .blocks import Blocks
+from .cholesky import BlockedCholesky, factorize, objective_parts
 from .dense import DENSE_MAX, DENSE_MAX_THETA, DenseSystem
-from .factor import Factor, factor, objective_parts
-from .reterm import ReTerm
+from .layout import ThetaLayout
 
 
 class Objective:
@@ -27,24 +27,17 @@ class Objective:
     Parameters
     ----------
     blocks : Blocks
-    terms : sequence of ReTerm
-        The design's terms; theta holds their parameters in this order.
+    layout : ThetaLayout
+        Where each element of theta sits in the terms' factors (the design's
+        terms, in order).
     reml : bool
     """
 
-    def __init__(self, blocks: Blocks, terms: tuple[ReTerm, ...], reml: bool) -> None:
+    def __init__(self, blocks: Blocks, layout: ThetaLayout, reml: bool) -> None:
         self.blocks = blocks
-        self.terms = terms
+        self.layout = layout
         self.reml = reml
         self.nevals = 0
-        self._slices: list[slice] = []
-        self._index: list[tuple[np.ndarray, np.ndarray]] = []
-        start = 0
-        for t in terms:
-            self._slices.append(slice(start, start + t.ntheta))
-            rows, cols = zip(*t.theta_index(), strict=True)
-            self._index.append((np.array(rows), np.array(cols)))
-            start += t.ntheta
 
     @functools.cached_property
     def dense(self) -> DenseSystem | None:
@@ -55,30 +48,26 @@ class Objective:
         bl = self.blocks
         if bl.l0 * bl.q0 + bl.m > DENSE_MAX or self.ntheta > DENSE_MAX_THETA:
             return None
+        lay = self.layout
         where = [
             (r, c, np.arange(sl.start, sl.stop))
-            for (r, c), sl in zip(self._index, self._slices, strict=True)
+            for (r, c), sl in zip(lay.index, lay.slices, strict=True)
         ]
         return DenseSystem.build(bl, where)
 
     @property
     def ntheta(self) -> int:
-        return sum(t.ntheta for t in self.terms)
+        return self.layout.ntheta
 
     def start(self) -> np.ndarray:
-        return np.concatenate([t.start() for t in self.terms])
+        return self.layout.start()
 
     def lower(self) -> np.ndarray:
-        return np.concatenate([t.lower_bounds() for t in self.terms])
+        return self.layout.lower()
 
     def Ts(self, theta: np.ndarray) -> list[np.ndarray]:
         """Per term, the relative covariance factor ``T_t`` (q_t x q_t)."""
-        out = []
-        for t, sl, (rows, cols) in zip(self.terms, self._slices, self._index, strict=True):
-            T = np.zeros((t.q, t.q))
-            T[rows, cols] = theta[sl]
-            out.append(T)
-        return out
+        return self.layout.Ts(theta)
 
     def __call__(self, theta: np.ndarray) -> float:
         self.nevals += 1
@@ -91,7 +80,7 @@ class Objective:
             return math.inf
 
     def gradient(self, theta: np.ndarray) -> np.ndarray:
-        """The objective's gradient at theta, shape (ntheta,) (:mod:`mixedfx.gradient`).
+        """The objective's gradient at theta, shape (ntheta,) (:mod:`mixedfx.engine.gradient`).
 
         Raises
         ------
@@ -122,7 +111,7 @@ class Objective:
         """The objective and its gradient from the blocked factor, whatever the model's size."""
         Ts = self.Ts(np.asarray(theta, dtype=float))
         parts, gT = gradient_mod.gradient(self.blocks, Ts, self.reml)
-        pairs = zip(gT, self._index, strict=True)
+        pairs = zip(gT, self.layout.index, strict=True)
         return self.criterion(*parts), np.concatenate([g[r, c] for g, (r, c) in pairs])
 
     @functools.cached_property
@@ -131,10 +120,10 @@ class Objective:
         bl = self.blocks
         return np.concatenate([np.ones(bl.l0 * bl.q0), gradient_mod.weights(bl, self.reml)])
 
-    def factor(self, theta: np.ndarray) -> Factor:
-        return factor(self.blocks, self.Ts(np.asarray(theta, dtype=float)))
+    def factorize(self, theta: np.ndarray) -> BlockedCholesky:
+        return factorize(self.blocks, self.Ts(np.asarray(theta, dtype=float)))
 
-    def value(self, f: Factor) -> float:
+    def value(self, f: BlockedCholesky) -> float:
         """The objective from a factor."""
         return self.criterion(*f.logdets())
 

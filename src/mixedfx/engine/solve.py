@@ -10,13 +10,13 @@ estimates, as lme4's ``condVar``) is ``sigma^2 Lambda (L_Z L_Z')^-1 Lambda'``.
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import lapack
 
 from . import smallmat
-from .factor import Factor
+from .cholesky import BlockedCholesky
+from .linalg import inverse_lower, solve_lower
 
 
-def _split_rest(f: Factor, vec: np.ndarray) -> dict[int, np.ndarray]:
+def _split_rest(f: BlockedCholesky, vec: np.ndarray) -> dict[int, np.ndarray]:
     """Cut a length-mr vector into (l_t, q_t) arrays per rest term."""
     return {
         t.term: vec[t.offset : t.offset + t.nlevels * t.q].reshape(t.nlevels, t.q)
@@ -24,7 +24,7 @@ def _split_rest(f: Factor, vec: np.ndarray) -> dict[int, np.ndarray]:
     }
 
 
-def solve(f: Factor) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+def modes(f: BlockedCholesky) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
     """Fixed effects and conditional modes.
 
     Returns
@@ -38,7 +38,7 @@ def solve(f: Factor) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
     bl = f.blocks
     L22 = f.L22
     if L22.shape[0] > 1:
-        x2, _ = lapack.dtrtrs(L22[:-1, :-1], L22[-1, :-1], lower=1, trans=1)
+        x2 = solve_lower(L22[:-1, :-1], L22[-1, :-1], transpose=True)
     else:
         x2 = np.zeros(0)
     mr = bl.mr
@@ -56,7 +56,7 @@ def solve(f: Factor) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
     return beta, u, b
 
 
-def condcov(f: Factor, sigma: float) -> list[np.ndarray]:
+def condcov(f: BlockedCholesky, sigma: float) -> list[np.ndarray]:
     """Conditional covariance of each level's random effects.
 
     Returns
@@ -73,7 +73,7 @@ def condcov(f: Factor, sigma: float) -> list[np.ndarray]:
         L22z = f.L22[:mr, :mr]
         L21z = f.L21[:mr]
         L21z = L21z if isinstance(L21z, np.ndarray) else L21z.toarray()
-        L22inv, _ = lapack.dtrtri(L22z, lower=1)
+        L22inv = inverse_lower(L22z)
         W = (L22inv @ L21z).reshape(mr, bl.l0, bl.q0)
         W = np.einsum("mlq,lqr->mlr", W, L11inv)  # L22^-1 L21 L11^-1 per level
         diag0 = diag0 + np.einsum("mlq,mlr->lqr", W, W)
@@ -85,9 +85,9 @@ def condcov(f: Factor, sigma: float) -> list[np.ndarray]:
     return [sigma**2 * mm(mm(T, out[k]), tr(T)) for k, T in enumerate(f.Ts)]
 
 
-def vcov_beta(f: Factor, sigma: float) -> np.ndarray:
+def vcov_beta(f: BlockedCholesky, sigma: float) -> np.ndarray:
     """Covariance of the fixed effects, ``sigma^2 (L_X L_X')^-1``, shape (p, p)."""
     bl = f.blocks
     LX = f.L22[bl.mr : bl.mr + bl.p, bl.mr : bl.mr + bl.p]
-    inv, info = lapack.dtrtri(LX, lower=1)
+    inv = inverse_lower(LX)
     return sigma**2 * (inv.T @ inv)

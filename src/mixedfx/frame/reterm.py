@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..errors import DataError, FormulaError
 from . import levels as lv
-from .errors import DataError, FormulaError
 from .formula import RandomTerm, variable_names
 
 _SIMPLE = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
@@ -92,38 +92,17 @@ class ReTerm:
     def nlevels(self) -> int:
         return len(self.keys)
 
-    @property
-    def ntheta(self) -> int:
-        return self.q * (self.q + 1) // 2 if self.term.correlated else self.q
+    def theta_names(self, index: tuple[np.ndarray, np.ndarray]) -> list[str]:
+        """lme4-style names: ``Subject.(Intercept)``, ``Subject.Days.(Intercept)``.
 
-    # -- theta <-> T --------------------------------------------------------
-    def theta_index(self) -> list[tuple[int, int]]:
-        """The (row, col) of ``T`` that each theta element fills, in lme4's order."""
-        if not self.term.correlated:
-            return [(i, i) for i in range(self.q)]
-        return [(i, j) for j in range(self.q) for i in range(j, self.q)]
-
-    def theta_names(self) -> list[str]:
-        """lme4-style names: ``Subject.(Intercept)``, ``Subject.Days.(Intercept)``."""
+        ``index`` is the term's (rows, cols) in the design's
+        :class:`~mixedfx.engine.layout.ThetaLayout`.
+        """
         cols = self.columns
         return [
             f"{self.group}.{cols[i]}" if i == j else f"{self.group}.{cols[i]}.{cols[j]}"
-            for i, j in self.theta_index()
+            for i, j in zip(*index, strict=True)
         ]
-
-    def lower_bounds(self) -> np.ndarray:
-        return np.array([0.0 if i == j else -np.inf for i, j in self.theta_index()])
-
-    def start(self) -> np.ndarray:
-        """lme4's start: identity ``T``."""
-        return np.array([1.0 if i == j else 0.0 for i, j in self.theta_index()])
-
-    def T(self, theta: np.ndarray) -> np.ndarray:
-        """The relative covariance factor of one level, shape (q, q)."""
-        out = np.zeros((self.q, self.q))
-        for value, (i, j) in zip(theta, self.theta_index(), strict=True):
-            out[i, j] = value
-        return out
 
     # -- data -> codes and model matrix ---------------------------------------
     @functools.cached_property

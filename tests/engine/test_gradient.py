@@ -10,8 +10,8 @@ import scipy.sparse as sp
 import mixedfx as mfx
 from mixedfx import datasets
 from mixedfx import fit as fit_mod
-from mixedfx.objective import Objective
-from mixedfx.schur import DenseSchur, GroupedSchur, SchurPattern
+from mixedfx.engine.objective import Objective
+from mixedfx.engine.schur import DenseSchur, GroupedSchur, SchurPattern
 
 
 def crossed(n: int, users: int, items: int, seed: int = 0) -> pd.DataFrame:
@@ -30,7 +30,8 @@ def crossed(n: int, users: int, items: int, seed: int = 0) -> pd.DataFrame:
 
 def objective(formula: str, data: pd.DataFrame, reml: bool, schur: str | None = None):
     """The objective, its blocked evaluator only, with a chosen Schur update."""
-    design, _, blocks = fit_mod.setup(formula, data)
+    design, arrays = fit_mod.learn_design(formula, data)
+    blocks = fit_mod.form_blocks(design, arrays)
     if schur is not None:
         assert blocks.sparse
         A21 = sp.csr_matrix(blocks.A21)
@@ -39,7 +40,7 @@ def objective(formula: str, data: pd.DataFrame, reml: bool, schur: str | None = 
             "grouped": lambda: GroupedSchur(A21, blocks.A22, blocks.A11[:, 0, 0]),
             "dense": lambda: DenseSchur(A21.toarray(), blocks.A22, blocks.q0),
         }[schur]()
-    obj = Objective(blocks, design.terms, reml)
+    obj = Objective(blocks, design.layout, reml)
     obj.__dict__["dense"] = None  # the blocked path, whatever the size
     return obj
 
@@ -82,7 +83,7 @@ def test_blocked_gradient_matches_differences_and_dense_system(formula, name, re
     f, g = obj.blocked(theta)
     assert f == pytest.approx(obj(theta), rel=1e-13)
     np.testing.assert_allclose(g, five_point(obj, theta), rtol=1e-6, atol=1e-6)
-    dense = Objective(obj.blocks, obj.terms, reml)
+    dense = Objective(obj.blocks, obj.layout, reml)
     assert dense.dense is not None
     np.testing.assert_allclose(dense.gradient(theta), g, rtol=1e-10, atol=1e-10)
     assert dense.value_and_gradient(theta)[0] == pytest.approx(f, rel=1e-12)  # other sums
@@ -92,7 +93,7 @@ def test_blocked_gradient_matches_differences_and_dense_system(formula, name, re
 @pytest.mark.parametrize(("formula", "name"), SMALL)
 def test_closed_form_hessian_matches_differenced_gradient(formula, name, reml) -> None:
     blocked = objective(formula, datasets.load(name), reml)
-    obj = Objective(blocked.blocks, blocked.terms, reml)  # with its small-model evaluator
+    obj = Objective(blocked.blocks, blocked.layout, reml)  # with its small-model evaluator
     theta = somewhere(obj, seed=7)
     hess = obj.hessian(theta)
     assert hess is not None
@@ -127,7 +128,7 @@ def test_gradient_on_every_schur_update(formula, users, schur, reml) -> None:
 
 def test_gradient_vanishes_at_the_fitted_optimum() -> None:
     m = mfx.lmm("Reaction ~ Days + (Days | Subject)", datasets.load("sleepstudy"))
-    obj = Objective(m.blocks, m.spec.terms, m.reml)
+    obj = Objective(m.blocks, m.spec.layout, m.reml)
     g = obj.gradient(m.theta)
     assert np.abs(g).max() < 1e-6  # it was ~3e-4 where BOBYQA stopped
     assert m.optsummary.extra["newton_steps"] >= 1

@@ -22,10 +22,10 @@ rest term), so each row costs O(s^2) for s = p + sum of the rest's q.
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import lapack
 
 from . import smallmat
-from .factor import Factor
+from .cholesky import BlockedCholesky
+from .linalg import inverse_lower
 
 CHUNK = 20_000  # rows per vectorised batch
 
@@ -35,18 +35,16 @@ class PredictionError:
 
     Parameters
     ----------
-    f : Factor
+    f : BlockedCholesky
         The factor at the estimates (with X; the y row is ignored).
     """
 
-    def __init__(self, f: Factor) -> None:
+    def __init__(self, f: BlockedCholesky) -> None:
         bl = f.blocks
         self.f = f
         self.L11inv = smallmat.inv_lower(f.L11)  # (l0, q0, q0)
         L22m = f.L22[:-1, :-1]
-        Linv, info = lapack.dtrtri(L22m, lower=1)
-        if info != 0:  # pragma: no cover - L22 is a valid Cholesky factor
-            raise np.linalg.LinAlgError("cannot invert the factor of the mixed-model equations")
+        Linv = inverse_lower(L22m)
         self.Sinv = Linv.T @ Linv  # (m-1, m-1)
         L21m = f.L21[:-1]
         if isinstance(L21m, np.ndarray):

@@ -1,0 +1,22 @@
+"""The numerical engine: numpy, scipy and NLopt only, no data frames.
+
+From the cross-product blocks of the training rows to the fitted
+parameters, in the order a fit runs:
+
+* :mod:`~mixedfx.engine.layout`: where each element of theta sits in the
+  relative covariance factors (:class:`ThetaLayout`);
+* :mod:`~mixedfx.engine.blocks`: the blocks of ``A = [Z X y]'[Z X y]``,
+  formed once (:mod:`~mixedfx.engine.schur`: the sparse Schur update);
+* :mod:`~mixedfx.engine.cholesky`: the blocked Cholesky factor ``L(theta)``
+  (:mod:`~mixedfx.engine.smallmat` for stacks of small blocks,
+  :mod:`~mixedfx.engine.linalg` for checked LAPACK calls), and
+  :mod:`~mixedfx.engine.dense` for small models as one dense system;
+* :mod:`~mixedfx.engine.objective` and :mod:`~mixedfx.engine.gradient`:
+  the profiled ML/REML criterion and its analytic gradient;
+* :mod:`~mixedfx.engine.optimize`: BOBYQA and the settle step;
+* :mod:`~mixedfx.engine.solve`: beta, the BLUPs and their covariances at the
+  optimum; :mod:`~mixedfx.engine.intervals`: prediction-error variances.
+
+Nothing here imports pandas, formulaic or the frame side (enforced by ruff's
+banned-import rule in ``pyproject.toml``).
+"""

@@ -1,0 +1,103 @@
+"""Where each element of theta sits: the layout of the relative covariance factors.
+
+lme4's theta holds, for each random-effects term in order, the lower
+triangle of the term's relative covariance factor ``T`` (q x q) in
+column-major order, or only its diagonal for an uncorrelated (``||``) term.
+Diagonal entries are bounded below by 0; the start is the identity.
+Everything that maps theta to matrices (the objective, the model's
+covariances, the optimizer's column scales, the dense system) reads this
+one layout, owned by the design.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ThetaLayout:
+    """The theta layout of a sequence of terms.
+
+    Attributes
+    ----------
+    qs : tuple of int
+        Columns ``q_t`` of each term's ``T``.
+    correlated : tuple of bool
+        False for a ``||`` term (diagonal ``T``).
+    """
+
+    qs: tuple[int, ...]
+    correlated: tuple[bool, ...]
+
+    @functools.cached_property
+    def index(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """Per term, the (rows, cols) of ``T`` that its theta elements fill, in order."""
+        out = []
+        for q, corr in zip(self.qs, self.correlated, strict=True):
+            if corr:
+                pairs = [(i, j) for j in range(q) for i in range(j, q)]
+            else:
+                pairs = [(i, i) for i in range(q)]
+            rows, cols = zip(*pairs, strict=True)
+            out.append((np.array(rows, dtype=np.intp), np.array(cols, dtype=np.intp)))
+        return tuple(out)
+
+    @functools.cached_property
+    def slices(self) -> tuple[slice, ...]:
+        """Per term, its slice of theta."""
+        out, start = [], 0
+        for rows, _ in self.index:
+            out.append(slice(start, start + len(rows)))
+            start += len(rows)
+        return tuple(out)
+
+    @property
+    def ntheta(self) -> int:
+        return sum(len(rows) for rows, _ in self.index)
+
+    @functools.cached_property
+    def diagonal(self) -> np.ndarray:
+        """True for theta elements on a diagonal of some ``T``, shape (ntheta,)."""
+        return np.concatenate([rows == cols for rows, cols in self.index])
+
+    def start(self) -> np.ndarray:
+        """lme4's start: every ``T`` the identity, shape (ntheta,)."""
+        return self.diagonal.astype(float)
+
+    def lower(self) -> np.ndarray:
+        """Bounds: 0 on diagonals, -inf elsewhere, shape (ntheta,)."""
+        return np.where(self.diagonal, 0.0, -np.inf)
+
+    def T(self, t: int, theta: np.ndarray) -> np.ndarray:
+        """Term ``t``'s factor ``T`` from the whole theta, shape (q_t, q_t)."""
+        rows, cols = self.index[t]
+        T = np.zeros((self.qs[t], self.qs[t]))
+        T[rows, cols] = theta[self.slices[t]]
+        return T
+
+    def Ts(self, theta: np.ndarray) -> list[np.ndarray]:
+        """Every term's ``T``, in order."""
+        theta = np.asarray(theta, dtype=float)
+        return [self.T(t, theta) for t in range(len(self.qs))]
+
+    def theta(self, Ts: list[np.ndarray]) -> np.ndarray:
+        """The inverse of :meth:`Ts`: theta from the factors, shape (ntheta,)."""
+        return np.concatenate([T[r, c] for T, (r, c) in zip(Ts, self.index, strict=True)])
+
+    def by_row(self, per_term: list[np.ndarray]) -> np.ndarray:
+        """Spread per-term, per-row values over theta: element (i, j) of T_t gets v_t[i].
+
+        Parameters
+        ----------
+        per_term : list of ndarray, shape (q_t,)
+
+        Returns
+        -------
+        ndarray, shape (ntheta,)
+        """
+        return np.concatenate(
+            [np.asarray(v, dtype=float)[r] for v, (r, _) in zip(per_term, self.index, strict=True)]
+        )

@@ -1,0 +1,33 @@
+"""ThetaLayout: lme4's order of theta, its bounds and start, and theta <-> T."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mixedfx.engine.layout import ThetaLayout
+
+
+def test_lme4_order_column_major_lower_triangle():
+    lay = ThetaLayout((3, 1, 2), (True, True, False))
+    assert lay.ntheta == 6 + 1 + 2
+    rows, cols = lay.index[0]
+    assert list(zip(rows, cols, strict=True)) == [(0, 0), (1, 0), (2, 0), (1, 1), (2, 1), (2, 2)]
+    assert [(s.start, s.stop) for s in lay.slices] == [(0, 6), (6, 7), (7, 9)]
+    np.testing.assert_array_equal(lay.start(), [1, 0, 0, 1, 0, 1, 1, 1, 1])
+    np.testing.assert_array_equal(lay.lower() == 0.0, lay.start() == 1.0)
+    assert np.isneginf(lay.lower()[1])
+
+
+def test_theta_round_trips_through_the_factors():
+    lay = ThetaLayout((2, 2), (True, False))
+    theta = np.array([1.5, -0.25, 0.75, 2.0, 0.5])
+    Ts = lay.Ts(theta)
+    np.testing.assert_array_equal(Ts[0], [[1.5, 0.0], [-0.25, 0.75]])
+    np.testing.assert_array_equal(Ts[1], [[2.0, 0.0], [0.0, 0.5]])
+    np.testing.assert_array_equal(lay.theta(Ts), theta)
+
+
+def test_by_row_spreads_row_values_over_theta():
+    lay = ThetaLayout((2, 1), (True, True))
+    out = lay.by_row([np.array([10.0, 20.0]), np.array([30.0])])
+    np.testing.assert_array_equal(out, [10.0, 20.0, 20.0, 30.0])  # (0,0), (1,0), (1,1), (0,0)

@@ -1,0 +1,37 @@
+"""The checked LAPACK wrappers: right answers, and an exception where LAPACK reports failure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mixedfx.engine import linalg
+
+
+def spd(n: int, seed: int = 0) -> np.ndarray:
+    B = np.random.default_rng(seed).normal(size=(n, n))
+    return B @ B.T + n * np.eye(n)
+
+
+def test_cholesky_inverse_and_solve_agree_with_numpy():
+    A = spd(6)
+    L = linalg.cholesky(A.copy(order="F"))
+    scale = np.abs(A).max()
+    np.testing.assert_allclose(L @ L.T, A, rtol=0, atol=1e-13 * scale)
+    np.testing.assert_allclose(linalg.inverse_from_cholesky(L) @ A, np.eye(6), atol=1e-12)
+    np.testing.assert_allclose(linalg.inverse_lower(L) @ L, np.eye(6), atol=1e-13)
+    b = np.arange(6.0)
+    np.testing.assert_allclose(L @ linalg.solve_lower(L, b), b, atol=1e-12 * 6)
+    np.testing.assert_allclose(L.T @ linalg.solve_lower(L, b, transpose=True), b, atol=1e-12 * 6)
+
+
+def test_failures_raise_instead_of_returning_garbage():
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+        linalg.cholesky(np.array([[1.0, 2.0], [2.0, 1.0]]))
+    singular = np.array([[1.0, 0.0], [1.0, 0.0]])
+    with pytest.raises(np.linalg.LinAlgError, match="dtrtri"):
+        linalg.inverse_lower(singular)
+    with pytest.raises(np.linalg.LinAlgError, match="dtrtrs"):
+        linalg.solve_lower(singular, np.ones(2))
+    with pytest.raises(np.linalg.LinAlgError, match="dpotri"):
+        linalg.inverse_from_cholesky(singular)

@@ -1,0 +1,165 @@
+"""Data the fit refuses: degenerate data, odd grouping columns, formulas that miss the frame."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedfx as mfx
+from conftest import frame
+
+FORMULA = "y ~ x + (1 | g)"
+
+
+# -- degenerate data --------------------------------------------------------------------------
+def test_constant_response():
+    df = frame().assign(y=3.0)
+    with pytest.raises(mfx.DataError, match="response 'y' is constant"):
+        mfx.lmm(FORMULA, df)
+
+
+def test_grouping_factor_with_one_level():
+    df = frame().assign(g="only")
+    with pytest.raises(mfx.DataError, match="grouping factor 'g' has only one level"):
+        mfx.lmm(FORMULA, df)
+
+
+def test_as_many_levels_as_observations():
+    df = frame()
+    df["g"] = np.arange(len(df))
+    with pytest.raises(mfx.DataError, match="'g' has 60 levels for 60 rows"):
+        mfx.lmm(FORMULA, df)
+
+
+def test_more_random_effects_than_observations():
+    df = frame(n_groups=20, size=3)  # 20 levels x 4 effects = 80 > 60 rows
+    df["z"] = df["x"] ** 2
+    df["w"] = np.sin(df["x"])
+    with pytest.raises(mfx.DataError, match=r"term \(x \+ z \+ w \| g\) has 80 random effects"):
+        mfx.lmm("y ~ x + (x + z + w | g)", df)
+
+
+# -- grouping columns of odd types ------------------------------------------------------------
+def test_float_grouping_labels_are_matched_by_value():
+    df = frame()
+    codes = df["g"].str[1:].astype(int)
+    df["g"] = codes * 0.5 + 0.25  # 0.25, 0.75, ...: not integral
+    m = mfx.lmm(FORMULA, df)
+    assert m.spec.terms[0].nlevels == 6
+    np.testing.assert_allclose(m.predict(df), m.fitted(), rtol=1e-12)
+    as_text = df.assign(g=df["g"].map(repr))  # "0.25": the same level
+    np.testing.assert_array_equal(m.predict(as_text), m.predict(df))
+    # the same numbers from another dtype
+    as_f32 = df.assign(g=df["g"].astype(np.float32))
+    np.testing.assert_array_equal(m.predict(as_f32), m.predict(df))
+
+
+def test_mixed_type_grouping_column_is_matched_by_canonical_key():
+    """1, 1.0, "1" and np.int64(1) are one level; "a" is another; no error, nothing lost."""
+    df = frame()
+    raw = df["g"].str[1:].astype(int)
+    labels: list[object] = []
+    for i, k in enumerate(raw):
+        if k == 0:
+            labels.append("a")
+        else:  # level k spelt as int, str or float by row
+            labels.append([int(k), str(k), float(k)][i % 3])
+    df["g"] = pd.Series(labels, dtype=object)
+    m = mfx.lmm(FORMULA, df)
+    assert m.spec.terms[0].nlevels == 6
+    same = df.assign(g=raw.map(lambda k: "a" if k == 0 else k).astype(object))
+    ref = mfx.lmm(FORMULA, same)
+    assert m.objective == pytest.approx(ref.objective, rel=1e-12)
+    np.testing.assert_allclose(m.predict(df), m.fitted(), rtol=1e-12)
+    new = pd.DataFrame({"x": [0.3] * 4, "g": pd.Series([1, "1", 1.0, np.int64(1)], dtype=object)})
+    out = m.predict(new)
+    assert np.all(out == out[0])
+    assert out[0] != m.predict(new, re="none")[0]
+
+
+def test_integer_and_string_labels_match_by_value():
+    """Integer labels in new data where training had strings, and the reverse."""
+    df = frame()
+    df["g"] = df["g"].str[1:]  # "0", "1", ...: strings
+    m_str = mfx.lmm(FORMULA, df)
+    as_int = df.assign(g=df["g"].astype(int))
+    m_int = mfx.lmm(FORMULA, as_int)
+    for m in (m_str, m_int):
+        for new in (df, as_int, as_int.assign(g=as_int["g"].astype(float))):
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", mfx.NewLevelWarning)
+                np.testing.assert_array_equal(m.predict(new), m.predict(df))
+                a = m.predict(new, interval="prediction")
+                b = m.predict(df, interval="prediction")
+                pd.testing.assert_frame_equal(a, b)
+    np.testing.assert_allclose(m_int.predict(df), m_str.predict(df), rtol=1e-12)
+
+
+def test_labels_that_match_nothing_warn():
+    m = mfx.lmm(FORMULA, frame())
+    new = frame().assign(g=lambda f: f["g"].str.upper())
+    with pytest.warns(mfx.NewLevelWarning, match="'g' labels in the new data were seen"):
+        m.predict(new)
+
+
+# -- formulas and frames ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("formula", "column"),
+    [
+        ("y ~ z + (1 | g)", "z"),
+        ("y ~ x + (1 | h)", "h"),
+        ("y ~ x + (z | g)", "z"),
+        ("w ~ x + (1 | g)", "w"),
+    ],
+)
+def test_formula_naming_a_missing_column(formula, column):
+    with pytest.raises(mfx.DataError, match=f"'{column}'"):
+        mfx.lmm(formula, frame())
+
+
+@pytest.mark.parametrize(
+    "formula",
+    ["y ~ x + (g | g)", "y ~ x + (1 + g | g)", "y ~ x + (0 + g | g)", "y ~ x + (x + g || g)"],
+)
+@pytest.mark.parametrize("numeric", [False, True])
+def test_same_variable_on_both_sides_of_the_bar(formula, numeric):
+    df = frame()
+    if numeric:
+        df["g"] = df["g"].str[1:].astype(int)
+    with pytest.raises(mfx.FormulaError, match="uses 'g' on both sides of the bar"):
+        mfx.lmm(formula, df)
+
+
+def test_empty_data_frame():
+    with pytest.raises(mfx.DataError, match="data has no rows"):
+        mfx.lmm(FORMULA, frame().iloc[:0])
+    with pytest.raises(mfx.DataError, match="data has no rows"):
+        mfx.lmm(FORMULA, frame().iloc[:0], missing="drop")
+    with pytest.raises(mfx.DataError, match="must be a pandas DataFrame"):
+        mfx.lmm(FORMULA, frame().to_numpy())  # type: ignore[arg-type]
+
+
+def test_missing_drop_of_every_row():
+    df = frame()
+    df.loc[::2, "x"] = np.nan
+    df.loc[1::2, "y"] = np.nan
+    with pytest.raises(mfx.DataError, match="every row has a missing value"):
+        mfx.lmm(FORMULA, df, missing="drop")
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        lambda n: np.where(np.arange(n) % 2, "high", "low"),
+        lambda n: pd.Categorical(np.where(np.arange(n) % 2, "a", "b")),
+        lambda n: pd.Series([str(v) for v in range(n)], dtype=object),
+    ],
+)
+def test_non_numeric_response(values):
+    df = frame()
+    df["y"] = values(len(df))
+    with pytest.raises(mfx.DataError, match="response 'y' is not numeric"):
+        mfx.lmm(FORMULA, df)
