@@ -270,15 +270,15 @@ def test_cross_val_group_kfold_is_population_level(sleep, Xy):
     X, y = Xy
     est = MixedLMRegressor(FORMULA)
     cv = GroupKFold(n_splits=3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", mfx.NewLevelWarning)  # every test subject is new
+    with warnings.catch_warnings():  # every test subject is new: expected, so no warning
+        warnings.simplefilter("error", mfx.NewLevelWarning)
         scores = cross_val_score(est, X, y, cv=cv, groups=X["Subject"])
     expected = []
     for train, test in cv.split(X, y, groups=X["Subject"]):
         m = mfx.lmm(FORMULA, sleep.iloc[train])
         population = m.predict(sleep.iloc[test], re="none")
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", mfx.NewLevelWarning)
+            warnings.simplefilter("error", mfx.NewLevelWarning)
             fold = clone(est).fit(X.iloc[train], y.iloc[train]).predict(X.iloc[test])
         np.testing.assert_allclose(fold, population, rtol=1e-10)
         expected.append(r2_score(y.iloc[test], population))
@@ -289,7 +289,7 @@ def test_known_groups_cross_validate_better_than_new_groups(Xy):
     X, y = Xy
     est = MixedLMRegressor(FORMULA)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", mfx.NewLevelWarning)
+        warnings.simplefilter("error", mfx.NewLevelWarning)
         new = cross_val_score(est, X, y, cv=GroupKFold(n_splits=3), groups=X["Subject"])
     known = cross_val_score(est, X, y, cv=KFold(n_splits=3, shuffle=True, random_state=0))
     # sleepstudy: BLUPs explain most of the between-subject spread
@@ -350,7 +350,7 @@ def test_response_already_in_X(sleep):
 def test_bad_X_and_y(sleep, Xy):
     X, y = Xy
     est = MixedLMRegressor(FORMULA)
-    with pytest.raises(TypeError, match="must be a pandas DataFrame"):
+    with pytest.raises(TypeError, match="must be a data frame"):
         est.fit(X.to_numpy(), y)
     with pytest.raises(ValueError, match="not strings"):
         MixedLMRegressor(groups="Subject").fit(X.set_axis(["Days", 0], axis=1), y)
@@ -363,7 +363,7 @@ def test_bad_X_and_y(sleep, Xy):
     with pytest.raises(mfx.DataError, match="missing"):
         MixedLMRegressor("Reaction ~ Hours + (1 | Subject)").fit(X, y)
     fitted = est.fit(X, y)
-    with pytest.raises(TypeError, match="must be a pandas DataFrame"):
+    with pytest.raises(TypeError, match="must be a data frame"):
         fitted.predict(X.to_numpy())
     with pytest.raises(mfx.DataError, match="Days"):
         fitted.predict(X[["Subject"]])

@@ -15,7 +15,7 @@ from .engine.optimize import OptSummary, fit_theta
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
 from .frame import design as design_mod
 from .frame import missing as missing_mod
-from .frames import backend
+from .frames import backend, in_memory
 from .model import LinearMixedModel
 
 
@@ -32,8 +32,12 @@ def lmm(
     ----------
     formula : str
         e.g. ``"Reaction ~ Days + (Days | Subject)"``.
-    data : DataFrame or dask DataFrame
-        Training rows with the response, predictors and grouping columns. A
+    data : DataFrame
+        Training rows with the response, predictors and grouping columns: a
+        pandas DataFrame (any dtypes), a polars DataFrame or LazyFrame, a
+        pyarrow Table (converted once, :func:`mixedfx.frames.in_memory`) or a
+        Dask DataFrame. Grouping labels are compared exactly: ``"7"``, ``"07"``
+        and ``" 7"`` are three levels (:mod:`mixedfx.frame.levels`). A
         Dask frame is fitted in two passes over its partitions (see
         :mod:`mixedfx.distributed`); the model then holds no training rows.
     reml : bool, default True
@@ -68,6 +72,7 @@ def lmm(
     remote = backend(data)
     if remote is not None:
         return remote.lmm(formula, data, reml, missing, progress)
+    data = in_memory(data, "data")
     data = missing_mod.handle(formula, data, missing)
     design, arrays = learn_design(formula, data)
     blocks = form_blocks(design, arrays)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
 import numpy as np
 import pandas as pd
@@ -23,7 +23,12 @@ from .engine.intervals import PredictionError
 from .engine.optimize import OptSummary
 from .errors import DataError
 from .frame.design import DesignSpec
-from .frames import backend
+from .frame.levels import as_array
+from .frame.reterm import ReTerm
+from .frames import backend, in_memory
+
+if TYPE_CHECKING:
+    from .predict import PredictionInfo
 
 _PREDICTION_ERROR_LOCK = threading.Lock()
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of T
@@ -40,6 +45,13 @@ class ModelMatrices(NamedTuple):
     X: pd.DataFrame
     Z: Any  # scipy.sparse.csr_matrix, shape (n, sum_t l_t q_t)
     z_names: list[str]
+
+
+def level_index(t: ReTerm) -> pd.Index:
+    """A term's levels as an index: its labels, or a MultiIndex for an interaction."""
+    if len(t.term.factors) == 1:
+        return pd.Index(as_array(t.keys), name=t.group, dtype=object).infer_objects()
+    return pd.MultiIndex.from_tuples(list(t.keys), names=list(t.term.factors))
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,7 +178,7 @@ class LinearMixedModel:
     def _by_group(self, values: list[np.ndarray]) -> dict[str, pd.DataFrame]:
         out: dict[str, pd.DataFrame] = {}
         for t, v in zip(self.spec.terms, values, strict=True):
-            frame = pd.DataFrame(v, index=pd.Index(t.labels, name=t.group), columns=t.columns)
+            frame = pd.DataFrame(v, index=level_index(t), columns=t.columns)
             if t.group in out:  # (1 | g) + (0 + x | g): one frame per factor
                 frame = out[t.group].join(frame, rsuffix=".1")
             out[t.group] = frame
@@ -174,7 +186,12 @@ class LinearMixedModel:
 
     @property
     def ranef(self) -> dict[str, pd.DataFrame]:
-        """BLUPs: grouping factor -> DataFrame (levels x terms)."""
+        """BLUPs: grouping factor -> DataFrame (levels x terms).
+
+        Indexed by the training labels as found (``"07"`` and ``7`` stay
+        themselves); an interaction or nested factor (``cask:batch``) has a
+        MultiIndex with one level per grouping column.
+        """
         return self._by_group(self.b)
 
     @property
@@ -281,44 +298,62 @@ class LinearMixedModel:
     @overload
     def predict(
         self,
-        newdata: pd.DataFrame | None = ...,
+        newdata: Any = ...,
         re: str | None = ...,
         new_levels: str = ...,
-        given: pd.DataFrame | None = ...,
+        given: Any = ...,
         interval: None = ...,
         level: float = ...,
+        return_info: Literal[False] = ...,
     ) -> np.ndarray: ...
 
     @overload
     def predict(
         self,
-        newdata: pd.DataFrame | None = ...,
+        newdata: Any = ...,
         re: str | None = ...,
         new_levels: str = ...,
-        given: pd.DataFrame | None = ...,
+        given: Any = ...,
         *,
         interval: Literal["confidence", "prediction"] | str,
         level: float = ...,
+        return_info: Literal[False] = ...,
     ) -> pd.DataFrame: ...
+
+    @overload
+    def predict(
+        self,
+        newdata: Any = ...,
+        re: str | None = ...,
+        new_levels: str = ...,
+        given: Any = ...,
+        interval: str | None = ...,
+        level: float = ...,
+        *,
+        return_info: Literal[True],
+    ) -> tuple[Any, PredictionInfo]: ...
 
     def predict(
         self,
-        newdata: pd.DataFrame | None = None,
+        newdata: Any = None,
         re: str | None = "all",
         new_levels: str = "population",
-        given: pd.DataFrame | None = None,
+        given: Any = None,
         interval: str | None = None,
         level: float = 0.95,
-    ) -> np.ndarray | pd.DataFrame:
+        return_info: bool = False,
+    ) -> Any:
         """Predict with the random effects.
 
         Parameters
         ----------
-        newdata : DataFrame or dask DataFrame, optional
-            Rows to predict; None for the training rows (``data``; an error
-            when the model holds none, e.g. loaded from a file or fitted on
-            Dask). On a conditioned model: the training rows, not the given
-            ones, with the updated random effects. A Dask frame gives a lazy
+        newdata : DataFrame, optional
+            A pandas (any dtypes), polars or Dask DataFrame, a polars
+            LazyFrame or a pyarrow Table: rows to predict; None for the
+            training rows (``data``; an error when the model holds none,
+            e.g. loaded from a file or fitted on Dask). On a conditioned
+            model: the training rows, not the given ones, with the updated
+            random effects. A Dask frame gives a lazy
             dask Series named ``fit`` (or a dask DataFrame with intervals),
             partitioned like ``newdata``.
         re : str, default "all"
@@ -326,32 +361,52 @@ class LinearMixedModel:
             ``"(1 | Subject)"``: the random effects to include.
         new_levels : {"population", "nan", "error"}
             Unseen levels: effect 0 (population level), NaN, or a
-            :class:`~mixedfx.DataError` listing them (raised without a
-            :class:`~mixedfx.NewLevelWarning`). Nested terms keep the levels
-            they know.
-        given : DataFrame or dask DataFrame, optional
-            Observations with the response: the random effects of their
-            groups are updated from them first (see :meth:`condition`; a
-            Dask frame is summed into blocks, never collected).
+            :class:`~mixedfx.DataError` listing them. Nested terms keep the
+            levels they know. Labels match training's by value across dtypes
+            (``7``, ``7.0`` and ``"7"``; see :mod:`mixedfx.frame.levels`). New
+            groups are expected and pass quietly (``return_info`` counts
+            them); a :class:`~mixedfx.NewLevelWarning` comes only when the
+            labels look mismatched (case, spaces, zero padding, number format,
+            or numbers against words).
+        given : DataFrame, optional
+            Observations with the response (any frame ``newdata`` can be):
+            the random effects of their groups are updated from them first
+            (see :meth:`condition`; a Dask frame is summed into blocks, never
+            collected). For a known group they are additional observations.
+            A :class:`~mixedfx.GivenWarning` names given groups that no row
+            of ``newdata`` belongs to.
         interval : {None, "confidence", "prediction"}
             None returns an ndarray of shape (n,); otherwise a DataFrame
             with columns ``fit, se, lower, upper`` (see
             :mod:`mixedfx.predict` for the variance parts of each).
         level : float, default 0.95
+        return_info : bool, default False
+            Also return a :class:`~mixedfx.predict.PredictionInfo`: per
+            grouping factor, how many rows had a new or missing level, and
+            which rows (in-memory frames only).
 
         Returns
         -------
         ndarray, shape (n,), or DataFrame
+            With ``return_info``: the pair ``(predictions, info)``.
         """
         from .predict import predict
 
+        if given is not None and backend(given) is None:
+            given = in_memory(given, "given")
         model = self if given is None else self.condition(given)
         remote = backend(newdata)
         if remote is not None:
+            if return_info:
+                raise ValueError("return_info needs newdata in memory, not a Dask frame")
             return remote.predict(model, newdata, re, new_levels, interval, level)
-        return predict(model, newdata, re, new_levels, interval, level)
+        if newdata is not None:
+            newdata = in_memory(newdata, "newdata")
+        if backend(given) is not None:
+            given = None  # a Dask given is never collected, so not checked against newdata
+        return predict(model, newdata, re, new_levels, interval, level, given, return_info)
 
-    def condition(self, given: pd.DataFrame) -> LinearMixedModel:
+    def condition(self, given: Any) -> LinearMixedModel:
         """A model with the same parameters and BLUPs updated by ``given`` (with response).
 
         Its ``nobs``, objective, AIC and BIC stay the fit's; ``nobs_given``
@@ -361,7 +416,7 @@ class LinearMixedModel:
 
         return condition(self, given)
 
-    def design(self, newdata: pd.DataFrame | None = None) -> ModelMatrices:
+    def design(self, newdata: Any = None) -> ModelMatrices:
         """The fixed-effects matrix X and the sparse random-effects matrix Z of rows.
 
         Returns
@@ -372,7 +427,7 @@ class LinearMixedModel:
         """
         from .frame import rows
 
-        data = self.data if newdata is None else newdata
+        data = self.data if newdata is None else in_memory(newdata, "newdata")
         if data is None:
             raise DataError("this model holds no training data; pass newdata")
         r = rows.build(self.spec, data)

@@ -37,11 +37,13 @@ from .engine.optimize import OptSummary
 from .errors import ModelFileError
 from .frame.design import DesignSpec
 from .frame.formula import RandomTerm, parse
+from .frame.levels import as_array
 from .frame.reterm import ReTerm
 from .model import LinearMixedModel
 
 FORMAT = "mixedfx-model"
-VERSION = 2  # 2: the manifest carries its own checksum; terms may carry column scales
+VERSION = 3  # 2: the manifest carries its own checksum; terms may carry column scales
+# 3: level keys keep their labels' types (text stays text); interaction keys are tuples
 MANIFEST = "mixedfx.json"
 MAX_MEMBER_BYTES = 8 * 2**30
 
@@ -80,13 +82,21 @@ def _spec_from_json(d: dict[str, Any] | None) -> Any:
 
 
 def _plain(values: np.ndarray) -> list[Any]:
-    """Labels as JSON values (numbers stay numbers, anything else becomes text)."""
+    """Labels as JSON values: numbers stay numbers, tuples lists, anything else becomes text."""
     out: list[Any] = []
     for v in values:
+        if isinstance(v, tuple):
+            out.append(_plain(np.asarray(v, dtype=object)))
+            continue
         if isinstance(v, np.generic):
             v = v.item()
         out.append(v if isinstance(v, bool | int | float | str) else str(v))
     return out
+
+
+def _labels(values: list[Any]) -> np.ndarray:
+    """Labels from the file: JSON lists are an interaction's tuples."""
+    return as_array([tuple(v) if isinstance(v, list) else v for v in values])
 
 
 def _arrays(model: LinearMixedModel) -> dict[str, np.ndarray]:
@@ -281,9 +291,9 @@ def _build(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearMixedModel
             ReTerm(
                 term,
                 tuple(map(str, t["columns"])),
-                np.array([str(k) for k in t["keys"]], dtype=object),
-                np.array(t["labels"], dtype=object),
-                tuple(np.array([str(k) for k in fk], dtype=object) for fk in t["factor_keys"]),
+                _labels(t["keys"]),
+                _labels(t["labels"]),
+                tuple(_labels(fk) for fk in t["factor_keys"]),
                 _spec_from_json(t["spec"]),
                 _scales(t.get("scales"), len(t["columns"])),
             )

@@ -22,6 +22,7 @@ from ..errors import DataError
 from ..frame import design as design_mod
 from ..frame import reterm
 from ..frame.formula import ParsedFormula, RandomTerm, parse
+from ..frames import plain_dtypes
 from . import states
 from .run import compute, per_partition, tree_reduce
 
@@ -78,15 +79,11 @@ def memory_dtypes(part: pd.DataFrame) -> pd.DataFrame:
     """The partition with the dtypes pandas gives the same data in memory.
 
     Dask stores text as ``string[pyarrow]`` (missing values ``pd.NA``) where
-    pandas has ``str`` (or object); formulaic treats only the latter as
-    categorical, so text columns are converted back before any formula work.
+    an in-memory frame has ``str`` or object columns: every partition goes
+    through the in-memory boundary's conversion
+    (:func:`mixedfx.frames.plain_dtypes`) before any formula work.
     """
-    text = [
-        c
-        for c, dt in part.dtypes.items()
-        if isinstance(dt, pd.StringDtype) and dt.na_value is pd.NA
-    ]
-    return part.astype(dict.fromkeys(text, "str")) if text else part
+    return plain_dtypes(part)
 
 
 def _bad(col: pd.Series) -> np.ndarray:

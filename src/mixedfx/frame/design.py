@@ -200,8 +200,10 @@ def build_fixed(spec: object, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str
     return np.asarray(mm, dtype=float), tuple(mm.model_spec.column_names)
 
 
-def unseen_levels(spec: object, data: pd.DataFrame) -> None:
+def unseen_levels(spec: object, data: pd.DataFrame, what: str = "the fixed effects") -> None:
     """Raise a DataError naming a categorical predictor with levels training never saw.
+
+    ``what`` names the part of the model the spec builds, for the message.
 
     formulaic's learned state lists each categorical factor (``c`` or an
     expression such as ``C(k)``) with its training levels; the data column is
@@ -224,9 +226,9 @@ def unseen_levels(spec: object, data: pd.DataFrame) -> None:
         if unseen:
             shown = [str(v) for v in unseen[:10]]
             raise DataError(
-                f"fixed-effect column {name!r} has level(s) {shown} that training never "
-                f"saw (training levels: {[str(k) for k in known[:20]]}); the fixed "
-                "effects have no coefficient for them"
+                f"column {name!r} has level(s) {shown} that training never "
+                f"saw (training levels: {[str(k) for k in known[:20]]}); the model has "
+                f"no coefficient for them in {what}"
             )
 
 
@@ -234,7 +236,12 @@ def response(data: pd.DataFrame, name: str) -> np.ndarray:
     """The response as a float vector, shape (n,)."""
     check_columns(data, [name], "response")
     col = data[name]
-    if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+    if pd.api.types.is_bool_dtype(col):
+        raise DataError(
+            f"response {name!r} is boolean: a linear mixed model would treat it as a "
+            "number; fit binary outcomes with mfx.glmm(formula, data, family='binomial')"
+        )
+    if not pd.api.types.is_numeric_dtype(col):
         raise DataError(f"response {name!r} is not numeric (dtype {col.dtype}); convert it first")
     y = np.asarray(col, dtype=float)
     bad = ~np.isfinite(y)
