@@ -36,6 +36,7 @@ bench-scaling: $(STAMP)
 reference:
 	Rscript tests/reference/make_reference.R
 	Rscript tests/reference/make_predictions.R
+	Rscript tests/reference/make_formulas.R
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
