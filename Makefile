@@ -37,6 +37,7 @@ reference:
 	Rscript tests/reference/make_reference.R
 	Rscript tests/reference/make_predictions.R
 	Rscript tests/reference/make_formulas.R
+	Rscript tests/reference/make_random_designs.R
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -13,6 +13,10 @@
 #                            convergence messages
 #   check_close(a, b, what)  stop() unless a and b agree to a relative 1e-8
 #   versions()               R, lme4, Matrix versions
+#   expected_fit(base, kind, amount, n, fit), drift(out, expected)
+#                            what an exactly shift- / scale-invariant fit gives
+#                            on transformed data, from the fit on the
+#                            untransformed data, and lme4's distance from it
 
 suppressPackageStartupMessages(library(Matrix))
 
@@ -197,4 +201,65 @@ write_checked <- function(results, path) {
   stopifnot(identical(names(back), names(results)))
   cat(sprintf("wrote %s (%.0f kB)\n", path, file.size(path) / 1024))
   invisible(back)
+}
+
+# What an exactly invariant fit of the transformed data gives, from `base`
+# (lmer_fields() of the fit on untransformed data, plus base$reml).  kind:
+#   shift_y  y + c:  same theta, sigma, objective; intercept + c
+#   scale_y  y * s:  same theta; sigma * s; fixef * s; objective +
+#                    2 (n - p) log s (REML) or 2 n log s (ML)
+#   scale_x  x * s:  slope / s; theta entries of the slope row / s;
+#                    objective + 2 log s (REML), same (ML)
+#   shift_x  x + c:  intercept - c * slope; for (x | g) the relative factor T
+#                    becomes chol(A T T' A'), A = [1 -c; 0 1]; same objective
+# The slope is fixef[2]; a (x | g) term is theta[1:3], a (1 | g) term theta[1].
+# Names are taken from `fit` (the lme4 fit of the transformed data) if given.
+expected_fit <- function(base, kind, amount, n, fit = NULL) {
+  theta <- base$theta
+  sigma <- base$sigma
+  beta <- base$fixef
+  objective <- base$objective
+  p <- length(beta)
+  reml <- base$reml
+  slope_term <- length(theta) == 3L
+  if (kind == "shift_y") {
+    beta[1] <- beta[1] + amount
+  } else if (kind == "scale_y") {
+    sigma <- sigma * amount
+    beta <- beta * amount
+    objective <- objective + 2 * (if (reml) n - p else n) * log(amount)
+  } else if (kind == "scale_x") {
+    beta[2] <- beta[2] / amount
+    if (slope_term) theta[2:3] <- theta[2:3] / amount
+    if (reml) objective <- objective + 2 * log(amount)
+  } else if (kind == "shift_x") {
+    beta[1] <- beta[1] - amount * beta[2]
+    if (slope_term) {
+      # the lower-triangular L with L L' = M M', M = A T, by rows (stable,
+      # and defined when T is singular): L11 = |m1|, L21 = m2.m1 / L11,
+      # L22 = |det M| / L11 = |t11 t22| / L11
+      m1 <- c(theta[1] - amount * theta[2], -amount * theta[3])
+      m2 <- c(theta[2], theta[3])
+      l11 <- sqrt(sum(m1^2))
+      if (l11 > 0) {
+        theta <- c(l11, sum(m1 * m2) / l11, abs(theta[1] * theta[3]) / l11)
+      } else {
+        theta <- c(0, 0, sqrt(sum(m2^2)))
+      }
+    }
+  } else {
+    stop("unknown transform ", kind)
+  }
+  if (!is.null(fit)) {
+    names(theta) <- names(getME(fit, "theta"))
+    names(beta) <- names(fixef(fit))
+  }
+  list(objective = objective, theta = theta, sigma = sigma, fixef = beta)
+}
+
+drift <- function(out, e) {
+  list(objective_diff = out$objective - e$objective,
+       theta_max_abs_diff = max(abs(out$theta - e$theta)),
+       sigma_rel_diff = out$sigma / e$sigma - 1,
+       fixef_max_rel_diff = max(abs(out$fixef - e$fixef) / pmax(abs(e$fixef), 1e-300)))
 }

@@ -255,46 +255,6 @@ cases <- list(
 )
 
 # ---------------------------------------------------------------------------
-# Expected values for the shift / scale cases
-# ---------------------------------------------------------------------------
-
-expected_fit <- function(base, spec, n) {
-  kind <- spec$kind
-  theta <- base$theta
-  sigma <- base$sigma
-  beta <- base$fixef
-  objective <- base$objective
-  p <- length(beta)
-  reml <- base$reml
-  if (kind == "shift_y") {
-    beta[1] <- beta[1] + spec$c
-  } else if (kind == "scale_y") {
-    s <- spec$s
-    sigma <- sigma * s
-    beta <- beta * s
-    objective <- objective + 2 * (if (reml) n - p else n) * log(s)
-  } else if (kind == "scale_x") {
-    s <- spec$s
-    beta[2] <- beta[2] / s
-    names(beta)[2] <- "x"
-    if (length(theta) == 3L) theta[2:3] <- theta[2:3] / s
-    if (reml) objective <- objective + 2 * log(s)
-  } else if (kind == "shift_x") {
-    c0 <- spec$c
-    beta[1] <- beta[1] - c0 * beta[2]
-    names(beta)[2] <- "x"
-    if (length(theta) == 3L) {
-      T <- matrix(c(theta[1], theta[2], 0, theta[3]), 2, 2)
-      A <- matrix(c(1, 0, -c0, 1), 2, 2)
-      T2 <- t(chol(A %*% tcrossprod(T) %*% t(A)))
-      theta <- c(T2[1, 1], T2[2, 1], T2[2, 2])
-    }
-  }
-  names(theta) <- sub("Days", "x", names(base$theta))
-  list(objective = objective, theta = theta, sigma = sigma, fixef = beta)
-}
-
-# ---------------------------------------------------------------------------
 # Fits
 # ---------------------------------------------------------------------------
 
@@ -369,17 +329,13 @@ for (case_name in names(cases)) {
   if (!is.null(spec$expect)) {
     base <- results[[spec$expect$base]]
     base$reml <- reml
-    e <- expected_fit(base, spec$expect, nobs(fit))
+    amount <- if (is.null(spec$expect$c)) spec$expect$s else spec$expect$c
+    e <- expected_fit(base, spec$expect$kind, amount, nobs(fit), fit)
     out$expected <- list(base_case = spec$expect$base,
-                         transform = paste0(spec$expect$kind, " ",
-                                            if (is.null(spec$expect$c)) spec$expect$s else spec$expect$c),
+                         transform = paste(spec$expect$kind, amount),
                          objective = e$objective, theta = e$theta, sigma = e$sigma,
                          fixef = e$fixef)
-    out$drift <- list(
-      objective_diff = out$objective - e$objective,
-      theta_max_abs_diff = max(abs(out$theta - e$theta)),
-      sigma_rel_diff = out$sigma / e$sigma - 1,
-      fixef_max_rel_diff = max(abs(out$fixef - e$fixef) / pmax(abs(e$fixef), 1e-300)))
+    out$drift <- drift(out, e)
     cat(sprintf("    drift: objective %+.3g  theta %.3g  sigma %+.3g  fixef %.3g\n",
                 out$drift$objective_diff, out$drift$theta_max_abs_diff,
                 out$drift$sigma_rel_diff, out$drift$fixef_max_rel_diff))
