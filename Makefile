@@ -38,6 +38,7 @@ reference:
 	Rscript tests/reference/make_predictions.R
 	Rscript tests/reference/make_formulas.R
 	Rscript tests/reference/make_random_designs.R
+	Rscript tests/reference/make_glmm.R
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
