@@ -39,6 +39,7 @@ reference:
 	Rscript tests/reference/make_formulas.R
 	Rscript tests/reference/make_random_designs.R
 	Rscript tests/reference/make_glmm.R
+	Rscript tests/reference/make_inference.R
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
