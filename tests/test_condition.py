@@ -144,3 +144,12 @@ def test_given_of_a_known_group_adds_observations(fit: mfx.LinearMixedModel, sle
     once = fit.condition(later.head(1)).condition(later.iloc[1:])
     np.testing.assert_allclose(c.b[0], once.b[0], rtol=1e-10, atol=1e-12)
     assert c.ranef["Subject"].loc["308", "Days"] > fit.ranef["Subject"].loc["308", "Days"]
+
+
+def test_given_labels_match_across_dtypes(fit: mfx.LinearMixedModel) -> None:
+    as_ints = GIVEN.assign(Subject=GIVEN["Subject"].astype(int))
+    np.testing.assert_array_equal(fit.condition(as_ints).b[0], fit.condition(GIVEN).b[0])
+    new = pd.DataFrame({"Subject": ["308", "400"], "Days": [13.0, 2.0]})
+    np.testing.assert_array_equal(
+        fit.predict(new, given=as_ints), fit.predict(new, given=GIVEN)
+    )

@@ -374,7 +374,8 @@ class LinearMixedModel:
             (see :meth:`condition`; a Dask frame is summed into blocks, never
             collected). For a known group they are additional observations.
             A :class:`~mixedfx.GivenWarning` names given groups that no row
-            of ``newdata`` belongs to.
+            of ``newdata`` belongs to (both frames in memory), and given rows
+            identical to training rows (when the model holds them).
         interval : {None, "confidence", "prediction"}
             None returns an ndarray of shape (n,); otherwise a DataFrame
             with columns ``fit, se, lower, upper`` (see

@@ -80,6 +80,12 @@ class PredictionInfo:
     levels: pd.DataFrame
     new: np.ndarray
 
+    def __repr__(self) -> str:
+        return (
+            f"PredictionInfo: {int(self.new.sum())} of {len(self.new)} row(s) with a new or "
+            f"missing level\n{self.levels}"
+        )
+
 
 def predict(
     model: LinearMixedModel,
