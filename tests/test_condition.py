@@ -150,6 +150,4 @@ def test_given_labels_match_across_dtypes(fit: mfx.LinearMixedModel) -> None:
     as_ints = GIVEN.assign(Subject=GIVEN["Subject"].astype(int))
     np.testing.assert_array_equal(fit.condition(as_ints).b[0], fit.condition(GIVEN).b[0])
     new = pd.DataFrame({"Subject": ["308", "400"], "Days": [13.0, 2.0]})
-    np.testing.assert_array_equal(
-        fit.predict(new, given=as_ints), fit.predict(new, given=GIVEN)
-    )
+    np.testing.assert_array_equal(fit.predict(new, given=as_ints), fit.predict(new, given=GIVEN))
