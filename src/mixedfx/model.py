@@ -81,7 +81,9 @@ class LinearMixedModel:
     fitted_values, response_values : ndarray, shape (n,), or None
         Of the training rows (None after :meth:`condition`).
     data : DataFrame or None
-        The training data frame (a reference, not a copy; never saved).
+        The training data frame (a reference, not a copy; never saved): the
+        pandas frame itself, or its pandas form when it was another frame
+        type or had nullable columns (:func:`mixedfx.frames.in_memory`).
         A conditioned model keeps its model's training data frame.
     nobs_given : int
         Rows that :meth:`condition` added to the random effects (0 for a

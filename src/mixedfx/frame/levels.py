@@ -117,10 +117,12 @@ def _sort_order(uniques: pd.Index | np.ndarray, column: pd.Series) -> np.ndarray
             return np.arange(len(uniques))
         cats = pd.Index(column.cat.categories)
         return np.argsort(cats.get_indexer(pd.Index(uniques)), kind="stable")
-    values = pd.Index(np.asarray(uniques, dtype=object)).infer_objects()
+    values = np.asarray(uniques)
+    if values.dtype.kind == "O":  # numbers in an object column sort as numbers
+        values = pd.Index(values).infer_objects().to_numpy()
     if values.dtype.kind in "iufb":
-        return np.argsort(values.to_numpy(), kind="stable")
-    return np.argsort(values.astype(str).to_numpy(), kind="stable")
+        return np.argsort(values, kind="stable")
+    return np.argsort(values.astype(str), kind="stable")
 
 
 def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -188,6 +190,15 @@ class Levels:
         return pd.Index(self.labels[where], dtype=object), where
 
     @functools.cached_property
+    def _integer_texts(self) -> tuple[pd.Index, np.ndarray]:
+        """Text labels that spell an int64 canonically (``"7"``), as int64; their positions."""
+        texts, positions = self._texts
+        numbers = [read(t) for t in texts]
+        keep = np.array([type(v) is int and -(2**63) <= v < 2**63 for v in numbers], dtype=bool)
+        integers = np.array([v for v, k in zip(numbers, keep, strict=True) if k], dtype=np.int64)
+        return pd.Index(integers), positions[keep]
+
+    @functools.cached_property
     def _spellings(self) -> dict[Any, list[str]]:
         """Number -> the text labels that spell it in any way (``7 -> ["7", "07"]``)."""
         out: dict[Any, list[str]] = {}
@@ -196,6 +207,11 @@ class Levels:
             if value is not None:
                 out.setdefault(value, []).append(text)
         return out
+
+    @functools.cached_property
+    def _ambiguous(self) -> pd.Index:
+        """The numbers that several text labels spell (``7`` for ``"7"`` and ``"07"``)."""
+        return pd.Index([v for v, texts in self._spellings.items() if len(texts) > 1], dtype=object)
 
     @functools.cached_property
     def _normal(self) -> dict[str, Any]:
@@ -225,7 +241,10 @@ class Levels:
         if isinstance(getattr(uniques, "dtype", None), pd.CategoricalDtype):
             uniques = np.asarray(uniques)
         target = pd.Index(uniques)
-        out = self.index.get_indexer(target).astype(np.int64)
+        if target.dtype.kind in "iuf" and len(self._texts[1]) == len(self.labels):
+            out = np.full(len(target), -1, dtype=np.int64)  # numbers against words only
+        else:
+            out = self.index.get_indexer(target).astype(np.int64)
         missed = np.flatnonzero(out < 0)
         if not len(missed):
             return out
@@ -248,19 +267,23 @@ class Levels:
         self, values: np.ndarray, where: np.ndarray, out: np.ndarray, name: str
     ) -> None:
         """Numbers against text labels: the canonical spelling, unless ambiguous."""
-        texts, positions = self._texts
-        spelled = [spell(v) for v in values]
-        found = texts.get_indexer(pd.Index([s if s is not None else "" for s in spelled]))
-        for k in np.flatnonzero(found >= 0):
-            value = values[k].item() if isinstance(values[k], np.generic) else values[k]
-            candidates = self._spellings.get(value, [])
-            if len(candidates) > 1:
+        if values.dtype.kind in "iu":  # integer ids: an int64 lookup, no text made
+            index, positions = self._integer_texts
+            found = index.get_indexer(pd.Index(values))
+        else:
+            index, positions = self._texts
+            found = index.get_indexer(pd.Index([spell(v) for v in values], dtype=object))
+        hit = found >= 0
+        if len(self._ambiguous):
+            ambiguous = self._ambiguous.get_indexer(pd.Index(values[hit], dtype=object))
+            if (ambiguous >= 0).any():
+                value = self._ambiguous[ambiguous[ambiguous >= 0][0]]
                 raise DataError(
-                    f"label {value!r} of {name!r} matches more than one training "
-                    f"label: {candidates}; training has several spellings of this number, "
-                    f"so give {name!r} as text, spelled as in training"
+                    f"label {value!r} of {name!r} matches more than one training label: "
+                    f"{self._spellings[value]}; training has several spellings of this "
+                    f"number, so give {name!r} as text, spelled as in training"
                 )
-            out[where[k]] = positions[found[k]]
+        out[where[hit]] = positions[found[hit]]
 
     def _texts_to_numbers(self, values: pd.Index, where: np.ndarray, out: np.ndarray) -> None:
         """Text against number labels: only a canonical spelling reads as a number."""

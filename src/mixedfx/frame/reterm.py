@@ -203,13 +203,17 @@ class ReTerm:
         return np.asarray(pd.isna(data[list(self.term.factors)]).any(axis=1), dtype=bool)
 
     def find(self, keys: Sequence[Any]) -> np.ndarray:
-        """Positions of levels given as labels (tuples for an interaction), ``-1`` where absent."""
-        frame = pd.DataFrame(
-            [k if isinstance(k, tuple) else (k,) for k in keys], columns=list(self.term.factors)
-        )
-        if frame.shape[1] != len(self.term.factors):
-            return np.full(len(keys), -1, dtype=np.int64)
-        return self.codes(frame.astype(object))
+        """Positions of levels given as labels (tuples for an interaction), ``< 0`` where absent.
+
+        Labels match as in new data (:mod:`mixedfx.frame.levels`).
+        """
+        rows = [k if isinstance(k, tuple) else (k,) for k in keys]
+        fits = np.array([len(r) == len(self.term.factors) for r in rows], dtype=bool)
+        out = np.full(len(rows), lv.UNSEEN, dtype=np.int64)
+        if fits.any():
+            chosen = [r for r, ok in zip(rows, fits, strict=True) if ok]
+            out[fits] = self.codes(pd.DataFrame(chosen, columns=self.term.factors, dtype=object))
+        return out
 
     def with_levels(self, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray]:
         """The term with the rows' unseen levels appended (sorted), and the rows' codes.
