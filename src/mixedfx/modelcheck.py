@@ -25,13 +25,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from .engine.objective import Objective
 from .errors import ModelFileError
+from .frame import reterm
 from .frame.formula import RandomTerm, parse
 
 if TYPE_CHECKING:
+    from .frame.design import DesignSpec
     from .model import LinearMixedModel
 
 MAX_TERMS = 1_000  # random-effects terms
@@ -251,15 +254,29 @@ def symmetric_psd(stack: np.ndarray, field: str) -> None:
         raise bad(field, "is not positive semi-definite")
 
 
-def check_kept(kept: np.ndarray, names: tuple[str, ...], all_names: tuple[str, ...]) -> None:
-    """Kept columns: increasing indices into all columns, named as ``fixed_names``."""
-    from .frame.reterm import rename_intercept
-
-    if len(kept) and (kept[0] < 0 or kept[-1] >= len(all_names) or (np.diff(kept) <= 0).any()):
-        raise bad("array kept", f"must be increasing indices below {len(all_names)}")
-    renamed = rename_intercept(list(all_names))
-    if [renamed[j] for j in kept] != list(names):
+def check_kept(spec: DesignSpec) -> None:
+    """Kept: increasing indices into all columns, named ``fixed_names``; the others ``dropped``."""
+    kept, n = spec.kept, len(spec.all_names)
+    if len(kept) and (kept[0] < 0 or kept[-1] >= n or (np.diff(kept) <= 0).any()):
+        raise bad("array kept", f"must be increasing indices below {n}")
+    renamed = reterm.rename_intercept(list(spec.all_names))
+    if [renamed[j] for j in kept] != list(spec.fixed_names):
         raise bad("model.fixed_names", "are not the kept columns of model.fixed_columns")
+    if [renamed[j] for j in range(n) if j not in set(kept.tolist())] != list(spec.dropped):
+        raise bad("model.dropped", "are not the columns of model.fixed_columns not kept")
+
+
+def check_levels(k: int, t: reterm.ReTerm) -> None:
+    """Keys unique; a one-factor term's factor keys its keys; a plain term's columns its own."""
+    unique_keys(t.keys, f"levels of term {k} ({t.group})")
+    for j, fk in enumerate(t.factor_keys):
+        unique_keys(fk, f"levels of factor {j} of term {k} ({t.group})")
+    if len(t.factor_keys) == 1 and list(t.factor_keys[0]) != list(t.keys):
+        raise bad(f"levels.json[{k}].factor_keys", "of a one-factor term must be its keys")
+    if t.spec is None:  # columns read from the data by name: they must be the expression's
+        frame = pd.DataFrame({c: [0.0] for c in t.columns if c != "(Intercept)"})
+        if reterm._simple_columns(t.term.expr, frame) != list(t.columns):
+            raise bad(f"model.terms[{k}].columns", f"are not the columns of {t.term.expr!r}")
 
 
 def sparse_block(
@@ -290,7 +307,7 @@ def check_values(model: LinearMixedModel) -> None:
     """
     spec, bl = model.spec, model.blocks
     check_terms(spec.formula, [t.term for t in spec.terms])
-    check_kept(spec.kept, spec.fixed_names, spec.all_names)
+    check_kept(spec)
     for name, values in (
         ("theta", model.theta),
         ("beta", model.beta),
@@ -310,9 +327,7 @@ def check_values(model: LinearMixedModel) -> None:
         finite(b, f"array b{k}")
         finite(c, f"array condcov{k}")
         symmetric_psd(c, f"array condcov{k}")
-        unique_keys(t.keys, f"levels of term {k} ({t.group})")
-        for j, fk in enumerate(t.factor_keys):
-            unique_keys(fk, f"levels of factor {j} of term {k} ({t.group})")
+        check_levels(k, t)
     symmetric_psd(bl.A11, "array A11")
     symmetric_psd(model.vcov_beta[None], "array vcov_beta")
     if np.abs(bl.A22 - bl.A22.T).max() > SYMMETRY_RTOL * np.abs(bl.A22).max():

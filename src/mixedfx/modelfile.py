@@ -57,6 +57,7 @@ LEVELS = "levels.json"
 MAX_MANIFEST_BYTES = 4 * 2**20
 MAX_MEMBERS = 16 + 2 * mc.MAX_TERMS
 MAX_LABEL_BYTES = 1024  # JSON bytes per label in levels.json, on average
+LEVELS_SLACK = 4096  # ... plus this much
 JSON_MEMORY = 8  # bytes of Python objects per byte of parsed JSON, about
 
 
@@ -225,7 +226,7 @@ def save(model: LinearMixedModel, path: str | os.PathLike[str]) -> None:
 # -- loading --------------------------------------------------------------------------------
 def _levels_cap(declared: mc.Declared) -> int:
     labels = sum(t.nlevels * (2 + t.nfactors) for t in declared.terms)
-    return 4096 + MAX_LABEL_BYTES * labels
+    return LEVELS_SLACK + MAX_LABEL_BYTES * labels
 
 
 def _manifest(zf: zipfile.ZipFile) -> dict[str, Any]:
