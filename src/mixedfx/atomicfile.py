@@ -32,6 +32,20 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
+def _link(tmp: str, target: str, name: str) -> bool:
+    """Give ``tmp`` the name ``target`` unless it is taken; False where links are unsupported."""
+    try:
+        os.link(tmp, target)
+    except FileExistsError:
+        raise FileExistsError(f"{name!r} exists; it was not overwritten") from None
+    except OSError:  # no hard links here (some network and FAT file systems)
+        if os.path.lexists(target):
+            raise FileExistsError(f"{name!r} exists; it was not overwritten") from None
+        return False
+    os.unlink(tmp)
+    return True
+
+
 @contextlib.contextmanager
 def replacing(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator[BinaryIO]:
     """A binary file to write; on a clean exit it atomically becomes ``path``.
@@ -42,7 +56,9 @@ def replacing(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator[
         The target. A symbolic link is followed: its target is replaced.
     overwrite : bool, default True
         False: raise :class:`FileExistsError` if ``path`` exists when the
-        new content is ready (checked just before the rename).
+        new content is ready (the new file is linked in place, which fails
+        atomically if the name is taken; where hard links are not
+        supported, existence is checked just before the rename).
 
     Yields
     ------
@@ -59,9 +75,8 @@ def replacing(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator[
             yield f
             f.flush()
             os.fsync(f.fileno())
-        if not overwrite and os.path.lexists(target):
-            raise FileExistsError(f"{os.fspath(path)!r} exists; it was not overwritten")
-        os.replace(tmp, target)
+        if overwrite or not _link(tmp, target, os.fspath(path)):
+            os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)

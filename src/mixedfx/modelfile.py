@@ -186,8 +186,11 @@ def _levels_json(model: LinearMixedModel) -> bytes:
     return json.dumps(terms, allow_nan=True).encode()
 
 
-def save(model: LinearMixedModel, path: str | os.PathLike[str]) -> None:
+def save(model: LinearMixedModel, path: str | os.PathLike[str], overwrite: bool = True) -> None:
     """Write ``model`` to ``path`` atomically (a zip of JSON and .npy arrays; see module doc).
+
+    With ``overwrite=False`` an existing ``path`` is left alone
+    (:class:`FileExistsError`).
 
     Raises
     ------
@@ -208,7 +211,7 @@ def save(model: LinearMixedModel, path: str | os.PathLike[str]) -> None:
             f"cannot save: the level labels take {len(levels)} bytes, more than the model "
             f"file format allows for {declared.nlevels} levels ({MAX_LABEL_BYTES} per label)"
         )
-    with replacing(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
+    with replacing(path, overwrite) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
         members = {LEVELS: modelzip.write(zf, LEVELS, levels)}
         for name, arr in arrays.items():
             members[f"arrays/{name}.npy"] = modelzip.write(zf, f"arrays/{name}.npy", arr)
