@@ -193,7 +193,7 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
 
 
 def _command(sub: Any, name: str, help: str) -> argparse.ArgumentParser:
-    return sub.add_parser(  # type: ignore[no-any-return]
+    return sub.add_parser(
         name,
         help=help,
         description=help,

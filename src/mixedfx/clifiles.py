@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pandas as pd
 
@@ -58,9 +58,11 @@ def read_table(path: str, sep: str | None = None, text: bool = False) -> pd.Data
         Every column as the text in the file (no type inference, no missing
         values), to pass columns through unchanged.
     """
-    options = {"dtype": str, "keep_default_na": False} if text else {}
+    dtype = str if text else None
     if path == STDIO:
-        return pd.read_csv(io.StringIO(_stdin()), sep=sep or ",", **options)
+        return pd.read_csv(
+            io.StringIO(_stdin()), sep=sep or ",", dtype=dtype, keep_default_na=not text
+        )
     if not Path(path).is_file():
         raise CommandError(f"data file {path!r} does not exist")
     fmt = kind(path)
@@ -71,7 +73,8 @@ def read_table(path: str, sep: str | None = None, text: bool = False) -> pd.Data
             raise CommandError(
                 f"reading Parquet ({path}) needs pyarrow: pip install 'mixedfx[parquet]'"
             ) from exc
-    return pd.read_csv(path, sep=sep or ("\t" if fmt == "tsv" else ","), **options)
+    sep = sep or ("\t" if fmt == "tsv" else ",")
+    return pd.read_csv(path, sep=sep, dtype=dtype, keep_default_na=not text)
 
 
 def check_output(out: str, inputs: list[str], force: bool, what: str = "--out") -> None:
@@ -137,7 +140,8 @@ def write_table(
 
 def _csv(frame: pd.DataFrame, sep: str, float_format: str | None, out: str, f: BinaryIO) -> None:
     suffix = Path(out).suffix.lower() if out != STDIO else ""
-    compression = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd", ".zip": "zip"}
+    compression: dict[str, Any] = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
+    compression[".zip"] = "zip"
     frame.to_csv(
         f,
         sep=sep,

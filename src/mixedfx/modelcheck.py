@@ -313,7 +313,7 @@ def check_values(model: LinearMixedModel) -> None:
         ("beta", model.beta),
         ("vcov_beta", model.vcov_beta),
         ("A11", bl.A11),
-        ("A21", bl.A21.data if sp.issparse(bl.A21) else bl.A21),
+        ("A21", np.asarray(bl.A21.data if sp.issparse(bl.A21) else bl.A21)),
         ("A22", bl.A22),
         ("opt_start", model.optsummary.start),
         ("opt_final", model.optsummary.final),
