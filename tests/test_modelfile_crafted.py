@@ -214,6 +214,11 @@ CASES = {
     "sigma a string": ("slope", set_field("sigma", value="25"), "model.sigma"),
     "nobs_given all rows": ("slope", set_field("nobs_given", value=180), "nobs_given"),
     "fewer rows than effects": ("slope", set_field("blocks", "n", value=2), "blocks.n"),
+    "formula unreadable": (
+        "slope",
+        set_field("formula", value="Reaction ~ (Days |"),
+        "model.formula cannot be read",
+    ),
     "term not in formula": ("slope", set_field("terms", 0, "expr", value="1"), "do not match"),
     "factors not in formula": ("slope", set_field("terms", 0, "factors", value=["Days"]), "match"),
     "term columns repeat": ("slope", set_field("terms", 0, "columns", value=["a", "a"]), "repeats"),
@@ -340,20 +345,45 @@ print("grew_kb", after - before)
 """
 
 
-def test_extra_checksummed_member_costs_no_memory(slope_model, tmp_path):
-    """Issue 13 measured 1.6 GiB for a 1 MiB file with extra members; now nothing is inflated."""
-    content = members(slope_model)
-    path = tmp_path / "extra.mfx"
-    write(path, reseal(content))
+def _extra_member(source: Path, path: Path) -> str:
+    """A 1 MiB file with a checksummed extra member of 256 MiB of zeros (issue 13: 1.6 GiB)."""
+    write(path, reseal(members(source)))
     with zipfile.ZipFile(path, "a", compression=zipfile.ZIP_DEFLATED) as zf:
         with zf.open("arrays/extra.npy", "w", force_zip64=True) as out:
             for _ in range(256):
-                out.write(bytes(2**20))  # 256 MiB of zeros: ~250 KiB compressed
+                out.write(bytes(2**20))  # ~250 KiB compressed
+    return "arrays/extra.npy"
+
+
+def _wide_term(source: Path, path: Path) -> str:
+    """A 0.5 MiB manifest declaring a term of 60,000 columns (issue 13: 1.1 GiB)."""
+    content = members(source)
+    doc = manifest(content)
+    doc["model"]["terms"][0]["columns"] = [f"x{i:05d}" for i in range(60_000)]
+    write(path, reseal(content, doc))
+    return "60000 columns"
+
+
+def _many_terms(source: Path, path: Path) -> str:
+    """A manifest declaring 1000 terms of a million levels each, with the arrays of one."""
+    content = members(source)
+    doc = manifest(content)
+    term = {**doc["model"]["terms"][0], "nlevels": 10**6}
+    doc["model"]["terms"] = [term] * 1000
+    doc["model"]["blocks"]["rest"] = list(range(1, 1000))
+    write(path, reseal(content, doc))
+    return "members are not those"
+
+
+@pytest.mark.parametrize("craft", [_extra_member, _wide_term, _many_terms])
+def test_crafted_files_cost_no_memory(slope_model, tmp_path, craft):
+    path = tmp_path / "crafted.mfx"
+    message = craft(slope_model, path)
     assert path.stat().st_size < 2**20
     res = subprocess.run(
         [sys.executable, "-c", MEMORY_SCRIPT, str(path)], capture_output=True, text=True
     )
     assert res.returncode == 0, res.stderr
-    assert "refused" in res.stdout and "arrays/extra.npy" in res.stdout
+    assert "refused" in res.stdout and message in res.stdout, res.stdout
     grew_mb = int(res.stdout.split("grew_kb")[1]) / 1024
     assert grew_mb < 50, f"loading grew the process by {grew_mb:.0f} MB"

@@ -29,9 +29,9 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .engine.objective import Objective
-from .errors import ModelFileError
+from .errors import FormulaError, ModelFileError
 from .frame import reterm
-from .frame.formula import RandomTerm, parse
+from .frame.formula import ParsedFormula, RandomTerm, parse
 
 if TYPE_CHECKING:
     from .frame.design import DesignSpec
@@ -221,11 +221,19 @@ def declared(d: dict[str, Any]) -> Declared:
     return Declared(terms, p, first, tuple(rest), m, arrays)
 
 
-def check_terms(formula: str, terms: list[RandomTerm]) -> None:
+def formula(text: str) -> ParsedFormula:
+    """The stored formula, parsed as a new one is (text only: parsing runs no code)."""
+    try:
+        return parse(text)
+    except FormulaError as exc:
+        raise bad("model.formula", f"cannot be read: {exc}") from exc
+
+
+def check_terms(text: str, terms: list[RandomTerm]) -> None:
     """The terms must be the formula's random terms (in any order)."""
-    want = Counter(parse(formula).random)
+    want = Counter(formula(text).random)
     if Counter(terms) != want:
-        raise bad("model.terms", f"do not match the random terms of the formula {formula!r}")
+        raise bad("model.terms", f"do not match the random terms of the formula {text!r}")
 
 
 def finite(values: np.ndarray, field: str) -> None:

@@ -45,7 +45,7 @@ from .engine.blocks import Blocks, RestTerm
 from .engine.optimize import OptSummary
 from .errors import ModelFileError
 from .frame.design import DesignSpec
-from .frame.formula import RandomTerm, parse
+from .frame.formula import RandomTerm
 from .frame.reterm import ReTerm
 from .model import LinearMixedModel
 
@@ -399,6 +399,7 @@ def _build(
 ) -> LinearMixedModel:
     """The model from checked manifest fields, levels and arrays."""
     formula = mc.text(d.get("formula"), "model.formula")
+    parsed = mc.formula(formula)
     terms = []
     for k, (t, (keys, labels, factor_keys)) in enumerate(zip(d["terms"], levels, strict=True)):
         term = RandomTerm(t["expr"], tuple(t["factors"]), t["correlated"])
@@ -408,7 +409,7 @@ def _build(
         terms.append(ReTerm(term, columns, keys, labels, factor_keys, spec, scales))
     design = DesignSpec(
         formula,
-        parse(formula),
+        parsed,
         _spec_from_json(mc.mapping(d.get("fixed_spec"), "model.fixed_spec")),
         arrays["kept"],
         tuple(d["fixed_names"]),
