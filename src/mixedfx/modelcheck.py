@@ -262,6 +262,17 @@ def symmetric_psd(stack: np.ndarray, field: str) -> None:
         raise bad(field, "is not positive semi-definite")
 
 
+def symmetric(A: np.ndarray, field: str, rows: int = 512) -> None:
+    """A large square matrix symmetric to ``SYMMETRY_RTOL`` of its largest entry.
+
+    Compared ``rows`` rows at a time, so the temporaries stay small.
+    """
+    tol = SYMMETRY_RTOL * max(float(A.max(initial=0.0)), -float(A.min(initial=0.0)))
+    for start in range(0, len(A), rows):
+        if np.abs(A[start : start + rows] - A[:, start : start + rows].T).max() > tol:
+            raise bad(field, "is not symmetric")
+
+
 def check_kept(spec: DesignSpec) -> None:
     """Kept: increasing indices into all columns, named ``fixed_names``; the others ``dropped``."""
     kept, n = spec.kept, len(spec.all_names)
@@ -338,8 +349,7 @@ def check_values(model: LinearMixedModel) -> None:
         check_levels(k, t)
     symmetric_psd(bl.A11, "array A11")
     symmetric_psd(model.vcov_beta[None], "array vcov_beta")
-    if np.abs(bl.A22 - bl.A22.T).max() > SYMMETRY_RTOL * np.abs(bl.A22).max():
-        raise bad("array A22", "is not symmetric")
+    symmetric(bl.A22, "array A22")
     try:  # the factor that intervals use: fails unless [Z X y]'[Z X y] is PSD as it must be
         Objective(bl, spec.layout, model.reml).factorize(model.theta)
     except np.linalg.LinAlgError as exc:
