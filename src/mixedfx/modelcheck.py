@@ -69,7 +69,10 @@ def number(value: Any, field: str, positive: bool = False) -> float:
     """A finite JSON number (positive when asked)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise bad(field, f"must be a number, got {value!r:.40}")
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:  # an integer beyond float's range
+        out = math.inf
     if not math.isfinite(out) or (positive and out <= 0):
         raise bad(field, f"= {out} must be finite{' and positive' if positive else ''}")
     return out
