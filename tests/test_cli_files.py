@@ -117,6 +117,10 @@ def test_output_directory_is_checked_before_the_fit(files, capsys):
     refused(args, "the directory of --out 'no/m.mfx' ('no') does not exist", capsys)
 
 
+def test_a_model_file_is_not_written_to_stdout(files, capsys):
+    refused([*FIT, "--out", "-"], "fit writes a model file: give --out a file name", capsys)
+
+
 def test_output_that_is_a_directory(files, capsys):
     os.mkdir("d")
     refused(["predict", "sleep.mfx", "new.csv", "--out", "d"], "'d' is a directory", capsys)

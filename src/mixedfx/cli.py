@@ -68,6 +68,8 @@ def _fit(args: argparse.Namespace) -> None:
     from .fit import lmm
     from .modelfile import save
 
+    if args.out == "-":
+        raise CommandError("fit writes a model file: give --out a file name, e.g. model.mfx")
     check_output(args.out, [args.data], args.force)
     model = lmm(
         args.formula, read_table(args.data, args.sep), reml=not args.ml, missing=args.missing
