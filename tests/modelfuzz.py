@@ -236,8 +236,9 @@ Job = tuple[str, str, str]  # model file, rows to predict, given rows (CSV)
 def run(jobs: list[Job], scratch: Path) -> list[dict[str, str]]:
     """Load and predict every job's file in worker processes; one result per job.
 
-    A worker killed by a signal (a crash) or busy for over 60 s with one file
-    (a hang) is reported for that file, and a new worker takes the rest.
+    A worker killed by a signal (a crash) or busy for over 120 s with one
+    file (a hang; it stops itself after 30 s of Python) is reported for that
+    file, and a new worker takes the rest.
     """
     import subprocess
     import threading
@@ -253,14 +254,14 @@ def run(jobs: list[Job], scratch: Path) -> list[dict[str, str]]:
             text=True,
         )
         assert proc.stdout is not None
-        timer = threading.Timer(120, proc.kill)  # the worker's start-up
+        timer = threading.Timer(600, proc.kill)  # the worker's start-up, on a busy machine
         timer.start()
         started = False
         for line in proc.stdout:
             timer.cancel()
             if line.startswith("start "):
                 started = True
-                timer = threading.Timer(60, proc.kill)
+                timer = threading.Timer(120, proc.kill)
                 timer.start()
                 continue
             results.append(json.loads(line))
@@ -271,7 +272,8 @@ def run(jobs: list[Job], scratch: Path) -> list[dict[str, str]]:
             what = "hang (killed)" if code == -9 else f"crash (exit {code})"
             results.append({"status": what, "message": proc.stderr.read()[-300:]})  # type: ignore[union-attr]
         elif len(results) < len(jobs):
-            raise RuntimeError(f"fuzz worker failed: {proc.stderr.read()}")  # type: ignore[union-attr]
+            stderr = proc.stderr.read()  # type: ignore[union-attr]
+            raise RuntimeError(f"fuzz worker failed (exit {code}) between files: {stderr}")
     return results
 
 

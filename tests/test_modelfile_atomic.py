@@ -140,6 +140,15 @@ def test_a_symlink_is_followed_and_permissions_are_ordinary(two_models, tmp_path
     assert stat.S_IMODE(real.stat().st_mode) == 0o666 & ~umask
 
 
+def test_a_replaced_file_keeps_its_permissions(two_models, tmp_path):
+    a, b = two_models
+    target = tmp_path / "m.mfx"
+    a.save(target)
+    target.chmod(0o600)
+    b.save(target)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600 and which(target, two_models, a.data) == 1
+
+
 def test_a_model_the_format_cannot_hold_is_not_written(two_models, tmp_path, monkeypatch):
     a, _ = two_models
     target = tmp_path / "m.mfx"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -53,7 +54,8 @@ def replacing(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator[
     Parameters
     ----------
     path : str or PathLike
-        The target. A symbolic link is followed: its target is replaced.
+        The target. A symbolic link is followed: its target is replaced. A
+        replaced file keeps its permission bits; a new one gets the umask's.
     overwrite : bool, default True
         False: raise :class:`FileExistsError` if ``path`` exists when the
         new content is ready (the new file is linked in place, which fails
@@ -71,6 +73,8 @@ def replacing(path: str | os.PathLike[str], overwrite: bool = True) -> Iterator[
     # 0o666 filtered by the umask, as for any new file (not mkstemp's 0o600)
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
+        with contextlib.suppress(FileNotFoundError):  # a replaced file keeps its permissions
+            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
