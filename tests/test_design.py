@@ -62,8 +62,12 @@ def test_numeric_fast_path_equals_formulaic() -> None:
 
     rng = np.random.default_rng(0)
     data = pd.DataFrame(
-        {"y": rng.normal(size=30), "a": rng.normal(size=30), "b": rng.integers(0, 5, 30),
-         "g": np.repeat(np.arange(6), 5)}
+        {
+            "y": rng.normal(size=30),
+            "a": rng.normal(size=30),
+            "b": rng.integers(0, 5, 30),
+            "g": np.repeat(np.arange(6), 5),
+        }
     )
     for rhs in ("a + b", "0 + b + a", "1", "b - 1 + a"):
         X, spec = design._fixed_matrix(rhs, data, ["a", "b"])
@@ -72,8 +76,12 @@ def test_numeric_fast_path_equals_formulaic() -> None:
         assert tuple(spec.column_names) == tuple(mm.model_spec.column_names)
         m = mfx.lmm(f"y ~ {rhs} + (1 | g)", data)
         new = data.assign(a=data["a"] + 1.0)
-        np.testing.assert_array_equal(m.design(new).X.to_numpy(), np.asarray(
-            Formula(rhs).get_model_matrix(new, output="numpy"), dtype=float)[:, m.spec.kept])
+        np.testing.assert_array_equal(
+            m.design(new).X.to_numpy(),
+            np.asarray(Formula(rhs).get_model_matrix(new, output="numpy"), dtype=float)[
+                :, m.spec.kept
+            ],
+        )
     # not eligible: a categorical, a transform, an interaction
     cat = data.assign(c=pd.Categorical(data["b"].astype(str)))
     assert design._numeric_columns(Formula("a + c"), cat) is None

@@ -22,8 +22,12 @@ def test_integer_keys_find_ints_floats_and_strings() -> None:
     index = levels.KeyIndex(keys)
     assert index.integers is not None
     got = levels.lookup(pd.Series([10, 1, 3, -3]), index)
-    assert got.tolist() == [keys.tolist().index("10"), keys.tolist().index("1"), -1,
-                            keys.tolist().index("-3")]
+    assert got.tolist() == [
+        keys.tolist().index("10"),
+        keys.tolist().index("1"),
+        -1,
+        keys.tolist().index("-3"),
+    ]
     floats = levels.lookup(pd.Series([1.0, 2.5, np.nan, 2.0]), index)
     assert floats.tolist() == [keys.tolist().index("1"), -1, -1, keys.tolist().index("2")]
     strings = levels.lookup(pd.Series(["01", "2", "x"]), index)
@@ -35,8 +39,12 @@ def test_non_integer_keys_use_strings() -> None:
     index = levels.KeyIndex(keys)
     assert index.integers is None
     got = levels.lookup(pd.Series([1, 2.5, "a", "b"], dtype=object), index)
-    assert got.tolist() == [keys.tolist().index("1"), keys.tolist().index("2.5"),
-                            keys.tolist().index("a"), -1]
+    assert got.tolist() == [
+        keys.tolist().index("1"),
+        keys.tolist().index("2.5"),
+        keys.tolist().index("a"),
+        -1,
+    ]
 
 
 labels = st.one_of(
@@ -53,12 +61,14 @@ labels = st.one_of(
 def test_lookup_equals_string_path(train: list, new: list) -> None:
     _, keys, _ = levels.encode(pd.Series(train, dtype=object), "g")
     for column in (pd.Series(new, dtype=object), pd.Series(new).infer_objects()):
-        assert levels.lookup(column, levels.KeyIndex(keys)).tolist() == string_path(
-            column, keys
-        ).tolist()
+        assert (
+            levels.lookup(column, levels.KeyIndex(keys)).tolist()
+            == string_path(column, keys).tolist()
+        )
     ints = [v for v in new if isinstance(v, int)]
     if ints:
         column = pd.Series(ints, dtype=np.int64)
-        assert levels.lookup(column, levels.KeyIndex(keys)).tolist() == string_path(
-            column, keys
-        ).tolist()
+        assert (
+            levels.lookup(column, levels.KeyIndex(keys)).tolist()
+            == string_path(column, keys).tolist()
+        )

@@ -26,6 +26,8 @@ from .schur import DenseSchur, GroupedSchur, SchurPattern, pattern_entries, spli
 DENSE_LIMIT = 2_000_000  # entries of A21 above which it is kept sparse
 PATTERN_LIMIT = 50_000_000  # entries of the Schur pattern above which the update goes dense
 DENSE_SCHUR_LIMIT = 250_000_000  # ... provided a dense A21 has at most this many entries
+
+
 def _grouped_limit() -> int:
     """Entries of the grouped update's packed B_c at most: a quarter of physical memory."""
     try:
