@@ -18,7 +18,7 @@ TOOLS := .venv-tools
 UV := $(TOOLS)/bin/uv
 LOCK_FLAGS ?=
 
-LINT_PATHS := src tests bench
+LINT_PATHS := src tests bench tools
 
 .PHONY: demo test lint bench bench-scaling reference clean lock test-latest test-min test-kernels
 
@@ -70,9 +70,11 @@ test-min: $(MIN)/.installed
 	$(MIN)/bin/pytest
 
 # The whole suite under each OpenBLAS kernel in turn (see docs/testing.md).
+# PYTEST_ARGS="tests/test_gradient.py" runs a part of the suite.
 KERNELS ?= SkylakeX Haswell SandyBridge Prescott
+PYTEST_ARGS ?=
 test-kernels: $(STAMP)
-	$(BIN)/python tools/kernel_matrix.py --kernels $(KERNELS)
+	$(BIN)/python tools/kernel_matrix.py --kernels $(KERNELS) -- $(PYTEST_ARGS)
 
 $(UV):
 	$(PY) -m venv $(TOOLS)
