@@ -350,7 +350,7 @@ def test_response_already_in_X(sleep):
 def test_bad_X_and_y(sleep, Xy):
     X, y = Xy
     est = MixedLMRegressor(FORMULA)
-    with pytest.raises(TypeError, match="must be a data frame"):
+    with pytest.raises(TypeError, match="must be a pandas DataFrame"):
         est.fit(X.to_numpy(), y)
     with pytest.raises(ValueError, match="not strings"):
         MixedLMRegressor(groups="Subject").fit(X.set_axis(["Days", 0], axis=1), y)
@@ -363,7 +363,7 @@ def test_bad_X_and_y(sleep, Xy):
     with pytest.raises(mfx.DataError, match="missing"):
         MixedLMRegressor("Reaction ~ Hours + (1 | Subject)").fit(X, y)
     fitted = est.fit(X, y)
-    with pytest.raises(TypeError, match="must be a data frame"):
+    with pytest.raises(TypeError, match="must be a pandas DataFrame"):
         fitted.predict(X.to_numpy())
     with pytest.raises(mfx.DataError, match="Days"):
         fitted.predict(X[["Subject"]])

@@ -119,7 +119,7 @@ def test_boolean_response_points_to_the_binomial_glmm(train: pd.DataFrame) -> No
 
 
 def test_other_objects_are_refused() -> None:
-    with pytest.raises(mfx.DataError, match="data must be a data frame.*got dict"):
+    with pytest.raises(mfx.DataError, match="data must be a pandas DataFrame.*got dict"):
         mfx.lmm(FORMULA, {"Reaction": [1.0]})
 
 

@@ -69,8 +69,8 @@ def in_memory(obj: Any, what: str) -> pd.DataFrame:
         frame = obj.to_pandas()
     else:
         raise DataError(
-            f"{what} must be a data frame (pandas, polars, pyarrow Table or Dask), "
-            f"got {type(obj).__name__}"
+            f"{what} must be a pandas DataFrame (or a polars DataFrame or LazyFrame, a "
+            f"pyarrow Table, a Dask DataFrame), got {type(obj).__name__}"
         )
     return plain_dtypes(frame)
 
