@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 import mixedfx as mfx
-from tolerance import REORDERED, assert_close, assert_close_columns
 from conftest import frame, quiet_fit
+from tolerance import REORDERED, assert_close, assert_close_columns
 
 FORMULA = "y ~ x + (1 | g)"
 

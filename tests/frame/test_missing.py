@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 import mixedfx as mfx
-from tolerance import REORDERED, assert_close
 from conftest import frame, quiet_fit
+from tolerance import REORDERED, assert_close
 
 FORMULA = "y ~ x + (1 | g)"
 
