@@ -16,6 +16,7 @@ from .errors import (
     SingularFitWarning,
 )
 from .fit import lmm
+from .inference import anova
 from .model import LinearMixedModel
 from .modelfile import load
 
@@ -44,6 +45,7 @@ __all__ = [
     "NewLevelWarning",
     "RankDeficiencyWarning",
     "SingularFitWarning",
+    "anova",
     "datasets",
     "lmm",
     "load",

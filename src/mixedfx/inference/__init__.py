@@ -21,3 +21,7 @@ One module per method:
 Everything here is specific to linear mixed models (Gaussian response,
 profiled sigma); a GLMM counterpart would live beside it.
 """
+
+from .anova import anova
+
+__all__ = ["anova"]
