@@ -33,7 +33,8 @@ from ..condition import conditioned, given_blocks
 from ..engine import solve
 from ..engine import varpar as engine_varpar
 from ..engine.objective import Objective
-from ..predict import predict
+from ..frame import rows as rows_mod
+from ..predict import predict, variance
 from .varpar import cached, fit_objective
 
 if TYPE_CHECKING:
@@ -123,19 +124,20 @@ def predict_uncertain(
         draws = np.column_stack([bootstrap.theta[ok], bootstrap.sigma[ok]])
     else:
         draws = hessian_draws(model)
-    plug = model if given is None else model.condition(given)
+    extra = None if given is None else given_blocks(model, given)
+    plug = model if extra is None else conditioned(model, *extra)
     base = predict(plug, newdata, re, new_levels, interval, level)
     assert isinstance(base, pd.DataFrame)
-    extra = None if given is None else given_blocks(model, given)
+    rows = rows_mod.build(plug.spec, plug.data if newdata is None else newdata)
+    masks = rows_mod.select(plug.spec, re)
+    invalid = base["se"].isna().to_numpy()
     fits, ses = [], []
     for row in draws:
         md = at_parameters(model, row[:-1], float(row[-1]))
         if extra is not None:
             md = conditioned(md, *extra)
-        out = predict(md, newdata, re, new_levels, interval, level)
-        assert isinstance(out, pd.DataFrame)
-        fits.append(out["fit"].to_numpy())
-        ses.append(out["se"].to_numpy())
+        fits.append(predict(md, newdata, re, new_levels, rows=rows, quiet=True))
+        ses.append(np.sqrt(variance(md, rows, masks, interval, invalid)))
     mean, sd = np.array(fits), np.array(ses)
     alpha = (1.0 - level) / 2.0
     spread = np.sqrt((sd**2).mean(axis=0) + mean.var(axis=0))
