@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import fit_case, quiet_fit
 
 import mixedfx as mfx
+from conftest import fit_case, quiet_fit
 from mixedfx.engine import resample
 from mixedfx.engine.objective import Objective
 from mixedfx.engine.optimize import fit_theta

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import fit_case, quiet_fit
 
 import mixedfx as mfx
+from conftest import fit_case, quiet_fit
 from mixedfx.engine import sdcor, varpar
 from mixedfx.engine.objective import Objective
 

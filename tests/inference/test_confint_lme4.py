@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import quiet_fit
 from inference_cases import at_reference, case_data, fit, reference, values
 
 import mixedfx as mfx
+from conftest import quiet_fit
 
 FITS = list(reference()["fits"])
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import fit_case, frame, quiet_fit
 from scipy.stats import norm
 
 import mixedfx as mfx
+from conftest import fit_case, frame, quiet_fit
 from mixedfx.inference.uncertainty import mixture_quantile
 
 

@@ -128,7 +128,9 @@ def predict_uncertain(
     plug = model if extra is None else conditioned(model, *extra)
     base = predict(plug, newdata, re, new_levels, interval, level)
     assert isinstance(base, pd.DataFrame)
-    rows = rows_mod.build(plug.spec, plug.data if newdata is None else newdata)
+    data = newdata if newdata is not None else plug.data
+    assert data is not None  # predict() above has checked
+    rows = rows_mod.build(plug.spec, data)
     masks = rows_mod.select(plug.spec, re)
     invalid = base["se"].isna().to_numpy()
     fits, ses = [], []
