@@ -16,7 +16,7 @@ from .errors import (
     SingularFitWarning,
 )
 from .fit import lmm
-from .inference import anova
+from .inference import anova, cross_validate
 from .model import LinearMixedModel
 from .modelfile import load
 
@@ -46,6 +46,7 @@ __all__ = [
     "RankDeficiencyWarning",
     "SingularFitWarning",
     "anova",
+    "cross_validate",
     "datasets",
     "lmm",
     "load",

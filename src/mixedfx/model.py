@@ -502,11 +502,13 @@ class LinearMixedModel:
 
         return bootstrap(self, n, seed, progress, n_jobs, ranef)
 
-    def tidy(self, conf_int: bool = False, level: float = 0.95) -> pd.DataFrame:
+    def tidy(
+        self, conf_int: bool = False, level: float = 0.95, conf_method: str = "wald"
+    ) -> pd.DataFrame:
         """One row per parameter, in broom.mixed's spirit (see :mod:`mixedfx.inference.tidy`)."""
         from .inference.tidy import tidy
 
-        return tidy(self, conf_int, level)
+        return tidy(self, conf_int, level, conf_method)
 
     def glance(self) -> pd.DataFrame:
         """A one-row summary of the fit (see :mod:`mixedfx.inference.tidy`)."""

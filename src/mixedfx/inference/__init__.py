@@ -23,5 +23,6 @@ profiled sigma); a GLMM counterpart would live beside it.
 """
 
 from .anova import anova
+from .crossval import cross_validate
 
-__all__ = ["anova"]
+__all__ = ["anova", "cross_validate"]
