@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtr
 from scipy.stats import norm
 
 from ..condition import conditioned, given_blocks
@@ -98,7 +99,7 @@ def mixture_quantile(mean: np.ndarray, sd: np.ndarray, prob: float) -> np.ndarra
     hi = np.max(mean + z * sd + 10 * sd, axis=0)
     for _ in range(80):
         mid = 0.5 * (lo + hi)
-        below = norm.cdf((mid - mean) / sd).mean(axis=0) < prob
+        below = ndtr((mid - mean) / sd).mean(axis=0) < prob
         lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
     return 0.5 * (lo + hi)
 
@@ -124,6 +125,20 @@ def predict_uncertain(
         draws = np.column_stack([bootstrap.theta[ok], bootstrap.sigma[ok]])
     else:
         draws = hessian_draws(model)
+    return predict_over_draws(model, newdata, re, new_levels, given, interval, level, draws)
+
+
+def predict_over_draws(
+    model: LinearMixedModel,
+    newdata: pd.DataFrame | None,
+    re: str | None,
+    new_levels: str,
+    given: pd.DataFrame | None,
+    interval: str,
+    level: float,
+    draws: np.ndarray,
+) -> pd.DataFrame:
+    """Intervals over the rows of ``draws`` (D, ntheta + 1): theta then sigma."""
     extra = None if given is None else given_blocks(model, given)
     plug = model if extra is None else conditioned(model, *extra)
     base = predict(plug, newdata, re, new_levels, interval, level)
