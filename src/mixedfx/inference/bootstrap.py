@@ -33,6 +33,7 @@ from ..engine import resample
 from ..engine.blocks import Blocks
 from ..engine.layout import ThetaLayout
 from ..engine.sdcor import to_sdcor
+from ..errors import DataError
 from .simulate import RANEF, Simulator, simulator
 from .varpar import fit_objective
 
@@ -144,6 +145,11 @@ class Problem:
 def problem(model: LinearMixedModel, ranef: str) -> Problem:
     """The refit problem of a model (needs its training rows)."""
     fit_objective(model)  # refuses a conditioned model
+    if model.data is None:
+        raise DataError(
+            "the bootstrap simulates responses for the training rows, and this model holds "
+            "none (fitted on Dask or loaded from a file): refit it on an in-memory frame"
+        )
     sim = simulator(model)
     bl = model.blocks
     w = model.spec.layout.by_row(
