@@ -12,7 +12,8 @@ targets at new ``x``:
 For each, the ``confidence`` interval (target: the true conditional mean
 ``1 + 0.5 x + b_g``) and the ``prediction`` interval (target: a new ``y``)
 from ``m.predict(..., level=0.9)`` with ``uncertainty="plugin"``, with the
-bootstrap's draws (``m.bootstrap``; ``--boot`` refits) and with draws from the
+bootstrap's draws (``m.bootstrap``; ``--boot`` refits, reflected through the
+estimates as ``uncertainty="bootstrap"`` does) and with draws from the
 Hessian of the profiled objective (``--hessian`` draws). The table gives the
 share of targets covered (binomial standard error about
 ``sqrt(0.09 / (10 * reps))``; targets of one replicate share its estimates,
@@ -33,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 import mixedfx as mfx
-from mixedfx.inference.uncertainty import hessian_draws, predict_over_draws
+from mixedfx.inference.uncertainty import basic_draws, hessian_draws, predict_over_draws
 
 ROWS = 5
 TARGETS = 10
@@ -76,7 +77,7 @@ def replicate(n_groups: int, seed: int, boot: int, n_hessian: int) -> list[dict]
         m = mfx.lmm("y ~ x + (1 | g)", train.drop(columns="mean"))
         b = m.bootstrap(boot, seed=seed, progress=False, n_jobs=1)
         draws = {
-            "bootstrap": np.column_stack([b.theta[~b.failed], b.sigma[~b.failed]]),
+            "bootstrap": basic_draws(m, b),
             "hessian": hessian_draws(m, n_hessian, seed),
         }
         out = []

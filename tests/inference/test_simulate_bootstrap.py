@@ -160,3 +160,17 @@ def test_hessian_intervals_shrink_toward_plugin_with_many_groups() -> None:
     np.testing.assert_allclose(
         out["upper"] - out["lower"], plug["upper"] - plug["lower"], rtol=0.02
     )
+
+
+def test_basic_draws_reflect_the_refits(sleep: mfx.LinearMixedModel, boot: object) -> None:
+    from mixedfx.inference.uncertainty import basic_draws
+
+    d = basic_draws(sleep, boot)
+    np.testing.assert_allclose(d[:, :-1], 2 * sleep.theta - boot.theta)
+    np.testing.assert_allclose(d[:, -1], np.abs(2 * sleep.sigma - boot.sigma))
+    # the refits' mean bias, reversed
+    np.testing.assert_allclose(
+        d.mean(axis=0) - np.append(sleep.theta, sleep.sigma),
+        np.append(sleep.theta, sleep.sigma)
+        - np.column_stack([boot.theta, boot.sigma]).mean(axis=0),
+    )

@@ -78,8 +78,6 @@ class VariancePath:
             hat = self.psi_hat[rest]
             start = np.where(cor, np.arctanh(np.clip(hat, -0.999, 0.999)), hat / self.scale[rest])
         lower = np.where(cor, -np.inf, 0.0)
-        if not len(rest):
-            return self.deviance(self._full(i, v, start)) - self.dev_hat
         opt = minimize(lambda u: self.deviance(self._full(i, v, u)), start, lower, 1e-10, 1e-10)
         self.warm[(i, side)] = opt.final
         return opt.fmin - self.dev_hat
