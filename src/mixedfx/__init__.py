@@ -16,7 +16,6 @@ from .errors import (
     SingularFitWarning,
 )
 from .fit import lmm
-from .inference import anova, cross_validate
 from .model import LinearMixedModel
 from .modelfile import load
 
@@ -24,11 +23,18 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    """``MixedLMRegressor`` is imported on first use, so mixedfx does not import sklearn."""
+    """``MixedLMRegressor``, ``anova`` and ``cross_validate`` are imported on first use.
+
+    So ``import mixedfx`` imports neither sklearn nor scipy.stats.
+    """
     if name == "MixedLMRegressor":
         from .estimator import MixedLMRegressor
 
         return MixedLMRegressor
+    if name in ("anova", "cross_validate"):  # lazily: they import scipy.stats
+        from . import inference
+
+        return getattr(inference, name)
     raise AttributeError(f"module 'mixedfx' has no attribute {name!r}")
 
 

@@ -22,7 +22,22 @@ Everything here is specific to linear mixed models (Gaussian response,
 profiled sigma); a GLMM counterpart would live beside it.
 """
 
-from .anova import anova
-from .crossval import cross_validate
+from __future__ import annotations
+
+from typing import Any
+
+
+def __getattr__(name: str) -> Any:
+    """``anova`` and ``cross_validate``, imported on first use (they import scipy.stats)."""
+    if name == "anova":
+        from .anova import anova
+
+        return anova
+    if name == "cross_validate":
+        from .crossval import cross_validate
+
+        return cross_validate
+    raise AttributeError(f"module 'mixedfx.inference' has no attribute {name!r}")
+
 
 __all__ = ["anova", "cross_validate"]
