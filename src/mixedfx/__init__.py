@@ -31,10 +31,14 @@ def __getattr__(name: str) -> object:
         from .estimator import MixedLMRegressor
 
         return MixedLMRegressor
-    if name in ("anova", "cross_validate"):  # lazily: they import scipy.stats
-        from . import inference
+    if name == "anova":  # lazily: it imports scipy.stats
+        from .inference.anova import anova
 
-        return getattr(inference, name)
+        return anova
+    if name == "cross_validate":
+        from .inference.crossval import cross_validate
+
+        return cross_validate
     raise AttributeError(f"module 'mixedfx' has no attribute {name!r}")
 
 

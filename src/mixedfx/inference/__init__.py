@@ -18,26 +18,9 @@ One module per method:
 * :mod:`~mixedfx.inference.crossval`: cross-validation by prediction mode;
 * :mod:`~mixedfx.inference.tidy`: broom.mixed-style ``tidy`` and ``glance``.
 
-Everything here is specific to linear mixed models (Gaussian response,
-profiled sigma); a GLMM counterpart would live beside it.
+``mixedfx.anova`` and ``mixedfx.cross_validate`` are the two functions of
+the package; the rest are methods of the model. Everything here is specific
+to linear mixed models (Gaussian response, profiled sigma); a GLMM
+counterpart would live beside it.
 """
 
-from __future__ import annotations
-
-from typing import Any
-
-
-def __getattr__(name: str) -> Any:
-    """``anova`` and ``cross_validate``, imported on first use (they import scipy.stats)."""
-    if name == "anova":
-        from .anova import anova
-
-        return anova
-    if name == "cross_validate":
-        from .crossval import cross_validate
-
-        return cross_validate
-    raise AttributeError(f"module 'mixedfx.inference' has no attribute {name!r}")
-
-
-__all__ = ["anova", "cross_validate"]
