@@ -23,4 +23,3 @@ the package; the rest are methods of the model. Everything here is specific
 to linear mixed models (Gaussian response, profiled sigma); a GLMM
 counterpart would live beside it.
 """
-
