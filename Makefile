@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mixedfx demo
+	$(BIN)/mixedfx demo --force
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
