@@ -94,13 +94,19 @@ def predict(
     new_levels: str = "population",
     interval: str | None = None,
     level: float = 0.95,
+    *,
     given: pd.DataFrame | None = None,
     return_info: bool = False,
+    rows: rows_mod.Rows | None = None,
+    quiet: bool = False,
 ) -> Any:
     """See :meth:`mixedfx.LinearMixedModel.predict`.
 
     ``model`` is already conditioned on ``given`` (a pandas frame, or None),
-    which is passed only to check that newdata uses its groups.
+    which is passed only to check that newdata uses its groups. ``rows``:
+    ``newdata``'s model matrices when already built under this model's design
+    (many predictions of the same rows); ``quiet``: no warnings about new
+    levels, given groups or missing predictors (the caller has warned).
     """
     if new_levels not in NEW_LEVELS:
         raise ValueError(f"new_levels must be one of {NEW_LEVELS}, got {new_levels!r}")
@@ -117,7 +123,7 @@ def predict(
             )
         newdata = model.data
     masks = rows_mod.select(spec, re)
-    r = rows_mod.build(spec, newdata)
+    r = rows_mod.build(spec, newdata) if rows is None else rows
     n = r.n
     fit = r.X @ model.beta if n else np.zeros(0)
     bad = ~np.isfinite(fit)
@@ -135,13 +141,14 @@ def predict(
         fit = fit + np.where(known, contrib, 0.0)
         bad |= ~np.isfinite(Mi).all(axis=1)
     # after the loop: with new_levels="error" an unseen level has raised, without a warning
-    rows_mod.warn_unseen(spec, newdata, r, masks, stacklevel=3)
-    if given is not None and n:
+    if not quiet:
+        rows_mod.warn_unseen(spec, newdata, r, masks, stacklevel=3)
+    if given is not None and n and not quiet:
         warn_unused_given(spec, given, r.codes, masks, stacklevel=3)
     fit = np.where(bad, np.nan, fit)
     if new_levels == "nan":
         fit = np.where(unknown_used, np.nan, fit)
-    if bad.any():
+    if bad.any() and not quiet:
         warnings.warn(
             f"{int(bad.sum())} row(s) of newdata have missing predictors; their "
             "predictions are NaN",
@@ -151,7 +158,7 @@ def predict(
     out: np.ndarray | pd.DataFrame = fit
     if interval is not None:
         invalid = bad | (unknown_used & (new_levels == "nan"))
-        se = np.sqrt(_variance(model, r, masks, interval, invalid))
+        se = np.sqrt(variance(model, r, masks, interval, invalid))
         half = norm.ppf(0.5 + level / 2.0) * se
         out = pd.DataFrame(
             {"fit": fit, "se": se, "lower": fit - half, "upper": fit + half}, index=newdata.index
@@ -161,7 +168,7 @@ def predict(
     return out
 
 
-def _variance(
+def variance(
     model: LinearMixedModel,
     r: rows_mod.Rows,
     masks: list[np.ndarray],
