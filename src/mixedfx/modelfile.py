@@ -3,7 +3,8 @@
 Layout of a ``.mfx`` file (a zip archive)::
 
     mixedfx.json        format name and version, the model's scalars, the
-                        design (formula, learned formulaic state, levels),
+                        design (formula as text, its learned state as plain
+                        numbers and strings: see statecodec, levels),
                         per array its dtype, shape and SHA-256, and the
                         SHA-256 of the manifest itself (``sha256``, over its
                         canonical JSON without that key)
@@ -12,7 +13,11 @@ Layout of a ``.mfx`` file (a zip archive)::
 Loading checks the format and version, the manifest's hash, the member list, every array's hash,
 dtype and shape, and the consistency of shapes with the design, and builds
 only known types from data: a truncated, tampered or foreign file fails with
-:class:`~mixedfx.errors.ModelFileError` and runs no code. No training rows are
+:class:`~mixedfx.errors.ModelFileError` and runs no code. The formula is data:
+it is re-parsed through the formula whitelist (:mod:`mixedfx.frame.syntax`,
+never Python), and the design is rebuilt from it and the learned state; a
+formula that fails the whitelist, or a state or column that disagrees with
+it, is a ModelFileError. No training rows are
 stored: the cross-product blocks (sufficient statistics) carry what
 ``given`` and intervals need.
 """
@@ -29,19 +34,20 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from formulaic import Formula, ModelSpec
 
 from . import statecodec
 from .engine.blocks import Blocks, RestTerm
 from .engine.optimize import OptSummary
-from .errors import ModelFileError
+from .errors import DataError, FormulaError, ModelFileError
+from .frame import reterm
 from .frame.design import DesignSpec
 from .frame.formula import RandomTerm, parse
+from .frame.modelmatrix import MatrixSpec
 from .frame.reterm import ReTerm
 from .model import LinearMixedModel
 
 FORMAT = "mixedfx-model"
-VERSION = 2  # 2: the manifest carries its own checksum; terms may carry column scales
+VERSION = 3  # 3: the formula's learned state as plain data (no formulaic state); offsets
 MANIFEST = "mixedfx.json"
 MAX_MEMBER_BYTES = 8 * 2**30
 
@@ -51,32 +57,6 @@ def manifest_checksum(doc: dict[str, Any]) -> str:
     body = {k: v for k, v in doc.items() if k != "sha256"}
     text = json.dumps(body, sort_keys=True, allow_nan=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _spec_json(spec: Any) -> dict[str, Any] | None:
-    if spec is None:
-        return None
-    return {
-        "formula": str(spec.formula),
-        "ensure_full_rank": bool(spec.ensure_full_rank),
-        "transform_state": statecodec.encode(spec.transform_state),
-        "encoder_state": statecodec.encode(spec.encoder_state),
-        "columns": list(spec.column_names),
-    }
-
-
-def _spec_from_json(d: dict[str, Any] | None) -> Any:
-    if d is None:
-        return None
-    return ModelSpec(
-        formula=Formula(str(d["formula"])),
-        materializer="pandas",
-        ensure_full_rank=bool(d["ensure_full_rank"]),
-        na_action="ignore",
-        output="numpy",
-        transform_state=statecodec.decode(d["transform_state"]),
-        encoder_state=statecodec.decode(d["encoder_state"]),
-    )
 
 
 def _plain(values: np.ndarray) -> list[Any]:
@@ -137,7 +117,8 @@ def save(model: LinearMixedModel, path: str | os.PathLike[str]) -> None:
             "sigma": model.sigma,
             "objective": model.objective,
             "nobs_given": model.nobs_given,
-            "fixed_spec": _spec_json(spec.fixed_spec),
+            "states": statecodec.encode(spec.states),
+            "offset_column": spec.offset_column,
             "fixed_names": list(spec.fixed_names),
             "dropped": list(spec.dropped),
             "terms": [
@@ -149,7 +130,6 @@ def save(model: LinearMixedModel, path: str | os.PathLike[str]) -> None:
                     "keys": _plain(t.keys),
                     "labels": _plain(t.labels),
                     "factor_keys": [_plain(k) for k in t.factor_keys],
-                    "spec": _spec_json(t.spec),
                     "scales": None if t.scales is None else [float(v) for v in t.scales],
                 }
                 for t in spec.terms
@@ -272,33 +252,59 @@ def _scales(values: Any, q: int) -> np.ndarray | None:
     return out
 
 
-def _build(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearMixedModel:
-    parsed = parse(str(d["formula"]))
-    terms = []
-    for t in d["terms"]:
-        term = RandomTerm(str(t["expr"]), tuple(map(str, t["factors"])), bool(t["correlated"]))
-        terms.append(
-            ReTerm(
-                term,
-                tuple(map(str, t["columns"])),
-                np.array([str(k) for k in t["keys"]], dtype=object),
-                np.array(t["labels"], dtype=object),
-                tuple(np.array([str(k) for k in fk], dtype=object) for fk in t["factor_keys"]),
-                _spec_from_json(t["spec"]),
-                _scales(t.get("scales"), len(t["columns"])),
-            )
-        )
-    fixed = d["fixed_spec"]
-    spec = DesignSpec(
-        str(d["formula"]),
-        parsed,
-        _spec_from_json(fixed),
-        arrays["kept"].astype(np.int64),
-        tuple(map(str, d["fixed_names"])),
-        tuple(map(str, d["dropped"])),
-        tuple(terms),
-        tuple(map(str, fixed["columns"])),
+def _design(d: dict[str, Any], kept: np.ndarray) -> DesignSpec:
+    """The design rebuilt from the formula (re-parsed through the whitelist) and its state."""
+    formula = str(d["formula"])
+    try:
+        parsed = parse(formula)
+    except FormulaError as exc:
+        raise ModelFileError(f"model file: its formula fails the formula whitelist: {exc}") from exc
+    states = statecodec.decode(d["states"], parsed)
+    offset = d["offset_column"]
+    if offset is not None and not isinstance(offset, str):
+        raise ModelFileError("model file: the offset column must be a name")
+    try:
+        fixed = MatrixSpec.build(parsed.fixed_terms, states)
+        terms = [_term(t, states) for t in d["terms"]]
+    except (DataError, FormulaError) as exc:
+        raise ModelFileError(f"model file: its design disagrees with its formula: {exc}") from exc
+    names = fixed.names
+    if kept.ndim != 1 or not np.all((kept >= 0) & (kept < len(names))):
+        raise ModelFileError("model file: the kept fixed-effects columns are out of range")
+    fixed_names = tuple(map(str, d["fixed_names"]))
+    dropped = tuple(map(str, d["dropped"]))
+    if fixed_names != tuple(names[j] for j in kept) or set(dropped) - set(names):
+        raise ModelFileError("model file: the fixed-effects names disagree with its formula")
+    if {t.term for t in terms} != set(parsed.random) or len(terms) != len(parsed.random):
+        raise ModelFileError("model file: the random terms disagree with its formula")
+    return DesignSpec(
+        formula, parsed, fixed, kept, fixed_names, dropped, tuple(terms), states, offset
     )
+
+
+def _term(t: dict[str, Any], states: dict[str, Any]) -> ReTerm:
+    """One random term from the file; its columns must be those its formula gives."""
+    term = RandomTerm(str(t["expr"]), tuple(map(str, t["factors"])), bool(t["correlated"]))
+    columns = tuple(map(str, t["columns"]))
+    parts = reterm.term_parts(term, states)
+    if tuple(n for p in parts[::-1] for n in p.names) == columns and len(parts) > 1:
+        parts = parts[::-1]  # lme4's order reversed the blocks of this || term
+    if tuple(n for p in parts for n in p.names) != columns:
+        raise ModelFileError(f"model file: the columns of random term {term} disagree with it")
+    return ReTerm(
+        term,
+        columns,
+        np.array([str(k) for k in t["keys"]], dtype=object),
+        np.array(t["labels"], dtype=object),
+        tuple(np.array([str(k) for k in fk], dtype=object) for fk in t["factor_keys"]),
+        parts,
+        _scales(t.get("scales"), len(columns)),
+    )
+
+
+def _build(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearMixedModel:
+    spec = _design(d, arrays["kept"].astype(np.int64))
+    terms = spec.terms
     bd = d["blocks"]
     rest = tuple(RestTerm(*map(int, r)) for r in bd["rest"])
     if bd["sparse"]:
