@@ -194,6 +194,21 @@ def test_synthetic_levels_transforms_rank(client) -> None:
     check_predictions(mem, dsk, new, given, 3)
 
 
+def test_offsets_match_memory(client) -> None:
+    df = mfx.datasets.load("sleepstudy").assign(e=lambda d: np.log1p(d["Days"]))
+    formula = "Reaction ~ Days + offset(2 * e) + (Days | Subject)"
+    mem, dsk = fit_both(formula, df, 3, offset="Days")
+    check_fit(mem, dsk)
+    new = df.sample(30, random_state=2).sort_index()
+    close(dsk.predict(dd.from_pandas(new, npartitions=2)).compute(), mem.predict(new), EXACT)
+    given = df.head(10).assign(Subject="new")
+    close(
+        dsk.condition(dd.from_pandas(given, npartitions=2)).b[0], mem.condition(given).b[0], EXACT
+    )
+    with pytest.raises(mfx.DataError, match="offset= must be the name of a column"):
+        mfx.lmm(formula, dd.from_pandas(df, npartitions=2), offset=np.ones(len(df)))
+
+
 def test_model_without_rows(client, tmp_path) -> None:
     df = mfx.datasets.load("sleepstudy")
     ddf = dd.from_pandas(df, npartitions=3)

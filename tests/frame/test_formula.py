@@ -57,6 +57,7 @@ def test_term_labels_and_intercept_are_rs(formula: str) -> None:
         ("a + (b - a)", ["a", "b"], True),
         ("(Days + I(Days^2))^2", ["Days", "I(Days^2)", "Days:I(Days^2)"], True),
         ("1", [], True),
+        ("Days + offset(Days) + offset(log(Days))", ["Days"], True),  # offsets are no terms
     ],
 )
 def test_terms_as_r(text: str, labels: list[str], intercept: bool) -> None:

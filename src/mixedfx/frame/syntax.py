@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import FormulaError
@@ -141,6 +142,7 @@ _FORBIDDEN = {
     "#": "comments are not allowed in a formula",
     "_": "a name cannot start with '_' (quote such a column with backticks: `_x`)",
 }
+_DUNDER = re.compile(r"(?:^|\.)__\w*__(?:\.|$)")
 _SEQUENCES = {
     "<-": "assignment is not allowed in a formula",
     "<<-": "assignment is not allowed in a formula",
@@ -181,6 +183,11 @@ def tokenize(text: str) -> list[Token]:
             if m.end() - pos == 2:
                 raise FormulaError(f"empty backticked name at position {pos}")
             out.append(Token("qname", m.group()[1:-1], pos))
+        elif kind == "name" and _DUNDER.search(m.group()):
+            raise FormulaError(
+                f"{m.group()!r} looks like Python attribute access, which a formula cannot do; "
+                f"if it is a column's name, quote it with backticks: `{m.group()}`"
+            )
         elif kind != "space":
             out.append(Token(kind, m.group(), pos))
         pos = m.end()
@@ -230,12 +237,12 @@ class _Parser:
             raise self.fail(f"expected {op!r}")
         self.take()
 
-    def chain(self, ops: tuple[str, ...], operand: str) -> Node:
-        first = getattr(self, operand)()
+    def chain(self, ops: tuple[str, ...], operand: Callable[[], Node]) -> Node:
+        first = operand()
         seen_ops, items = [], [first]
         while self.at(*ops):
             seen_ops.append(self.take().text)
-            items.append(getattr(self, operand)())
+            items.append(operand())
         return Chain(tuple(seen_ops), tuple(items)) if seen_ops else first
 
     def formula(self) -> Node:
@@ -255,7 +262,7 @@ class _Parser:
         return node
 
     def bar(self) -> Node:
-        return self.chain(("|", "||"), "comparison")
+        return self.chain(("|", "||"), self.comparison)
 
     def comparison(self) -> Node:
         left = self.sum()
@@ -265,16 +272,16 @@ class _Parser:
         return left
 
     def sum(self) -> Node:
-        return self.chain(("+", "-"), "product")
+        return self.chain(("+", "-"), self.product)
 
     def product(self) -> Node:
-        return self.chain(("*", "/"), "special")
+        return self.chain(("*", "/"), self.special)
 
     def special(self) -> Node:
-        return self.chain(("%in%", "%%", "%/%"), "colon")
+        return self.chain(("%in%", "%%", "%/%"), self.colon)
 
     def colon(self) -> Node:
-        return self.chain((":",), "unary")
+        return self.chain((":",), self.unary)
 
     def unary(self) -> Node:
         if self.at("+", "-"):
@@ -373,7 +380,8 @@ _SYNTACTIC = re.compile(r"^(?:[^\W\d_]|\.(?![0-9]))[\w.]*$")
 
 def deparse_name(name: str) -> str:
     """A name as R prints it: bare when syntactic, else in backticks."""
-    if _SYNTACTIC.match(name) and name not in RESERVED and name not in ("TRUE", "FALSE"):
+    plain = _SYNTACTIC.match(name) and not _DUNDER.search(name)
+    if plain and name not in RESERVED and name not in ("TRUE", "FALSE"):
         return name
     return f"`{name}`"
 

@@ -174,9 +174,7 @@ def expand(node: Node) -> Terms:
         For numbers other than 0 and 1 as terms, bad powers, bars, ``%%``.
     """
     ex = _Expander()
-    terms = ex.expand(node)
-    offset_keys = {ex.keys[k] for k in ex.offsets if k in ex.keys}
-    terms = [t for t in terms if not t & offset_keys]
+    terms = ex.expand(node)  # an offset is no term, nor part of one
     terms.sort(key=len)  # stable: by degree, then in order
     used = sorted(set().union(*terms)) if terms else []
     index = {v: i for i, v in enumerate(used)}
