@@ -180,7 +180,7 @@ def test_failing_and_succeeding_predicts_in_threads(model) -> None:
 
 
 def test_categorical_only_in_a_random_term_is_checked_like_a_fixed_one() -> None:
-    """An unseen or missing level of a factor in (0 + k | g) is an error or NaN, not a zero slope."""
+    """An unseen or missing level of k in (0 + k | g) is an error or NaN, not a zero slope."""
     data = frame().assign(k=lambda d: np.where(d.index % 3 == 0, "a", "b"))
     m = quiet_fit("y ~ x + (0 + k | g)", data)
     with pytest.raises(mfx.DataError, match="'k' has level"):
