@@ -129,21 +129,22 @@ class Evaluator:
         self.states = states
         self.record = record
         self.blocked = False  # a missing state whose input waits for another state
+        self._columns: dict[str, pd.Series] = {}
 
     # -- columns ----------------------------------------------------------------------------
     def column(self, name: str) -> pd.Series:
-        if name not in self.data.columns:
-            raise DataError(
-                f"column {name!r} is missing from the data "
-                f"(it has {list(map(str, self.data.columns))[:20]})"
-            )
-        return self.data[name]
+        if name not in self._columns:
+            if name not in self.data.columns:
+                raise DataError(
+                    f"column {name!r} is missing from the data "
+                    f"(it has {list(map(str, self.data.columns))[:20]})"
+                )
+            self._columns[name] = self.data[name]
+        return self._columns[name]
 
     def _numbers(self, name: str, node: Node) -> np.ndarray:
         col = self.column(name)
-        if pd.api.types.is_bool_dtype(col) or (
-            pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype)
-        ):
+        if not _text_like(col.dtype):
             return col.to_numpy(dtype=float, na_value=np.nan)
         raise DataError(
             f"{deparse(node)!r} needs numbers, but column {name!r} holds {col.dtype} values; "
@@ -301,12 +302,8 @@ class Evaluator:
         """Whether the variable ``node`` is categorical in these rows (training's view)."""
         inner = _unwrap(node)
         if isinstance(inner, Name):
-            col = self.column(inner.id)
-            return (
-                not pd.api.types.is_numeric_dtype(col)
-                or pd.api.types.is_bool_dtype(col)
-                or (isinstance(col.dtype, pd.CategoricalDtype))
-            )
+            dtype = self.column(inner.id).dtype
+            return _text_like(dtype) or pd.api.types.is_bool_dtype(dtype)
         return categorical_form(node)
 
     def variable(self, node: Node) -> Any:
@@ -346,6 +343,13 @@ def _codes(key: str, values: pd.Series, levels: tf.Levels) -> np.ndarray:
             f"{list(levels.names[:20])}); the model has no coefficient for them"
         )
     return codes
+
+
+def _text_like(dtype: Any) -> bool:
+    """Labels rather than numbers: text, objects, categoricals (booleans are both)."""
+    return isinstance(dtype, pd.CategoricalDtype) or not (
+        pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+    )
 
 
 def _pending(*values: Any) -> bool:

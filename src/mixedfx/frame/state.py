@@ -98,12 +98,24 @@ def survey(parsed: ParsedFormula, data: pd.DataFrame, states: States) -> Survey:
         assert isinstance(parsed.lhs, Call)
         numeric = [*parsed.lhs.args, *parsed.offsets]
     for node in numeric:
-        if stateful(node):
+        if _unlearned(node, states):
             ev.numeric(node)
-    for node in variables(parsed):
-        if stateful(node) or ev.categorical(node):
+    for node in dict.fromkeys(variables(parsed)):
+        if _unlearned(node, states) or (deparse(node) not in states and ev.categorical(node)):
             ev.variable(node)
     return Survey(record, ev.blocked)
+
+
+def _unlearned(node: Node, states: States) -> bool:
+    """Whether ``node`` holds a stateful call whose state is not learned yet."""
+    return any(
+        state_kind(n) is not None
+        and deparse(n) not in states
+        or isinstance(n, Call)
+        and n.fn in ("factor", "as.factor")
+        and deparse(n) not in states
+        for n in syntax.walk(node)
+    )
 
 
 def combine(a: Survey, b: Survey) -> Survey:
