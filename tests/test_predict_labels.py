@@ -118,7 +118,9 @@ def slope_model() -> mfx.LinearMixedModel:
 def test_unseen_level_of_a_random_term_factor_is_an_error(slope_model) -> None:
     new = pd.DataFrame({"g": ["1", "2"], "k": ["lo", "mid"], "x": [0.0, 0.0]})
     for new_levels in ("population", "nan", "error"):
-        with pytest.raises(mfx.DataError, match=r"column 'k' has level\(s\) \['mid'\].*\(0 \+ k"):
+        with pytest.raises(
+            mfx.DataError, match=r"'k' has level\(s\) \['mid'\].*random term \(0 \+ k"
+        ):
             slope_model.predict(new, new_levels=new_levels)
     with pytest.raises(mfx.DataError, match="'mid'"):
         slope_model.condition(new.assign(y=1.0))
@@ -134,3 +136,88 @@ def test_missing_value_of_a_random_term_factor_is_nan(slope_model) -> None:
     assert iv.iloc[1].isna().all() and iv.iloc[0].notna().all()
     with pytest.raises(mfx.DataError, match="missing values in the columns of random term"):
         slope_model.condition(new.assign(y=1.0))
+
+
+# -- fixed-effect factors: the same label policy as grouping factors ----------------------------
+def factor_data(labels: list, seed: int = 1, per: int = 30) -> pd.DataFrame:
+    """A fixed-effect factor ``f`` with the given labels (level k has effect k)."""
+    rng = np.random.default_rng(seed)
+    k = np.tile(np.arange(len(labels)), per)
+    g = rng.integers(0, 10, len(k))
+    y = k + rng.normal(size=10)[g] + rng.normal(size=len(k)) * 0.3
+    f = pd.Series([labels[c] for c in k], dtype=object)
+    return pd.DataFrame({"y": y, "x": rng.normal(size=len(k)), "f": f, "g": g.astype(str)})
+
+
+FACTOR = "y ~ x + f + (1 | g)"
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [["007", "7", "0007", "8"], ["a", " a", "a ", "b"], ["1e2", "100", "5"], ["01", "1", 1, "2"]],
+)
+def test_fixed_factor_labels_are_exact_within_a_frame(labels: list) -> None:
+    """Each label a level, coefficient for coefficient as with plain distinct names."""
+    data = factor_data(labels)
+    m = mfx.lmm(FACTOR, data)
+    assert len(m.spec.states["f"]) == len(labels) and len(m.fixef) == len(labels) + 1
+    assert m.fixef.index.is_unique  # 1 and "1" of one column are named f1 and f'1'
+    names = {v: f"L{k}" for k, v in enumerate(sorted(labels, key=repr))}
+    ref = mfx.lmm(FACTOR, data.assign(f=data["f"].map(names)))
+    assert m.objective == pytest.approx(ref.objective, rel=1e-10)
+    np.testing.assert_allclose(m.predict(data), ref.predict(ref.data), rtol=1e-7)
+
+
+def test_mixed_kinds_in_one_factor_column_are_named_apart() -> None:
+    m = mfx.lmm(FACTOR, factor_data(["01", "1", 1, "2"]))
+    assert set(m.fixef.index) == {"(Intercept)", "x", "f1", "f'1'", "f2"}  # "01" the baseline
+
+
+def test_fixed_factor_labels_match_by_value_across_frames(tmp_path: Path) -> None:
+    data = factor_data(["1", "2", "3"])
+    m = mfx.lmm(FACTOR, data)
+    new = data.head(6)
+    expected = m.predict(new)
+    for other in (int, float, np.int64):  # numbers find the text labels spelled canonically
+        as_numbers = new.assign(f=new["f"].map(lambda v, other=other: other(v)))
+        np.testing.assert_array_equal(m.predict(as_numbers), expected)
+    for spelling in ("01", "1.0", " 1"):  # other spellings are other levels: named, refused
+        with pytest.raises(mfx.DataError, match=rf"variable 'f' has level\(s\) \['{spelling}'\]"):
+            m.predict(new.assign(f=spelling))
+    m.save(tmp_path / "m.mfx")
+    back = mfx.load(tmp_path / "m.mfx")
+    assert back.spec.states["f"] == m.spec.states["f"]
+    np.testing.assert_array_equal(back.predict(new.assign(f=new["f"].astype(int))), expected)
+
+
+def test_numeric_factor_labels_match_text_across_frames() -> None:
+    data = factor_data([10, 20, 30]).assign(f=lambda d: d["f"].astype(np.int64))
+    m = mfx.lmm("y ~ x + factor(f) + (1 | g)", data)
+    assert m.spec.states["factor(f)"].labels == (10, 20, 30)
+    new = data.head(6)
+    as_text = new.assign(f=new["f"].astype(str).astype(object))
+    np.testing.assert_array_equal(m.predict(as_text), m.predict(new))
+    with pytest.raises(mfx.DataError, match=r"level\(s\) \['010'\]"):
+        m.predict(new.assign(f="010"))
+
+
+def test_ambiguous_fixed_factor_match_lists_the_candidates() -> None:
+    m = mfx.lmm(FACTOR, factor_data(["7", "07", "8"]))
+    new = factor_data(["7", "07", "8"]).head(3)
+    assert len(set(m.predict(new.assign(x=0.0)))) == 3  # "7", "07" and "8" apart
+    np.testing.assert_array_equal(m.predict(new.assign(f=8)), m.predict(new.assign(f="8")))
+    with pytest.raises(mfx.DataError, match=r"label 7 of 'f' matches.*\['07', '7'\]"):
+        m.predict(new.assign(f=7))
+
+
+def test_fixed_factor_labels_saved_with_their_types(tmp_path: Path) -> None:
+    data = factor_data(["01", "1", 1, 2.5])
+    m = mfx.lmm(FACTOR, data)
+    m.save(tmp_path / "m.mfx")
+    back = mfx.load(tmp_path / "m.mfx")
+    assert back.spec.states["f"].labels == m.spec.states["f"].labels
+    types = [type(v) for v in back.spec.states["f"].labels]
+    assert types == [type(v) for v in m.spec.states["f"].labels]
+    assert sorted(t.__name__ for t in types) == ["float", "int", "str", "str"]
+    np.testing.assert_array_equal(back.predict(data), m.predict(data))
+    assert back.fixef.index.equals(m.fixef.index)

@@ -106,8 +106,9 @@ def given_rows(
     -------
     terms : list of ReTerm
     y : ndarray, shape (n,)
+        The working response: the response minus the offset.
     rows : Rows
-        ``X`` (n, p), per term the codes in ``terms`` and ``M`` (n, q_t).
+        ``X`` (n, p), per term the codes in ``terms`` and ``M`` (n, q_t), the offset (n,).
 
     Raises
     ------
@@ -115,7 +116,7 @@ def given_rows(
         For a missing response, predictor, group label or random-term value.
     """
     spec = model.spec
-    y = spec.response_vector(given)
+    y = spec.working_response(given)
     X = spec.X(given)
     if not np.isfinite(X).all():
         bad = int((~np.isfinite(X).all(axis=1)).sum())
@@ -134,7 +135,7 @@ def given_rows(
         new_terms.append(nt)
         codes.append(c)
         Ms.append(M)
-    return new_terms, y, Rows(X, tuple(codes), tuple(Ms))
+    return new_terms, y, Rows(X, tuple(codes), tuple(Ms), spec.offset(given))
 
 
 def _blocks(
@@ -174,7 +175,7 @@ def warn_training_copies(model: LinearMixedModel, y: np.ndarray, r: Rows, stackl
     training = model.data.iloc[np.flatnonzero(same_group)]
     if not len(training):
         return
-    train = _row_table(spec.response_vector(training), build(spec, training))
+    train = _row_table(spec.working_response(training), build(spec, training))
     copies = _row_table(y, r).merge(train.drop_duplicates(), how="left", indicator=True)
     twice = (copies["_merge"] == "both").to_numpy()
     if twice.any():

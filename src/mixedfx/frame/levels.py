@@ -238,7 +238,7 @@ class Levels:
             When a number matches a text label and training has other
             spellings of the same value (see module docstring).
         """
-        if isinstance(getattr(uniques, "dtype", None), pd.CategoricalDtype):
+        if isinstance(uniques, pd.Categorical | pd.CategoricalIndex):
             uniques = np.asarray(uniques)
         target = pd.Index(uniques)
         if target.dtype.kind in "iuf" and len(self._texts[1]) == len(self.labels):

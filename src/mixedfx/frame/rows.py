@@ -1,8 +1,9 @@
 """Model matrices of new rows, the choice of random effects (``re``) and Z.
 
 For a data frame of ``n`` new rows this gives ``X`` (n x p, NaN where a
-predictor is missing) and, per random term, level codes (n,; -1 for a level
-training never saw or a missing label) and the term's model matrix (n x q).
+predictor is missing), the offset (n,) and, per random term, level codes
+(n,; -1 for a level training never saw, -2 for a missing label) and the
+term's model matrix (n x q).
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from ..engine.blocks import term_matrix
 from ..errors import FormulaError, NewLevelWarning
 from . import levels as lv
 from .design import DesignSpec, check_columns
-from .formula import RandomTerm, parse
-from .reterm import ReTerm, Unseen, _simple_columns
+from .formula import RandomTerm, random_terms
+from .reterm import ReTerm, Unseen
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Rows:
     codes : tuple of ndarray of int, shape (n,) per term
         ``-1`` for a level training never saw, ``-2`` for a missing label.
     M : tuple of ndarray, shape (n, q_t) per term
+    offset : ndarray, shape (n,)
+        Added to the linear predictor (zeros without offsets).
     unseen : tuple of list of Unseen, per term
         The grouping columns with labels training never saw, and those labels.
     """
@@ -39,6 +42,7 @@ class Rows:
     X: np.ndarray
     codes: tuple[np.ndarray, ...]
     M: tuple[np.ndarray, ...]
+    offset: np.ndarray
     unseen: tuple[list[Unseen], ...] = ()
 
     @property
@@ -48,18 +52,13 @@ class Rows:
 
 def build(spec: DesignSpec, data: pd.DataFrame) -> Rows:
     """Model matrices of ``data`` (a pandas frame, see :mod:`mixedfx.frames`) under a design."""
-    needed: list[str] = []
-    for t in spec.terms:
-        needed += list(t.term.factors)
-        if t.spec is None:  # simple columns are data columns; formulaic terms name their own
-            needed += [c for c in t.columns if c != "(Intercept)"]
-    simple = [c for c in dict.fromkeys(needed) if c not in data.columns]
-    if simple:
-        check_columns(data, simple, "model")
+    needed = [c for t in spec.terms for c in (*t.term.factors, *t.data_columns())]
+    check_columns(data, list(dict.fromkeys(needed)), "model")
     X = spec.X(data) if len(data) else np.empty((0, len(spec.fixed_names)))
     found = [t.lookup(data) for t in spec.terms]
     M = tuple(t.model_matrix(data) if len(data) else np.empty((0, t.q)) for t in spec.terms)
-    return Rows(X, tuple(c for c, _ in found), M, tuple(u for _, u in found))
+    codes = tuple(c for c, _ in found)
+    return Rows(X, codes, M, spec.offset(data), tuple(u for _, u in found))
 
 
 def select(spec: DesignSpec, re: str | None) -> list[np.ndarray]:
@@ -82,9 +81,8 @@ def select(spec: DesignSpec, re: str | None) -> list[np.ndarray]:
     text = re.strip().lstrip("~").strip()
     if text in ("none", "0", "NA", ""):
         return [np.zeros(t.q, dtype=bool) for t in spec.terms]
-    parsed = parse(f"__y__ ~ {text}")
     masks = [np.zeros(t.q, dtype=bool) for t in spec.terms]
-    for term in parsed.random:
+    for term in random_terms(text):
         matches = [k for k, t in enumerate(spec.terms) if set(t.term.factors) == set(term.factors)]
         if not matches:
             groups = sorted({t.group for t in spec.terms})
@@ -92,15 +90,12 @@ def select(spec: DesignSpec, re: str | None) -> list[np.ndarray]:
                 f"re term {term} names grouping factor {term.group!r}, which the "
                 f"model does not have (it has {groups})"
             )
-        same = [k for k in matches if _squash(spec.terms[k].term.expr) == _squash(term.expr)]
+        same = [k for k in matches if spec.terms[k].term.expr == term.expr]
         if same:
             for k in same:
                 masks[k][:] = True
             continue
-        cols = _simple_columns(term.expr, pd.DataFrame({c: [0.0] for c in _names(spec)}))
-        if cols is None:
-            raise FormulaError(_unknown_columns(term, [spec.terms[k] for k in matches]))
-        for col in cols:
+        for col in spec.terms[matches[0]].columns_of(term):
             hits = [k for k in matches if col in spec.terms[k].columns]
             if not hits:
                 raise FormulaError(_unknown_columns(term, [spec.terms[k] for k in matches]))
@@ -125,22 +120,13 @@ def _unknown_columns(term: RandomTerm, model_terms: list[ReTerm]) -> str:
         Names the unknown column(s) and lists the columns the model has.
     """
     known = list(dict.fromkeys(c for t in model_terms for c in t.columns))
-    pieces = [p.strip() for p in term.expr.replace("-", "+-").split("+") if p.strip()]
-    unknown = [p for p in pieces if p not in ("0", "1", "-1") and p not in known]
+    unknown = [c for c in model_terms[0].columns_of(term) if c not in known]
     what = f"unknown column(s) {unknown}" if unknown else "columns not written as in the model"
     first = "1" if "(Intercept)" in known else f"0 + {known[0]}"
     return (
         f"re term {term}: {what}; the model's random effects for {term.group!r} have "
         f"columns {known}: write a subset of them, e.g. ({first} | {term.group})"
     )
-
-
-def _squash(expr: str) -> str:
-    return "".join(expr.split())
-
-
-def _names(spec: DesignSpec) -> list[str]:
-    return [c for t in spec.terms for c in t.columns if c != "(Intercept)"]
 
 
 def warn_unseen(
