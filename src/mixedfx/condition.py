@@ -28,30 +28,71 @@ from .engine.cholesky import factorize
 from .errors import DataError, GivenWarning
 from .frame.design import DesignSpec
 from .frame.reterm import ReTerm
-from .frame.rows import Rows, build
+from .frame.rows import Rows, Tally, build
 from .frames import backend, in_memory
 
 if TYPE_CHECKING:
     from .model import LinearMixedModel
 
 
-def check_labels(t: ReTerm, data: pd.DataFrame) -> None:
-    """Every given row needs a label for each of the term's grouping columns."""
-    for f in t.term.factors:
-        if f not in data:
-            raise DataError(f"grouping column {f!r} is missing from given")
-    missing = t.missing_labels(data)
-    if missing.any():
+def check_complete(tally: Tally, spec: DesignSpec, what: str = "given") -> None:
+    """The errors for rows that must be complete (``given`` rows, rows to simulate).
+
+    Read from the rows' :class:`~mixedfx.frame.rows.Tally`: the whole frame's
+    in memory, the sum of its partitions' on Dask, so both raise the same
+    errors. The response is checked when the rows were built with it.
+
+    Raises
+    ------
+    DataError
+        For a missing response, offset, predictor, group label or
+        random-term value, in that order.
+    """
+    if tally.y.bad:
         raise DataError(
-            f"given has {int(missing.sum())} row(s) with a missing label of "
-            f"{t.group!r}; every given row needs its groups"
+            f"response {spec.response!r} has {tally.y.bad} NaN or infinite values (first at "
+            f"row {tally.y.first}); drop those rows first"
         )
+    if tally.offset.bad:
+        raise DataError(
+            f"the offset has {tally.offset.bad} NaN or infinite values (first at row "
+            f"{tally.offset.first}); drop those rows first"
+        )
+    if tally.x.bad:
+        raise DataError(f"{what} has {tally.x.bad} row(s) with missing predictors; drop them first")
+    for t, labels, effects in zip(spec.terms, tally.labels, tally.effects, strict=True):
+        if labels.bad:
+            raise DataError(
+                f"{what} has {labels.bad} row(s) with a missing label of {t.group!r}; "
+                f"every {what} row needs its groups"
+            )
+        if effects.bad:
+            raise DataError(f"{what} has missing values in the columns of random term {t.term}")
 
 
-def with_new_levels(t: ReTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray]:
-    """The term with the given rows' unseen levels appended, and the rows' codes."""
-    check_labels(t, data)
-    return t.with_levels(data)
+def with_new_levels(
+    spec: DesignSpec, data: pd.DataFrame, r: Rows, what: str = "given"
+) -> tuple[list[ReTerm], Rows]:
+    """Complete rows (:func:`check_complete`) with codes in the terms extended by their new levels.
+
+    Parameters
+    ----------
+    spec : DesignSpec
+    data : DataFrame, shape (n, ...)
+    r : Rows
+        ``data``'s rows under ``spec`` (:func:`~mixedfx.frame.rows.build`).
+
+    Returns
+    -------
+    terms : list of ReTerm
+        ``spec``'s terms with the rows' unseen levels appended.
+    rows : Rows
+        ``r`` with each term's codes in ``terms``.
+    """
+    check_complete(Tally.of(r), spec, what)
+    extended = [t.with_levels(data) for t in spec.terms]
+    codes = tuple(c for _, c in extended)
+    return [t for t, _ in extended], dataclasses.replace(r, codes=codes, unseen=())
 
 
 def condition(model: LinearMixedModel, given: pd.DataFrame) -> LinearMixedModel:
@@ -84,82 +125,64 @@ def condition(model: LinearMixedModel, given: pd.DataFrame) -> LinearMixedModel:
     given = in_memory(given, "given")
     if len(given) == 0:
         return model
-    terms, y, r = given_rows(model, given)
-    warn_training_copies(model, y, r, stacklevel=3)
-    return conditioned(model, terms, _blocks(model, terms, y, r))
+    terms, r = given_rows(model, given)
+    warn_training_copies(model, r, stacklevel=3)
+    return conditioned(model, terms, _blocks(model, terms, r))
 
 
 def given_rows(
     model: LinearMixedModel, given: pd.DataFrame, terms: list[ReTerm] | None = None
-) -> tuple[list[ReTerm], np.ndarray, Rows]:
-    """The terms with new levels, and the response and model rows of the given rows.
+) -> tuple[list[ReTerm], Rows]:
+    """The terms with new levels, and the given rows (with their response) in them.
 
     Parameters
     ----------
     model : LinearMixedModel
     given : DataFrame, shape (n, ...)
     terms : list of ReTerm, optional
-        The terms with every new level of all the given rows (when ``given``
-        is a part of them); by default learned from ``given``.
+        The terms with every new level of all the given rows, when ``given``
+        is a part of them already checked (a Dask partition); by default
+        the rows are checked (:func:`check_complete`) and the terms learned
+        from them.
 
     Returns
     -------
     terms : list of ReTerm
-    y : ndarray, shape (n,)
-        The working response: the response minus the offset.
     rows : Rows
-        ``X`` (n, p), per term the codes in ``terms`` and ``M`` (n, q_t), the offset (n,).
+        ``X`` (n, p), ``y`` (n,), the offset (n,), per term the codes in
+        ``terms`` and ``M`` (n, q_t).
 
     Raises
     ------
     DataError
-        For a missing response, predictor, group label or random-term value.
+        For a missing response, offset, predictor, group label or random-term value.
     """
-    spec = model.spec
-    y = spec.working_response(given)
-    X = spec.X(given)
-    if not np.isfinite(X).all():
-        bad = int((~np.isfinite(X).all(axis=1)).sum())
-        raise DataError(f"given has {bad} row(s) with missing predictors; drop them first")
-    codes, Ms, new_terms = [], [], []
-    for k, t in enumerate(spec.terms):
-        if terms is None:
-            nt, c = with_new_levels(t, given)
-        else:
-            check_labels(t, given)
-            nt = terms[k]
-            c = nt.codes(given)
-        M = nt.model_matrix(given)
-        if not np.isfinite(M).all():
-            raise DataError(f"given has missing values in the columns of random term {t.term}")
-        new_terms.append(nt)
-        codes.append(c)
-        Ms.append(M)
-    return new_terms, y, Rows(X, tuple(codes), tuple(Ms), spec.offset(given))
+    if terms is not None:
+        spec = dataclasses.replace(model.spec, terms=tuple(terms))
+        return list(terms), build(spec, given, response=True)
+    return with_new_levels(model.spec, given, build(model.spec, given, response=True))
 
 
-def _blocks(
-    model: LinearMixedModel, terms: list[ReTerm], y: np.ndarray, r: Rows
-) -> blocks_mod.Blocks:
+def _blocks(model: LinearMixedModel, terms: list[ReTerm], r: Rows) -> blocks_mod.Blocks:
     nlevels = [t.nlevels for t in terms]
-    return blocks_mod.form(r.X, y, r.codes, r.M, nlevels, first=model.blocks.first)
+    return blocks_mod.form(r.X, r.working, r.codes, r.M, nlevels, first=model.blocks.first)
 
 
 def given_blocks(
     model: LinearMixedModel, given: pd.DataFrame, terms: list[ReTerm] | None = None
 ) -> tuple[list[ReTerm], blocks_mod.Blocks]:
     """The terms with new levels and the given rows' cross-product blocks (:func:`given_rows`)."""
-    new_terms, y, r = given_rows(model, given, terms)
-    return new_terms, _blocks(model, new_terms, y, r)
+    new_terms, r = given_rows(model, given, terms)
+    return new_terms, _blocks(model, new_terms, r)
 
 
-def _row_table(y: np.ndarray, r: Rows) -> pd.DataFrame:
-    """One row per model row: response, X, level codes and M, as numbers."""
-    columns = [y[:, None], r.X, *[c[:, None] for c in r.codes], *r.M]
+def _row_table(r: Rows) -> pd.DataFrame:
+    """One row per model row: working response, X, level codes and M, as numbers."""
+    columns = [r.working[:, None], r.X, *[c[:, None] for c in r.codes], *r.M]
     return pd.DataFrame(np.hstack([np.asarray(c, dtype=float) for c in columns]))
 
 
-def warn_training_copies(model: LinearMixedModel, y: np.ndarray, r: Rows, stacklevel: int) -> None:
+def warn_training_copies(model: LinearMixedModel, r: Rows, stacklevel: int) -> None:
     """Warn when given rows repeat training rows exactly: they would count twice.
 
     Only possible when the model holds its training frame (``model.data``);
@@ -175,8 +198,8 @@ def warn_training_copies(model: LinearMixedModel, y: np.ndarray, r: Rows, stackl
     training = model.data.iloc[np.flatnonzero(same_group)]
     if not len(training):
         return
-    train = _row_table(spec.working_response(training), build(spec, training))
-    copies = _row_table(y, r).merge(train.drop_duplicates(), how="left", indicator=True)
+    train = _row_table(build(spec, training, response=True))
+    copies = _row_table(r).merge(train.drop_duplicates(), how="left", indicator=True)
     twice = (copies["_merge"] == "both").to_numpy()
     if twice.any():
         groups = pd.unique(first.labels[r.codes[0][twice]]).tolist()

@@ -39,13 +39,17 @@ if TYPE_CHECKING:
 NEW_LEVELS = ("population", "nan", "error")
 
 
-def _unseen_message(group: str, data: pd.DataFrame, factors: list[str], unseen: np.ndarray) -> str:
-    """The error for ``new_levels="error"``: the unseen levels (tuples for an interaction)."""
-    rows = data.loc[unseen, factors]
-    absent = rows.isna().any(axis=1).to_numpy()
+def _unseen_message(
+    group: str, data: pd.DataFrame, factors: list[str], new: np.ndarray, absent: np.ndarray
+) -> str:
+    """The error for ``new_levels="error"``: the unseen levels (tuples for an interaction).
+
+    ``new`` and ``absent`` (bool, shape (n,)): rows with a level training never
+    saw, and rows with a missing label.
+    """
     parts = []
-    if (~absent).any():
-        distinct = rows[~absent].drop_duplicates()
+    if new.any():
+        distinct = data.loc[new, factors].drop_duplicates()
         labels = [t[0] if len(t) == 1 else t for t in distinct.itertuples(index=False, name=None)]
         more = f" and {len(labels) - 10} more" if len(labels) > 10 else ""
         parts.append(
@@ -126,20 +130,24 @@ def predict(
     r = rows_mod.build(spec, newdata) if rows is None else rows
     n = r.n
     fit = r.X @ model.beta + r.offset if n else np.zeros(0)
-    bad = ~np.isfinite(fit)
+    bad = r.missing_x | r.missing_offset
     unknown_used = np.zeros(n, dtype=bool)
-    for t, codes, M, b, mask in zip(spec.terms, r.codes, r.M, model.b, masks, strict=True):
+    for k, (t, codes, M, b, mask) in enumerate(
+        zip(spec.terms, r.codes, r.M, model.b, masks, strict=True)
+    ):
         if not mask.any():
             continue
         known = codes >= 0
         unseen = ~known
         if unseen.any() and new_levels == "error":
-            raise DataError(_unseen_message(t.group, newdata, list(t.term.factors), unseen))
+            factors = list(t.term.factors)
+            absent = r.missing_labels[k]
+            raise DataError(_unseen_message(t.group, newdata, factors, unseen & ~absent, absent))
         unknown_used |= unseen
         Mi = M[:, mask]
         contrib = np.einsum("nq,nq->n", Mi, b[np.maximum(codes, 0)][:, mask])
         fit = fit + np.where(known, contrib, 0.0)
-        bad |= ~np.isfinite(Mi).all(axis=1)
+        bad |= r.missing_effects(k, mask)
     # after the loop: with new_levels="error" an unseen level has raised, without a warning
     if not quiet:
         rows_mod.warn_unseen(spec, newdata, r, masks, stacklevel=3)

@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 
 from ..engine import blocks as blocks_mod
-from ..errors import DataError
 from ..fit import check_counts, fit_model
 from ..frame import design as design_mod
+from ..frame import rows as rows_mod
 from ..model import LinearMixedModel
-from .learn import BadCount, learn, memory_dtypes
+from .learn import learn, memory_dtypes
 from .run import fold, per_partition
 
 
@@ -39,16 +39,13 @@ class Partial:
         Their cross-product blocks (None when a row is bad or there are no rows).
     R : ndarray, shape (<= p, p), or None
         Upper-triangular factor with ``R'R = X'X``.
-    x_bad : BadCount
-        Rows whose fixed-effects row is not finite.
-    m_bad : tuple of bool
-        Per design term: a non-finite value in its model matrix.
+    tally : Tally
+        Their missing values, as the in-memory check reads them.
     """
 
     blocks: blocks_mod.Blocks | None
     R: np.ndarray | None
-    x_bad: BadCount
-    m_bad: tuple[bool, ...]
+    tally: rows_mod.Tally
 
 
 def _qr_r(X: np.ndarray) -> np.ndarray:
@@ -57,49 +54,27 @@ def _qr_r(X: np.ndarray) -> np.ndarray:
 
 
 def partial(part: pd.DataFrame, design: design_mod.DesignSpec) -> Partial:
-    """The blocks and QR factor of one partition's rows."""
-    nterms = len(design.terms)
-    part = memory_dtypes(part)
-    if len(part) == 0:
-        return Partial(None, None, BadCount(0), (False,) * nterms)
-    X = design.X(part)
-    y = design.response_values(part) - design.offset(part)  # checked in pass 1
-    codes = tuple(t.codes(part) for t in design.terms)
-    Ms = tuple(t.model_matrix(part) for t in design.terms)
-    x_bad = BadCount.of(~np.isfinite(X).all(axis=1))
-    m_bad = tuple(not bool(np.isfinite(M).all()) for M in Ms)
-    if x_bad.bad or any(m_bad):
-        return Partial(None, None, x_bad, m_bad)
+    """The blocks and QR factor of one partition's rows (:func:`mixedfx.frame.rows.build`)."""
+    r = rows_mod.build(design, memory_dtypes(part), response=True)
+    tally = rows_mod.Tally.of(r)
+    if r.n == 0 or not tally.clean:
+        return Partial(None, None, tally)
     nlevels = [t.nlevels for t in design.terms]
-    bl = blocks_mod.form(X, y, codes, Ms, nlevels)
-    return Partial(bl, _qr_r(X), x_bad, m_bad)
+    bl = blocks_mod.form(r.X, r.working, r.codes, r.M, nlevels)
+    return Partial(bl, _qr_r(r.X), tally)
 
 
 def combine(a: Partial, b: Partial) -> Partial:
     """The partial of ``a``'s rows followed by ``b``'s."""
-    x_bad = a.x_bad.then(b.x_bad)
-    m_bad = tuple(i or j for i, j in zip(a.m_bad, b.m_bad, strict=True))
-    if x_bad.bad or any(m_bad):
-        return Partial(None, None, x_bad, m_bad)
+    tally = a.tally.then(b.tally)
+    if not tally.clean:
+        return Partial(None, None, tally)
     if a.blocks is None or b.blocks is None:
         keep = b if a.blocks is None else a
-        return Partial(keep.blocks, keep.R, x_bad, m_bad)
+        return Partial(keep.blocks, keep.R, tally)
     assert a.R is not None and b.R is not None
     R = _qr_r(np.vstack([a.R, b.R]))
-    return Partial(blocks_mod.add(a.blocks, b.blocks), R, x_bad, m_bad)
-
-
-def _check(p: Partial, design: design_mod.DesignSpec) -> None:
-    """The in-memory path's errors on non-finite model matrices, in its order."""
-    if p.x_bad.bad:
-        raise DataError(
-            f"the fixed-effects matrix has NaN or infinite values in {p.x_bad.bad} "
-            f"row(s) (first at row {p.x_bad.first}); check the predictors"
-        )
-    for term in design.parsed.random:  # formula order, as the in-memory path
-        k = next(k for k, t in enumerate(design.terms) if t.term == term)
-        if p.m_bad[k]:
-            raise DataError(f"random term {term} has NaN or infinite values in its columns")
+    return Partial(blocks_mod.add(a.blocks, b.blocks), R, tally)
 
 
 def _drop_dependent(
@@ -126,7 +101,7 @@ def lmm(
     design_d = dask.delayed(design, traverse=False)
     parts = per_partition(ddf, partial, design_d)
     total: Partial = fold(parts, combine, progress)
-    _check(total, design)
+    design_mod.check_training(total.tally, design)  # the in-memory errors, in its order
     assert total.blocks is not None and total.R is not None
     design, kept = _drop_dependent(design, learned.names, total.R)
     blocks = blocks_mod.select_fixed(total.blocks, kept)

@@ -1,7 +1,9 @@
 """Pass 1: learn the design of a Dask frame, as :func:`mixedfx.frame.design.learn` would.
 
 Each partition is *surveyed* (:class:`Survey`): its row count, the missing
-values the in-memory checks look for (with the first bad row), the range of
+values of the used columns (by the one rule, counted as the in-memory
+``missing="error"`` check counts them: :func:`mixedfx.frame.missing.check`
+reads the sum), the range of
 the response, the partial statistics of the formula's stateful parts
 (:func:`mixedfx.frame.state.survey`: distinct values of categorical
 variables, moments for ``scale()`` and ``poly()``) and the distinct rows of
@@ -28,13 +30,17 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError
 from ..frame import design as design_mod
+from ..frame import missing as missing_mod
 from ..frame import reterm
 from ..frame import state as state_mod
 from ..frame.formula import ParsedFormula, RandomTerm, parse
 from ..frame.modelmatrix import MatrixSpec
+from ..frame.na import Count
 from ..frame.syntax import Name, deparse, names
 from ..frames import plain_dtypes
 from .run import compute, per_partition, tree_reduce
+
+DASK_HINT = "drop them first with ddf.dropna(subset=[...])"
 
 
 @dataclass(frozen=True)
@@ -42,28 +48,9 @@ class Plan:
     """What to survey: the formula and the frame's columns it reads."""
 
     parsed: ParsedFormula
-    fixed_vars: tuple[str, ...]  # fixed-effects inputs present in the frame
+    used: tuple[str, ...]  # the used columns, whose missing values are counted
     groups: tuple[tuple[str, ...], ...]  # distinct grouping-column tuples
     offset: str | None
-
-
-@dataclass
-class BadCount:
-    """Missing or infinite values among ``n`` rows: how many, and the first bad row."""
-
-    n: int
-    bad: int = 0
-    first: int = -1
-
-    @classmethod
-    def of(cls, mask: np.ndarray) -> BadCount:
-        bad = int(mask.sum())
-        return cls(len(mask), bad, int(np.argmax(mask)) if bad else -1)
-
-    def then(self, other: BadCount) -> BadCount:
-        """The count over these rows followed by ``other``'s."""
-        first = self.first if self.bad else (self.n + other.first if other.bad else -1)
-        return BadCount(self.n + other.n, self.bad + other.bad, first)
 
 
 @dataclass
@@ -71,12 +58,10 @@ class Survey:
     """What pass 1 learns from a run of adjacent partitions (see module docstring)."""
 
     n: int
-    y_bad: BadCount
     y_min: float
     y_max: float
-    offset_bad: BadCount
-    inputs: dict[str, BadCount]
-    group_na: dict[str, BadCount]
+    columns: dict[str, Count]  # the used columns' missing values
+    rows: Count  # rows with a missing value in any of them
     state: state_mod.Survey
     groups: dict[tuple[str, ...], pd.DataFrame]
 
@@ -91,13 +76,6 @@ def memory_dtypes(part: pd.DataFrame) -> pd.DataFrame:
     paths see the same labels.
     """
     return plain_dtypes(part)
-
-
-def _bad(col: pd.Series) -> np.ndarray:
-    """Non-finite numbers or missing values (as the in-memory checks)."""
-    if pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
-        return ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
-    return np.asarray(col.isna())
 
 
 def _design(plan: Plan, states: dict[str, Any]) -> design_mod.DesignSpec:
@@ -117,15 +95,13 @@ def survey(part: pd.DataFrame, plan: Plan) -> Survey:
     off = bare.offset(part)
     working = y - off  # as the in-memory check of a constant response
     ok = np.isfinite(working)
-    group_cols = dict.fromkeys(c for g in plan.groups for c in g)
+    columns, rows = missing_mod.column_counts(part, plan.used)
     return Survey(
         len(part),
-        BadCount.of(~np.isfinite(y)),
         float(working[ok].min()) if ok.any() else np.inf,
         float(working[ok].max()) if ok.any() else -np.inf,
-        BadCount.of(~np.isfinite(off)),
-        {v: BadCount.of(_bad(part[v])) for v in plan.fixed_vars},
-        {c: BadCount.of(np.asarray(part[c].isna())) for c in group_cols},
+        columns,
+        Count.of(rows),
         state_mod.survey(plan.parsed, part, {}),
         {g: part[list(g)].drop_duplicates() for g in plan.groups},
     )
@@ -135,12 +111,10 @@ def combine(a: Survey, b: Survey) -> Survey:
     """The survey of ``a``'s rows followed by ``b``'s."""
     return Survey(
         a.n + b.n,
-        a.y_bad.then(b.y_bad),
         min(a.y_min, b.y_min),
         max(a.y_max, b.y_max),
-        a.offset_bad.then(b.offset_bad),
-        {v: a.inputs[v].then(b.inputs[v]) for v in a.inputs},
-        {c: a.group_na[c].then(b.group_na[c]) for c in a.group_na},
+        {c: a.columns[c].then(b.columns[c]) for c in a.columns},
+        a.rows.then(b.rows),
         state_mod.combine(a.state, b.state),
         {g: pd.concat([a.groups[g], b.groups[g]]).drop_duplicates() for g in a.groups},
     )
@@ -173,7 +147,7 @@ def _meta_checks(ddf: Any, parsed: ParsedFormula, offset: str | None) -> None:
         raise FormulaError(design_mod.two_column_message(parsed.response))
     design_mod.check_columns(meta, names(parsed.lhs), "response")
     if isinstance(parsed.lhs, Name):
-        design_mod.response(meta, parsed.lhs.id, finite=False)  # a non-numeric response
+        design_mod.response(meta, parsed.lhs.id)  # a non-numeric response
     design_mod.check_columns(meta, [c for o in parsed.offsets for c in names(o)], "offset")
     if offset is not None:
         design_mod.check_columns(meta, [offset], "offset")
@@ -198,24 +172,7 @@ def _check_survey(s: Survey, parsed: ParsedFormula) -> None:
     """Raise the in-memory path's errors, in its order, from the combined survey."""
     if s.n == 0:
         raise DataError("data has no rows")
-    if s.y_bad.bad:
-        raise DataError(
-            f"response {parsed.response!r} has {s.y_bad.bad} NaN or infinite values (first "
-            f"at row {s.y_bad.first}); drop those rows first"
-        )
-    for name, c in s.inputs.items():
-        if c.bad == c.n:
-            raise DataError(f"column {name!r} is entirely missing")
-        if c.bad:
-            raise DataError(
-                f"column {name!r} has {c.bad} NaN or infinite values (first at row "
-                f"{c.first}); drop those rows first"
-            )
-    if s.offset_bad.bad:
-        raise DataError(
-            f"the offset has {s.offset_bad.bad} NaN or infinite values (first at row "
-            f"{s.offset_bad.first}); drop those rows first"
-        )
+    missing_mod.check(s.columns, s.rows, "error", DASK_HINT)  # as missing="error" in memory
     if s.state.blocked:
         raise FormulaError(
             "a stateful transform inside another (such as poly(scale(x), 2)) cannot be "
@@ -226,12 +183,6 @@ def _check_survey(s: Survey, parsed: ParsedFormula) -> None:
 def _term(term: RandomTerm, s: Survey, states: dict[str, Any]) -> reterm.ReTerm:
     """One random term learned from the survey (levels from the distinct grouping rows)."""
     parts = reterm.term_parts(term, states)
-    for f in term.factors:
-        if s.group_na[f].bad:
-            raise DataError(
-                f"grouping column {f!r} has {s.group_na[f].bad} missing values; "
-                "drop those rows or give them a level"
-            )
     rt, _ = reterm.from_levels(term, parts, s.groups[term.factors])
     return rt
 
@@ -251,10 +202,9 @@ def learn(formula: str, ddf: Any, progress: bool = False, offset: str | None = N
     parsed = parse(formula)
     _meta_checks(ddf, parsed, offset)
     meta = memory_dtypes(ddf._meta)
-    fixed_vars = MatrixSpec.build(parsed.fixed_terms, {}).data_columns()
     plan = Plan(
         parsed,
-        tuple(v for v in fixed_vars if v in meta.columns),
+        tuple(missing_mod.used_columns(formula, meta, [offset] if offset else [])),
         tuple(dict.fromkeys(t.factors for t in parsed.random)),
         offset,
     )

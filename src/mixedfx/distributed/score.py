@@ -26,11 +26,12 @@ import dask
 import numpy as np
 import pandas as pd
 
-from ..condition import check_labels, conditioned, given_blocks, with_new_levels
+from ..condition import check_complete, conditioned, given_blocks
 from ..engine import blocks as blocks_mod
-from ..errors import DataError, MixedFXWarning
+from ..errors import MixedFXWarning
+from ..frame import rows as rows_mod
 from ..predict import predict as predict_frame
-from .learn import BadCount, memory_dtypes
+from .learn import memory_dtypes
 from .run import compute, per_partition, tree_reduce
 
 if TYPE_CHECKING:
@@ -97,57 +98,24 @@ def predict(
 
 @dataclass
 class GivenSurvey:
-    """Pass 1 over given rows: the in-memory checks and the distinct grouping rows."""
+    """Pass 1 over given rows: their missing values and the distinct grouping rows."""
 
-    n: int
-    y_bad: BadCount
-    x_bad: int
-    labels_bad: tuple[int, ...]  # per term: rows with a missing label
-    m_bad: tuple[bool, ...]  # per term: a non-finite model-matrix value
+    tally: rows_mod.Tally  # as the in-memory check reads it
     groups: tuple[pd.DataFrame, ...]  # per term: distinct rows of its grouping columns
 
 
 def _survey(part: pd.DataFrame, model: LinearMixedModel) -> GivenSurvey:
-    spec = model.spec
     part = memory_dtypes(part)
-    y = spec.response_values(part) - spec.offset(part)
-    X = spec.X(part) if len(part) else np.empty((0, len(spec.fixed_names)))
-    labels = tuple(int(t.missing_labels(part).sum()) for t in spec.terms)
-    m_bad = tuple(not bool(np.isfinite(t.model_matrix(part)).all()) for t in spec.terms)
-    groups = tuple(part[list(t.term.factors)].drop_duplicates() for t in spec.terms)
-    x_bad = int((~np.isfinite(X).all(axis=1)).sum())
-    return GivenSurvey(len(part), BadCount.of(~np.isfinite(y)), x_bad, labels, m_bad, groups)
+    r = rows_mod.build(model.spec, part, response=True)
+    groups = tuple(part[list(t.term.factors)].drop_duplicates() for t in model.spec.terms)
+    return GivenSurvey(rows_mod.Tally.of(r), groups)
 
 
 def _combine_surveys(a: GivenSurvey, b: GivenSurvey) -> GivenSurvey:
     return GivenSurvey(
-        a.n + b.n,
-        a.y_bad.then(b.y_bad),
-        a.x_bad + b.x_bad,
-        tuple(i + j for i, j in zip(a.labels_bad, b.labels_bad, strict=True)),
-        tuple(i or j for i, j in zip(a.m_bad, b.m_bad, strict=True)),
+        a.tally.then(b.tally),
         tuple(pd.concat([u, v]).drop_duplicates() for u, v in zip(a.groups, b.groups, strict=True)),
     )
-
-
-def _check_given(s: GivenSurvey, model: LinearMixedModel) -> None:
-    """The in-memory errors for bad given rows, in the in-memory order."""
-    name = model.spec.response
-    if s.y_bad.bad:
-        raise DataError(
-            f"response {name!r} has {s.y_bad.bad} NaN or infinite values (first at row "
-            f"{s.y_bad.first}); drop those rows first"
-        )
-    if s.x_bad:
-        raise DataError(f"given has {s.x_bad} row(s) with missing predictors; drop them first")
-    for t, labels, m_bad in zip(model.spec.terms, s.labels_bad, s.m_bad, strict=True):
-        if labels:
-            raise DataError(
-                f"given has {labels} row(s) with a missing label of "
-                f"{t.group!r}; every given row needs its groups"
-            )
-        if m_bad:
-            raise DataError(f"given has missing values in the columns of random term {t.term}")
 
 
 def _given_part(
@@ -167,17 +135,14 @@ def _add(a: blocks_mod.Blocks | None, b: blocks_mod.Blocks | None) -> blocks_mod
 
 def condition(model: LinearMixedModel, given: Any, progress: bool = False) -> LinearMixedModel:
     """The model conditioned on the rows of a Dask frame (see :func:`mixedfx.condition`)."""
-    meta = memory_dtypes(given._meta)
-    model.spec.response_vector(meta)  # a missing or non-numeric response, named now
-    for t in model.spec.terms:
-        check_labels(t, meta)  # a missing grouping column, named now
+    rows_mod.build(model.spec, memory_dtypes(given._meta), response=True)  # columns, named now
     small = slim(model, None)
     model_d = dask.delayed(small, traverse=False)
     s = compute(tree_reduce(per_partition(given, _survey, model_d), _combine_surveys), progress)
-    if s.n == 0:
+    if s.tally.n == 0:
         return model
-    _check_given(s, model)
-    terms = [with_new_levels(t, u)[0] for t, u in zip(model.spec.terms, s.groups, strict=True)]
+    check_complete(s.tally, model.spec)  # the in-memory errors
+    terms = [t.with_levels(u)[0] for t, u in zip(model.spec.terms, s.groups, strict=True)]
     both = dask.delayed((small, terms), traverse=False)
     blocks = per_partition(given, _given_part, both)
     extra = compute(tree_reduce(blocks, _add), progress)

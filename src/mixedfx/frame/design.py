@@ -26,6 +26,7 @@ import pandas as pd
 from ..engine.layout import ThetaLayout
 from ..errors import DataError, FormulaError, RankDeficiencyWarning
 from . import reterm, syntax
+from . import rows as rows_mod
 from . import state as state_mod
 from . import transforms as tf
 from .evaluate import Evaluator
@@ -41,7 +42,7 @@ OFFSET_COLUMN = (
 
 @dataclass(frozen=True)
 class TrainingArrays:
-    """The numbers the engine needs from the training rows.
+    """The numbers the engine needs from the training rows (their :class:`~.rows.Rows`).
 
     ``y`` is the working response, the response minus the offset (what the
     cross-product blocks sum); ``offset`` is None without offsets.
@@ -174,7 +175,7 @@ class DesignSpec:
         """
         lhs = self.parsed.lhs
         if isinstance(lhs, Name):
-            return response(data, lhs.id, finite=False)
+            return response(data, lhs.id)
         check_columns(data, syntax.names(lhs), "response")
         ev = Evaluator(data, self.states)
         if self.parsed.two_column:
@@ -228,8 +229,11 @@ def check_columns(data: pd.DataFrame, names: list[str], what: str) -> None:
         )
 
 
-def response(data: pd.DataFrame, name: str, finite: bool = True) -> np.ndarray:
-    """A response column as a float vector, shape (n,); a boolean one is refused (binary data)."""
+def response(data: pd.DataFrame, name: str) -> np.ndarray:
+    """A response column as a float vector, shape (n,), NaN where missing.
+
+    A boolean one is refused (binary data), as is one that is not numeric.
+    """
     check_columns(data, [name], "response")
     col = data[name]
     if pd.api.types.is_bool_dtype(col):
@@ -239,31 +243,39 @@ def response(data: pd.DataFrame, name: str, finite: bool = True) -> np.ndarray:
         )
     if not pd.api.types.is_numeric_dtype(col) or isinstance(col.dtype, pd.CategoricalDtype):
         raise DataError(f"response {name!r} is not numeric (dtype {col.dtype}); convert it first")
-    y = col.to_numpy(dtype=float, na_value=np.nan)
-    bad = ~np.isfinite(y)
-    if finite and bad.any():
+    return col.to_numpy(dtype=float, na_value=np.nan)
+
+
+def check_training(tally: rows_mod.Tally, design: DesignSpec) -> None:
+    """The errors on missing values in training rows, from their :class:`~.rows.Tally`.
+
+    Training rows must be complete: the response, the fixed-effects matrix,
+    each random term's columns (in formula order) and the offset. The same
+    check reads the tally of the whole frame in memory and the sum of the
+    partitions' tallies on Dask. (Missing values of the used columns
+    themselves are :mod:`.missing`'s, before; these are what the formula's
+    expressions make of the rest, e.g. ``log(0)``.)
+    """
+    if tally.y.bad:
         raise DataError(
-            f"response {name!r} has {bad.sum()} NaN or infinite values (first at row "
-            f"{int(np.argmax(bad))}); drop those rows first"
+            f"response {design.response!r} has {tally.y.bad} NaN or infinite values (first "
+            f"at row {tally.y.first}); drop those rows first"
         )
-    return y
-
-
-def _check_finite_inputs(data: pd.DataFrame, names: list[str]) -> None:
-    for name in names:
-        col = data[name]
-        if pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
-            values = col.to_numpy(dtype=float, na_value=np.nan)
-            bad = ~np.isfinite(values)
-        else:
-            bad = np.asarray(col.isna())
-        if bad.all() and len(bad):
-            raise DataError(f"column {name!r} is entirely missing")
-        if bad.any():
-            raise DataError(
-                f"column {name!r} has {bad.sum()} NaN or infinite values (first at row "
-                f"{int(np.argmax(bad))}); drop those rows first"
-            )
+    if tally.x.bad:
+        column = design.fixed_names[int(np.argmax(tally.x_columns))]
+        raise DataError(
+            f"the fixed-effects matrix has NaN or infinite values in {tally.x.bad} row(s) "
+            f"(first at row {tally.x.first}, column {column!r}); check the predictors"
+        )
+    for term in design.parsed.random:  # formula order
+        k = next(k for k, t in enumerate(design.terms) if t.term == term)
+        if tally.effects[k].bad:
+            raise DataError(f"random term {term} has NaN or infinite values in its columns")
+    if tally.offset.bad:
+        raise DataError(
+            f"the offset has {tally.offset.bad} NaN or infinite values (first at row "
+            f"{tally.offset.first}); drop those rows first"
+        )
 
 
 def independent_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
@@ -352,39 +364,21 @@ def learn(
     states = state_mod.learn(parsed, data)
     fixed = MatrixSpec.build(parsed.fixed_terms, states)
     names_ = list(fixed.names)
+    terms = [reterm.learn(term, data, states) for term in parsed.random]
+    terms, _, _ = reterm.lme4_order(terms, [np.empty(0)] * len(terms))
     everything = np.arange(len(names_), dtype=np.int64)
-    design = DesignSpec(formula, parsed, fixed, everything, tuple(names_), (), (), states, offset)
-    fixed_vars = fixed.data_columns()
-    y = design.response_values(data) if two_column else design.response_vector(data)
-    _check_finite_inputs(data, fixed_vars)
-    full = fixed.matrix(data)
-    if not np.isfinite(full).all():
-        bad = ~np.isfinite(full)
-        rows, col = np.flatnonzero(bad.any(axis=1)), int(np.argmax(bad.any(axis=0)))
-        raise DataError(
-            f"the fixed-effects matrix has NaN or infinite values in {len(rows)} row(s) "
-            f"(first at row {rows[0]}, column {names_[col]!r}); check the predictors"
-        )
-    kept, dropped = drop_dependent(full, names_, stacklevel=4)
-    learned = [reterm.learn(term, data, states) for term in parsed.random]
-    for term, (_, _, M) in zip(parsed.random, learned, strict=True):
-        if not np.isfinite(M).all():
-            raise DataError(f"random term {term} has NaN or infinite values in its columns")
-    terms, codes, Ms = reterm.lme4_order(
-        [rt for rt, _, _ in learned], [c for _, c, _ in learned], [M for _, _, M in learned]
+    design = DesignSpec(
+        formula, parsed, fixed, everything, tuple(names_), (), tuple(terms), states, offset
     )
+    rows = rows_mod.build(design, data, response=True)
+    check_training(rows_mod.Tally.of(rows), design)
+    kept, dropped = drop_dependent(rows.X, names_, stacklevel=4)
     design = dataclasses.replace(
-        design,
-        kept=kept,
-        fixed_names=tuple(names_[j] for j in kept),
-        dropped=dropped,
-        terms=tuple(terms),
+        design, kept=kept, fixed_names=tuple(names_[j] for j in kept), dropped=dropped
     )
-    off = None
-    if parsed.offsets or offset is not None:
-        off = design.offset(data)
-        check_finite(off, "the offset")
-    X = full[:, kept]
+    X, y = rows.X[:, kept], rows.y
+    assert y is not None
+    off = rows.offset if parsed.offsets or offset is not None else None
     if off is None or two_column:
-        return design, TrainingArrays(X, y, tuple(codes), tuple(Ms), off)
-    return design, TrainingArrays(X, y - off, tuple(codes), tuple(Ms), off, y)
+        return design, TrainingArrays(X, y, rows.codes, rows.M, off)
+    return design, TrainingArrays(X, y - off, rows.codes, rows.M, off, y)

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
+from .na import is_missing, present
 
 _INTEGER = re.compile(r"0|-?[1-9][0-9]*")
 _DIGITS = re.compile(r"[+-]?[0-9]+")
@@ -142,6 +143,12 @@ def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
         The distinct labels as found (a str stays a str, an int an int), in
         lme4's order: the categories' order for a categorical, else sorted.
     """
+    gone = is_missing(column)
+    if gone.any():
+        raise DataError(
+            f"grouping column {name!r} has {int(gone.sum())} missing values; "
+            "drop those rows or give them a level"
+        )
     if isinstance(column.dtype, pd.CategoricalDtype):  # fast path: codes are given
         codes = column.cat.codes.to_numpy().astype(np.int64)
         uniques = column.cat.categories
@@ -152,11 +159,6 @@ def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
             uniques = uniques[used]
     else:
         codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    if (codes < 0).any():
-        raise DataError(
-            f"grouping column {name!r} has {(codes < 0).sum()} missing values; "
-            "drop those rows or give them a level"
-        )
     order = _sort_order(uniques, column)
     labels = as_array(np.asarray(uniques, dtype=object)[order].tolist())
     rank = np.empty(len(order), dtype=np.int64)
@@ -349,11 +351,11 @@ def lookup(column: pd.Series, levels: Levels, name: str) -> tuple[np.ndarray, np
     -------
     codes : ndarray of int64, shape (n,)
         The level's position; :data:`UNSEEN` (-1) for a label training never
-        saw, :data:`MISSING` (-2) for a missing label.
+        saw, :data:`MISSING` (-2) for a missing label (:mod:`mixedfx.frame.na`).
     unseen : ndarray of object, shape (u,)
         The distinct labels training never saw.
     """
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    codes, uniques = pd.factorize(present(column), use_na_sentinel=True)
     if len(uniques) == 0:
         return np.full(len(column), MISSING, dtype=np.int64), as_array([])
     found = levels.find(uniques, name)

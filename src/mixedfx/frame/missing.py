@@ -1,11 +1,14 @@
 """Missing values in training data: an error by default, dropped rows only on request.
 
-``lmm(..., missing="error")`` (the default) refuses NaN, inf or missing labels
-in any column the model uses (the response, the fixed-effects predictors, the
+``lmm(..., missing="error")`` (the default) refuses missing values (by the
+one rule, :mod:`mixedfx.frame.na`: NaN, inf, None, ``pd.NA``, NaT) in any
+column the model uses (the response, the fixed-effects predictors, the
 grouping columns and the random-slope columns), naming each column and its
 count. ``missing="drop"`` drops those rows and says how many with a
 :class:`~mixedfx.errors.MissingDataWarning`. A used column with no value at
-all is always an error: dropping it would drop every row.
+all is always an error: dropping it would drop every row. The checks read
+:class:`~mixedfx.frame.na.Count` s, so a Dask frame's partitions, counted
+apart and added, are checked by the same :func:`check`.
 
 lme4 differs: its default ``na.action = na.omit`` drops such rows silently.
 """
@@ -13,15 +16,17 @@ lme4 differs: its default ``na.action = na.omit`` drops such rows silently.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError, MissingDataWarning
 from .formula import parse, variable_names
+from .na import Count, is_missing
 
 MISSING = ("error", "drop")
+DROP_HINT = "drop them first or pass missing='drop' to drop them"
 
 
 def used_columns(formula: str, data: pd.DataFrame, also: Sequence[str] = ()) -> list[str]:
@@ -31,19 +36,50 @@ def used_columns(formula: str, data: pd.DataFrame, also: Sequence[str] = ()) -> 
     return [c for c in data.columns if isinstance(c, str) and c in names]
 
 
-def bad_mask(column: pd.Series) -> np.ndarray:
-    """True where a value is missing: NaN, inf or None (numbers), NaN or None (labels)."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        return np.asarray(column.cat.codes) < 0
-    if pd.api.types.is_bool_dtype(column):
-        return np.asarray(column.isna())
-    if pd.api.types.is_numeric_dtype(column):
-        values = np.asarray(column, dtype=float)
-        return ~np.isfinite(values)
-    out = column.isna().to_numpy(dtype=bool, copy=True)
-    if column.dtype == object:  # floats stored among labels, e.g. inf
-        out |= np.array([isinstance(v, float) and not np.isfinite(v) for v in column], dtype=bool)
-    return out
+def column_counts(data: pd.DataFrame, names: Sequence[str]) -> tuple[dict[str, Count], np.ndarray]:
+    """Per column of ``names``, its missing values counted; and the rows with any, shape (n,)."""
+    masks = {name: is_missing(data[name]) for name in names}
+    rows = np.logical_or.reduce([*masks.values(), np.zeros(len(data), dtype=bool)])
+    return {name: Count.of(m) for name, m in masks.items()}, rows
+
+
+def check(columns: Mapping[str, Count], rows: Count, missing: str, hint: str = DROP_HINT) -> bool:
+    """The training policy's errors from counts of missing values; True when rows must be dropped.
+
+    Parameters
+    ----------
+    columns : mapping of str to Count
+        Per used column, its missing values (:func:`~mixedfx.frame.na.is_missing`).
+    rows : Count
+        The rows with a missing value in any of them.
+    missing : {"error", "drop"}
+    hint : str
+        What to do, at the end of the error.
+
+    Raises
+    ------
+    DataError
+        When a used column is entirely missing, or when values are missing
+        and ``missing="error"``.
+    """
+    for name, c in columns.items():
+        if c.n and c.bad == c.n:
+            raise DataError(
+                f"column {name!r} has no usable values (all {c.n} are NaN, inf or "
+                "missing); fix or remove it from the formula"
+            )
+    if not rows.bad:
+        return False
+    if missing == "error":
+        raise DataError(
+            f"{rows.bad} row(s) have NaN, inf or missing values in column(s) "
+            f"{_described(columns)} (first at row {rows.first}); {hint}"
+        )
+    return True
+
+
+def _described(columns: Mapping[str, Count]) -> str:
+    return ", ".join(f"{name!r} ({c.bad})" for name, c in columns.items() if c.bad)
 
 
 def handle(
@@ -68,41 +104,21 @@ def handle(
     Raises
     ------
     DataError
-        When a used column is entirely missing, or when values are missing
-        and ``missing="error"``.
+        As :func:`check`, and when every row has a missing value.
     """
     if missing not in MISSING:
         raise ValueError(f"missing must be 'error' or 'drop', got {missing!r}")
     if not isinstance(data, pd.DataFrame) or len(data) == 0:
         return data  # design.learn names these problems
-    counts: dict[str, int] = {}
-    rows = np.zeros(len(data), dtype=bool)
-    for name in used_columns(formula, data, also):
-        bad = bad_mask(data[name])
-        if bad.all():
-            raise DataError(
-                f"column {name!r} has no usable values (all {len(bad)} are NaN, inf or "
-                "missing); fix or remove it from the formula"
-            )
-        if bad.any():
-            counts[name] = int(bad.sum())
-            rows |= bad
-    if not counts:
+    counts, rows = column_counts(data, used_columns(formula, data, also))
+    if not check(counts, Count.of(rows), missing):
         return data
-    described = ", ".join(f"{name!r} ({k})" for name, k in counts.items())
-    if missing == "error":
-        first = int(np.argmax(rows))
-        raise DataError(
-            f"{int(rows.sum())} row(s) have NaN, inf or missing values in column(s) "
-            f"{described} (first at row {first}); drop them first or pass "
-            "missing='drop' to drop them"
-        )
     kept = data.iloc[np.flatnonzero(~rows)]
     if len(kept) == 0:
-        raise DataError(f"every row has a missing value in column(s) {described}")
+        raise DataError(f"every row has a missing value in column(s) {_described(counts)}")
     warnings.warn(
         f"dropped {int(rows.sum())} of {len(data)} row(s) with NaN, inf or missing "
-        f"values in column(s) {described}; the model uses the other {len(kept)}",
+        f"values in column(s) {_described(counts)}; the model uses the other {len(kept)}",
         MissingDataWarning,
         stacklevel=3,
     )

@@ -175,10 +175,6 @@ class ReTerm:
             out[known] = self._combinations.get_indexer(rows)
         return out
 
-    def missing_labels(self, data: pd.DataFrame) -> np.ndarray:
-        """True where a row lacks a label of one of the grouping columns, shape (n,)."""
-        return np.asarray(pd.isna(data[list(self.term.factors)]).any(axis=1), dtype=bool)
-
     def find(self, keys: Sequence[Any]) -> np.ndarray:
         """Positions of levels given as labels (tuples for an interaction), ``< 0`` where absent.
 
@@ -245,24 +241,16 @@ def _column(data: pd.DataFrame, name: str) -> pd.Series:
     return data[name]
 
 
-def learn(
-    term: RandomTerm, data: pd.DataFrame, states: Mapping[str, tf.State]
-) -> tuple[ReTerm, np.ndarray, np.ndarray]:
+def learn(term: RandomTerm, data: pd.DataFrame, states: Mapping[str, tf.State]) -> ReTerm:
     """Learn a term from training data and the formula's learned states.
 
-    Returns
-    -------
-    reterm : ReTerm
-    codes : ndarray of int64, shape (n,)
-    M : ndarray, shape (n, q)
-        The term's per-row model matrix.
+    The rows' codes and model matrix come from :func:`mixedfx.frame.rows.build`,
+    as for any rows.
     """
     for f in term.factors:
         if f not in data:
             raise DataError(f"grouping column {f!r} of random term {term} is missing from the data")
-    parts = term_parts(term, states)
-    reterm, codes = from_levels(term, parts, data)
-    return reterm, codes, reterm.model_matrix(data)
+    return from_levels(term, term_parts(term, states), data)[0]
 
 
 def term_parts(term: RandomTerm, states: Mapping[str, tf.State]) -> tuple[MatrixSpec, ...]:

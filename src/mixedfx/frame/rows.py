@@ -1,15 +1,24 @@
-"""Model matrices of new rows, the choice of random effects (``re``) and Z.
+"""Model rows: the one way a frame becomes ``X``, ``y``, the offset, level codes and ``M``.
 
-For a data frame of ``n`` new rows this gives ``X`` (n x p, NaN where a
-predictor is missing), the offset (n,) and, per random term, level codes
-(n,; -1 for a level training never saw, -2 for a missing label) and the
-term's model matrix (n x q).
+:func:`build` turns any frame (training rows, new data, ``given`` rows, a
+Dask partition) into model rows under a design: ``X`` (n x p), the response
+``y`` (n,) when asked for, the offset (n,) and, per random term, level codes
+(n,) and the term's model matrix ``M`` (n x q). Columns are read by the one
+missing-value rule (:mod:`mixedfx.frame.na`), so a missing value is NaN in
+``X``, ``y``, the offset or ``M``, and a missing label has code ``-2``
+(``-1``: a label training never saw). The masks of missing values are read
+from those arrays (:class:`Rows`), and counted in a :class:`Tally`, which
+the checks of training and of ``given`` read, in memory and on Dask alike.
+
+The rest of the module is what predictions do with the rows: the choice of
+random effects (``re``), the label-mismatch warning, level counts and Z.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,26 +26,34 @@ import scipy.sparse as sp
 
 from ..engine.blocks import term_matrix
 from ..errors import FormulaError, NewLevelWarning
+from . import design as design_mod
 from . import levels as lv
-from .design import DesignSpec, check_columns
 from .formula import RandomTerm, random_terms
+from .na import Count
 from .reterm import ReTerm, Unseen
+
+if TYPE_CHECKING:
+    from .design import DesignSpec
 
 
 @dataclass(frozen=True)
 class Rows:
-    """Model matrices of new rows.
+    """A frame's model rows under a design, missing values marked in them.
 
     Attributes
     ----------
     X : ndarray, shape (n, p)
+        Not finite in a row with a missing predictor.
     codes : tuple of ndarray of int, shape (n,) per term
         ``-1`` for a level training never saw, ``-2`` for a missing label.
     M : tuple of ndarray, shape (n, q_t) per term
+        Not finite in a row with a missing value of a column the term reads.
     offset : ndarray, shape (n,)
-        Added to the linear predictor (zeros without offsets).
+        Added to the linear predictor (zeros without offsets); NaN where missing.
     unseen : tuple of list of Unseen, per term
         The grouping columns with labels training never saw, and those labels.
+    y : ndarray, shape (n,) or (n, 2), or None
+        The response as observed (``build(..., response=True)``); NaN where missing.
     """
 
     X: np.ndarray
@@ -44,21 +61,137 @@ class Rows:
     M: tuple[np.ndarray, ...]
     offset: np.ndarray
     unseen: tuple[list[Unseen], ...] = ()
+    y: np.ndarray | None = None
 
     @property
     def n(self) -> int:
         return self.X.shape[0]
 
+    @property
+    def working(self) -> np.ndarray:
+        """The working response ``y - offset``, shape (n,): what ``X beta + Z b`` fits."""
+        assert self.y is not None and self.y.ndim == 1, "rows built without a response"
+        return self.y - self.offset
 
-def build(spec: DesignSpec, data: pd.DataFrame) -> Rows:
-    """Model matrices of ``data`` (a pandas frame, see :mod:`mixedfx.frames`) under a design."""
+    # -- the masks, shape (n,) --------------------------------------------------------------
+    @property
+    def missing_x(self) -> np.ndarray:
+        """Rows with a missing predictor (a value of X not finite)."""
+        return ~np.isfinite(self.X).all(axis=1)
+
+    @property
+    def missing_y(self) -> np.ndarray:
+        """Rows with a missing response (none when built without one)."""
+        if self.y is None:
+            return np.zeros(self.n, dtype=bool)
+        return ~np.isfinite(self.y.reshape(self.n, -1)).all(axis=1)
+
+    @property
+    def missing_offset(self) -> np.ndarray:
+        """Rows with a missing offset."""
+        return ~np.isfinite(self.offset)
+
+    @property
+    def missing_labels(self) -> tuple[np.ndarray, ...]:
+        """Per term: rows with a missing label of a grouping column."""
+        return tuple(c == lv.MISSING for c in self.codes)
+
+    @property
+    def new_levels(self) -> tuple[np.ndarray, ...]:
+        """Per term: rows whose level training never saw (their labels are present)."""
+        return tuple(c == lv.UNSEEN for c in self.codes)
+
+    def missing_effects(self, k: int, columns: np.ndarray | None = None) -> np.ndarray:
+        """Rows with a missing value in term ``k``'s ``M`` (in ``columns``, bool (q,), if given)."""
+        M = self.M[k] if columns is None else self.M[k][:, columns]
+        return ~np.isfinite(M).all(axis=1)
+
+
+def build(spec: DesignSpec, data: pd.DataFrame, response: bool = False) -> Rows:
+    """The model rows of ``data`` (a pandas frame, see :mod:`mixedfx.frames`) under a design.
+
+    The one function from a frame to rows: training (:func:`mixedfx.frame.design.learn`),
+    predictions, ``given`` rows and every Dask partition use it.
+
+    Parameters
+    ----------
+    spec : DesignSpec
+    data : DataFrame, shape (n, ...)
+    response : bool, default False
+        Also read the response (``Rows.y``).
+
+    Raises
+    ------
+    DataError
+        For a missing column, a response that is not numeric (or boolean),
+        a categorical level training never saw or a variable of another type.
+    """
     needed = [c for t in spec.terms for c in (*t.term.factors, *t.data_columns())]
-    check_columns(data, list(dict.fromkeys(needed)), "model")
-    X = spec.X(data) if len(data) else np.empty((0, len(spec.fixed_names)))
+    design_mod.check_columns(data, list(dict.fromkeys(needed)), "model")
+    n = len(data)
+    y = spec.response_values(data) if response else None
+    X = spec.X(data) if n else np.empty((0, len(spec.fixed_names)))
     found = [t.lookup(data) for t in spec.terms]
-    M = tuple(t.model_matrix(data) if len(data) else np.empty((0, t.q)) for t in spec.terms)
+    M = tuple(t.model_matrix(data) if n else np.empty((0, t.q)) for t in spec.terms)
     codes = tuple(c for c, _ in found)
-    return Rows(X, codes, M, spec.offset(data), tuple(u for _, u in found))
+    return Rows(X, codes, M, spec.offset(data), tuple(u for _, u in found), y)
+
+
+@dataclass(frozen=True)
+class Tally:
+    """The rows' missing values counted (:class:`~mixedfx.frame.na.Count`: how many, the first).
+
+    What the checks of training and ``given`` read; the tallies of adjacent
+    runs of rows (Dask partitions) add with :meth:`then`.
+
+    Attributes
+    ----------
+    y, offset, x : Count
+        Rows with a missing response, offset, predictor.
+    x_columns : ndarray of bool, shape (p,)
+        Columns of X with a missing value.
+    labels, effects : tuple of Count, per term
+        Rows with a missing label; with a missing value in ``M``.
+    """
+
+    y: Count
+    offset: Count
+    x: Count
+    x_columns: np.ndarray
+    labels: tuple[Count, ...]
+    effects: tuple[Count, ...]
+
+    @property
+    def n(self) -> int:
+        return self.x.n
+
+    @property
+    def clean(self) -> bool:
+        """Nothing is missing."""
+        counts = (self.y, self.offset, self.x, *self.labels, *self.effects)
+        return not any(c.bad for c in counts)
+
+    @classmethod
+    def of(cls, r: Rows) -> Tally:
+        return cls(
+            Count.of(r.missing_y),
+            Count.of(r.missing_offset),
+            Count.of(r.missing_x),
+            ~np.isfinite(r.X).all(axis=0),
+            tuple(Count.of(m) for m in r.missing_labels),
+            tuple(Count.of(r.missing_effects(k)) for k in range(len(r.M))),
+        )
+
+    def then(self, other: Tally) -> Tally:
+        """The tally of these rows followed by ``other``'s."""
+        return Tally(
+            self.y.then(other.y),
+            self.offset.then(other.offset),
+            self.x.then(other.x),
+            self.x_columns | other.x_columns,
+            tuple(a.then(b) for a, b in zip(self.labels, other.labels, strict=True)),
+            tuple(a.then(b) for a, b in zip(self.effects, other.effects, strict=True)),
+        )
 
 
 def select(spec: DesignSpec, re: str | None) -> list[np.ndarray]:
@@ -170,12 +303,11 @@ def level_counts(
         missing label) and ``used`` (whether ``re`` includes the factor).
     """
     out: dict[str, dict[str, object]] = {}
-    for t, codes, mask in zip(spec.terms, rows.codes, masks, strict=True):
+    parts = zip(spec.terms, rows.codes, rows.missing_labels, rows.new_levels, masks, strict=True)
+    for t, codes, missing, new, mask in parts:
         if t.group in out:  # (1 | g) + (0 + x | g): one factor, the same codes
             out[t.group]["used"] = bool(out[t.group]["used"]) or bool(mask.any())
             continue
-        missing = codes == lv.MISSING
-        new = codes == lv.UNSEEN
         distinct = data.loc[new, list(t.term.factors)].drop_duplicates() if new.any() else ()
         out[t.group] = dict(
             rows=len(codes),

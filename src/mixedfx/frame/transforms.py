@@ -29,6 +29,7 @@ import pandas as pd
 
 from ..errors import DataError
 from . import levels as lv
+from .na import is_missing
 from .syntax import r_number
 
 MAX_POLY_DEGREE = 8
@@ -171,7 +172,7 @@ class Distinct:
 
     @classmethod
     def of(cls, values: pd.Series) -> Distinct:
-        return cls(values.dropna().drop_duplicates().reset_index(drop=True))
+        return cls(values[~is_missing(values)].drop_duplicates().reset_index(drop=True))
 
     def then(self, other: Distinct) -> Distinct:
         both = pd.concat([self.values, other.values], ignore_index=True)

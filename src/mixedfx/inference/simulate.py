@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from ..condition import with_new_levels
 from ..engine.blocks import term_matrix
 from ..errors import DataError
+from ..frame import rows as rows_mod
 
 if TYPE_CHECKING:
     from ..model import LinearMixedModel
@@ -89,20 +90,13 @@ def simulator(model: LinearMixedModel, newdata: pd.DataFrame | None = None) -> S
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, got {type(data).__name__}")
     spec = model.spec
-    X = spec.X(data)
-    if not np.isfinite(X).all():
-        bad = int((~np.isfinite(X).all(axis=1)).sum())
-        raise DataError(f"{bad} row(s) have missing predictors; drop them to simulate")
-    Zs, known = [], []
-    for t in spec.terms:
-        nt, codes = with_new_levels(t, data)
-        M = nt.model_matrix(data)
-        if not np.isfinite(M).all():
-            raise DataError(f"missing values in the columns of random term {t.term}")
-        Zs.append(term_matrix(codes, M, nt.nlevels))
-        known.append(t.nlevels)
+    terms, r = with_new_levels(spec, data, rows_mod.build(spec, data), "newdata")
+    Zs = [
+        term_matrix(codes, M, nt.nlevels) for nt, codes, M in zip(terms, r.codes, r.M, strict=True)
+    ]
+    known = [t.nlevels for t in spec.terms]
     chol = [model.sigma * T for T in model.Ts()]
-    return Simulator(X @ model.beta, Zs, known, chol, list(model.b), model.sigma)
+    return Simulator(r.X @ model.beta, Zs, known, chol, list(model.b), model.sigma)
 
 
 def simulate(
