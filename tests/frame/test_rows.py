@@ -1,4 +1,4 @@
-"""rows: the label-mismatch warning (distinct labels, written as training's) and re= errors."""
+"""rows: one path from a frame to model rows and masks; the label-mismatch warning; re= errors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 import mixedfx as mfx
+from mixedfx.condition import given_rows
+from mixedfx.frame import missing as missing_mod
+from mixedfx.frame import rows
+from mixedfx.frames import in_memory
+from strategies import MISSING_FORMULA, frames_with_missing, missing_training
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +105,76 @@ def test_re_term_with_unknown_column_names_it(re: str, unknown: str) -> None:
     text = str(caught.value)
     assert f"unknown column(s) {unknown}" in text
     assert "columns ['(Intercept)', 'Days']" in text
+
+
+# -- one path for rows: the masks, and training, predict and given agree ----------------------
+@pytest.fixture(scope="module")
+def missing_model() -> mfx.LinearMixedModel:
+    return mfx.lmm(MISSING_FORMULA, missing_training())
+
+
+def _expected(missing: dict[str, np.ndarray], columns: str) -> np.ndarray:
+    return np.logical_or.reduce([missing[c] for c in columns])
+
+
+@given(frames_with_missing())
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_rows_mark_missing_values_of_every_dtype(missing_model, case) -> None:
+    frame, missing = case
+    spec = missing_model.spec
+    r = rows.build(spec, in_memory(frame, "newdata"), response=True)
+    np.testing.assert_array_equal(r.missing_y, missing["y"])
+    np.testing.assert_array_equal(r.missing_x, _expected(missing, "xf"))
+    (labels,), (new,), effects = r.missing_labels, r.new_levels, r.missing_effects(0)
+    np.testing.assert_array_equal(labels, missing["g"])
+    np.testing.assert_array_equal(effects, missing["z"])
+    assert not new.any()  # labels of another dtype match training's by value
+    # the columns as given (nullable, Arrow) are read by the same rule as after the boundary
+    np.testing.assert_array_equal(np.isnan(r.X), np.isnan(rows.build(spec, frame).X))
+
+
+@given(frames_with_missing())
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_training_predict_and_given_agree_on_missing_rows(missing_model, case) -> None:
+    frame, missing = case
+    complete = ~_expected(missing, "yxfzg")
+    # training: missing="drop" keeps exactly the complete rows
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mfx.MissingDataWarning)
+        if complete.any():
+            kept = missing_mod.handle(MISSING_FORMULA, in_memory(frame, "data"), "drop")
+            np.testing.assert_array_equal(frame.index.isin(kept.index), complete)
+        else:
+            with pytest.raises(mfx.DataError):
+                missing_mod.handle(MISSING_FORMULA, in_memory(frame, "data"), "drop")
+    # predict: NaN exactly where a predictor, label or random-term value is missing
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mfx.MixedFXWarning)
+        fit = missing_model.predict(frame, new_levels="nan")
+    np.testing.assert_array_equal(np.isnan(fit), _expected(missing, "xfzg"))
+    # given: the complete rows are taken, each other row refused
+    terms, _ = given_rows(missing_model, frame[complete])
+    assert [t.nlevels for t in terms] == [6]
+    for i in np.flatnonzero(~complete):
+        with pytest.raises(mfx.DataError):
+            given_rows(missing_model, frame.iloc[[i]])
+
+
+def test_given_checks_name_what_is_missing(missing_model) -> None:
+    new = missing_training().head(4)
+    cases = [
+        ("y", "response 'y' has 1 NaN"),
+        ("x", "given has 1 row\\(s\\) with missing predictors"),
+        ("f", "given has 1 row\\(s\\) with missing predictors"),
+        ("g", "given has 1 row\\(s\\) with a missing label of 'g'"),
+        ("z", "given has missing values in the columns of random term \\(1 \\+ z \\| g\\)"),
+    ]
+    for column, message in cases:
+        bad = new.astype({column: "Float64" if column in "xyz" else object})
+        bad.loc[2, column] = pd.NA
+        with pytest.raises(mfx.DataError, match=message):
+            missing_model.condition(bad)

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-_WITH_NUMBERS = ("floating", "mixed-integer-float", "mixed", "decimal")
+# pandas.api.types.infer_dtype's kinds of object columns that hold no float
+_NO_FLOATS = ("empty", "string", "bytes", "integer", "boolean", "datetime", "datetime64", "date")
+_NO_FLOATS += ("timedelta", "timedelta64", "time", "period", "interval")
 
 
 def is_missing(column: pd.Series) -> np.ndarray:
@@ -39,7 +41,7 @@ def is_missing(column: pd.Series) -> np.ndarray:
     out = column.isna().to_numpy(dtype=bool, copy=True)
     if (
         pd.api.types.is_object_dtype(dtype)
-        and pd.api.types.infer_dtype(column, skipna=True) in _WITH_NUMBERS
+        and pd.api.types.infer_dtype(column, skipna=True) not in _NO_FLOATS
     ):
         out |= np.fromiter((_infinite(v) for v in column), dtype=bool, count=len(column))
     return out

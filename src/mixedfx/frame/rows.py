@@ -84,7 +84,8 @@ class Rows:
         """Rows with a missing response (none when built without one)."""
         if self.y is None:
             return np.zeros(self.n, dtype=bool)
-        return ~np.isfinite(self.y.reshape(self.n, -1)).all(axis=1)
+        bad = ~np.isfinite(self.y)
+        return bad if bad.ndim == 1 else bad.any(axis=1)
 
     @property
     def missing_offset(self) -> np.ndarray:
