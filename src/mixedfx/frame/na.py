@@ -23,8 +23,10 @@ import numpy as np
 import pandas as pd
 
 # pandas.api.types.infer_dtype's kinds of object columns that hold no float
-_NO_FLOATS = ("empty", "string", "bytes", "integer", "boolean", "datetime", "datetime64", "date")
-_NO_FLOATS += ("timedelta", "timedelta64", "time", "period", "interval")
+_NO_FLOATS = frozenset(
+    ["empty", "string", "bytes", "integer", "boolean", "datetime", "datetime64", "date"]
+    + ["timedelta", "timedelta64", "time", "period", "interval"]
+)
 
 
 def is_missing(column: pd.Series) -> np.ndarray:
