@@ -26,7 +26,7 @@ from .engine import blocks as blocks_mod
 from .engine import solve
 from .engine.cholesky import factorize
 from .errors import DataError, GivenWarning
-from .frame.design import DesignSpec
+from .frame.design import DesignSpec, check_count
 from .frame.reterm import ReTerm
 from .frame.rows import Rows, Tally, build
 from .frames import backend, in_memory
@@ -48,16 +48,8 @@ def check_complete(tally: Tally, spec: DesignSpec, what: str = "given") -> None:
         For a missing response, offset, predictor, group label or
         random-term value, in that order.
     """
-    if tally.y.bad:
-        raise DataError(
-            f"response {spec.response!r} has {tally.y.bad} NaN or infinite values (first at "
-            f"row {tally.y.first}); drop those rows first"
-        )
-    if tally.offset.bad:
-        raise DataError(
-            f"the offset has {tally.offset.bad} NaN or infinite values (first at row "
-            f"{tally.offset.first}); drop those rows first"
-        )
+    check_count(tally.y, f"response {spec.response!r}")
+    check_count(tally.offset, "the offset")
     if tally.x.bad:
         raise DataError(f"{what} has {tally.x.bad} row(s) with missing predictors; drop them first")
     for t, labels, effects in zip(spec.terms, tally.labels, tally.effects, strict=True):

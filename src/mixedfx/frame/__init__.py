@@ -4,6 +4,8 @@
 * :mod:`~mixedfx.frame.levels`: grouping levels matched by value;
 * :mod:`~mixedfx.frame.reterm`: one random-effects term (levels, model matrix);
 * :mod:`~mixedfx.frame.design`: the frozen spec learned from training data;
-* :mod:`~mixedfx.frame.missing`: the missing-value policy;
-* :mod:`~mixedfx.frame.rows`: model matrices of new rows.
+* :mod:`~mixedfx.frame.na`: what counts as missing, one rule for every column;
+* :mod:`~mixedfx.frame.missing`: the missing-value policy of training;
+* :mod:`~mixedfx.frame.rows`: the one way a frame becomes model rows (X, y,
+  offset, level codes, M) with their missing values marked.
 """

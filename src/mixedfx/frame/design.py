@@ -32,6 +32,7 @@ from . import transforms as tf
 from .evaluate import Evaluator
 from .formula import ParsedFormula, parse
 from .modelmatrix import MatrixSpec
+from .na import Count
 from .syntax import Call, Name
 
 RANK_TOL = 1e-7  # lme4's tolerance for dropping columns of X
@@ -211,11 +212,15 @@ def two_column_message(response: str) -> str:
 
 def check_finite(values: np.ndarray, what: str) -> None:
     """Raise a DataError when ``values`` has NaN or infinite entries, naming ``what``."""
-    bad = ~np.isfinite(values)
-    if bad.any():
+    check_count(Count.of(~np.isfinite(values)), what)
+
+
+def check_count(count: Count, what: str) -> None:
+    """Raise a DataError when ``count`` counts missing values of ``what`` (the response, ...)."""
+    if count.bad:
         raise DataError(
-            f"{what} has {int(bad.sum())} NaN or infinite values (first at row "
-            f"{int(np.argmax(bad))}); drop those rows first"
+            f"{what} has {count.bad} NaN or infinite values (first at row {count.first}); "
+            "drop those rows first"
         )
 
 
@@ -256,11 +261,7 @@ def check_training(tally: rows_mod.Tally, design: DesignSpec) -> None:
     themselves are :mod:`.missing`'s, before; these are what the formula's
     expressions make of the rest, e.g. ``log(0)``.)
     """
-    if tally.y.bad:
-        raise DataError(
-            f"response {design.response!r} has {tally.y.bad} NaN or infinite values (first "
-            f"at row {tally.y.first}); drop those rows first"
-        )
+    check_count(tally.y, f"response {design.response!r}")
     if tally.x.bad:
         column = design.fixed_names[int(np.argmax(tally.x_columns))]
         raise DataError(
@@ -271,11 +272,7 @@ def check_training(tally: rows_mod.Tally, design: DesignSpec) -> None:
         k = next(k for k, t in enumerate(design.terms) if t.term == term)
         if tally.effects[k].bad:
             raise DataError(f"random term {term} has NaN or infinite values in its columns")
-    if tally.offset.bad:
-        raise DataError(
-            f"the offset has {tally.offset.bad} NaN or infinite values (first at row "
-            f"{tally.offset.first}); drop those rows first"
-        )
+    check_count(tally.offset, "the offset")
 
 
 def independent_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
