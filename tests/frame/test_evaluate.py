@@ -139,6 +139,18 @@ def test_categorical_variables_and_their_levels() -> None:
     assert isinstance(half, Coded)
 
 
+def test_comparisons_of_missing_numbers_are_missing() -> None:
+    """NaN and inf are missing (the rule of mixedfx.frame.na): so is a comparison of them."""
+    states = learn("I(x > 5)")
+    new = pd.DataFrame({"x": [1.0, 7.0, np.nan, np.inf, -np.inf]})
+    coded = value("I(x > 5)", new, states)
+    assert isinstance(coded, Coded)
+    np.testing.assert_array_equal(coded.codes, [0, 1, -1, -1, -1])
+    np.testing.assert_array_equal(
+        value("I((x > 5) + 0)", new, {}), [0.0, 1.0, np.nan, np.nan, np.nan]
+    )
+
+
 def test_factor_levels_match_across_types() -> None:
     states = learn("factor(k)")
     as_text = pd.DataFrame({"k": DATA.k.astype(str)})

@@ -186,13 +186,16 @@ class Evaluator:
         return self._numbers(node.id, node)
 
     def compare(self, node: BinOp) -> tuple[Any, np.ndarray]:
-        """A comparison's truth values and where they are missing (NA)."""
+        """A comparison's truth values and where they are missing (NA).
+
+        Missing where an operand is: NaN or infinite (:mod:`mixedfx.frame.na`).
+        """
         left, right = self.numeric(node.left), self.numeric(node.right)
         if _pending(left, right):
             return PENDING, np.zeros(self.n, dtype=bool)
         with np.errstate(invalid="ignore"):
             values = np.broadcast_to(_COMPARE[node.op](left, right), (self.n,))
-        missing = np.broadcast_to(np.isnan(left) | np.isnan(right), (self.n,))
+        missing = np.broadcast_to(~np.isfinite(left) | ~np.isfinite(right), (self.n,))
         return values, missing
 
     def call(self, node: Call) -> Any:
