@@ -159,7 +159,8 @@ def given_blocks(
         codes.append(c)
         Ms.append(M)
     nlevels = [t.nlevels for t in new_terms]
-    extra = blocks_mod.form(X, y, tuple(codes), tuple(Ms), nlevels, first=model.blocks.first)
+    Xs, ys, Mss = model.standardized.coords.apply(X, y, Ms)  # the training blocks' coordinates
+    extra = blocks_mod.form(Xs, ys, tuple(codes), Mss, nlevels, first=model.blocks.first)
     return new_terms, extra
 
 
@@ -169,15 +170,17 @@ def conditioned(
     """The model conditioned on given rows with blocks ``extra`` in the layout of ``terms``."""
     nlevels = [t.nlevels for t in terms]
     blocks = blocks_mod.add(blocks_mod.extend(model.blocks, nlevels), extra)
-    Ts = model.Ts()
-    f = factorize(blocks_mod.fix_beta(blocks, model.beta), Ts)
+    std = model.standardized  # the blocks' coordinates
+    Ts = model.spec.layout.Ts(std.theta)
+    f = factorize(blocks_mod.fix_beta(blocks, std.beta), Ts)
     _, _, b = solve.modes(f)
     new_spec = dataclasses.replace(model.spec, terms=tuple(terms))
     return dataclasses.replace(
         model,
         spec=new_spec,
-        b=b,
-        b_condcov=solve.condcov(f, model.sigma),
+        b=std.coords.b(b),
+        b_condcov=std.coords.condcov(solve.condcov(f, std.sigma)),
+        standardized=dataclasses.replace(std, b=b),
         blocks=blocks,
         fitted_values=None,
         response_values=None,

@@ -21,6 +21,7 @@ import pandas as pd
 from .engine.blocks import Blocks
 from .engine.intervals import PredictionError
 from .engine.optimize import OptSummary
+from .engine.standard import Standardized
 from .errors import DataError
 from .frame.design import DesignSpec
 from .frames import backend
@@ -65,7 +66,8 @@ class LinearMixedModel:
     optsummary : OptSummary
     blocks : Blocks
         Cross-products of the training rows (plus the given rows after
-        :meth:`condition`).
+        :meth:`condition`), in the standardized coordinates of
+        ``standardized.coords`` (see :mod:`mixedfx.engine.standard`).
     fitted_values, response_values : ndarray, shape (n,), or None
         Of the training rows (None after :meth:`condition`).
     data : DataFrame or None
@@ -74,6 +76,11 @@ class LinearMixedModel:
     nobs_given : int
         Rows that :meth:`condition` added to the random effects (0 for a
         fit). They are not counted in :attr:`nobs`.
+    standardized : Standardized
+        The estimates in the coordinates the fit ran in (centred and scaled
+        columns); ``theta``, ``beta``, ``sigma``, ``b`` and the covariances
+        above are their exact maps to the user's coordinates. Predictions,
+        intervals and :meth:`condition` start from these.
     """
 
     spec: DesignSpec
@@ -91,6 +98,7 @@ class LinearMixedModel:
     response_values: np.ndarray | None = field(repr=False)
     data: pd.DataFrame | None = field(default=None, repr=False)
     nobs_given: int = 0
+    standardized: Standardized = field(kw_only=True, repr=False)
 
     # -- sizes and parameters ---------------------------------------------------
     @property
@@ -400,7 +408,8 @@ class LinearMixedModel:
                 if cached is None:
                     from .engine.objective import Objective
 
-                    f = Objective(self.blocks, self.spec.layout, self.reml).factorize(self.theta)
+                    objective = Objective(self.blocks, self.spec.layout, self.reml)
+                    f = objective.factorize(self.standardized.theta)
                     cached = PredictionError(f)
                     object.__setattr__(self, "_prediction_error", cached)  # frozen: cache only
         return cached

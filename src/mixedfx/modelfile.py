@@ -34,6 +34,7 @@ from formulaic import Formula, ModelSpec
 from . import statecodec
 from .engine.blocks import Blocks, RestTerm
 from .engine.optimize import OptSummary
+from .engine.standard import Moments, Standardization, Standardized
 from .errors import ModelFileError
 from .frame.design import DesignSpec
 from .frame.formula import RandomTerm, parse
@@ -41,7 +42,7 @@ from .frame.reterm import ReTerm
 from .model import LinearMixedModel
 
 FORMAT = "mixedfx-model"
-VERSION = 2  # 2: the manifest carries its own checksum; terms may carry column scales
+VERSION = 3  # 2: the manifest carries its own checksum; 3: standardized coordinates
 MANIFEST = "mixedfx.json"
 MAX_MEMBER_BYTES = 8 * 2**30
 
@@ -110,7 +111,31 @@ def _arrays(model: LinearMixedModel) -> dict[str, np.ndarray]:
     for k, (b, c) in enumerate(zip(model.b, model.b_condcov, strict=True)):
         arrays[f"b{k}"] = b
         arrays[f"condcov{k}"] = c
-    return arrays
+    return arrays | _standardized_arrays(model.standardized)
+
+
+def _standardized_arrays(std: Standardized) -> dict[str, np.ndarray]:
+    """The fit's coordinates and its estimates in them (the blocks are in those coordinates)."""
+    out = {"std_theta": std.theta, "std_beta": std.beta}
+    moments = {"xy": std.coords.xy} | {f"term{k}": m for k, m in enumerate(std.coords.terms)}
+    for name, m in moments.items():
+        out |= {f"{name}_mean": m.mean, f"{name}_rms": m.rms}
+        if m.weights is not None:
+            out[f"{name}_weights"] = m.weights
+    return out | {f"std_b{k}": b for k, b in enumerate(std.b)}
+
+
+def _standardized(d: dict[str, Any], arrays: dict[str, np.ndarray], nterms: int) -> Standardized:
+    """:func:`_standardized_arrays` read back (``n`` and ``sigma`` from the manifest)."""
+    n = int(d["std_n"])
+
+    def moments(name: str) -> Moments:
+        w = arrays.get(f"{name}_weights")
+        return Moments(n, w, arrays[f"{name}_mean"], arrays[f"{name}_rms"])
+
+    coords = Standardization(moments("xy"), tuple(moments(f"term{k}") for k in range(nterms)))
+    b = [arrays[f"std_b{k}"] for k in range(nterms)]
+    return Standardized(coords, arrays["std_theta"], arrays["std_beta"], float(d["std_sigma"]), b)
 
 
 def save(model: LinearMixedModel, path: str | os.PathLike[str]) -> None:
@@ -137,6 +162,8 @@ def save(model: LinearMixedModel, path: str | os.PathLike[str]) -> None:
             "sigma": model.sigma,
             "objective": model.objective,
             "nobs_given": model.nobs_given,
+            "std_n": model.standardized.coords.xy.n,
+            "std_sigma": model.standardized.sigma,
             "fixed_spec": _spec_json(spec.fixed_spec),
             "fixed_names": list(spec.fixed_names),
             "dropped": list(spec.dropped),
@@ -352,6 +379,7 @@ def _build(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearMixedModel
         None,
         None,
         int(d.get("nobs_given", 0)),  # files before nobs_given: never conditioned
+        standardized=_standardized(d, arrays, len(terms)),
     )
     _check(model)
     return model
@@ -384,6 +412,18 @@ def _check(m: LinearMixedModel) -> None:
                 problems.append("rest layout")
     if not (np.isfinite(m.sigma) and m.sigma > 0):
         problems.append("sigma")
+    std = m.standardized
+    sizes = [(std.coords.xy, p + 1)]
+    sizes += [(mom, t.q) for mom, t in zip(std.coords.terms, spec.terms, strict=True)]
+    shapes_ok = all(
+        mom.mean.shape == mom.rms.shape == (k,)
+        and (mom.weights is None or mom.weights.shape == (k,))
+        and np.all(mom.rms >= 0)
+        for mom, k in sizes
+    )
+    b_ok = all(b.shape == (t.nlevels, t.q) for b, t in zip(std.b, spec.terms, strict=True))
+    if not (shapes_ok and b_ok and std.beta.shape == (p,) and std.theta.shape == m.theta.shape):
+        problems.append("standardized coordinates")
     if not 0 <= m.nobs_given < bl.n:
         problems.append("given rows")
     if problems:

@@ -317,6 +317,9 @@ def polish(
     return replace(opt, final=x, fmin=f, feval=opt.feval + nfev, extra=extra)
 
 
+SETTLE_TOL = 1e-8  # a gradient is flat when its gain is below this times max(1, |f|)
+
+
 def gain(g: np.ndarray, x: np.ndarray, lower: np.ndarray) -> float:
     """The largest first-order decrease ``|g_i| * max(|x_i|, 0.1)`` along a free direction."""
     return float((np.abs(projected(g, x, lower)) * np.maximum(np.abs(x), 0.1)).max(initial=0.0))
@@ -327,7 +330,7 @@ def settle(
     fungrad: ValueGradient,
     opt: OptSummary,
     hess: Callable[[np.ndarray], np.ndarray | None] | None = None,
-    tol: float = 1e-8,
+    tol: float = SETTLE_TOL,
 ) -> OptSummary:
     """:func:`polish` and :func:`snap`; when the gradient is still not flat, BOBYQA again.
 
@@ -396,33 +399,15 @@ def snap(fun: Callable[[np.ndarray], float], opt: OptSummary) -> OptSummary:
     return replace(opt, final=x, fmin=f, feval=opt.feval + nfev)
 
 
-def fit_theta(objective: Objective, w: np.ndarray) -> OptSummary:
+def fit_theta(objective: Objective) -> OptSummary:
     """Minimise ``objective`` over theta: BOBYQA, boundary restarts, then :func:`settle`.
 
-    Parameters
-    ----------
-    objective : Objective
-    w : ndarray, shape (ntheta,)
-        The optimizer works in scaled units ``s`` with ``theta = s * w``
-        (w = 1, lme4's parameterisation, for most models; see
-        :func:`mixedfx.fit.column_scales`).
-
-    Returns
-    -------
-    OptSummary
-        With ``start`` and ``final`` in theta's units.
+    The objective's blocks are in standardized coordinates
+    (:mod:`mixedfx.engine.standard`), so theta is in units where every
+    random-effect column has root mean square 1 and the start (identity
+    factors) does not depend on the data's units or offsets.
     """
-    fun = lambda s: objective(s * w)  # noqa: E731
-
-    def fungrad(s: np.ndarray) -> tuple[float, np.ndarray]:
-        f, g = objective.value_and_gradient(s * w)
-        return f, g * w
-
-    def hess(s: np.ndarray) -> np.ndarray | None:
-        h = objective.hessian(s * w)
-        return None if h is None else h * np.outer(w, w)
-
+    fun = objective
     opt = minimize(fun, objective.start(), objective.lower())
     opt = boundary_restarts(fun, opt, objective.lower() == 0.0)
-    opt = settle(fun, remembered(fungrad), opt, hess)
-    return replace(opt, start=opt.start * w, final=opt.final * w)
+    return settle(fun, remembered(objective.value_and_gradient), opt, objective.hessian)

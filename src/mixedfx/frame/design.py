@@ -23,7 +23,7 @@ from formulaic.errors import DataMismatchWarning, FormulaicError
 
 from ..engine.layout import ThetaLayout
 from ..errors import DataError, FormulaError, RankDeficiencyWarning
-from . import reterm
+from . import intercept, reterm
 from .formula import ParsedFormula, parse, variable_names
 
 RANK_TOL = 1e-7  # lme4's tolerance for dropping columns of X
@@ -412,7 +412,7 @@ def learn(formula: str, data: pd.DataFrame) -> tuple[DesignSpec, TrainingArrays]
             f"row(s) (first at row {rows[0]}); check the predictors"
         )
     names = reterm.rename_intercept(list(spec.column_names))
-    kept, dropped = drop_dependent(full, names, stacklevel=4)
+    kept, dropped = drop_dependent(intercept.standardized(full, names, spec), names, stacklevel=4)
     terms, codes, Ms = [], [], []
     for term in parsed.random:
         rt, c, M = reterm.learn(term, data)
