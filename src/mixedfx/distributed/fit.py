@@ -10,9 +10,10 @@ that cancel) and added (:func:`mixedfx.engine.blocks.add`, sparse A21 stays
 sparse), their R factors moved alike, stacked and re-factored (TSQR). The
 client receives one set of blocks and one p x p R in the coordinates of the
 whole frame's moments, the ones the in-memory fit uses. ``R'R = X_s'X_s``
-with QR's accuracy, so the rank check of
+with QR's accuracy; moved to the rank check's coordinates
+(:func:`mixedfx.frame.intercept.rank_moments`), the check of
 :func:`mixedfx.frame.design.independent_columns` on R drops the same columns
-as on the (standardized) X; the blocks then keep only those columns.
+as in memory; the blocks then keep only those columns.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..engine.standard import Standardization
 from ..errors import DataError
 from ..fit import check_counts, check_range, fit_model, standard_blocks
 from ..frame import design as design_mod
+from ..frame import intercept
 from ..model import LinearMixedModel
 from .learn import BadCount, learn, memory_dtypes
 from .run import fold, per_partition
@@ -142,7 +144,8 @@ def lmm(formula: str, ddf: Any, reml: bool = True, progress: bool = False) -> Li
     total: Partial = fold(parts, combine, progress)
     _check(total, design)
     assert total.coords is not None and total.blocks is not None and total.R is not None
-    design, kept = _drop_dependent(design, learned.names, total.R)
+    to_rank = total.coords.xy.to(intercept.rank_moments(total.coords.xy))[:-1, :-1]
+    design, kept = _drop_dependent(design, learned.names, total.R @ to_rank)
     coords, blocks = total.coords.for_fixed(kept), total.blocks
     if coords is not total.coords:  # a column of the intercept combination was dropped
         blocks = blocks_mod.transform(blocks, *total.coords.to(coords))

@@ -305,16 +305,19 @@ def select_fixed(bl: Blocks, kept: np.ndarray) -> Blocks:
 def _rest_rows(
     A: np.ndarray, bl: Blocks, maps: list[np.ndarray | None], xy: np.ndarray
 ) -> np.ndarray:
-    """``P_r' A`` for a dense A (m rows): rest levels' rows times ``K_t'``, [X y]'s times ``K'``."""
-    out = A.copy()
+    """``A <- P_r' A`` in place, for A (m rows; may be a view): rows by ``K_t'``, [X y]'s by ``K'``.
+
+    Only the rows that change are touched: the rest's intercept-only terms
+    (``K_t`` None) cost nothing, so moving a large A22 costs O(m p).
+    """
     for t in bl.rest:
         K = maps[t.term]
         if K is not None:
             rows = slice(t.offset, t.offset + t.nlevels * t.q)
             part = A[rows].reshape(t.nlevels, t.q, -1)
-            out[rows] = np.einsum("ij,lic->ljc", K, part).reshape(t.nlevels * t.q, -1)
-    out[bl.mr :] = xy.T @ A[bl.mr :]
-    return out
+            A[rows] = np.einsum("ij,lic->ljc", K, part).reshape(t.nlevels * t.q, -1)
+    A[bl.mr :] = xy.T @ A[bl.mr :]
+    return A
 
 
 def transform(bl: Blocks, maps: list[np.ndarray | None], xy: np.ndarray) -> Blocks:
@@ -332,7 +335,8 @@ def transform(bl: Blocks, maps: list[np.ndarray | None], xy: np.ndarray) -> Bloc
     """
     K0 = maps[bl.first]
     A11 = bl.A11 if K0 is None else np.einsum("ia,lij,jb->lab", K0, bl.A11, K0)
-    A22 = _rest_rows(_rest_rows(bl.A22, bl, maps, xy).T, bl, maps, xy).T
+    A22 = bl.A22.copy()
+    _rest_rows(_rest_rows(A22, bl, maps, xy).T, bl, maps, xy)  # P' A22, then its columns
     A21: np.ndarray | sp.csr_matrix
     if sp.issparse(bl.A21):
         parts = [
@@ -348,7 +352,7 @@ def transform(bl: Blocks, maps: list[np.ndarray | None], xy: np.ndarray) -> Bloc
         A21 = sp.csr_matrix(A21)
         A21.sort_indices()
     else:
-        A21 = _rest_rows(np.asarray(bl.A21), bl, maps, xy)
+        A21 = _rest_rows(np.array(bl.A21), bl, maps, xy)
         if K0 is not None:
             A3 = A21.reshape(bl.m, bl.l0, bl.q0)
             A21 = np.einsum("mli,ij->mlj", A3, K0).reshape(bl.m, bl.l0 * bl.q0)

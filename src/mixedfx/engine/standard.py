@@ -117,7 +117,13 @@ class Moments:
         return np.where(self.rms > 0.0, self.rms, 1.0)
 
     def merge(self, other: Moments) -> Moments:
-        """The moments of both sets of rows (exact up to rounding; no sum of squares is formed)."""
+        """The moments of both sets of rows (Chan et al.; no sum of squares is formed).
+
+        Each set's mean carries a rounding error of ~eps ``|mean|``, so the
+        merged root mean square differs from the whole's by ~eps ``|mean| /
+        rms`` relative: a slightly different choice of coordinates, in which
+        the fit is as exact.
+        """
         n = self.n + other.n
         if not self.n or not other.n:
             return self if other.n == 0 else other

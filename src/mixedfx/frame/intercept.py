@@ -63,12 +63,25 @@ def _full_indicators(scoped: object, spec: object) -> bool:
     return bool(factors)
 
 
-def standardized(W: np.ndarray, names: Sequence[str], spec: object | None) -> np.ndarray:
-    """``W``'s columns centred (when ``W`` holds the constant) and scaled, shape (n, k).
+def rank_moments(m: Moments) -> Moments:
+    """The coordinates the rank check reads: columns after the constant's centred, all scaled.
 
-    The rank check reads these: whether a column depends on the others is a
-    property of the column space, which centring and scaling keep, but the
-    check's relative tolerance then does not depend on a column's offset or
-    units (``x + 1e10`` is not mistaken for a multiple of the intercept).
+    The rank check keeps columns left to right, as lme4's pivoting QR does,
+    and drops one whose residual on the earlier ones is below a tolerance
+    relative to its norm. Centring a column on the constant changes nothing
+    in exact arithmetic when the constant is in the span of the earlier
+    columns (every column of the intercept combination comes before it), and
+    then makes the tolerance independent of the column's offset (``x + 1e10``
+    is no longer mistaken for a multiple of the intercept). Columns before
+    the constant's are only scaled, so the same columns as lme4's are dropped.
     """
-    return Moments.of(W, weights(names, spec)).rows(W)
+    if m.weights is None:
+        return m
+    after = np.arange(len(m.mean)) > np.flatnonzero(m.weights).max()
+    rms = np.where(after, m.rms, np.hypot(m.rms, m.mean))
+    return Moments(m.n, m.weights, np.where(after, m.mean, 0.0), rms)
+
+
+def standardized(W: np.ndarray, names: Sequence[str], spec: object | None) -> np.ndarray:
+    """``W``'s columns in the rank check's coordinates (:func:`rank_moments`), shape (n, k)."""
+    return rank_moments(Moments.of(W, weights(names, spec))).rows(W)
