@@ -168,7 +168,8 @@ def test_predictor_shift_and_scale(formula: str, s: float, c: float, reml: bool)
     beta and each level's effects map by ``B`` (:func:`transformed`); a slope
     term's relative factor T becomes the lower factor of ``B T``; the ML deviance is the
     same, the REML criterion gains ``2 log|s|`` (its log|X'V^-1 X| term); the
-    predictions are the same.
+    predictions are the same. (lme4 drops ``Days + 1e8`` as rank deficient: its
+    check reads the uncentred column; ours keeps it.)
     """
     data, back, B = transformed(s, c)
     m, ref = quiet(formula, data, reml), quiet(formula, back, reml)
