@@ -113,7 +113,7 @@ class Moments:
 
     @property
     def scale(self) -> np.ndarray:
-        """``d``: the root mean squares, with 1 for a column that is all zero (k,)."""
+        """``d``: the root mean squares, 1 where that is 0 (a constant column, centred) (k,)."""
         return np.where(self.rms > 0.0, self.rms, 1.0)
 
     def merge(self, other: Moments) -> Moments:
