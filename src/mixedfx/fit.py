@@ -28,6 +28,7 @@ def lmm(
     reml: bool = True,
     missing: str = "error",
     progress: bool = False,
+    offset: str | np.ndarray | pd.Series | None = None,
 ) -> LinearMixedModel:
     """Fit a linear mixed model with lme4's formula language and lme4's numbers.
 
@@ -55,6 +56,15 @@ def lmm(
         ``"error"`` only: drop rows with ``ddf.dropna(subset=...)`` first.
     progress : bool, default False
         Show Dask's progress bar while the passes over a Dask frame run.
+    offset : str or array-like, optional
+        A known part of the linear predictor, added to ``X beta + Z b``
+        besides the formula's ``offset(expr)`` terms: the name of a column
+        of ``data``, or an array of one value per row (kept in the model's
+        training frame as lme4's column ``"(offset)"``). The fit is on
+        ``y - offset``; ``fitted()`` and every prediction add it back, so
+        new data must supply it (the column, or ``"(offset)"`` for an array).
+        Unlike lme4, whose ``predict(newdata)`` drops an ``offset=``
+        argument, predictions always include it. Dask frames take a column name.
 
     Returns
     -------
@@ -70,20 +80,37 @@ def lmm(
     """
     remote = backend(data)
     if remote is not None:
-        return remote.lmm(formula, data, reml, missing, progress)
-    data = missing_mod.handle(formula, data, missing)
-    design, arrays = learn_design(formula, data)
+        if offset is not None and not isinstance(offset, str):
+            raise DataError("offset= must be the name of a column for a Dask frame")
+        return remote.lmm(formula, data, reml, missing, progress, offset)
+    data, offset = offset_column(data, offset)
+    data = missing_mod.handle(formula, data, missing, also=[offset] if offset else [])
+    design, arrays = learn_design(formula, data, offset)
     coords, blocks = form_blocks(design, arrays)
     objective = make_objective(design, blocks, reml)
     opt = fit_theta(objective)
     return make_model(design, arrays, coords, blocks, objective, opt, data, stacklevel=3)
 
 
+def offset_column(
+    data: pd.DataFrame, offset: str | np.ndarray | pd.Series | None
+) -> tuple[pd.DataFrame, str | None]:
+    """The training rows and the name of the offset column (an array becomes ``"(offset)"``)."""
+    if offset is None or isinstance(offset, str):
+        return data, offset
+    if not isinstance(data, pd.DataFrame):
+        return data, None  # design.learn names the problem
+    values = np.asarray(offset, dtype=float).reshape(-1)
+    if values.shape != (len(data),):
+        raise DataError(f"offset has {values.size} values for {len(data)} rows")
+    return data.assign(**{design_mod.OFFSET_COLUMN: values}), design_mod.OFFSET_COLUMN
+
+
 def learn_design(
-    formula: str, data: pd.DataFrame
+    formula: str, data: pd.DataFrame, offset: str | None = None
 ) -> tuple[design_mod.DesignSpec, design_mod.TrainingArrays]:
     """The design learned from the training rows, and their arrays (lme4's ``lFormula``)."""
-    design, arrays = design_mod.learn(formula, data)
+    design, arrays = design_mod.learn(formula, data, offset)
     check_sizes(design, arrays)
     return design, arrays
 
@@ -113,26 +140,11 @@ def standard_blocks(
     The coordinates are the rows' own moments: each Dask partition does the
     same, and the partials are moved to the merged coordinates when added.
     """
-    x_weights, term_weights = intercept_weights(design)
+    x_weights, term_weights = intercept.design_weights(design)
     coords = Standardization.learn(X, y, Ms, x_weights, term_weights)
     Xs, ys, Mss = coords.apply(X, y, Ms)
     nlevels = [t.nlevels for t in design.terms]
     return coords, blocks_mod.form(Xs, ys, codes, Mss, nlevels)
-
-
-def intercept_weights(
-    design: design_mod.DesignSpec,
-) -> tuple[np.ndarray | None, list[np.ndarray | None]]:
-    """The intercept combinations of X and of each term's M (only correlated terms, q > 1).
-
-    See :mod:`mixedfx.frame.intercept`; a ``||`` term is never centred.
-    """
-    x = intercept.weights(design.fixed_names, design.fixed_spec)
-    terms = [
-        intercept.weights(t.columns, t.spec) if t.term.correlated and t.q > 1 else None
-        for t in design.terms
-    ]
-    return x, terms
 
 
 def make_objective(
@@ -163,11 +175,11 @@ def fit_model(
 
 
 def fitted_values(fit: Standardized, arrays: design_mod.TrainingArrays) -> np.ndarray:
-    """Conditional fitted values ``X beta + Z b`` of the training rows, shape (n,)."""
+    """Conditional fitted values ``X beta + Z b`` (+ offset) of the training rows, shape (n,)."""
     fitted = fit.fixed_part(arrays.X)
     for t, (codes, M) in enumerate(zip(arrays.codes, arrays.M, strict=True)):
         fitted = fitted + fit.random_part(t, M, codes)
-    return fitted
+    return fitted if arrays.offset is None else fitted + arrays.offset
 
 
 SCALE_RANGE = (1e-3, 1e3)  # random-effect columns whose root mean square is outside get scaled
@@ -275,8 +287,8 @@ def check_counts(design: design_mod.DesignSpec, n: int, y_range: float) -> None:
     lme4's defaults, which stop the fit: ``check.nlev.gtr.1`` (two or more
     levels), ``check.nobs.vs.nlev`` (fewer levels than rows) and
     ``check.nobs.vs.nRE``: per term, fewer random effects than rows
-    (``nrow(Zt_i) < n``; lme4 splits ``(x || g)`` into one term per column,
-    so such a term counts its levels once per column).
+    (``nrow(Zt_i) < n``; lme4 splits ``(x || g)`` into one term per block of
+    ``T``, so such a term counts its levels times each block's size).
     """
     for t in design.terms:
         if t.nlevels < 2:
@@ -289,16 +301,16 @@ def check_counts(design: design_mod.DesignSpec, n: int, y_range: float) -> None:
                 f"grouping factor {t.group!r} has {t.nlevels} levels for {n} rows; "
                 "the number of levels must be less than the number of observations"
             )
-    for t in design.terms:
-        nre = t.nlevels * (t.q if t.term.correlated else 1)
-        if nre >= n:
-            raise DataError(
-                f"term {t.term} has {nre} random effects ({t.nlevels} levels x {t.q} "
-                f"columns) for {n} observations: the number of observations must be "
-                "greater than the number of random effects, or the random-effects "
-                "parameters and the residual variance are not identifiable (lme4's "
-                "check.nobs.vs.nRE); use fewer levels or columns, or more rows"
-            )
+    nre = sum(t.nlevels * t.q for t in design.terms)
+    big = [(t, t.nlevels * b) for t in design.terms for b in t.blocks if t.nlevels * b >= n]
+    if big:  # lme4's check.nobs.vs.nRE, per lme4 term (a block of ours)
+        raise DataError(
+            f"term {big[0][0].term} has {big[0][1]} random effects for "
+            f"{n} observations ({nre} in all): the number of observations must be "
+            "greater than the number of random effects of each term, or the "
+            "random-effects parameters and the residual variance are not identifiable "
+            "(lme4's check.nobs.vs.nRE); use fewer levels or columns, or more rows"
+        )
     if y_range == 0:
         raise DataError(f"response {design.response!r} is constant; there is nothing to model")
 
@@ -330,8 +342,8 @@ def make_model(
     layout, reml = design.layout, objective.reml
     user_opt = dataclasses.replace(
         opt,
-        start=layout.theta(coords.Ts(layout.Ts(opt.start))),
-        final=layout.theta(coords.Ts(layout.Ts(opt.final))),
+        start=coords.theta(layout, opt.start),
+        final=coords.theta(layout, opt.final),
         fmin=coords.objective(opt.fmin, reml),
         extra={
             k: coords.objective(v, reml) if k == "first_fmin" else v for k, v in opt.extra.items()
@@ -350,7 +362,7 @@ def make_model(
         user_opt,
         blocks,
         None if arrays is None else fitted_values(fit, arrays),
-        None if arrays is None else arrays.y,
+        None if arrays is None else arrays.response,
         data,
         standardized=fit,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 
 import numpy as np
 import pandas as pd
@@ -25,6 +25,9 @@ from .engine.standard import Standardized
 from .errors import DataError
 from .frame.design import DesignSpec
 from .frames import backend
+
+if TYPE_CHECKING:
+    from .inference.bootstrap import BootstrapResult
 
 _PREDICTION_ERROR_LOCK = threading.Lock()
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of T
@@ -225,9 +228,10 @@ class LinearMixedModel:
                         correlation=np.nan,
                     )
                 )
-            if t.term.correlated:
-                for j in range(t.q):
-                    for i in range(j + 1, t.q):
+            block = np.repeat(np.arange(len(t.blocks)), t.blocks)  # correlations within blocks
+            for j in range(t.q):
+                for i in range(j + 1, t.q):
+                    if block[i] == block[j]:
                         corr = S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
                         rows.append(
                             dict(
@@ -295,6 +299,8 @@ class LinearMixedModel:
         given: pd.DataFrame | None = ...,
         interval: None = ...,
         level: float = ...,
+        uncertainty: str = ...,
+        bootstrap: BootstrapResult | None = ...,
     ) -> np.ndarray: ...
 
     @overload
@@ -307,6 +313,8 @@ class LinearMixedModel:
         *,
         interval: Literal["confidence", "prediction"] | str,
         level: float = ...,
+        uncertainty: str = ...,
+        bootstrap: BootstrapResult | None = ...,
     ) -> pd.DataFrame: ...
 
     def predict(
@@ -317,6 +325,8 @@ class LinearMixedModel:
         given: pd.DataFrame | None = None,
         interval: str | None = None,
         level: float = 0.95,
+        uncertainty: str = "plugin",
+        bootstrap: BootstrapResult | None = None,
     ) -> np.ndarray | pd.DataFrame:
         """Predict with the random effects.
 
@@ -346,6 +356,13 @@ class LinearMixedModel:
             with columns ``fit, se, lower, upper`` (see
             :mod:`mixedfx.predict` for the variance parts of each).
         level : float, default 0.95
+        uncertainty : {"plugin", "bootstrap", "hessian"}, default "plugin"
+            How the interval treats theta and sigma: held at their estimates
+            (``"plugin"``), or varied over the draws of ``bootstrap`` or over
+            draws from the Hessian of the profiled objective (see
+            :mod:`mixedfx.inference.uncertainty`). Needs ``interval``.
+        bootstrap : BootstrapResult, optional
+            From :meth:`bootstrap`, for ``uncertainty="bootstrap"``.
 
         Returns
         -------
@@ -353,6 +370,14 @@ class LinearMixedModel:
         """
         from .predict import predict
 
+        if uncertainty != "plugin":
+            from .inference.uncertainty import UNCERTAINTY, predict_uncertain
+
+            if uncertainty not in UNCERTAINTY:
+                raise ValueError(f"uncertainty must be one of {UNCERTAINTY}, got {uncertainty!r}")
+            return predict_uncertain(
+                self, newdata, re, new_levels, given, str(interval), level, uncertainty, bootstrap
+            )
         model = self if given is None else self.condition(given)
         remote = backend(newdata)
         if remote is not None:
@@ -394,6 +419,35 @@ class LinearMixedModel:
 
         save(self, path)
 
+    @property
+    def user_blocks(self) -> Blocks:
+        """:attr:`blocks` moved to the user's coordinates: those of ``theta`` and ``sigma``.
+
+        ``[Z X y_c]'[Z X y_c]`` of the user's columns ``Z`` and ``X`` and the
+        working response centred, ``y_c = y - c`` with ``c`` the fit's centre
+        of y (0 unless X holds the constant), with the given rows after
+        :meth:`condition`; from the standardized blocks by the exact inverse
+        maps (:meth:`~mixedfx.engine.standard.Standardization.back`,
+        :func:`~mixedfx.engine.blocks.transform`), computed once. Their
+        objective at ``theta`` is the model's, with sigma, and their fixed
+        effects are ``beta - c v_X`` (``v_X`` the intercept combination,
+        ``standardized.coords.x_weights``). Inference that works on theta in
+        the user's parameterisation (profiles, Satterthwaite, Kenward-Roger,
+        Hessian draws) reads these. A shifted response does not cancel in
+        them, but shifted columns of X or Z do, as the raw columns' would;
+        fits and predictions never read them.
+        """
+        cached = self.__dict__.get("_user_blocks")
+        if cached is None:
+            with _PREDICTION_ERROR_LOCK:
+                cached = self.__dict__.get("_user_blocks")
+                if cached is None:
+                    from .engine.blocks import transform
+
+                    cached = transform(self.blocks, *self.standardized.coords.back())
+                    object.__setattr__(self, "_user_blocks", cached)  # frozen: cache only
+        return cached
+
     def prediction_error(self) -> PredictionError:
         """The factored mixed-model equations at the estimates (computed once).
 
@@ -413,6 +467,93 @@ class LinearMixedModel:
                     cached = PredictionError(f)
                     object.__setattr__(self, "_prediction_error", cached)  # frozen: cache only
         return cached
+
+    # -- inference (mixedfx.inference) -------------------------------------------------
+    def confint(
+        self, method: str = "profile", level: float = 0.95, bootstrap: BootstrapResult | None = None
+    ) -> pd.DataFrame:
+        """Confidence intervals for every parameter, as lme4's ``confint(oldNames = FALSE)``.
+
+        Parameters
+        ----------
+        method : {"profile", "wald", "bootstrap"}
+            Profile likelihood (of the ML deviance, also for a REML fit, as
+            lme4), Wald (fixed effects only; NaN for the variance
+            parameters), or percentiles of ``bootstrap`` (a new
+            :meth:`bootstrap` with its defaults when None).
+        level : float, default 0.95
+
+        Returns
+        -------
+        DataFrame
+            Rows ``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``,
+            ..., ``sigma``, then the fixed effects; columns ``lower, upper``.
+        """
+        from .inference.confint import confint
+
+        return confint(self, method, level, bootstrap)
+
+    def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Fixed effects with se, df, t and p (lmerTest's coefficient table).
+
+        ``ddf``: ``"satterthwaite"`` (lmerTest's default), ``"kenward-roger"``
+        (pbkrtest's adjusted se and df; REML fits only) or ``"none"``
+        (normal, df = inf).
+        """
+        from .inference.coeftable import coef_table
+
+        return coef_table(self, ddf)
+
+    def simulate(
+        self,
+        nsim: int = 1,
+        newdata: pd.DataFrame | None = None,
+        ranef: str = "sample",
+        seed: int | np.random.Generator | None = None,
+    ) -> pd.DataFrame:
+        """Simulated responses (lme4's ``simulate``): columns ``sim_1 ... sim_nsim``.
+
+        ``ranef="sample"`` draws new random effects for every group;
+        ``"fitted"`` keeps the BLUPs of known groups (new groups are drawn).
+        Any rows, with new groups (the training rows by default).
+        """
+        from .inference.simulate import simulate
+
+        return simulate(self, nsim, newdata, ranef, seed)
+
+    def bootstrap(
+        self,
+        n: int = 1000,
+        seed: int = 0,
+        progress: bool = True,
+        n_jobs: int = -1,
+        ranef: str = "sample",
+    ) -> BootstrapResult:
+        """Parametric bootstrap (lme4's ``bootMer``): ``n`` refits to simulated responses.
+
+        Refits reuse the design and blocks and start from the fit's theta;
+        they run in parallel with joblib (``n_jobs``; on Dask workers when a
+        distributed client is active) with a tqdm progress bar. Failed refits
+        are counted (``n_failed``), never dropped. Needs the training rows.
+        See :mod:`mixedfx.inference.bootstrap`.
+        """
+        from .inference.bootstrap import bootstrap
+
+        return bootstrap(self, n, seed, progress, n_jobs, ranef)
+
+    def tidy(
+        self, conf_int: bool = False, level: float = 0.95, conf_method: str = "wald"
+    ) -> pd.DataFrame:
+        """One row per parameter, in broom.mixed's spirit (see :mod:`mixedfx.inference.tidy`)."""
+        from .inference.tidy import tidy
+
+        return tidy(self, conf_int, level, conf_method)
+
+    def glance(self) -> pd.DataFrame:
+        """A one-row summary of the fit (see :mod:`mixedfx.inference.tidy`)."""
+        from .inference.tidy import glance
+
+        return glance(self)
 
     def summary(self) -> str:
         """A printable lme4-style summary."""

@@ -399,15 +399,29 @@ def snap(fun: Callable[[np.ndarray], float], opt: OptSummary) -> OptSummary:
     return replace(opt, final=x, fmin=f, feval=opt.feval + nfev)
 
 
-def fit_theta(objective: Objective) -> OptSummary:
+def fit_theta(objective: Objective, start: np.ndarray | None = None) -> OptSummary:
     """Minimise ``objective`` over theta: BOBYQA, boundary restarts, then :func:`settle`.
 
     The objective's blocks are in standardized coordinates
     (:mod:`mixedfx.engine.standard`), so theta is in units where every
     random-effect column has root mean square 1 and the start (identity
     factors) does not depend on the data's units or offsets.
+
+    Parameters
+    ----------
+    objective : Objective
+    start : ndarray, shape (ntheta,), optional
+        A warm start in the objective's (standardized) theta units, e.g. a
+        bootstrap refit from the fit's standardized theta; lme4's identity
+        start by default.
+
+    Returns
+    -------
+    OptSummary
+        With ``start`` and ``final`` in the objective's theta units.
     """
     fun = objective
-    opt = minimize(fun, objective.start(), objective.lower())
+    first = objective.start() if start is None else np.asarray(start, dtype=float)
+    opt = minimize(fun, first, objective.lower())
     opt = boundary_restarts(fun, opt, objective.lower() == 0.0)
     return settle(fun, remembered(objective.value_and_gradient), opt, objective.hessian)

@@ -28,12 +28,13 @@ The fit's matrices:
 * ``[X y]`` with ``v = [v_X; 0]``: ``X_s = X G_X`` and
   ``y_s = (y - c) / s`` with ``c`` the mean of y when X has an intercept
   combination (else 0) and ``s`` the root mean square of ``y - c``;
-* each random term's ``M``: ``M_s = M G_t``. Only correlated terms with an
-  intercept are centred: their ``T`` is a full lower triangle, so
-  ``T T' -> G_t^-1 T T' G_t^-T`` maps the set of covariance matrices onto
-  itself and the likelihood is unchanged. A ``||`` term (diagonal ``T``) is
-  only scaled; ``(x || g)`` is not invariant under ``x + c`` (in lme4
-  neither), and neither is ``(1 | g) + (0 + x | g)``.
+* each random term's ``M``: ``M_s = M G_t``. Only terms whose ``T`` is one
+  full lower triangle (correlated, with an intercept combination) are
+  centred: then ``T T' -> G_t^-1 T T' G_t^-T`` maps the set of covariance
+  matrices onto itself and the likelihood is unchanged. A ``||`` term of
+  several blocks (block-diagonal ``T``) is only scaled, so ``D^-1 T`` keeps
+  its zero blocks exactly; ``(x || g)`` is not invariant under ``x + c`` (in
+  lme4 neither), and neither is ``(1 | g) + (0 + x | g)``.
 
 Back to the user's coordinates, from ``y = c + s y_s``::
 
@@ -59,6 +60,8 @@ import math
 from dataclasses import dataclass, replace
 
 import numpy as np
+
+from .layout import ThetaLayout
 
 
 def _pow2(x: np.ndarray) -> np.ndarray:
@@ -321,18 +324,50 @@ class Standardization:
 
     # -- parameters back to the user's coordinates ----------------------------------
     def Ts(self, Ts_s: list[np.ndarray]) -> list[np.ndarray]:
-        """The user's relative factors ``T_t`` from the standardized ones: LQ of ``G_t T_s``."""
+        """The user's relative factors ``T_t`` from the standardized ones: LQ of ``G_t T_s``.
+
+        A term that is only scaled (``G_t = D^-1``, diagonal) needs no LQ:
+        ``D^-1 T_s`` is lower triangular with the same zeros (a ``||`` term's
+        blocks stay exactly block diagonal) and the same signs.
+        """
         return [
-            lower_factor(m.matrix() @ T, float(np.prod(np.diag(T) / m.scale)))
+            T / m.scale[:, None]
+            if not m.mean.any()
+            else lower_factor(m.matrix() @ T, float(np.prod(np.diag(T) / m.scale)))
             for m, T in zip(self.terms, Ts_s, strict=True)
         ]
 
     def fit_Ts(self, Ts: list[np.ndarray]) -> list[np.ndarray]:
         """The standardized relative factors from the user's (the inverse of :meth:`Ts`)."""
         return [
-            lower_factor(m.inverse() @ T, float(np.prod(np.diag(T) * m.scale)))
+            T * m.scale[:, None]
+            if not m.mean.any()
+            else lower_factor(m.inverse() @ T, float(np.prod(np.diag(T) * m.scale)))
             for m, T in zip(self.terms, Ts, strict=True)
         ]
+
+    def theta(self, layout: ThetaLayout, theta_s: np.ndarray) -> np.ndarray:
+        """The user's theta from the standardized one (:meth:`Ts`), shape (ntheta,)."""
+        return layout.theta(self.Ts(layout.Ts(theta_s)))
+
+    def fit_theta(self, layout: ThetaLayout, theta: np.ndarray) -> np.ndarray:
+        """The standardized theta from the user's (:meth:`fit_Ts`), shape (ntheta,)."""
+        return layout.theta(self.fit_Ts(layout.Ts(theta)))
+
+    def back(self) -> tuple[list[np.ndarray | None], np.ndarray]:
+        """Maps of rows back to the user's coordinates with y left centred: ``[Z, X, y - c]``.
+
+        For :func:`~mixedfx.engine.blocks.transform`: per term ``G_t^-1``
+        (None for a term whose ``G_t`` is the identity), and on ``[X y]``
+        ``G^-1`` but for y's centre ``c``. Shifting y by ``c`` times X's
+        intercept combination is a reparameterisation of beta alone
+        (``beta - c v_X``): theta, sigma and both criteria are the user's,
+        and y's cross-products do not cancel however large ``c`` is.
+        """
+        terms = [None if m.identity() else m.inverse() for m in self.terms]
+        centred_y = np.append(np.zeros(self.p), self.y_centre)
+        target = Moments(self.xy.n, self.xy.weights, centred_y, np.ones(self.p + 1))
+        return terms, self.xy.to(target)
 
     def beta(self, beta_s: np.ndarray) -> np.ndarray:
         """``s G_X beta_s + c v_X``, shape (p,)."""

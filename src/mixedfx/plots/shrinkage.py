@@ -42,7 +42,7 @@ def _least_squares(
     spec = model.spec
     r = rows_mod.build(spec, data)
     std = model.standardized  # the fit's coordinates: no cancellation with shifted columns
-    partial = spec.response_vector(data) - std.fixed_part(r.X)
+    partial = spec.working_response(data) - std.fixed_part(r.X)
     mine = group_terms(model, group)
     for k, (codes, M) in enumerate(zip(r.codes, r.M, strict=True)):
         if k not in mine:
