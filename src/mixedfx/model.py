@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 import numpy as np
 import pandas as pd
 
+from . import threads as threads_mod
 from .engine.blocks import Blocks
 from .engine.intervals import PredictionError
 from .engine.optimize import OptSummary
@@ -442,9 +443,17 @@ class LinearMixedModel:
             return remote.predict(model, newdata, re, new_levels, interval, level)
         if backend(given) is not None:
             given = None  # a Dask given is never collected, so not checked against newdata
-        return predict(
-            model, newdata, re, new_levels, interval, level, given=given, return_info=return_info
-        )
+        with threads_mod.pinned(threads_mod.choose(model.blocks)):  # as the fit (threads.py)
+            return predict(
+                model,
+                newdata,
+                re,
+                new_levels,
+                interval,
+                level,
+                given=given,
+                return_info=return_info,
+            )
 
     def condition(self, given: Any) -> LinearMixedModel:
         """A model with the same parameters and BLUPs updated by ``given`` (with response).
@@ -454,7 +463,8 @@ class LinearMixedModel:
         """
         from .condition import condition
 
-        return condition(self, given)
+        with threads_mod.pinned(threads_mod.choose(self.blocks)):
+            return condition(self, given)
 
     def design(self, newdata: Any = None) -> ModelMatrices:
         """The fixed-effects matrix X and the sparse random-effects matrix Z of rows.
