@@ -12,8 +12,8 @@ import pandas as pd
 from . import threads as threads_mod
 from .engine import blocks as blocks_mod
 from .engine import solve
-from .engine.objective import Objective
 from .engine.descent import gain
+from .engine.objective import Objective
 from .engine.optimize import SETTLE_TOL, OptSummary, fit_theta
 from .engine.standard import Standardization, Standardized
 from .errors import ConvergenceWarning, DataError, SingularFitWarning

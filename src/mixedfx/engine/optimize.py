@@ -541,7 +541,11 @@ def fit_theta(objective: Objective, start: np.ndarray | None = None) -> OptSumma
         With ``start`` and ``final`` in the objective's theta units.
     """
     fun = objective
-    lower, cached, before = objective.lower(), Remembered(objective.value_and_gradient), objective.nevals
+    lower, cached, before = (
+        objective.lower(),
+        Remembered(objective.value_and_gradient),
+        objective.nevals,
+    )
 
     def hess(x: np.ndarray) -> np.ndarray | None:  # the value and gradient are kept
         out = objective.second_order(x)
