@@ -99,7 +99,7 @@ def test_response_shift(k: float, reml: bool) -> None:
     a = m.predict(newdata(NEW_DAYS), interval="prediction")
     b = ref.predict(newdata(NEW_DAYS), interval="prediction")
     close(a["se"], b["se"])
-    given = back.iloc[:3].assign(Subject="new")
+    given = back.iloc[:3].assign(Subject="999")  # the new subject of newdata
     close(
         m.predict(newdata(NEW_DAYS), given=given.assign(Reaction=given["Reaction"] + c)) - c,
         ref.predict(newdata(NEW_DAYS), given=given),

@@ -504,10 +504,10 @@ class LinearMixedModel:
         objective at ``theta`` is the model's, with sigma, and their fixed
         effects are ``beta - c v_X`` (``v_X`` the intercept combination,
         ``standardized.coords.x_weights``). Inference that works on theta in
-        the user's parameterisation (profiles, Satterthwaite, Kenward-Roger,
-        Hessian draws) reads these. A shifted response does not cancel in
-        them, but shifted columns of X or Z do, as the raw columns' would;
-        fits and predictions never read them.
+        the user's parameterisation (profiles, Satterthwaite, Hessian draws)
+        reads these; Kenward-Roger runs in the standardized coordinates. A
+        shifted response does not cancel in them, but shifted columns of X or
+        Z do, as the raw columns' would; fits and predictions never read them.
         """
         cached = self.__dict__.get("_user_blocks")
         if cached is None:
