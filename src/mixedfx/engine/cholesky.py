@@ -227,7 +227,7 @@ def objective_parts(blocks: Blocks, Ts: list[np.ndarray]) -> tuple[float, float,
         When L22 is not positive definite.
     """
     logdet11, W = first_gram(blocks, Ts[blocks.first])
-    return logdets(blocks, cholesky(rest_matrix(blocks, Ts, W)), logdet11)
+    return logdets(blocks, cholesky(rest_matrix(blocks, Ts, W), clean=False), logdet11)
 
 
 def logdets(blocks: Blocks, L22: np.ndarray, logdet11: float) -> tuple[float, float, float]:

@@ -1,15 +1,19 @@
-"""Minimise the profiled objective over theta with bounds: BOBYQA, as lme4 does.
+"""Minimise the profiled objective over theta with bounds.
 
-lme4 fits linear mixed models with NLopt's BOBYQA (``nloptwrap``), starting
-from identity relative covariance factors, with absolute tolerances 1e-8 on
-theta and on the objective. We use the same algorithm from the same library,
-so evaluation counts are comparable with lme4's ``optinfo$feval``.
+The optimizer is chosen for the model. Where an evaluation costs
+microseconds (the small models of :mod:`mixedfx.engine.dense`) it is
+BOBYQA, as lme4 does: NLopt's ``LN_BOBYQA`` (lme4's ``nloptwrap``) from
+identity relative covariance factors, absolute tolerances 1e-8 on theta
+and on the objective, so evaluation counts compare with lme4's
+``optinfo$feval``. Blocked models, whose evaluations factor a large matrix,
+use L-BFGS-B on the analytic gradient (:mod:`mixedfx.engine.descent`).
 
-:func:`fit_theta` is the whole sequence: :func:`minimize`, then
+:func:`fit_theta` is the whole sequence: the local method, then
 :func:`boundary_restarts`, then :func:`settle`. BOBYQA's optimum is settled: Newton steps on the
 analytic gradient (:mod:`mixedfx.engine.gradient`) locate it to the precision of
 the sums, so fits on rows in another order or on Dask partitions give the
-same theta to ~1e-10, where BOBYQA alone leaves ~1e-5.
+same theta to ~1e-10, where BOBYQA alone leaves ~1e-5. L-BFGS-B stops there
+by itself (its last step below 1e-10); it is settled only when it did not.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field, replace
 import nlopt
 import numpy as np
 
+from .descent import HANDOVER, MAXITER, descend, gain, projected
 from .objective import Objective
 
 _STATUS = {
@@ -118,8 +123,60 @@ def minimize(
     )
 
 
+Local = Callable[[np.ndarray, bool], OptSummary]
+"""A local minimiser: (start, tight) -> result; ``tight`` asks for a polish's tolerances."""
+
+
+def bobyqa(
+    fun: Callable[[np.ndarray], float], lower: np.ndarray, polish_tol: float = 1e-12
+) -> Local:
+    """:func:`minimize` as a :data:`Local`: lme4's tolerances, or ``polish_tol`` when tight."""
+
+    def local(start: np.ndarray, tight: bool) -> OptSummary:
+        tol = polish_tol if tight else 1e-8
+        res = minimize(fun, start, lower, tol, tol)
+        return replace(res, xtol_abs=1e-8, ftol_abs=1e-8) if tight else res
+
+    return local
+
+
+def quasi_newton(fungrad: ValueGradient, lower: np.ndarray, tol: float = 1e-8) -> Local:
+    """:func:`mixedfx.engine.descent.descend`, then :func:`polish` on its Hessian (always tight).
+
+    ``feval`` and ``extra["gradient_evals"]`` both count its calls of
+    ``fungrad`` (each an objective and a gradient); ``extra["first_order"]``
+    is 1 where the polish converged and the first-order gain
+    (:func:`~mixedfx.engine.descent.gain`) is below ``tol * max(1, |f|)``.
+    """
+
+    def local(start: np.ndarray, tight: bool) -> OptSummary:
+        d = descend(fungrad, start, lower)
+        extra = {"gradient_evals": float(d.evals)}
+        out = OptSummary(
+            "L-BFGS-B", start.copy(), d.x, lower.copy(), d.f, d.evals, d.status, d.converged,
+            HANDOVER, 0.0, MAXITER, extra,
+        )  # fmt: skip
+        out = polish(fungrad, out, lambda x: d.hessian)
+        f, g = fungrad(out.final)
+        met = out.extra["newton_converged"] and gain(g, out.final, lower) <= tol * max(1.0, abs(f))
+        return replace(
+            out, converged=d.converged or bool(met), extra={**out.extra, "first_order": float(met)}
+        )
+
+    return local
+
+
+def _counted(opt: OptSummary, *runs: OptSummary) -> dict[str, float]:
+    """``opt.extra`` with the gradient evaluations of ``runs`` added."""
+    extra = dict(opt.extra)
+    more = sum(r.extra.get("gradient_evals", 0.0) for r in runs)
+    if more:
+        extra["gradient_evals"] = extra.get("gradient_evals", 0.0) + more
+    return extra
+
+
 def boundary_probe(
-    fun: Callable[[np.ndarray], float], first: OptSummary, diagonal: np.ndarray
+    fun: Callable[[np.ndarray], float], first: OptSummary, diagonal: np.ndarray, local: Local
 ) -> OptSummary:
     """From an interior optimum, look at the boundary before trusting it.
 
@@ -140,10 +197,10 @@ def boundary_probe(
     total = first.feval + len(probes)
     if not values[best] < first.fmin - 1e-10 * max(1.0, abs(first.fmin)):
         return replace(first, feval=total)
-    res = minimize(fun, probes[best], first.lower, first.xtol_abs, first.ftol_abs, first.maxeval)
+    res = local(probes[best], False)
     if res.fmin >= first.fmin:
-        return replace(first, feval=total + res.feval)
-    extra = {"boundary_probe": 1.0, "first_fmin": first.fmin}
+        return replace(first, feval=total + res.feval, extra=_counted(first, res))
+    extra = {**_counted(res, first), "boundary_probe": 1.0, "first_fmin": first.fmin}
     return replace(res, start=first.start, feval=total + res.feval, extra=extra)
 
 
@@ -151,8 +208,9 @@ def boundary_restarts(
     fun: Callable[[np.ndarray], float],
     first: OptSummary,
     diagonal: np.ndarray,
+    local: Local,
+    probe: bool = True,
     tol: float = 1e-4,
-    polish_tol: float = 1e-12,
 ) -> OptSummary:
     """Re-run from other starts when the optimum is on the boundary; keep the best.
 
@@ -167,9 +225,9 @@ def boundary_restarts(
     the lowest objective wins and ``feval`` counts every evaluation.
 
     The winner, its near-zero diagonals set to 0 where that is no worse, is
-    then polished by one more run from there with tolerances of
-    ``polish_tol``: at a boundary the objective is so flat that lme4's 1e-8
-    leaves theta uncertain in its fourth digit.
+    then polished by one more run from there with tight tolerances: at a
+    boundary the objective is so flat that lme4's 1e-8 leaves theta uncertain
+    in its fourth digit.
 
     Parameters
     ----------
@@ -178,9 +236,14 @@ def boundary_restarts(
         The result from lme4's start.
     diagonal : bool ndarray, shape (k,)
         Which elements of theta are diagonals of T (bounded at 0).
+    local : Local
+        The local minimiser for the restarts.
+    probe : bool
+        Probe the boundary (:func:`boundary_probe`) from an interior optimum.
     """
     if not np.any(first.final[diagonal] < tol):
-        first = boundary_probe(fun, first, diagonal)
+        if probe:
+            first = boundary_probe(fun, first, diagonal, local)
         if not np.any(first.final[diagonal] < tol):
             return first
     starts = [np.where(diagonal, 0.5, 0.0), np.where(diagonal, 2.0, 0.0)]
@@ -191,26 +254,30 @@ def boundary_restarts(
             face = np.where(diagonal, 1.0, 0.0)
             face[i] = 0.0
             starts.append(face)
-    best, total = first, first.feval
+    best, total, runs = first, first.feval, []
     for start in starts:
-        res = minimize(fun, start, first.lower, first.xtol_abs, first.ftol_abs, first.maxeval)
+        res = local(start, False)
         total += res.feval
+        runs.append(res)
         if res.fmin < best.fmin - 1e-10 * max(1.0, abs(best.fmin)):
             best = res
     start = best.final
     snapped = np.where(diagonal & (start < tol), 0.0, start)  # BOBYQA stops near, not on, 0
     if float(fun(snapped)) <= best.fmin:
         start = snapped
-    polished = minimize(fun, start, first.lower, polish_tol, polish_tol, first.maxeval)
+    polished = local(start, True)
     total += polished.feval + 1
+    runs.append(polished)
     if polished.fmin <= best.fmin:
-        best = replace(polished, xtol_abs=best.xtol_abs, ftol_abs=best.ftol_abs)
+        best = polished
     extra = {
-        **first.extra,
+        **_counted(first, *runs),
         "restarts": float(len(starts)),
         "first_fmin": first.extra.get("first_fmin", first.fmin),
         "polished": 1.0,
     }
+    if "first_order" in best.extra:
+        extra["first_order"] = best.extra["first_order"]
     return replace(best, start=first.start, feval=total, extra=extra)
 
 
@@ -220,23 +287,28 @@ Gradient = Callable[[np.ndarray], np.ndarray]
 ValueGradient = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
-def remembered(fungrad: ValueGradient) -> ValueGradient:
-    """``fungrad`` that returns its last value again when called at the same point."""
-    last: list[tuple[bytes, float, np.ndarray]] = []
+class Remembered:
+    """``fungrad`` that returns its value again when called at one of its last points.
 
-    def cached(x: np.ndarray) -> tuple[float, np.ndarray]:
+    Attributes
+    ----------
+    evals : int
+        Calls that computed (not remembered) a value and gradient.
+    """
+
+    def __init__(self, fungrad: ValueGradient, size: int = 4) -> None:
+        self.fungrad, self.size, self.evals = fungrad, size, 0
+        self.last: list[tuple[bytes, float, np.ndarray]] = []
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         key = np.asarray(x, dtype=float).tobytes()
-        if not last or last[0][0] != key:
-            f, g = fungrad(x)
-            last[:] = [(key, float(f), np.asarray(g))]
-        return last[0][1], last[0][2].copy()
-
-    return cached
-
-
-def projected(g: np.ndarray, x: np.ndarray, lower: np.ndarray) -> np.ndarray:
-    """The gradient with components that push out of the feasible set at a bound set to 0."""
-    return np.where((x <= lower) & (g > 0), 0.0, g)
+        for k, f, g in self.last:
+            if k == key:
+                return f, g.copy()
+        f, g = self.fungrad(x)
+        self.evals += 1
+        self.last = [(key, float(f), np.asarray(g, dtype=float)), *self.last[: self.size - 1]]
+        return float(f), np.asarray(g, dtype=float).copy()
 
 
 def polish(
@@ -267,11 +339,13 @@ def polish(
     -------
     OptSummary
         ``final`` and ``fmin`` of the polished point (or ``opt`` unchanged);
-        ``feval`` and ``extra["gradient_evals"]`` count the work.
+        ``feval`` and ``extra["gradient_evals"]`` count the work;
+        ``extra["newton_converged"]`` is 1 where the steps ended because the
+        next one was below the sums' precision (or nothing was free to move).
     """
     x, f = opt.final.copy(), opt.fmin
     lower = opt.lower
-    nfev, ngev, steps = 0, 0, 0
+    nfev, ngev, steps, done = 0, 0, 0, False
     try:
         _, g = fungrad(x)
         ngev += 1
@@ -288,6 +362,7 @@ def polish(
         for _ in range(max_steps):
             free = ~((x <= lower) & (g >= 0))
             if not free.any():
+                done = True
                 break
             sub = curvature[np.ix_(free, free)]
             step = np.zeros_like(x)
@@ -298,7 +373,8 @@ def polish(
                 break
             new = np.maximum(x + step, lower)
             if np.all(np.abs(new - x) <= 1e-11 * np.maximum(1.0, np.abs(x))):
-                break  # converged: a further step is below the sums' precision
+                done = True  # converged: a further step is below the sums' precision
+                break
             f_new, g_new = fungrad(new)
             nfev, ngev = nfev + 1, ngev + 1
             before = np.abs(projected(g, x, lower)).max()
@@ -313,13 +389,9 @@ def polish(
         **opt.extra,
         "gradient_evals": opt.extra.get("gradient_evals", 0.0) + ngev,
         "newton_steps": opt.extra.get("newton_steps", 0.0) + steps,
+        "newton_converged": float(done),
     }
     return replace(opt, final=x, fmin=f, feval=opt.feval + nfev, extra=extra)
-
-
-def gain(g: np.ndarray, x: np.ndarray, lower: np.ndarray) -> float:
-    """The largest first-order decrease ``|g_i| * max(|x_i|, 0.1)`` along a free direction."""
-    return float((np.abs(projected(g, x, lower)) * np.maximum(np.abs(x), 0.1)).max(initial=0.0))
 
 
 def settle(
@@ -397,7 +469,12 @@ def snap(fun: Callable[[np.ndarray], float], opt: OptSummary) -> OptSummary:
 
 
 def fit_theta(objective: Objective, w: np.ndarray) -> OptSummary:
-    """Minimise ``objective`` over theta: BOBYQA, boundary restarts, then :func:`settle`.
+    """Minimise ``objective`` over theta: a local method, boundary restarts, :func:`settle`.
+
+    Small models (an evaluator of :mod:`mixedfx.engine.dense`) use BOBYQA
+    and are always settled; blocked models use L-BFGS-B and are settled
+    (and probed for a lower boundary point) only when it stopped without
+    meeting the first-order conditions.
 
     Parameters
     ----------
@@ -422,7 +499,19 @@ def fit_theta(objective: Objective, w: np.ndarray) -> OptSummary:
         h = objective.hessian(s * w)
         return None if h is None else h * np.outer(w, w)
 
-    opt = minimize(fun, objective.start(), objective.lower())
-    opt = boundary_restarts(fun, opt, objective.lower() == 0.0)
-    opt = settle(fun, remembered(fungrad), opt, hess)
-    return replace(opt, start=opt.start * w, final=opt.final * w)
+    lower, cached, before = objective.lower(), Remembered(fungrad), objective.nevals
+    diagonal = lower == 0.0
+    if objective.dense is not None:
+        local = bobyqa(fun, lower)
+        opt = boundary_restarts(fun, local(objective.start(), False), diagonal, local)
+        opt = settle(fun, cached, opt, hess)
+    else:
+        local = quasi_newton(cached, lower)
+        opt = local(objective.start(), False)
+        opt = boundary_restarts(fun, opt, diagonal, local, probe=not opt.extra["first_order"])
+        if not opt.extra["first_order"]:
+            opt = settle(fun, cached, opt)
+    # the counts of work actually done (remembered values are not counted again)
+    extra = {**opt.extra, "gradient_evals": float(cached.evals)}
+    feval = objective.nevals - before + cached.evals
+    return replace(opt, start=opt.start * w, final=opt.final * w, feval=feval, extra=extra)

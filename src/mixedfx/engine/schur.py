@@ -18,15 +18,76 @@ such as InstEval fast.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import blas
 
 
-@dataclass(frozen=True)
-class SchurPattern:
+class Positions:
+    """Lower-triangle positions ``(rows, cols)`` of an (m, m) matrix, and scatters to them.
+
+    Attributes
+    ----------
+    m : int
+    rows, cols : ndarray of int, shape (nloc,)
+        Positions with ``rows >= cols``, each once.
+    """
+
+    m: int
+    rows: np.ndarray
+    cols: np.ndarray
+
+    @functools.cached_property
+    def flat(self) -> np.ndarray:
+        """``rows * m + cols``: the positions in the raveled (m, m) array."""
+        return self.rows * self.m + self.cols
+
+    @functools.cached_property
+    def off_diagonal(self) -> np.ndarray:
+        """True where ``rows != cols``, shape (nloc,)."""
+        return self.rows != self.cols
+
+    def scatter(self, values: np.ndarray) -> np.ndarray:
+        """A C-ordered (m, m) array with ``values`` at the positions and zeros elsewhere."""
+        M = np.zeros((self.m, self.m))
+        M.reshape(-1)[self.flat] = values
+        return M
+
+    def symmetric_weights(self, values: np.ndarray) -> np.ndarray:
+        """Values of a symmetric matrix at the positions with off-diagonals doubled.
+
+        ``sum_ij U_ij X_ij = sum_pos v_pos X_pos`` for symmetric U and X that
+        vanish off the positions.
+        """
+        return np.where(self.off_diagonal, 2.0 * values, values)
+
+    def assemble(self, W: np.ndarray, d: np.ndarray | None = None) -> np.ndarray:
+        """The lower triangle of ``D (A22 - A21 W A21') D``, zeros above, shape (m, m).
+
+        Parameters
+        ----------
+        W : ndarray, shape (q0, q0, l0)
+            Per level, ``R_k R_k'``, level last.
+        d : ndarray, shape (m,), optional
+            Diagonal scaling D (identity when None).
+        """
+        values = self.values(W)
+        if d is not None:
+            values *= d[self.rows] * d[self.cols]
+        return self.scatter(values)
+
+    def values(self, W: np.ndarray) -> np.ndarray:
+        """``A22 - A21 W A21'`` at the positions, shape (nloc,)."""
+        raise NotImplementedError
+
+    def adjoint(self, v: np.ndarray) -> np.ndarray:
+        """``df/dW`` (q0, q0, l0) from ``v = df/dvalues`` at the positions."""
+        raise NotImplementedError
+
+
+class SchurPattern(Positions):
     """Precomputed ``P`` for ``A21 W A21'`` (see module docstring).
 
     Attributes
@@ -36,18 +97,17 @@ class SchurPattern:
     rows, cols : ndarray of int, shape (nloc,)
         Positions (i >= j) of the structural non-zeros of the product.
     P : csr_matrix, shape (nloc, q0 * q0 * l0)
-    flat : ndarray of int, shape (nloc,)
-        ``rows * m + cols``, the positions in the raveled (m, m) array.
     base : ndarray, shape (nloc,)
         ``A22`` at those positions.
+    q0, l0 : int
+        Columns per level and levels of the first term.
     """
 
-    m: int
-    rows: np.ndarray
-    cols: np.ndarray
-    P: sp.csr_matrix
-    flat: np.ndarray
-    base: np.ndarray
+    def __init__(
+        self, rows: np.ndarray, cols: np.ndarray, P: sp.csr_matrix, base: np.ndarray, shape: tuple
+    ) -> None:
+        self.m, self.q0, self.l0 = shape
+        self.rows, self.cols, self.P, self.base = rows, cols, P, base
 
     @classmethod
     def build(cls, A21: sp.csr_matrix, A22: np.ndarray, l0: int, q0: int) -> SchurPattern:
@@ -90,24 +150,16 @@ class SchurPattern:
             shape=(len(uniq), l0 * q0 * q0),
         )  # no duplicates: a pair of entries of one level meets one (row, column) only
         rows, cols = uniq // m, uniq % m
-        return cls(m, rows, cols, P, uniq, A22[rows, cols])
+        return cls(rows, cols, P, A22[rows, cols], (m, q0, l0))
 
-    def assemble(self, W: np.ndarray, d: np.ndarray | None = None) -> np.ndarray:
-        """The lower triangle of ``D (A22 - A21 W A21') D``, zeros above, shape (m, m).
+    def values(self, W: np.ndarray) -> np.ndarray:
+        """``A22 - A21 W A21'`` at the positions; ``W`` level last, (q0, q0, l0)."""
+        return self.base - self.P @ W.reshape(-1)
 
-        Parameters
-        ----------
-        W : ndarray, shape (q0, q0, l0)
-            Per level, ``R_k R_k'``, level last.
-        d : ndarray, shape (m,), optional
-            Diagonal scaling D (identity when None).
-        """
-        values = self.base - self.P @ W.reshape(-1)
-        if d is not None:
-            values *= d[self.rows] * d[self.cols]
-        M = np.zeros((self.m, self.m))
-        M.reshape(-1)[self.flat] = values
-        return M
+    def adjoint(self, v: np.ndarray) -> np.ndarray:
+        """``-P' v`` as (q0, q0, l0), symmetrised over the first two axes (W is symmetric)."""
+        Wb = (self.P.T @ -v).reshape(self.q0, self.q0, self.l0)
+        return 0.5 * (Wb + np.swapaxes(Wb, 0, 1)) if self.q0 > 1 else Wb
 
 
 class DenseSchur:
@@ -147,7 +199,7 @@ class DenseSchur:
         return M
 
 
-class GroupedSchur:
+class GroupedSchur(Positions):
     """``A22 - A21 W A21'`` for q0 = 1 when A11 takes few distinct values.
 
     With one random effect per level of the first term, ``W_k`` depends on
@@ -161,7 +213,7 @@ class GroupedSchur:
     with the ``B_c`` (lower triangles, packed) formed once: each evaluation
     is one matrix-vector product of size ``D * m (m + 1) / 2``, whatever the
     number of rows, where the pattern of :class:`SchurPattern` grows with the
-    square of the rows per level.
+    square of the rows per level. The positions are the whole lower triangle.
 
     Parameters
     ----------
@@ -173,7 +225,7 @@ class GroupedSchur:
     def __init__(self, A21: sp.csr_matrix, A22: np.ndarray, a11: np.ndarray) -> None:
         m = A21.shape[0]
         values, group = np.unique(a11, return_inverse=True)
-        self.m = m
+        self.m, self.l0 = m, len(a11)
         self.first = np.array([np.flatnonzero(group == c)[0] for c in range(len(values))])
         self.rows, self.cols = np.tril_indices(m)
         self.base = A22[self.rows, self.cols]
@@ -192,14 +244,19 @@ class GroupedSchur:
         """Entries of the packed ``B_c``: ``D * m (m + 1) / 2``."""
         return len(np.unique(a11)) * m * (m + 1) // 2
 
-    def assemble(self, W: np.ndarray, d: np.ndarray | None = None) -> np.ndarray:
-        """As :meth:`SchurPattern.assemble`; ``W`` has shape (1, 1, l0)."""
-        values = self.base - W.reshape(-1)[self.first] @ self.B
-        if d is not None:
-            values *= d[self.rows] * d[self.cols]
-        M = np.zeros((self.m, self.m))
-        M[self.rows, self.cols] = values
-        return M
+    def values(self, W: np.ndarray) -> np.ndarray:
+        """``A22 - A21 W A21'`` at the positions; ``W`` has shape (1, 1, l0)."""
+        return self.base - W.reshape(-1)[self.first] @ self.B
+
+    def adjoint(self, v: np.ndarray) -> np.ndarray:
+        """``df/dW`` (1, 1, l0): each group's total on its first level, 0 elsewhere.
+
+        The chain to ``T0`` sums over levels whose ``W_k`` are equal, so the
+        total is all it needs.
+        """
+        Wb = np.zeros((1, 1, self.l0))
+        Wb[0, 0, self.first] = self.B @ -v
+        return Wb
 
 
 def split_columns(A21: np.ndarray, q0: int) -> list[np.ndarray]:
