@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import OptimizeResult, minimize
 
 ValueGradient = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
@@ -146,8 +146,8 @@ def descend(
     """
     run = _Run(fungrad, start, lower)
 
-    def stop_when_near(intermediate_result: object) -> None:
-        x = np.asarray(intermediate_result.x, dtype=float)  # type: ignore[attr-defined]
+    def stop_when_near(intermediate_result: OptimizeResult) -> None:
+        x = np.array(intermediate_result.x, dtype=float)
         if np.all(run.accept(x) <= handover * np.maximum(1.0, np.abs(x))):
             raise StopIteration
 
