@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from . import threads as threads_mod
 from .engine import blocks as blocks_mod
 from .engine import solve
 from .engine.objective import Objective
@@ -25,6 +26,7 @@ def lmm(
     reml: bool = True,
     missing: str = "error",
     progress: bool = False,
+    threads: int | None = None,
 ) -> LinearMixedModel:
     """Fit a linear mixed model with lme4's formula language and lme4's numbers.
 
@@ -52,6 +54,11 @@ def lmm(
         ``"error"`` only: drop rows with ``ddf.dropna(subset=...)`` first.
     progress : bool, default False
         Show Dask's progress bar while the passes over a Dask frame run.
+    threads : int, optional
+        BLAS threads for the fit. By default one, unless the dense
+        factorization is large and cores are idle (see
+        :mod:`mixedfx.threads`): parallel BLAS next to other busy processes
+        slowed fits down fifty-fold.
 
     Returns
     -------
@@ -67,13 +74,16 @@ def lmm(
     """
     remote = backend(data)
     if remote is not None:
-        return remote.lmm(formula, data, reml, missing, progress)
+        with threads_mod.pinned(threads_mod.checked(threads)):  # None: chosen in fit_model
+            return remote.lmm(formula, data, reml, missing, progress)
+    threads_mod.checked(threads)
     data = missing_mod.handle(formula, data, missing)
     design, arrays = learn_design(formula, data)
     blocks = form_blocks(design, arrays)
-    design, objective, w = make_objective(design, blocks, reml)
-    opt = fit_theta(objective, w)
-    return make_model(design, arrays, blocks, objective, opt, data, stacklevel=3)
+    with threads_mod.pinned(threads_mod.choose(blocks, threads)):
+        design, objective, w = make_objective(design, blocks, reml)
+        opt = fit_theta(objective, w)
+        return make_model(design, arrays, blocks, objective, opt, data, stacklevel=3)
 
 
 def learn_design(
@@ -124,9 +134,10 @@ def fit_model(
     blocks (in memory, Dask). ``stacklevel`` of the fit warnings, counted
     from :func:`make_model`.
     """
-    design, objective, w = make_objective(design, blocks, reml)
-    opt = fit_theta(objective, w)
-    return make_model(design, arrays, blocks, objective, opt, data, stacklevel)
+    with threads_mod.pinned(threads_mod.choose(blocks)):
+        design, objective, w = make_objective(design, blocks, reml)
+        opt = fit_theta(objective, w)
+        return make_model(design, arrays, blocks, objective, opt, data, stacklevel)
 
 
 def fitted_values(
