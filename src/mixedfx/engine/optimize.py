@@ -307,8 +307,13 @@ class Remembered:
                 return f, g.copy()
         f, g = self.fungrad(x)
         self.evals += 1
-        self.last = [(key, float(f), np.asarray(g, dtype=float)), *self.last[: self.size - 1]]
+        self.remember(x, f, g)
         return float(f), np.asarray(g, dtype=float).copy()
+
+    def remember(self, x: np.ndarray, f: float, g: np.ndarray) -> None:
+        """Keep a value and gradient computed elsewhere (it counts as computed)."""
+        key = np.asarray(x, dtype=float).tobytes()
+        self.last = [(key, float(f), np.asarray(g, dtype=float)), *self.last[: self.size - 1]]
 
 
 def polish(
@@ -347,9 +352,9 @@ def polish(
     lower = opt.lower
     nfev, ngev, steps, done = 0, 0, 0, False
     try:
+        exact = None if hess is None else hess(x)
         _, g = fungrad(x)
         ngev += 1
-        exact = None if hess is None else hess(x)
         if exact is None:
             exact = np.empty((len(x), len(x)))
             for j in range(len(x)):
@@ -495,11 +500,17 @@ def fit_theta(objective: Objective, w: np.ndarray) -> OptSummary:
         f, g = objective.value_and_gradient(s * w)
         return f, g * w
 
-    def hess(s: np.ndarray) -> np.ndarray | None:
-        h = objective.hessian(s * w)
-        return None if h is None else h * np.outer(w, w)
-
     lower, cached, before = objective.lower(), Remembered(fungrad), objective.nevals
+
+    def hess(s: np.ndarray) -> np.ndarray | None:  # the value and gradient are kept
+        out = objective.second_order(s * w)
+        if out is None:
+            return None
+        f, g, h = out
+        cached.evals += 1
+        cached.remember(s, f, g * w)
+        return h * np.outer(w, w)
+
     diagonal = lower == 0.0
     if objective.dense is not None:
         local = bobyqa(fun, lower)
