@@ -10,11 +10,14 @@ estimates, as lme4's ``condVar``) is ``sigma^2 Lambda (L_Z L_Z')^-1 Lambda'``.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import smallmat
+from .blocks import Blocks
 from .cholesky import BlockedCholesky, scale_both
 from .gradient import schur_adjoint
 from .linalg import inverse_from_cholesky, inverse_lower, solve_lower
+from .schur import GroupedSchur
 
 
 def _split_rest(f: BlockedCholesky, vec: np.ndarray) -> dict[int, np.ndarray]:
@@ -90,12 +93,33 @@ def condcov(f: BlockedCholesky, sigma: float) -> list[np.ndarray]:
             block = Sinv[rows, rows].reshape(t.nlevels, t.q, t.nlevels, t.q)
             out[t.term] = np.einsum("lalb->lab", block)
         G = scale_both(Sinv, bl, [T.T for T in f.Ts])  # Lr S^-1 Lr'
-        K = np.moveaxis(schur_adjoint(bl, G), -1, 0)  # a_k' G a_k, (l0, q0, q0)
+        K = np.moveaxis(level_quadratic(bl, G), -1, 0)  # a_k' G a_k, (l0, q0, q0)
         T0 = f.Ts[bl.first]
         MT = smallmat.matmul(Minv, T0.T)
         out[bl.first] = Minv + smallmat.matmul(smallmat.matmul(MT, K), smallmat.transpose(MT))
     mm, tr = smallmat.matmul, smallmat.transpose
     return [sigma**2 * mm(mm(T, out[k]), tr(T)) for k, T in enumerate(f.Ts)]
+
+
+def level_quadratic(blocks: Blocks, G: np.ndarray) -> np.ndarray:
+    """``a_k' G a_k`` for every level k of the first term, level last, (q0, q0, l0).
+
+    The adjoint of the Schur update (:func:`~mixedfx.engine.gradient.schur_adjoint`)
+    gives it, except for levels grouped by their A11
+    (:class:`~mixedfx.engine.schur.GroupedSchur`, q0 = 1), whose adjoint
+    holds group totals only; for those it is computed from A21 itself, with
+    BLAS when A21 is dense enough.
+    """
+    if not (blocks.sparse and isinstance(blocks.schur, GroupedSchur)):
+        return schur_adjoint(blocks, G)
+    A = sp.csr_matrix(blocks.A21)
+    if A.nnz > 0.1 * A.shape[0] * A.shape[1]:
+        dense = A.toarray()
+        return np.einsum("ik,ik->k", dense, G @ dense)[None, None]
+    B = np.asarray(A.T @ G)  # (l0, m)
+    coo = A.tocoo()
+    values = B[coo.col, coo.row] * coo.data
+    return np.bincount(coo.col, weights=values, minlength=blocks.l0)[None, None]
 
 
 def vcov_beta(f: BlockedCholesky, sigma: float) -> np.ndarray:
