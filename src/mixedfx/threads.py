@@ -44,16 +44,24 @@ def usable_cpus() -> int:
 
 
 def busy_elsewhere() -> float:
-    """Runnable tasks other than this one: now (Linux), else the 1-minute load average."""
+    """Tasks competing for the cores: the larger of those runnable right now (Linux) and
+    the 1-minute load average, less this process; every core counts as busy where neither
+    is known (Windows).
+
+    The instantaneous count sees a process that started a second ago; the average
+    sees the load that comes and goes between two samples.
+    """
+    signals = []
     try:
         with open("/proc/loadavg", encoding="ascii") as f:
-            return float(f.read().split()[3].split("/")[0]) - 1.0
+            signals.append(float(f.read().split()[3].split("/")[0]))
     except (OSError, IndexError, ValueError):
         pass
     try:
-        return os.getloadavg()[0] - 1.0
-    except (AttributeError, OSError):  # no load average (Windows): assume busy
-        return float(usable_cpus())
+        signals.append(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        pass
+    return max(signals) - 1.0 if signals else float(usable_cpus())
 
 
 def choose(blocks: Blocks, threads: int | None = None) -> int:

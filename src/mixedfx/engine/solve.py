@@ -17,7 +17,7 @@ from .blocks import Blocks
 from .cholesky import BlockedCholesky, scale_both
 from .gradient import schur_adjoint
 from .linalg import inverse_from_cholesky, inverse_lower, solve_lower
-from .schur import GroupedSchur
+from .schur import GroupedSchur, level_pairs
 
 
 def _split_rest(f: BlockedCholesky, vec: np.ndarray) -> dict[int, np.ndarray]:
@@ -101,25 +101,35 @@ def condcov(f: BlockedCholesky, sigma: float) -> list[np.ndarray]:
     return [sigma**2 * mm(mm(T, out[k]), tr(T)) for k, T in enumerate(f.Ts)]
 
 
-def level_quadratic(blocks: Blocks, G: np.ndarray) -> np.ndarray:
+def level_quadratic(blocks: Blocks, G: np.ndarray, budget: int = 4_000_000) -> np.ndarray:
     """``a_k' G a_k`` for every level k of the first term, level last, (q0, q0, l0).
 
     The adjoint of the Schur update (:func:`~mixedfx.engine.gradient.schur_adjoint`)
     gives it, except for levels grouped by their A11
     (:class:`~mixedfx.engine.schur.GroupedSchur`, q0 = 1), whose adjoint
-    holds group totals only; for those it is computed from A21 itself, with
-    BLAS when A21 is dense enough.
+    holds group totals only. For those the pairs of each level's entries of
+    A21 are summed directly (:func:`~mixedfx.engine.schur.level_pairs`), a
+    few million pairs at a time: ``sum_k c_k^2 / 2`` products for ``c_k``
+    entries per level, where a product with G costs ``nnz(A21) m``.
     """
     if not (blocks.sparse and isinstance(blocks.schur, GroupedSchur)):
         return schur_adjoint(blocks, G)
-    A = sp.csr_matrix(blocks.A21)
-    if A.nnz > 0.1 * A.shape[0] * A.shape[1]:
-        dense = A.toarray()
-        return np.einsum("ik,ik->k", dense, G @ dense)[None, None]
-    B = np.asarray(A.T @ G)  # (l0, m)
-    coo = A.tocoo()
-    values = B[coo.col, coo.row] * coo.data
-    return np.bincount(coo.col, weights=values, minlength=blocks.l0)[None, None]
+    csc = sp.csc_matrix(blocks.A21)
+    csc.sum_duplicates()
+    counts = np.diff(csc.indptr)
+    ends = np.cumsum(counts * (counts + 1) // 2)
+    out = np.zeros(blocks.l0)
+    k0 = 0
+    while k0 < blocks.l0:
+        done = ends[k0 - 1] if k0 else 0
+        k1 = max(k0 + 1, int(np.searchsorted(ends, done + budget, side="right")))
+        level, e1, e2 = level_pairs(counts[k0:k1])
+        e1, e2 = e1 + csc.indptr[k0], e2 + csc.indptr[k0]
+        values = csc.data[e1] * csc.data[e2] * G[csc.indices[e1], csc.indices[e2]]
+        values[e1 != e2] *= 2.0  # (i, j) and (j, i)
+        out[k0:k1] = np.bincount(level, weights=values, minlength=k1 - k0)
+        k0 = k1
+    return out[None, None]
 
 
 def vcov_beta(f: BlockedCholesky, sigma: float) -> np.ndarray:
