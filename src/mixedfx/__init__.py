@@ -23,11 +23,22 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    """``MixedLMRegressor`` is imported on first use, so mixedfx does not import sklearn."""
+    """``MixedLMRegressor``, ``anova`` and ``cross_validate`` are imported on first use.
+
+    So ``import mixedfx`` imports neither sklearn nor scipy.stats.
+    """
     if name == "MixedLMRegressor":
         from .estimator import MixedLMRegressor
 
         return MixedLMRegressor
+    if name == "anova":  # lazily: it imports scipy.stats
+        from .inference.anova import anova
+
+        return anova
+    if name == "cross_validate":
+        from .inference.crossval import cross_validate
+
+        return cross_validate
     raise AttributeError(f"module 'mixedfx' has no attribute {name!r}")
 
 
@@ -44,6 +55,8 @@ __all__ = [
     "NewLevelWarning",
     "RankDeficiencyWarning",
     "SingularFitWarning",
+    "anova",
+    "cross_validate",
     "datasets",
     "lmm",
     "load",

@@ -67,8 +67,16 @@ def predict(
     new_levels: str = "population",
     interval: str | None = None,
     level: float = 0.95,
+    *,
+    rows: rows_mod.Rows | None = None,
+    quiet: bool = False,
 ) -> np.ndarray | pd.DataFrame:
-    """See :meth:`mixedfx.LinearMixedModel.predict`."""
+    """See :meth:`mixedfx.LinearMixedModel.predict`.
+
+    ``rows``: ``newdata``'s model matrices when already built under this
+    model's design (many predictions of the same rows); ``quiet``: no
+    warnings about new levels or missing predictors (the caller has warned).
+    """
     if new_levels not in NEW_LEVELS:
         raise ValueError(f"new_levels must be one of {NEW_LEVELS}, got {new_levels!r}")
     if interval not in (None, "confidence", "prediction"):
@@ -84,7 +92,7 @@ def predict(
             )
         newdata = model.data
     masks = rows_mod.select(spec, re)
-    r = rows_mod.build(spec, newdata)
+    r = rows_mod.build(spec, newdata) if rows is None else rows
     n = r.n
     fit = r.X @ model.beta if n else np.zeros(0)
     bad = ~np.isfinite(fit)
@@ -102,11 +110,12 @@ def predict(
         fit = fit + np.where(known, contrib, 0.0)
         bad |= ~np.isfinite(Mi).all(axis=1)
     # after the loop: with new_levels="error" an unseen level has raised, without a warning
-    rows_mod.warn_unseen(spec, newdata, r, masks)
+    if not quiet:
+        rows_mod.warn_unseen(spec, newdata, r, masks)
     fit = np.where(bad, np.nan, fit)
     if new_levels == "nan":
         fit = np.where(unknown_used, np.nan, fit)
-    if bad.any():
+    if bad.any() and not quiet:
         warnings.warn(
             f"{int(bad.sum())} row(s) of newdata have missing predictors; their "
             "predictions are NaN",
@@ -115,7 +124,7 @@ def predict(
         )
     if interval is None:
         return fit
-    se = np.sqrt(_variance(model, r, masks, interval, bad | (unknown_used & (new_levels == "nan"))))
+    se = np.sqrt(variance(model, r, masks, interval, bad | (unknown_used & (new_levels == "nan"))))
     half = norm.ppf(0.5 + level / 2.0) * se
     index = newdata.index
     return pd.DataFrame(
@@ -123,7 +132,7 @@ def predict(
     )
 
 
-def _variance(
+def variance(
     model: LinearMixedModel,
     r: rows_mod.Rows,
     masks: list[np.ndarray],

@@ -22,6 +22,42 @@ def _table(rows: list[list[str]]) -> str:
     )
 
 
+def _pvalue(p: float) -> str:
+    """As R's ``format.pval``: 3 significant digits, ``<2e-16`` below machine precision."""
+    return "<2e-16" if p < 2.2e-16 else f"{p:.3g}"
+
+
+def fixed_effects(m: LinearMixedModel) -> list[str]:
+    """The fixed-effects table, with lmerTest's Satterthwaite df and p-values.
+
+    A conditioned model has no fit of its own to differentiate: its table has
+    no df or p-values.
+    """
+    se = np.sqrt(np.diag(m.vcov_beta))
+    if m.conditioned:
+        rows = [["", "Estimate", "Std. Error", "t value"]]
+        for name, est, s in zip(m.spec.fixed_names, m.beta, se, strict=True):
+            rows.append([name, f"{est:.4f}", f"{s:.4f}", f"{est / s:.3f}" if s > 0 else "NA"])
+        return ["Fixed effects:", _table([[r[0], "", *r[1:]] for r in rows])]
+    table = m.coef_table("satterthwaite")
+    rows = [["", "Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"]]
+    for label, r in table.iterrows():
+        rows.append(
+            [
+                str(label),
+                f"{r['estimate']:.4f}",
+                f"{r['se']:.4f}",
+                f"{r['df']:.2f}",
+                f"{r['t']:.3f}",
+                _pvalue(float(r["p"])),
+            ]
+        )
+    return [
+        "Fixed effects (t-tests use Satterthwaite's method for the df, as lmerTest):",
+        _table([[r[0], "", *r[1:]] for r in rows]),
+    ]
+
+
 def render(m: LinearMixedModel) -> str:
     """The summary text: criterion, variance components, fixed effects, flags."""
     kind = "REML" if m.reml else "maximum likelihood"
@@ -56,12 +92,7 @@ def render(m: LinearMixedModel) -> str:
             "(parameters and criterion are the fit's)"
         )
     lines.append("")
-    lines.append("Fixed effects:")
-    se = np.sqrt(np.diag(m.vcov_beta))
-    rows = [["", "Estimate", "Std. Error", "t value"]]
-    for name, est, s in zip(m.spec.fixed_names, m.beta, se, strict=True):
-        rows.append([name, f"{est:.4f}", f"{s:.4f}", f"{est / s:.3f}" if s > 0 else "NA"])
-    lines.append(_table([[r[0], "", *r[1:]] for r in rows]).replace("  ", " ", 0))
+    lines.extend(fixed_effects(m))
     if m.spec.dropped:
         lines.append(f"fixed-effect columns dropped as rank deficient: {list(m.spec.dropped)}")
     if m.singular:

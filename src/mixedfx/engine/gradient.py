@@ -230,8 +230,13 @@ def unscaled_rest(blocks: Blocks, W: np.ndarray) -> np.ndarray:
     return low + np.tril(low, -1).T
 
 
-def gradient(blocks: Blocks, Ts: list[np.ndarray], reml: bool) -> tuple[Parts, list[np.ndarray]]:
+def gradient(
+    blocks: Blocks, Ts: list[np.ndarray], reml: bool, w: np.ndarray | None = None
+) -> tuple[Parts, list[np.ndarray]]:
     """The objective's parts and ``df/dT_t`` for every design term (see module docstring).
+
+    ``w`` (m,) replaces the objective's weights of ``log L22_ii^2`` (:func:`weights`);
+    ``log|L11|^2`` keeps weight 1.
 
     Returns
     -------
@@ -248,7 +253,7 @@ def gradient(blocks: Blocks, Ts: list[np.ndarray], reml: bool) -> tuple[Parts, l
     """
     T0 = Ts[blocks.first]
     logdet11, W = first_gram(blocks, T0)
-    w = weights(blocks, reml)
+    w = weights(blocks, reml) if w is None else w
     d = rest_diagonal(blocks, Ts)
     schur = blocks.schur if blocks.sparse else None
     if isinstance(schur, Positions) and d is not None:

@@ -176,15 +176,18 @@ def _counted(opt: OptSummary, *runs: OptSummary) -> dict[str, float]:
 
 
 def boundary_probe(
-    fun: Callable[[np.ndarray], float], first: OptSummary, diagonal: np.ndarray, local: Local
+    fun: Callable[[np.ndarray], float],
+    first: OptSummary,
+    diagonal: np.ndarray,
+    local: Local | None = None,
 ) -> OptSummary:
     """From an interior optimum, look at the boundary before trusting it.
 
     BOBYQA can stop at an interior local minimum while the global minimum is
     on the boundary (a variance of 0; seen with a few singleton groups). We
     evaluate the objective with all of theta at 0 and with each diagonal of T
-    at 0 in turn; if one is lower, we minimise again from the lowest. Every
-    evaluation counts in ``feval``.
+    at 0 in turn; if one is lower, we minimise again from the lowest with
+    ``local`` (BOBYQA by default). Every evaluation counts in ``feval``.
     """
     probes = [np.where(diagonal, 0.0, 0.0)]
     for i in np.flatnonzero(diagonal):
@@ -197,7 +200,7 @@ def boundary_probe(
     total = first.feval + len(probes)
     if not values[best] < first.fmin - 1e-10 * max(1.0, abs(first.fmin)):
         return replace(first, feval=total)
-    res = local(probes[best], False)
+    res = (local or bobyqa(fun, first.lower))(probes[best], False)
     if res.fmin >= first.fmin:
         return replace(first, feval=total + res.feval, extra=_counted(first, res))
     extra = {**_counted(res, first), "boundary_probe": 1.0, "first_fmin": first.fmin}
@@ -473,7 +476,7 @@ def snap(fun: Callable[[np.ndarray], float], opt: OptSummary) -> OptSummary:
     return replace(opt, final=x, fmin=f, feval=opt.feval + nfev)
 
 
-def fit_theta(objective: Objective, w: np.ndarray) -> OptSummary:
+def fit_theta(objective: Objective, w: np.ndarray, start: np.ndarray | None = None) -> OptSummary:
     """Minimise ``objective`` over theta: a local method, boundary restarts, :func:`settle`.
 
     Small models (an evaluator of :mod:`mixedfx.engine.dense`) use BOBYQA
@@ -488,6 +491,9 @@ def fit_theta(objective: Objective, w: np.ndarray) -> OptSummary:
         The optimizer works in scaled units ``s`` with ``theta = s * w``
         (w = 1, lme4's parameterisation, for most models; see
         :func:`mixedfx.fit.column_scales`).
+    start : ndarray, shape (ntheta,), optional
+        A warm start in theta's units (e.g. a bootstrap refit from the
+        fit's theta); lme4's identity start by default.
 
     Returns
     -------
@@ -512,13 +518,14 @@ def fit_theta(objective: Objective, w: np.ndarray) -> OptSummary:
         return h * np.outer(w, w)
 
     diagonal = lower == 0.0
+    first = objective.start() if start is None else np.asarray(start, dtype=float) / w
     if objective.dense is not None:
         local = bobyqa(fun, lower)
-        opt = boundary_restarts(fun, local(objective.start(), False), diagonal, local)
+        opt = boundary_restarts(fun, local(first, False), diagonal, local)
         opt = settle(fun, cached, opt, hess)
     else:
         local = quasi_newton(cached, lower)
-        opt = local(objective.start(), False)
+        opt = local(first, False)
         opt = boundary_restarts(fun, opt, diagonal, local, probe=not opt.extra["first_order"])
         if not opt.extra["first_order"]:
             opt = settle(fun, cached, opt)
