@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
 import numpy as np
 import pandas as pd
 
+from . import threads as threads_mod
 from .engine.blocks import Blocks
 from .engine.intervals import PredictionError
 from .engine.optimize import OptSummary
@@ -373,7 +374,8 @@ class LinearMixedModel:
         remote = backend(newdata)
         if remote is not None:
             return remote.predict(model, newdata, re, new_levels, interval, level)
-        return predict(model, newdata, re, new_levels, interval, level)
+        with threads_mod.pinned(threads_mod.choose(model.blocks)):  # as the fit (threads.py)
+            return predict(model, newdata, re, new_levels, interval, level)
 
     def condition(self, given: pd.DataFrame) -> LinearMixedModel:
         """A model with the same parameters and BLUPs updated by ``given`` (with response).
@@ -383,7 +385,8 @@ class LinearMixedModel:
         """
         from .condition import condition
 
-        return condition(self, given)
+        with threads_mod.pinned(threads_mod.choose(self.blocks)):
+            return condition(self, given)
 
     def design(self, newdata: pd.DataFrame | None = None) -> ModelMatrices:
         """The fixed-effects matrix X and the sparse random-effects matrix Z of rows.
