@@ -17,9 +17,11 @@ hang, another exception or a different number. Edits that yield a
 *consistent* different model (another beta, two well-formed arrays
 swapped) are not generated: nothing in a file can tell them from a model
 that was saved that way, which is why the checksums are documented as
-catching accidents, not attacks. The formulaic state inside the manifest
-(``fixed_spec``, a term's ``spec``) is validated by the formula code and
-is not mutated here.
+catching accidents, not attacks. For the same reason the formula's learned
+state (``states``: category levels, ``scale()`` constants, ``poly()``
+coefficients) and the ``offset_column`` name are not mutated here: another
+centre or another offset column is a consistent model too. Their form is
+checked by :mod:`mixedfx.statecodec` and ``tests/test_modelfile_crafted.py``.
 
 ``python tests/modelfuzz.py jobs.json`` is the worker: for each job (a model
 file, the rows to predict and the given rows, as CSV) it prints ``start <i>``
@@ -45,7 +47,7 @@ import numpy as np
 from mfxfile import Content, array, manifest, npy, reseal
 from mixedfx.modelfile import LEVELS, MANIFEST, manifest_checksum
 
-FORMULA_STATE = ("fixed_spec", "spec")  # validated by the formula code, not mutated here
+FORMULA_STATE = ("states", "offset_column")  # consistent edits: not mutated here
 ODD_VALUES: dict[type, list[Any]] = {
     float: [math.nan, math.inf, -math.inf, -1.0, 0.0, "1", None, True, []],
     int: [-1, 2**62, 1.5, "1", None, True, {}],

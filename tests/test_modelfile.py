@@ -37,7 +37,7 @@ class Payload:
 @pytest.fixture(scope="module")
 def model() -> mfx.LinearMixedModel:
     sleep = mfx.datasets.load("sleepstudy")
-    sleep["Week"] = np.where(sleep["Days"] < 5, "first", "second")  # formulaic state to save
+    sleep["Week"] = np.where(sleep["Days"] < 5, "first", "second")  # learned levels to save
     return mfx.lmm("Reaction ~ Days + Week + (Days | Subject)", sleep)
 
 
@@ -240,15 +240,78 @@ def test_whole_file_is_a_pickle(tmp_path):
     refused(path, "cannot read model file")
 
 
-def test_unknown_type_in_the_formulaic_state(saved):
+def test_unknown_type_in_the_learned_state(saved):
     def inject(doc: dict) -> None:
-        doc["model"]["fixed_spec"]["encoder_state"] = {
-            "__contrasts__": "os.system",
-            "fields": {"command": f"touch {MARKER}"},
+        doc["model"]["states"][0] = {
+            "key": "Week",
+            "type": "os.system",
+            "command": f"touch {MARKER}",
         }
 
     edit_manifest(saved, inject)
-    refused(saved, "unknown contrasts")
+    refused(saved, "learned state of 'Week' is malformed")
+
+
+@pytest.mark.parametrize(
+    ("state", "message"),
+    [
+        (
+            {
+                "key": "Week",
+                "type": "levels",
+                "keys": ["a"],
+                "labels": [{"x": 1}],
+                "ordered": False,
+            },
+            "not a string, number or boolean",
+        ),
+        (
+            {
+                "key": "Week",
+                "type": "levels",
+                "keys": ["a", "a"],
+                "labels": [1, 2],
+                "ordered": False,
+            },
+            "distinct",
+        ),
+        ({"key": "Week", "type": "scale", "center": 1.0, "scale": 2.0}, "another"),
+        ({"key": "nothing(x)", "type": "scale", "center": 1.0, "scale": 2.0}, "formula lacks"),
+        ({"key": "Days", "type": "poly", "alpha": [1.0], "norm2": [1.0, 0.0, 1.0]}, "norm"),
+        ({"key": "Days", "type": "poly", "alpha": [1.0], "norm2": [1.0, 9.0, 1.0]}, "another"),
+        ({"key": "Week", "type": "scale", "center": None, "scale": -1.0}, "not positive"),
+    ],
+)
+def test_malformed_learned_state(saved, state, message):
+    edit_manifest(saved, lambda doc: doc["model"]["states"].__setitem__(0, state))
+    refused(saved, message)
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "Reaction ~ I(Days + 0*__import__('os').system('touch MARKER')) + (Days | Subject)",
+        "Reaction ~ os.system(Days) + (Days | Subject)",
+        "Reaction ~ Days[0] + (Days | Subject)",
+        "Reaction ~ Days$real + (Days | Subject)",
+    ],
+)
+def test_formula_failing_the_whitelist(saved, formula):
+    """The formula is data: re-parsed at load, never evaluated by Python; refused."""
+
+    def inject(doc: dict) -> None:
+        doc["model"]["formula"] = formula.replace("MARKER", str(MARKER))
+
+    edit_manifest(saved, inject)
+    refused(saved, "formula fails the formula whitelist")
+
+
+def test_formula_that_disagrees_with_the_design(saved):
+    def inject(doc: dict) -> None:
+        doc["model"]["formula"] = "Reaction ~ log(Days + 1) + Week + (Days | Subject)"
+
+    edit_manifest(saved, inject)
+    refused(saved, "fixed_names are not the kept columns of the formula")
 
 
 def test_a_directory(tmp_path):

@@ -80,6 +80,14 @@ def set_field(*keys: str | int, value: object) -> Callable:
     return edit
 
 
+def both(first: Callable, second: Callable) -> Callable:
+    def edit(content: Content, doc: dict) -> None:
+        first(content, doc)
+        second(content, doc)
+
+    return edit
+
+
 def set_levels(change: Callable[[list], None]) -> Callable:
     def edit(content: Content, doc: dict) -> None:
         levels = json.loads(content[LEVELS])
@@ -186,7 +194,7 @@ CASES = {
     "slope read from another column": (
         "slope",
         set_field("terms", 0, "columns", value=["(Intercept)", "Reaction"]),
-        "columns are not the columns of 'Days'",
+        r"columns are not the columns of \(Days \| Subject\)",
     ),
     "rest names the first term": ("sparse", set_field("blocks", "rest", value=[0]), "blocks.rest"),
     "rest names a term twice": ("sparse", set_field("blocks", "rest", value=[1, 1]), "blocks.rest"),
@@ -217,12 +225,20 @@ CASES = {
     "formula unreadable": (
         "slope",
         set_field("formula", value="Reaction ~ (Days |"),
-        "model.formula cannot be read",
+        "model.formula fails the formula whitelist",
     ),
-    "term not in formula": ("slope", set_field("terms", 0, "expr", value="1"), "do not match"),
-    "factors not in formula": ("slope", set_field("terms", 0, "factors", value=["Days"]), "match"),
+    "term not in formula": ("slope", set_field("terms", 0, "expr", value="1"), r"model.terms\[0\]"),
+    "factors not in formula": (
+        "slope",
+        set_field("terms", 0, "factors", value=["Days"]),
+        "disagree with the formula",
+    ),
     "term columns repeat": ("slope", set_field("terms", 0, "columns", value=["a", "a"]), "repeats"),
-    "too many columns": ("slope", set_field("terms", 0, "columns", value=list("abc")), "'theta'"),
+    "too many columns": (
+        "slope",
+        set_field("terms", 0, "columns", value=list("abc")),
+        "theta_blocks must add up",
+    ),
     "huge term": (
         "slope",
         set_field("terms", 0, "columns", value=[str(i) for i in range(3000)]),
@@ -230,8 +246,16 @@ CASES = {
     ),
     "too many parameters": (
         "slope",
-        set_field("terms", 0, "columns", value=[str(i) for i in range(300)]),
+        both(
+            set_field("terms", 0, "columns", value=[str(i) for i in range(300)]),
+            set_field("terms", 0, "theta_blocks", value=[300]),
+        ),
         "45150 covariance",
+    ),
+    "theta blocks not the term's": (
+        "slope",
+        set_field("terms", 0, "theta_blocks", value=[1, 1]),
+        "array 'theta'",  # two blocks of 1 declare 2 parameters, the file holds 3
     ),
     "negative scales": ("slope", set_field("terms", 0, "scales", value=[1.0, -1.0]), "scales"),
     "fixed names not the kept columns": (

@@ -34,7 +34,7 @@ def test_new_data_missing_columns(model):
 def test_new_data_unseen_level_of_a_fixed_effect(model):
     new = model.data.head(3).copy()
     new.loc[new.index[1], "c"] = "extreme"
-    with pytest.raises(mfx.DataError, match=r"column 'c' has level\(s\) \['extreme'\]"):
+    with pytest.raises(mfx.DataError, match=r"'c' has level\(s\) \['extreme'\]"):
         model.predict(new)
     with pytest.raises(mfx.DataError, match="'c'.*'extreme'"):
         model.predict(new, re="none", interval="prediction")

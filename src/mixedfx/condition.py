@@ -139,7 +139,7 @@ def given_blocks(
         For a missing response, predictor, group label or random-term value.
     """
     spec = model.spec
-    y = spec.response_vector(given)
+    y = spec.working_response(given)
     X = spec.X(given)
     if not np.isfinite(X).all():
         bad = int((~np.isfinite(X).all(axis=1)).sum())

@@ -42,6 +42,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from .fit import lmm
 from .frame.formula import parse
 from .frame.missing import MISSING
+from .frame.syntax import deparse_name
 from .model import LinearMixedModel
 from .predict import NEW_LEVELS
 
@@ -61,15 +62,15 @@ def quote(name: str) -> str:
     Returns
     -------
     str
-        ``name`` or ```name```, as formulaic expects.
+        ``name`` or ```name```, as mixedfx's formula parser (R's syntax) expects.
 
     Raises
     ------
     ValueError
         For a name holding a backtick, which a formula cannot quote.
     """
-    if _IDENTIFIER.match(name) and not keyword.iskeyword(name):
-        return name
+    if _IDENTIFIER.match(name) and not keyword.iskeyword(name) and deparse_name(name) == name:
+        return name  # an R name (no leading "_", not an R reserved word)
     if "`" in name:
         raise ValueError(f"column name {name!r} contains a backtick; rename the column")
     return f"`{name}`"

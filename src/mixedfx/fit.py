@@ -26,6 +26,7 @@ def lmm(
     reml: bool = True,
     missing: str = "error",
     progress: bool = False,
+    offset: str | np.ndarray | pd.Series | None = None,
     threads: int | None = None,
 ) -> LinearMixedModel:
     """Fit a linear mixed model with lme4's formula language and lme4's numbers.
@@ -54,6 +55,15 @@ def lmm(
         ``"error"`` only: drop rows with ``ddf.dropna(subset=...)`` first.
     progress : bool, default False
         Show Dask's progress bar while the passes over a Dask frame run.
+    offset : str or array-like, optional
+        A known part of the linear predictor, added to ``X beta + Z b``
+        besides the formula's ``offset(expr)`` terms: the name of a column
+        of ``data``, or an array of one value per row (kept in the model's
+        training frame as lme4's column ``"(offset)"``). The fit is on
+        ``y - offset``; ``fitted()`` and every prediction add it back, so
+        new data must supply it (the column, or ``"(offset)"`` for an array).
+        Unlike lme4, whose ``predict(newdata)`` drops an ``offset=``
+        argument, predictions always include it. Dask frames take a column name.
     threads : int, optional
         BLAS threads for the fit. By default one, unless the dense
         factorization is large and cores are idle (see
@@ -74,11 +84,14 @@ def lmm(
     """
     remote = backend(data)
     if remote is not None:
+        if offset is not None and not isinstance(offset, str):
+            raise DataError("offset= must be the name of a column for a Dask frame")
         with threads_mod.pinned(threads_mod.checked(threads)):  # None: chosen in fit_model
-            return remote.lmm(formula, data, reml, missing, progress)
+            return remote.lmm(formula, data, reml, missing, progress, offset)
     threads_mod.checked(threads)
-    data = missing_mod.handle(formula, data, missing)
-    design, arrays = learn_design(formula, data)
+    data, offset = offset_column(data, offset)
+    data = missing_mod.handle(formula, data, missing, also=[offset] if offset else [])
+    design, arrays = learn_design(formula, data, offset)
     blocks = form_blocks(design, arrays)
     with threads_mod.pinned(threads_mod.choose(blocks, threads)):
         design, objective, w = make_objective(design, blocks, reml)
@@ -86,11 +99,25 @@ def lmm(
         return make_model(design, arrays, blocks, objective, opt, data, stacklevel=3)
 
 
+def offset_column(
+    data: pd.DataFrame, offset: str | np.ndarray | pd.Series | None
+) -> tuple[pd.DataFrame, str | None]:
+    """The training rows and the name of the offset column (an array becomes ``"(offset)"``)."""
+    if offset is None or isinstance(offset, str):
+        return data, offset
+    if not isinstance(data, pd.DataFrame):
+        return data, None  # design.learn names the problem
+    values = np.asarray(offset, dtype=float).reshape(-1)
+    if values.shape != (len(data),):
+        raise DataError(f"offset has {values.size} values for {len(data)} rows")
+    return data.assign(**{design_mod.OFFSET_COLUMN: values}), design_mod.OFFSET_COLUMN
+
+
 def learn_design(
-    formula: str, data: pd.DataFrame
+    formula: str, data: pd.DataFrame, offset: str | None = None
 ) -> tuple[design_mod.DesignSpec, design_mod.TrainingArrays]:
     """The design learned from the training rows, and their arrays (lme4's ``lFormula``)."""
-    design, arrays = design_mod.learn(formula, data)
+    design, arrays = design_mod.learn(formula, data, offset)
     check_sizes(design, arrays)
     return design, arrays
 
@@ -143,8 +170,8 @@ def fit_model(
 def fitted_values(
     arrays: design_mod.TrainingArrays, beta: np.ndarray, b: list[np.ndarray]
 ) -> np.ndarray:
-    """Conditional fitted values ``X beta + Z b`` of the training rows, shape (n,)."""
-    fitted = arrays.X @ beta
+    """Conditional fitted values ``X beta + Z b`` (+ offset) of the training rows, shape (n,)."""
+    fitted = arrays.X @ beta if arrays.offset is None else arrays.X @ beta + arrays.offset
     for codes, M, bt in zip(arrays.codes, arrays.M, b, strict=True):
         fitted = fitted + np.einsum("nq,nq->n", M, bt[codes])
     return fitted
@@ -210,10 +237,10 @@ def check_counts(design: design_mod.DesignSpec, n: int, y_range: float) -> None:
                 "the number of levels must be less than the number of observations"
             )
     nre = sum(t.nlevels * t.q for t in design.terms)
-    big = [t for t in design.terms if t.nlevels * t.q > n]
-    if big:
+    big = [(t, t.nlevels * b) for t in design.terms for b in t.blocks if t.nlevels * b >= n]
+    if big:  # lme4's check.nobs.vs.nRE, per lme4 term (a block of ours)
         raise DataError(
-            f"term {big[0].term} has {big[0].nlevels * big[0].q} random effects for "
+            f"term {big[0][0].term} has {big[0][1]} random effects for "
             f"{n} observations ({nre} in all); the model is not identifiable"
         )
     if y_range == 0:
@@ -251,7 +278,7 @@ def make_model(
         opt,
         blocks,
         None if arrays is None else fitted_values(arrays, beta, b),
-        None if arrays is None else arrays.y,
+        None if arrays is None else arrays.response,
         data,
     )
     if model.singular:

@@ -3,8 +3,9 @@
 Members of a ``.mfx`` file (a zip archive), and nothing else::
 
     mixedfx.json        the manifest: format name, version and model kind, the
-                        model's scalars and design (formula, learned formulaic
-                        state, terms and their sizes, the block layout), the size
+                        model's scalars and design (formula as text, its learned
+                        state as plain numbers and strings, terms and their
+                        sizes, the block layout), the size
                         and SHA-256 of every other member, and the SHA-256 of the
                         manifest itself (``sha256``, over its canonical JSON
                         without that key)
@@ -21,8 +22,12 @@ expected dtype and shape, then checked against the model (indices in range,
 values finite, blocks symmetric and positive semi-definite). A truncated,
 tampered, foreign or newer file fails with
 :class:`~mixedfx.errors.ModelFileError` naming what is wrong, and runs no
-code. No training rows are stored: the cross-product blocks (sufficient
-statistics) carry what ``given`` and intervals need.
+code. The formula is data: it is re-parsed through the formula whitelist
+(:mod:`mixedfx.frame.syntax`, never Python) and the design is rebuilt from it
+and the learned state; a formula that fails the whitelist, or a state or
+column that disagrees with it, is a ModelFileError. No training rows are
+stored: the cross-product blocks (sufficient statistics) carry what
+``given`` and intervals need.
 """
 
 from __future__ import annotations
@@ -36,21 +41,22 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from formulaic import Formula, ModelSpec
 
 from . import modelcheck as mc
 from . import modelzip, statecodec
 from .atomicfile import replacing
 from .engine.blocks import Blocks, RestTerm
 from .engine.optimize import OptSummary
-from .errors import ModelFileError
+from .errors import DataError, FormulaError, ModelFileError
+from .frame import reterm
 from .frame.design import DesignSpec
 from .frame.formula import RandomTerm
+from .frame.modelmatrix import MatrixSpec
 from .frame.reterm import ReTerm
 from .model import LinearMixedModel
 
 FORMAT = "mixedfx-model"
-VERSION = 3  # 3: kind, levels.json, member sizes; 2: manifest checksum; column scales
+VERSION = 3  # 3: kind, levels.json, member sizes, the formula's state as plain data; 2: scales
 KIND = "lmm"  # the kinds this version reads; a GLMM adds its own
 MANIFEST = "mixedfx.json"
 LEVELS = "levels.json"
@@ -66,31 +72,6 @@ def manifest_checksum(doc: dict[str, Any]) -> str:
     body = {k: v for k, v in doc.items() if k != "sha256"}
     text = json.dumps(body, sort_keys=True, allow_nan=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _spec_json(spec: Any) -> dict[str, Any] | None:
-    if spec is None:
-        return None
-    return {
-        "formula": str(spec.formula),
-        "ensure_full_rank": bool(spec.ensure_full_rank),
-        "transform_state": statecodec.encode(spec.transform_state),
-        "encoder_state": statecodec.encode(spec.encoder_state),
-    }
-
-
-def _spec_from_json(d: dict[str, Any] | None) -> Any:
-    if d is None:
-        return None
-    return ModelSpec(
-        formula=Formula(str(d["formula"])),
-        materializer="pandas",
-        ensure_full_rank=bool(d["ensure_full_rank"]),
-        na_action="ignore",
-        output="numpy",
-        transform_state=statecodec.decode(d["transform_state"]),
-        encoder_state=statecodec.decode(d["encoder_state"]),
-    )
 
 
 # -- saving ---------------------------------------------------------------------------------
@@ -137,8 +118,8 @@ def _model_json(model: LinearMixedModel, nnz: int | None) -> dict[str, Any]:
         "sigma": model.sigma,
         "objective": model.objective,
         "nobs_given": model.nobs_given,
-        "fixed_spec": _spec_json(spec.fixed_spec),
-        "fixed_columns": list(spec.all_names),
+        "states": statecodec.encode(spec.states),
+        "offset_column": spec.offset_column,
         "fixed_names": list(spec.fixed_names),
         "dropped": list(spec.dropped),
         "terms": [
@@ -148,7 +129,7 @@ def _model_json(model: LinearMixedModel, nnz: int | None) -> dict[str, Any]:
                 "correlated": t.term.correlated,
                 "columns": list(t.columns),
                 "nlevels": t.nlevels,
-                "spec": _spec_json(t.spec),
+                "theta_blocks": list(t.blocks),
                 "scales": None if t.scales is None else [float(v) for v in t.scales],
             }
             for t in spec.terms
@@ -391,6 +372,60 @@ def _optsummary(o: Any, arrays: dict[str, np.ndarray]) -> OptSummary:
     )
 
 
+def _design(d: dict[str, Any], kept: np.ndarray, levels: list[tuple[Any, Any, Any]]) -> DesignSpec:
+    """The design rebuilt from the formula (re-parsed through the whitelist) and its state.
+
+    The formula is parsed as a new one is (:mod:`mixedfx.frame.syntax`: text
+    only, never Python); the fixed-effects columns and each random term's
+    columns and theta blocks must be the ones that formula and the stored
+    state give.
+    """
+    formula = mc.text(d.get("formula"), "model.formula")
+    parsed = mc.formula(formula)
+    states = statecodec.decode(d.get("states"), parsed)
+    offset = d.get("offset_column")
+    if offset is not None:
+        mc.text(offset, "model.offset_column")
+    try:
+        fixed = MatrixSpec.build(parsed.fixed_terms, states)
+        terms = [
+            _term(t, states, level, k)
+            for k, (t, level) in enumerate(zip(d["terms"], levels, strict=True))
+        ]
+    except (DataError, FormulaError) as exc:
+        raise mc.bad("model.states", f"disagree with the formula: {exc}") from exc
+    names = fixed.names
+    if len(kept) and (kept[0] < 0 or kept[-1] >= len(names) or (np.diff(kept) <= 0).any()):
+        raise mc.bad("array kept", f"must be increasing indices below {len(names)}")
+    fixed_names = tuple(d["fixed_names"])
+    if fixed_names != tuple(names[j] for j in kept):
+        raise mc.bad("model.fixed_names", "are not the kept columns of the formula")
+    dropped = tuple(d["dropped"])
+    if dropped != tuple(n for j, n in enumerate(names) if j not in set(kept.tolist())):
+        raise mc.bad("model.dropped", "are not the formula's columns that are not kept")
+    mc.check_terms(formula, [t.term for t in terms])
+    return DesignSpec(
+        formula, parsed, fixed, kept, fixed_names, dropped, tuple(terms), states, offset
+    )
+
+
+def _term(t: dict[str, Any], states: dict[str, Any], level: tuple[Any, Any, Any], k: int) -> ReTerm:
+    """One random term from the file; its columns and blocks must be those its formula gives."""
+    term = RandomTerm(t["expr"], tuple(t["factors"]), t["correlated"])
+    columns = tuple(t["columns"])
+    parts = reterm.term_parts(term, states)
+    if tuple(n for p in parts[::-1] for n in p.names) == columns and len(parts) > 1:
+        parts = parts[::-1]  # lme4's order reversed the blocks of this || term
+    if tuple(n for p in parts for n in p.names) != columns:
+        raise mc.bad(f"model.terms[{k}].columns", f"are not the columns of {term}")
+    keys, labels, factor_keys = level
+    scales = _scales(t.get("scales"), len(columns), f"model.terms[{k}].scales")
+    out = ReTerm(term, columns, keys, labels, factor_keys, parts, scales)
+    if list(out.blocks) != list(t["theta_blocks"]):
+        raise mc.bad(f"model.terms[{k}].theta_blocks", f"are not the blocks of {term}")
+    return out
+
+
 def _build(
     d: dict[str, Any],
     declared: mc.Declared,
@@ -398,25 +433,8 @@ def _build(
     arrays: dict[str, np.ndarray],
 ) -> LinearMixedModel:
     """The model from checked manifest fields, levels and arrays."""
-    formula = mc.text(d.get("formula"), "model.formula")
-    parsed = mc.formula(formula)
-    terms = []
-    for k, (t, (keys, labels, factor_keys)) in enumerate(zip(d["terms"], levels, strict=True)):
-        term = RandomTerm(t["expr"], tuple(t["factors"]), t["correlated"])
-        columns = tuple(t["columns"])
-        spec = _spec_from_json(t.get("spec"))
-        scales = _scales(t.get("scales"), len(columns), f"model.terms[{k}].scales")
-        terms.append(ReTerm(term, columns, keys, labels, factor_keys, spec, scales))
-    design = DesignSpec(
-        formula,
-        parsed,
-        _spec_from_json(mc.mapping(d.get("fixed_spec"), "model.fixed_spec")),
-        arrays["kept"],
-        tuple(d["fixed_names"]),
-        tuple(d["dropped"]),
-        tuple(terms),
-        tuple(d["fixed_columns"]),
-    )
+    design = _design(d, arrays["kept"], levels)
+    terms = design.terms
     rest = tuple(
         RestTerm(k, offset, declared.terms[k].nlevels, declared.terms[k].q)
         for k, offset in declared.rest

@@ -1,9 +1,9 @@
 """Predictions with the random effects: every ``re`` / ``new_levels`` mode, with intervals.
 
-For new row ``i`` with fixed part ``x_i`` and, per term ``t``, level ``k`` and
-model-matrix row ``z_ti``::
+For new row ``i`` with fixed part ``x_i``, offset ``o_i`` (0 without offsets)
+and, per term ``t``, level ``k`` and model-matrix row ``z_ti``::
 
-    fit_i = x_i'beta + sum over included terms with known level of z_ti' b_t[k]
+    fit_i = o_i + x_i'beta + sum over included terms with known level of z_ti' b_t[k]
 
 Variance parts (``Sigma_t = sigma^2 T_t T_t'`` the covariance of one level's
 effects, ``inc``/``om`` the included and omitted columns of a term):
@@ -94,7 +94,7 @@ def predict(
     masks = rows_mod.select(spec, re)
     r = rows_mod.build(spec, newdata) if rows is None else rows
     n = r.n
-    fit = r.X @ model.beta if n else np.zeros(0)
+    fit = r.X @ model.beta + r.offset if n else np.zeros(0)
     bad = ~np.isfinite(fit)
     unknown_used = np.zeros(n, dtype=bool)
     for t, codes, M, b, mask in zip(spec.terms, r.codes, r.M, model.b, masks, strict=True):

@@ -13,6 +13,7 @@ lme4 differs: its default ``na.action = na.omit`` drops such rows silently.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,10 +24,10 @@ from .formula import parse, variable_names
 MISSING = ("error", "drop")
 
 
-def used_columns(formula: str, data: pd.DataFrame) -> list[str]:
-    """Columns of ``data`` that ``formula`` names, in the order of the data."""
+def used_columns(formula: str, data: pd.DataFrame, also: Sequence[str] = ()) -> list[str]:
+    """Columns of ``data`` that ``formula`` names (and ``also``), in the data's order."""
     parse(formula)  # a malformed formula is a FormulaError before any data check
-    names = set(variable_names(formula))
+    names = set(variable_names(formula)) | set(also)
     return [c for c in data.columns if isinstance(c, str) and c in names]
 
 
@@ -45,7 +46,9 @@ def bad_mask(column: pd.Series) -> np.ndarray:
     return out
 
 
-def handle(formula: str, data: pd.DataFrame, missing: str) -> pd.DataFrame:
+def handle(
+    formula: str, data: pd.DataFrame, missing: str, also: Sequence[str] = ()
+) -> pd.DataFrame:
     """The rows to fit: ``data`` itself, or ``data`` without rows that have missing values.
 
     Parameters
@@ -53,6 +56,8 @@ def handle(formula: str, data: pd.DataFrame, missing: str) -> pd.DataFrame:
     formula : str
     data : DataFrame
     missing : {"error", "drop"}
+    also : sequence of str
+        Other used columns (an offset column).
 
     Returns
     -------
@@ -72,7 +77,7 @@ def handle(formula: str, data: pd.DataFrame, missing: str) -> pd.DataFrame:
         return data  # design.learn names these problems
     counts: dict[str, int] = {}
     rows = np.zeros(len(data), dtype=bool)
-    for name in used_columns(formula, data):
+    for name in used_columns(formula, data, also):
         bad = bad_mask(data[name])
         if bad.all():
             raise DataError(
