@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 import mixedfx as mfx
-from mixedfx.engine.descent import descend
+from mixedfx.engine.descent import descend, escape
+from mixedfx.engine.optimize import quasi_newton
 
 
 def quadratic(center: np.ndarray, hess: np.ndarray):
@@ -45,6 +46,34 @@ def test_an_objective_that_is_not_finite_is_not_converged() -> None:
 
     d = descend(fungrad, np.array([0.0]), np.array([0.0]))
     assert not d.converged  # stuck below the minimum at 2: the caller must settle
+
+
+def even_saddle(x: np.ndarray) -> tuple[float, np.ndarray]:
+    """Even in x0 (its derivative is 0 at the bound 0), falling away from it: minimum at 0.5."""
+    a = x[0] ** 2 - 0.25
+    return float(a * a + (x[1] - 0.3) ** 2), np.array([4.0 * x[0] * a, 2.0 * (x[1] - 0.3)])
+
+
+def test_a_saddle_on_the_bound_is_left() -> None:
+    """The first-order conditions hold at x0 = 0; L-BFGS-B alone stays there."""
+    lower = np.array([0.0, -np.inf])
+    start = np.array([0.0, 1.0])
+    assert descend(even_saddle, start, lower).x[0] == 0.0
+    point, evals = escape(even_saddle, np.array([0.0, 0.3]), 0.0625, np.zeros(2), lower)
+    assert evals == 1 and point is not None and point[0] > 0.0
+    opt = quasi_newton(even_saddle, lower)(start, False)
+    assert opt.extra["escapes"] == 1.0 and opt.converged
+    np.testing.assert_allclose(opt.final, [0.5, 0.3], rtol=0, atol=1e-6)  # as the descent's
+
+
+def test_a_minimum_on_the_bound_is_kept() -> None:
+    def fungrad(x: np.ndarray) -> tuple[float, np.ndarray]:
+        return float(x[0] ** 2 + x[0] ** 4), np.array([2.0 * x[0] + 4.0 * x[0] ** 3])
+
+    point, evals = escape(fungrad, np.zeros(1), 0.0, np.zeros(1), np.zeros(1))
+    assert point is None and evals == 1
+    # a gradient that holds x on the bound: nothing to look at
+    assert escape(fungrad, np.zeros(1), 0.0, np.ones(1), np.zeros(1)) == (None, 0)
 
 
 def crossed(n: int, users: int, items: int, item_sd: float, seed: int) -> pd.DataFrame:

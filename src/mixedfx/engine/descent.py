@@ -15,6 +15,17 @@ soon as the quasi-Newton step it predicts is below ``HANDOVER`` (1e-7,
 relative), and the caller finishes with Newton steps on that quasi-Newton
 Hessian (:attr:`Descent.hessian`), accepted on the gradient, not on the
 objective (:func:`mixedfx.engine.optimize.polish`).
+
+A diagonal of ``T`` at its bound 0 can hold the descent at a saddle. Where
+the rest of the diagonal's column of ``T`` is 0 (the last column of a
+block, every column of a ``||`` term's 1 x 1 blocks), flipping the
+column's sign leaves ``T T'`` unchanged, so the objective is even in that
+diagonal and its derivative at 0 is exactly 0, whatever the curvature. A
+first step that overshoots onto the bound (the 2 x 2 ``(age | Subject)``
+of Orthodont: from the identity to 0, where the optimum is at 0.17) then
+ends at a point that meets the first-order conditions but where the
+objective falls away from the bound. :func:`escape` looks one step off
+such diagonals, and the caller descends again from a lower point.
 """
 
 from __future__ import annotations
@@ -168,3 +179,47 @@ def descend(
     status = "near the optimum" if res.status == 99 else str(res.message)
     B = run.B if run.B is not None else np.linalg.inv(res.hess_inv.todense())
     return Descent(x, f, g, 0.5 * (B + B.T), run.evals, converged, status)
+
+
+ESCAPE_STEP = 1e-2  # how far off the bound escape() looks, relative to max(1, |x|)
+
+
+def escape(
+    fungrad: ValueGradient,
+    x: np.ndarray,
+    f: float,
+    g: np.ndarray,
+    lower: np.ndarray,
+    tol: float = 1e-8,
+    step: float = ESCAPE_STEP,
+) -> tuple[np.ndarray | None, int]:
+    """A lower point one step off a bound that the gradient does not hold ``x`` on.
+
+    For every element at a finite bound whose derivative does not push
+    outwards by more than the first-order tolerance (``g_i * 0.1 <= tol *
+    max(1, |f|)``, :func:`gain`'s scale at 0), the objective is evaluated
+    with that element at ``lower_i + step * max(1, max|x|)``; an objective
+    even in the element is there ``f + f'' step^2 / 2`` to third order, so
+    a fall beyond rounding (1e-12 relative) shows a saddle. A genuine
+    boundary optimum (a variance the data put at 0) rises or stays flat.
+
+    Returns
+    -------
+    point : ndarray, shape (k,), or None
+        The lowest such point where the objective is lower than ``f``; None
+        when there is none (``x`` is a minimum along every bound direction).
+    evals : int
+        Calls of ``fungrad``.
+    """
+    at_bound = (x <= lower) & np.isfinite(lower)
+    loose = np.maximum(g, 0.0) * 0.1 <= tol * max(1.0, abs(f))
+    delta = step * max(1.0, float(np.abs(x).max(initial=0.0)))
+    best, best_f, evals = None, f - 1e-12 * max(1.0, abs(f)), 0
+    for i in np.flatnonzero(at_bound & loose):
+        point = x.copy()
+        point[i] = lower[i] + delta
+        value = float(fungrad(point)[0])
+        evals += 1
+        if value < best_f:
+            best, best_f = point, value
+    return best, evals

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 import nlopt
 import numpy as np
 
-from .descent import HANDOVER, MAXITER, descend, gain, projected
+from .descent import HANDOVER, MAXITER, descend, escape, gain, projected
 from .objective import Objective
 
 _STATUS = {
@@ -143,13 +143,18 @@ def bobyqa(
 def quasi_newton(fungrad: ValueGradient, lower: np.ndarray, tol: float = 1e-8) -> Local:
     """:func:`mixedfx.engine.descent.descend`, then :func:`polish` on its Hessian (always tight).
 
-    ``feval`` and ``extra["gradient_evals"]`` both count its calls of
-    ``fungrad`` (each an objective and a gradient); ``extra["first_order"]``
-    is 1 where the polish converged and the first-order gain
-    (:func:`~mixedfx.engine.descent.gain`) is below ``tol * max(1, |f|)``.
+    Where the result sits on a bound that the gradient does not hold it on
+    and the objective falls one step off it (a saddle,
+    :func:`~mixedfx.engine.descent.escape`), the descent starts again from
+    there, as long as each restart ends lower. ``feval`` and
+    ``extra["gradient_evals"]`` both count its calls of ``fungrad`` (each an
+    objective and a gradient); ``extra["first_order"]`` is 1 where the
+    polish converged and the first-order gain
+    (:func:`~mixedfx.engine.descent.gain`) is below ``tol * max(1, |f|)``;
+    ``extra["escapes"]`` counts the restarts off a saddle.
     """
 
-    def local(start: np.ndarray, tight: bool) -> OptSummary:
+    def once(start: np.ndarray) -> tuple[OptSummary, np.ndarray]:
         d = descend(fungrad, start, lower)
         extra = {"gradient_evals": float(d.evals)}
         out = OptSummary(
@@ -159,9 +164,26 @@ def quasi_newton(fungrad: ValueGradient, lower: np.ndarray, tol: float = 1e-8) -
         out = polish(fungrad, out, lambda x: d.hessian)
         f, g = fungrad(out.final)
         met = out.extra["newton_converged"] and gain(g, out.final, lower) <= tol * max(1.0, abs(f))
-        return replace(
+        out = replace(
             out, converged=d.converged or bool(met), extra={**out.extra, "first_order": float(met)}
         )
+        return out, g
+
+    def local(start: np.ndarray, tight: bool) -> OptSummary:
+        out, g = once(start)
+        feval, gevals, escapes = out.feval, out.extra["gradient_evals"], 0
+        for _ in range(len(start)):  # each restart must end lower: a few at most
+            point, probes = escape(fungrad, out.final, out.fmin, g, lower, tol)
+            feval, gevals = feval + probes, gevals + probes
+            if point is None:
+                break
+            again, g_again = once(point)
+            feval, gevals = feval + again.feval, gevals + again.extra["gradient_evals"]
+            if not again.fmin < out.fmin:
+                break
+            out, g, escapes = again, g_again, escapes + 1
+        extra = {**out.extra, "gradient_evals": gevals, "escapes": float(escapes)}
+        return replace(out, start=start.copy(), feval=feval, extra=extra)
 
     return local
 
