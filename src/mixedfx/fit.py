@@ -16,7 +16,7 @@ from .engine.optimize import OptSummary, fit_theta
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
 from .frame import design as design_mod
 from .frame import missing as missing_mod
-from .frames import backend
+from .frames import backend, in_memory
 from .model import LinearMixedModel
 
 
@@ -35,8 +35,12 @@ def lmm(
     ----------
     formula : str
         e.g. ``"Reaction ~ Days + (Days | Subject)"``.
-    data : DataFrame or dask DataFrame
-        Training rows with the response, predictors and grouping columns. A
+    data : DataFrame
+        Training rows with the response, predictors and grouping columns: a
+        pandas DataFrame (any dtypes), a polars DataFrame or LazyFrame, a
+        pyarrow Table (converted once, :func:`mixedfx.frames.in_memory`) or a
+        Dask DataFrame. Grouping labels are compared exactly: ``"7"``, ``"07"``
+        and ``" 7"`` are three levels (:mod:`mixedfx.frame.levels`). A
         Dask frame is fitted in two passes over its partitions (see
         :mod:`mixedfx.distributed`); the model then holds no training rows.
     reml : bool, default True
@@ -89,6 +93,7 @@ def lmm(
         with threads_mod.pinned(threads_mod.checked(threads)):  # None: chosen in fit_model
             return remote.lmm(formula, data, reml, missing, progress, offset)
     threads_mod.checked(threads)
+    data = in_memory(data, "data")
     data, offset = offset_column(data, offset)
     data = missing_mod.handle(formula, data, missing, also=[offset] if offset else [])
     design, arrays = learn_design(formula, data, offset)

@@ -229,12 +229,15 @@ def check_columns(data: pd.DataFrame, names: list[str], what: str) -> None:
 
 
 def response(data: pd.DataFrame, name: str, finite: bool = True) -> np.ndarray:
-    """A response column as a float vector, shape (n,)."""
+    """A response column as a float vector, shape (n,); a boolean one is refused (binary data)."""
     check_columns(data, [name], "response")
     col = data[name]
-    if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)) or isinstance(
-        col.dtype, pd.CategoricalDtype
-    ):
+    if pd.api.types.is_bool_dtype(col):
+        raise DataError(
+            f"response {name!r} is boolean: a linear mixed model would treat it as a "
+            "number; fit binary outcomes with mfx.glmm(formula, data, family='binomial')"
+        )
+    if not pd.api.types.is_numeric_dtype(col) or isinstance(col.dtype, pd.CategoricalDtype):
         raise DataError(f"response {name!r} is not numeric (dtype {col.dtype}); convert it first")
     y = col.to_numpy(dtype=float, na_value=np.nan)
     bad = ~np.isfinite(y)
