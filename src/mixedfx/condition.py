@@ -156,8 +156,10 @@ def given_rows(
 
 
 def _blocks(model: LinearMixedModel, terms: list[ReTerm], r: Rows) -> blocks_mod.Blocks:
+    """The given rows' blocks in the training blocks' (standardized) coordinates."""
     nlevels = [t.nlevels for t in terms]
-    return blocks_mod.form(r.X, r.working, r.codes, r.M, nlevels, first=model.blocks.first)
+    Xs, ys, Ms = model.standardized.coords.apply(r.X, r.working, r.M)
+    return blocks_mod.form(Xs, ys, r.codes, Ms, nlevels, first=model.blocks.first)
 
 
 def given_blocks(
@@ -256,15 +258,17 @@ def conditioned(
     """The model conditioned on given rows with blocks ``extra`` in the layout of ``terms``."""
     nlevels = [t.nlevels for t in terms]
     blocks = blocks_mod.add(blocks_mod.extend(model.blocks, nlevels), extra)
-    Ts = model.Ts()
-    f = factorize(blocks_mod.fix_beta(blocks, model.beta), Ts)
+    std = model.standardized  # the blocks' coordinates
+    Ts = model.spec.layout.Ts(std.theta)
+    f = factorize(blocks_mod.fix_beta(blocks, std.beta), Ts)
     _, _, b = solve.modes(f)
     new_spec = dataclasses.replace(model.spec, terms=tuple(terms))
     return dataclasses.replace(
         model,
         spec=new_spec,
-        b=b,
-        b_condcov=solve.condcov(f, model.sigma),
+        b=std.coords.b(b),
+        b_condcov=std.coords.condcov(solve.condcov(f, std.sigma)),
+        standardized=dataclasses.replace(std, b=b),
         blocks=blocks,
         fitted_values=None,
         response_values=None,

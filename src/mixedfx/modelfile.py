@@ -48,8 +48,9 @@ from . import modelzip, statecodec
 from .atomicfile import replacing
 from .engine.blocks import Blocks, RestTerm
 from .engine.optimize import OptSummary
+from .engine.standard import Moments, Standardization, Standardized
 from .errors import DataError, FormulaError, ModelFileError
-from .frame import reterm
+from .frame import intercept, reterm
 from .frame.design import DesignSpec
 from .frame.formula import RandomTerm
 from .frame.levels import as_array
@@ -58,12 +59,12 @@ from .frame.reterm import ReTerm
 from .model import LinearMixedModel
 
 FORMAT = "mixedfx-model"
-VERSION = 3  # 3: kind, levels.json, member sizes, the formula's state as plain data; 2: scales
+VERSION = 4  # 4: standardized coordinates; 3: kind, levels.json, member sizes, plain state
 KIND = "lmm"  # the kinds this version reads; a GLMM adds its own
 MANIFEST = "mixedfx.json"
 LEVELS = "levels.json"
 MAX_MANIFEST_BYTES = 4 * 2**20
-MAX_MEMBERS = 16 + 2 * mc.MAX_TERMS
+MAX_MEMBERS = 16 + 4 * mc.MAX_TERMS  # per term: b, condcov, std_b, std_moments
 MAX_LABEL_BYTES = 1024  # JSON bytes per label in levels.json, on average
 LEVELS_SLACK = 4096  # ... plus this much
 JSON_MEMORY = 8  # bytes of Python objects per byte of parsed JSON, about
@@ -112,7 +113,21 @@ def _arrays(model: LinearMixedModel) -> dict[str, np.ndarray]:
     for k, (b, c) in enumerate(zip(model.b, model.b_condcov, strict=True)):
         arrays[f"b{k}"] = b
         arrays[f"condcov{k}"] = c
+    arrays |= _standardized_arrays(model.standardized)
     return {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+
+
+def _standardized_arrays(std: Standardized) -> dict[str, np.ndarray]:
+    """The fit's coordinates and its estimates in them (the blocks are in those coordinates).
+
+    Each set of moments is stored as its means and root mean squares,
+    shape (2, k); the intercept combinations follow from the design.
+    """
+    out = {"std_theta": std.theta, "std_beta": std.beta}
+    out["std_moments_xy"] = np.vstack([std.coords.xy.mean, std.coords.xy.rms])
+    for k, m in enumerate(std.coords.terms):
+        out[f"std_moments{k}"] = np.vstack([m.mean, m.rms])
+    return out | {f"std_b{k}": b for k, b in enumerate(std.b)}
 
 
 def _model_json(model: LinearMixedModel, nnz: int | None) -> dict[str, Any]:
@@ -123,6 +138,7 @@ def _model_json(model: LinearMixedModel, nnz: int | None) -> dict[str, Any]:
         "sigma": model.sigma,
         "objective": model.objective,
         "nobs_given": model.nobs_given,
+        "std_sigma": model.standardized.sigma,
         "states": statecodec.encode(spec.states),
         "offset_column": spec.offset_column,
         "fixed_names": list(spec.fixed_names),
@@ -496,4 +512,28 @@ def _build(
         None,
         None,
         d["nobs_given"],
+        standardized=_standardized(d, design, blocks.n - d["nobs_given"], arrays),
     )
+
+
+def _standardized(
+    d: dict[str, Any], design: DesignSpec, n: int, arrays: dict[str, np.ndarray]
+) -> Standardized:
+    """:func:`_standardized_arrays` read back; the intercept combinations from the design.
+
+    ``n``: the training rows (the blocks' rows without the given ones).
+    """
+    x_weights, term_weights = intercept.design_weights(design)
+    xy_weights = None if x_weights is None else np.append(x_weights, 0.0)
+
+    def moments(name: str, weights: np.ndarray | None) -> Moments:
+        mean, rms = arrays[name]
+        return Moments(n, weights, mean, rms)
+
+    coords = Standardization(
+        moments("std_moments_xy", xy_weights),
+        tuple(moments(f"std_moments{k}", w) for k, w in enumerate(term_weights)),
+    )
+    b = [arrays[f"std_b{k}"] for k in range(len(design.terms))]
+    sigma = mc.number(d.get("std_sigma"), "model.std_sigma", positive=True)
+    return Standardized(coords, arrays["std_theta"], arrays["std_beta"], sigma, b)

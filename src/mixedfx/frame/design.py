@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..engine.layout import ThetaLayout
 from ..errors import DataError, FormulaError, RankDeficiencyWarning
-from . import reterm, syntax
+from . import intercept, reterm, syntax
 from . import rows as rows_mod
 from . import state as state_mod
 from . import transforms as tf
@@ -369,7 +369,9 @@ def learn(
     )
     rows = rows_mod.build(design, data, response=True)
     check_training(rows_mod.Tally.of(rows), design)
-    kept, dropped = drop_dependent(rows.X, names_, stacklevel=4)
+    kept, dropped = drop_dependent(
+        intercept.standardized(rows.X, names_, fixed), names_, stacklevel=4
+    )
     design = dataclasses.replace(
         design, kept=kept, fixed_names=tuple(names_[j] for j in kept), dropped=dropped
     )
