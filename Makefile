@@ -36,6 +36,10 @@ bench-scaling: $(STAMP)
 reference:
 	Rscript tests/reference/make_reference.R
 	Rscript tests/reference/make_predictions.R
+	Rscript tests/reference/make_formulas.R
+	Rscript tests/reference/make_random_designs.R
+	Rscript tests/reference/make_glmm.R
+	Rscript tests/reference/make_inference.R
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

@@ -8,6 +8,7 @@
 #   to_json(x), matrix_rows(m)     a JSON writer that keeps full double
 #                                  precision (jsonlite 1.8 caps numbers at 15
 #                                  significant digits)
+#   records(df)                    a data frame as JSON records, one per line
 #
 # Paths are relative to the repository root, the working directory the
 # scripts must be run from.
@@ -58,6 +59,8 @@ load_dataset <- function(name) {
 #   - atomic vector wrapped in I() -> array, whatever its length
 #   - other atomic vector   -> scalar if length 1, else array
 #   - NA / NaN              -> null
+#   - a string of class "json_raw" -> written as is (already JSON; used by
+#     records() below to keep one data row per line)
 #   - a small unnamed list of unnamed atomic vectors (a matrix as rows, at most
 #     16 numbers) is written on one line
 # ---------------------------------------------------------------------------
@@ -102,6 +105,7 @@ atomic_to_json <- function(x) {
 }
 
 to_json <- function(x, indent = 0L) {
+  if (inherits(x, "json_raw")) return(as.character(unclass(x)))
   pad <- strrep("  ", indent + 1L)
   end_pad <- strrep("  ", indent)
   if (is.null(x)) return("null")
@@ -138,4 +142,17 @@ to_json <- function(x, indent = 0L) {
 matrix_rows <- function(m) {
   m <- unname(as.matrix(m))
   lapply(seq_len(nrow(m)), function(i) I(as.vector(m[i, ])))
+}
+
+# a data frame as an unnamed list of records, one JSON object per row, each
+# written on one line: factors as their labels (strings), character columns
+# as strings, integer columns as integers, double columns at full precision
+# (an integral double is written without a decimal point, e.g. 3 for 3.0)
+records <- function(df) {
+  cols <- lapply(df, function(x) atomic_to_json(if (is.factor(x)) as.character(x) else x))
+  keys <- atomic_to_json(names(df))
+  lapply(seq_len(nrow(df)), function(i) {
+    structure(paste0("{", paste0(keys, ": ", vapply(cols, `[`, "", i), collapse = ", "), "}"),
+              class = "json_raw")
+  })
 }

@@ -42,7 +42,9 @@ datasets <- list(
   penicillin = lme4::Penicillin,
   pastes = lme4::Pastes,
   insteval = lme4::InstEval,
-  orthodont = orthodont
+  orthodont = orthodont,
+  cbpp = lme4::cbpp,
+  grouseticks = lme4::grouseticks
 )
 
 column_type <- function(x) {

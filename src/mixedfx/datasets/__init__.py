@@ -28,6 +28,13 @@ insteval
 orthodont
     nlme::Orthodont as a plain data frame, 108 rows: ``distance``, ``age``,
     ``Subject``, ``Sex``.
+cbpp
+    lme4::cbpp, 56 rows: ``herd``, ``incidence``, ``size``, ``period``
+    (binomial: ``incidence`` cases out of ``size``).
+grouseticks
+    lme4::grouseticks, 403 rows: ``INDEX``, ``TICKS``, ``BROOD``, ``HEIGHT``,
+    ``YEAR``, ``LOCATION``, ``cHEIGHT`` (Poisson counts; ``INDEX`` is one
+    level per row).
 
 Examples
 --------
@@ -59,6 +66,8 @@ _NAMES: tuple[str, ...] = (
     "pastes",
     "insteval",
     "orthodont",
+    "cbpp",
+    "grouseticks",
 )
 
 _FACTOR_TYPES = ("factor", "ordered")
@@ -91,7 +100,8 @@ def load(name: str) -> pd.DataFrame:
     name : str
         Name of the data set, case-insensitive; one of :func:`names`:
         ``"sleepstudy"``, ``"dyestuff"``, ``"dyestuff2"``, ``"penicillin"``,
-        ``"pastes"``, ``"insteval"``, ``"orthodont"``.
+        ``"pastes"``, ``"insteval"``, ``"orthodont"``, ``"cbpp"``,
+        ``"grouseticks"``.
 
     Returns
     -------
