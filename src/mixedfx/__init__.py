@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import datasets
+from . import datasets, family
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -16,6 +16,8 @@ from .errors import (
     SingularFitWarning,
 )
 from .fit import lmm
+from .glmm import glmm
+from .glmm_model import GeneralizedLinearMixedModel
 from .model import LinearMixedModel
 from .modelfile import load
 
@@ -35,6 +37,7 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "FormulaError",
+    "GeneralizedLinearMixedModel",
     "LinearMixedModel",
     "MixedLMRegressor",
     "MissingDataWarning",
@@ -45,6 +48,8 @@ __all__ = [
     "RankDeficiencyWarning",
     "SingularFitWarning",
     "datasets",
+    "family",
+    "glmm",
     "lmm",
     "load",
 ]

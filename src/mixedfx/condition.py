@@ -16,6 +16,7 @@ levels of the conditioned model.
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,6 +31,7 @@ from .frame.reterm import ReTerm
 from .frames import backend
 
 if TYPE_CHECKING:
+    from .base import MixedModel
     from .model import LinearMixedModel
 
 
@@ -120,14 +122,37 @@ def condition(model: LinearMixedModel, given: pd.DataFrame) -> LinearMixedModel:
     return conditioned(model, terms, extra)
 
 
-def given_blocks(
-    model: LinearMixedModel, given: pd.DataFrame, terms: list[ReTerm] | None = None
-) -> tuple[list[ReTerm], blocks_mod.Blocks]:
-    """The terms with new levels and the cross-product blocks of the given rows.
+@dataclass(frozen=True)
+class GivenRows:
+    """The given rows in the layout of the terms extended by their new levels.
+
+    Attributes
+    ----------
+    terms : list of ReTerm
+        The model's terms with the given rows' new levels appended.
+    X : ndarray, shape (n, p)
+    codes : per term, ndarray of int, shape (n,)
+    M : per term, ndarray, shape (n, q_t)
+    """
+
+    terms: list[ReTerm]
+    X: np.ndarray
+    codes: tuple[np.ndarray, ...]
+    M: tuple[np.ndarray, ...]
+
+    @property
+    def nlevels(self) -> list[int]:
+        return [t.nlevels for t in self.terms]
+
+
+def given_rows(
+    model: MixedModel, given: pd.DataFrame, terms: list[ReTerm] | None = None
+) -> GivenRows:
+    """The model matrices of the given rows, with their new levels.
 
     Parameters
     ----------
-    model : LinearMixedModel
+    model : MixedModel
     given : DataFrame, shape (n, ...)
     terms : list of ReTerm, optional
         The terms with every new level of all the given rows (when ``given``
@@ -136,10 +161,9 @@ def given_blocks(
     Raises
     ------
     DataError
-        For a missing response, predictor, group label or random-term value.
+        For a missing predictor, group label or random-term value.
     """
     spec = model.spec
-    y = spec.response_vector(given)
     X = spec.X(given)
     if not np.isfinite(X).all():
         bad = int((~np.isfinite(X).all(axis=1)).sum())
@@ -158,9 +182,20 @@ def given_blocks(
         new_terms.append(nt)
         codes.append(c)
         Ms.append(M)
-    nlevels = [t.nlevels for t in new_terms]
-    extra = blocks_mod.form(X, y, tuple(codes), tuple(Ms), nlevels, first=model.blocks.first)
-    return new_terms, extra
+    return GivenRows(new_terms, X, tuple(codes), tuple(Ms))
+
+
+def given_blocks(
+    model: LinearMixedModel, given: pd.DataFrame, terms: list[ReTerm] | None = None
+) -> tuple[list[ReTerm], blocks_mod.Blocks]:
+    """The terms with new levels and the cross-product blocks of the given rows.
+
+    See :func:`given_rows`; also raises a DataError for a missing response.
+    """
+    y = model.spec.response_vector(given)
+    g = given_rows(model, given, terms)
+    extra = blocks_mod.form(g.X, y, g.codes, g.M, g.nlevels, first=model.blocks.first)
+    return g.terms, extra
 
 
 def conditioned(

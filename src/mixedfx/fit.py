@@ -185,18 +185,25 @@ def check_sizes(design: design_mod.DesignSpec, arrays: design_mod.TrainingArrays
     check_counts(design, len(arrays.y), float(np.ptp(arrays.y)))
 
 
-def check_counts(design: design_mod.DesignSpec, n: int, y_range: float) -> None:
-    """The identifiability checks from the number of rows and the response's range."""
+def check_counts(
+    design: design_mod.DesignSpec, n: int, y_range: float, allow_n: bool = False
+) -> None:
+    """The identifiability checks from the number of rows and the response's range.
+
+    ``allow_n`` (GLMMs, as lme4's ``glmer``) allows as many levels and random
+    effects per term as rows (an observation-level effect).
+    """
     for t in design.terms:
         if t.nlevels < 2:
             raise DataError(
                 f"grouping factor {t.group!r} has only one level; "
                 "a random effect needs two or more groups"
             )
-        if t.nlevels >= n:
+        if t.nlevels > n or (t.nlevels == n and not allow_n):
+            less = "at most" if allow_n else "less than"
             raise DataError(
                 f"grouping factor {t.group!r} has {t.nlevels} levels for {n} rows; "
-                "the number of levels must be less than the number of observations"
+                f"the number of levels must be {less} the number of observations"
             )
     nre = sum(t.nlevels * t.q for t in design.terms)
     big = [t for t in design.terms if t.nlevels * t.q > n]

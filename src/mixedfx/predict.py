@@ -14,7 +14,8 @@ effects, ``inc``/``om`` the included and omitted columns of a term):
   level is new (their effect is unknown: prior variance).
 * ``"prediction"``: the confidence variance, plus ``z_om' Sigma_t z_om`` for
   omitted effects (e.g. all of them with ``re="none"``), the rest of
-  ``z' Sigma_t z`` for new levels, and ``sigma^2`` for the new observation.
+  ``z' Sigma_t z`` for new levels, and the model's ``residual_variance``
+  (``sigma^2``) for the new observation.
 
 Intervals are ``fit +/- z_(1+level)/2 * se`` with normal quantiles.
 """
@@ -32,7 +33,7 @@ from .errors import DataError, MixedFXWarning
 from .frame import rows as rows_mod
 
 if TYPE_CHECKING:
-    from .model import LinearMixedModel
+    from .base import MixedModel
 
 NEW_LEVELS = ("population", "nan", "error")
 
@@ -61,7 +62,7 @@ def _unseen_message(
 
 
 def predict(
-    model: LinearMixedModel,
+    model: MixedModel,
     newdata: pd.DataFrame | None = None,
     re: str | None = "all",
     new_levels: str = "population",
@@ -124,7 +125,7 @@ def predict(
 
 
 def _variance(
-    model: LinearMixedModel,
+    model: MixedModel,
     r: rows_mod.Rows,
     masks: list[np.ndarray],
     interval: str,
@@ -166,5 +167,5 @@ def _variance(
         if interval == "prediction":
             var = var + np.where(unseen, full - part_inc, np.einsum("nq,qr,nr->n", om, S, om))
     if interval == "prediction":
-        var = var + model.sigma**2
+        var = var + model.residual_variance
     return np.where(invalid, np.nan, var)

@@ -6,8 +6,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 if TYPE_CHECKING:
+    from .base import MixedModel
+    from .glmm_model import GeneralizedLinearMixedModel
     from .model import LinearMixedModel
 
 
@@ -30,8 +33,35 @@ def render(m: LinearMixedModel) -> str:
     lines.append(
         f"{crit}: {m.objective:.4f}   logLik: {m.loglik:.4f}   AIC: {m.aic:.4f}   BIC: {m.bic:.4f}"
     )
-    lines.append("")
-    lines.append("Random effects:")
+    return "\n".join(lines + _body(m, "t value"))
+
+
+def render_glmm(m: GeneralizedLinearMixedModel) -> str:
+    """The summary of a GLMM: family, -2 log L, variance components, Wald z tests, flags."""
+    if m.nagq == 0:
+        how = "maximum likelihood (nAGQ = 0: fixed effects in penalized IRLS)"
+    elif m.nagq == 1:
+        how = "maximum likelihood (Laplace approximation)"
+    else:
+        how = f"maximum likelihood (adaptive Gauss-Hermite quadrature, nAGQ = {m.nagq})"
+    lines = [
+        f"Generalized linear mixed model fit by {how}",
+        f"Family: {m.family.name} ( {m.family.link.name} )",
+        f"Formula: {m.spec.formula}",
+    ]
+    columns = {"weights": m.outcome.weights, "offset": m.outcome.offset}
+    lines += [f"{k}: {v}" for k, v in columns.items() if v is not None]
+    lines += [
+        "",
+        f"-2 log L: {m.objective:.4f}   logLik: {m.loglik:.4f}   AIC: {m.aic:.4f}   "
+        f"BIC: {m.bic:.4f}",
+    ]
+    return "\n".join(lines + _body(m, "z value"))
+
+
+def _body(m: MixedModel, stat: str) -> list[str]:
+    """Variance components, fixed effects (with Wald p-values for z) and the flags."""
+    lines = ["", "Random effects:"]
     rows = [["Groups", "Name", "Variance", "Std.Dev.", "Corr"]]
     vc = m.varcorr
     for _, r in vc[vc["term2"].isna()].iterrows():
@@ -58,9 +88,14 @@ def render(m: LinearMixedModel) -> str:
     lines.append("")
     lines.append("Fixed effects:")
     se = np.sqrt(np.diag(m.vcov_beta))
-    rows = [["", "Estimate", "Std. Error", "t value"]]
+    head = ["", "Estimate", "Std. Error", stat] + (["Pr(>|z|)"] if stat == "z value" else [])
+    rows = [head]
     for name, est, s in zip(m.spec.fixed_names, m.beta, se, strict=True):
-        rows.append([name, f"{est:.4f}", f"{s:.4f}", f"{est / s:.3f}" if s > 0 else "NA"])
+        z = est / s if s > 0 else np.nan
+        row = [name, f"{est:.4f}", f"{s:.4f}", f"{z:.3f}" if s > 0 else "NA"]
+        if stat == "z value":
+            row.append(f"{2.0 * norm.sf(abs(z)):.3g}" if s > 0 else "NA")
+        rows.append(row)
     lines.append(_table([[r[0], "", *r[1:]] for r in rows]).replace("  ", " ", 0))
     if m.spec.dropped:
         lines.append(f"fixed-effect columns dropped as rank deficient: {list(m.spec.dropped)}")
@@ -68,4 +103,4 @@ def render(m: LinearMixedModel) -> str:
         lines.append("boundary (singular) fit: a variance is zero or a correlation is +/-1")
     if not m.converged:
         lines.append(f"optimizer did not converge: {m.optsummary.status}")
-    return "\n".join(lines)
+    return lines

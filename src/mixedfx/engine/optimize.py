@@ -72,6 +72,7 @@ def minimize(
     xtol_abs: float = 1e-8,
     ftol_abs: float = 1e-8,
     maxeval: int = 100_000,
+    step: np.ndarray | None = None,
 ) -> OptSummary:
     """Minimise ``fun`` from ``start`` subject to ``theta >= lower``.
 
@@ -79,6 +80,8 @@ def minimize(
     ----------
     fun : callable, theta (k,) -> float
     start, lower : ndarray, shape (k,)
+    step : ndarray, shape (k,), optional
+        BOBYQA's initial step per coordinate (NLopt's default otherwise).
     """
     k = len(start)
     best_x, best_f, count = [start.copy()], [np.inf], [0]
@@ -96,6 +99,8 @@ def minimize(
     opt.set_xtol_abs(xtol_abs)
     opt.set_ftol_abs(ftol_abs)
     opt.set_maxeval(maxeval)
+    if step is not None:
+        opt.set_initial_step(np.asarray(step, dtype=float).tolist())
     try:
         opt.optimize(start.astype(float))
         code = opt.last_optimize_result()

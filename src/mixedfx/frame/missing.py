@@ -13,6 +13,7 @@ lme4 differs: its default ``na.action = na.omit`` drops such rows silently.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -45,7 +46,9 @@ def bad_mask(column: pd.Series) -> np.ndarray:
     return out
 
 
-def handle(formula: str, data: pd.DataFrame, missing: str) -> pd.DataFrame:
+def handle(
+    formula: str, data: pd.DataFrame, missing: str, extra: Sequence[str] = ()
+) -> pd.DataFrame:
     """The rows to fit: ``data`` itself, or ``data`` without rows that have missing values.
 
     Parameters
@@ -53,6 +56,8 @@ def handle(formula: str, data: pd.DataFrame, missing: str) -> pd.DataFrame:
     formula : str
     data : DataFrame
     missing : {"error", "drop"}
+    extra : sequence of str
+        Further used columns (weights, offset), checked when present.
 
     Returns
     -------
@@ -72,7 +77,9 @@ def handle(formula: str, data: pd.DataFrame, missing: str) -> pd.DataFrame:
         return data  # design.learn names these problems
     counts: dict[str, int] = {}
     rows = np.zeros(len(data), dtype=bool)
-    for name in used_columns(formula, data):
+    used = used_columns(formula, data)
+    used += [c for c in extra if c in data.columns and c not in used]
+    for name in used:
         bad = bad_mask(data[name])
         if bad.all():
             raise DataError(

@@ -1,0 +1,196 @@
+"""``glmm``: fit a generalized linear mixed model, read as a table of contents."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from . import family as family_mod
+from .engine import blocks as blocks_mod
+from .engine import solve
+from .engine.cholesky import factorize
+from .engine.family import Family
+from .engine.glmm_optimize import GlmmOptimum, fit_glmm
+from .engine.laplace import Deviance
+from .engine.pirls import GlmRows
+from .errors import ConvergenceWarning, SingularFitWarning
+from .fit import check_counts, column_scales
+from .frame import design as design_mod
+from .frame import missing as missing_mod
+from .glmm_model import GeneralizedLinearMixedModel
+from .outcome import Outcome, OutcomeSpec
+
+
+def glmm(
+    formula: str,
+    data: pd.DataFrame,
+    family: str | Family = "binomial",
+    weights: str | None = None,
+    offset: str | None = None,
+    nAGQ: int = 1,
+    missing: str = "error",
+) -> GeneralizedLinearMixedModel:
+    """Fit a generalized linear mixed model with lme4's formula language and numbers.
+
+    Parameters
+    ----------
+    formula : str
+        e.g. ``"y ~ x + (x | g)"``. The response is 0/1 (or boolean) or a
+        proportion for the binomial family, a count for the Poisson family.
+    data : DataFrame
+    family : str or Family, default "binomial"
+        ``"binomial"``, ``"poisson"``, ``"binomial(link='probit')"`` or
+        :func:`mixedfx.family.binomial` (links logit, probit, cloglog).
+    weights : str, optional
+        Column of prior weights: for the binomial family with a proportion
+        response, the number of trials per row (as in ``glmer``).
+    offset : str, optional
+        Column added to the linear predictor, e.g. log exposure (also read
+        from new data when predicting).
+    nAGQ : int, default 1
+        1: the Laplace approximation; K > 1: adaptive Gauss-Hermite
+        quadrature with K nodes (one scalar random-effects term only);
+        0: lme4's nAGQ = 0 (beta estimated inside PIRLS, faster, less exact).
+    missing : {"error", "drop"}
+        As for :func:`mixedfx.lmm`; the weights and offset columns count as used.
+
+    Returns
+    -------
+    GeneralizedLinearMixedModel
+
+    Raises
+    ------
+    DataError
+        For data that cannot be fitted, including a response outside the
+        family's support (naming the rows).
+    FormulaError
+        For a formula that cannot be read.
+    """
+    fam = family_mod.resolve(family)
+    nagq = check_nagq(nAGQ)
+    spec = OutcomeSpec(fam, weights, offset)
+    data = missing_mod.handle(formula, data, missing, extra=spec.columns())
+    design, arrays = learn_design(formula, data)
+    outcome = spec.outcome(design, data)
+    rows = glm_rows(design, arrays, outcome, fam)
+    design, w = theta_units(design, rows)
+    dev = Deviance(rows, design.layout, max(nagq, 1))
+    opt = fit_glmm(dev, w, nagq)
+    return make_model(design, spec, rows, opt, nagq, data)
+
+
+def check_nagq(nagq: int) -> int:
+    if isinstance(nagq, bool) or not isinstance(nagq, int | np.integer) or not 0 <= nagq <= 25:
+        raise ValueError(f"nAGQ must be an integer from 0 to 25, got {nagq!r}")
+    return int(nagq)
+
+
+def learn_design(
+    formula: str, data: pd.DataFrame
+) -> tuple[design_mod.DesignSpec, design_mod.TrainingArrays]:
+    """The design and training arrays, with glmer's checks (as many levels as rows allowed)."""
+    design, arrays = design_mod.learn(formula, data)
+    check_counts(design, len(arrays.y), float(np.ptp(arrays.y)), allow_n=True)
+    return design, arrays
+
+
+def glm_rows(
+    design: design_mod.DesignSpec,
+    arrays: design_mod.TrainingArrays,
+    outcome: Outcome,
+    fam: Family,
+) -> GlmRows:
+    """The training rows for the engine, in the blocks' term order."""
+    nlevels = tuple(t.nlevels for t in design.terms)
+    first, _ = blocks_mod.engine_order([(t.nlevels, t.q) for t in design.terms])
+    return GlmRows(
+        arrays.X,
+        arrays.codes,
+        arrays.M,
+        nlevels,
+        outcome.y,
+        outcome.weights,
+        outcome.trials,
+        outcome.offset,
+        fam,
+        first,
+    )
+
+
+def theta_units(
+    design: design_mod.DesignSpec, rows: GlmRows
+) -> tuple[design_mod.DesignSpec, np.ndarray]:
+    """The optimizer's units of theta from the random-effect columns' sizes.
+
+    See :func:`mixedfx.fit.column_scales`.
+    """
+    bl = blocks_mod.form(
+        np.empty((rows.n, 0)), np.zeros(rows.n), rows.codes, rows.M, list(rows.nlevels), rows.first
+    )
+    return column_scales(design, bl)
+
+
+def make_model(
+    design: design_mod.DesignSpec,
+    spec: OutcomeSpec,
+    rows: GlmRows,
+    opt: GlmmOptimum,
+    nagq: int,
+    data: pd.DataFrame | None,
+    stacklevel: int = 3,
+) -> GeneralizedLinearMixedModel:
+    """Estimates, conditional modes, covariances and flags at the optimum."""
+    mode = opt.mode
+    Ts = design.layout.Ts(opt.theta)
+    blocks = rows.weighted_blocks(mode.eta, None)
+    f = factorize(blocks, Ts)
+    vcov = opt.vcov_beta if opt.vcov_beta is not None else solve.vcov_beta(f, 1.0)
+    summary = opt.opt if opt.opt is not None else opt.stage1
+    model = GeneralizedLinearMixedModel(
+        design,
+        spec,
+        nagq,
+        opt.theta.copy(),
+        opt.beta.copy(),
+        opt.fmin,
+        mode.b,
+        solve.condcov(f, 1.0),
+        vcov,
+        summary,
+        blocks,
+        rows.family.linkinv(mode.eta),
+        rows.y,
+        rows.weights,
+        data,
+    )
+    warn_fit(model, mode.converged, mode.iterations, stacklevel + 1)
+    return model
+
+
+def warn_fit(
+    model: GeneralizedLinearMixedModel, pirls_ok: bool, iterations: int, stacklevel: int
+) -> None:
+    """The fit's warnings: boundary fit, optimizer or PIRLS not converged."""
+    if model.singular:
+        warnings.warn(
+            "boundary (singular) fit: a random-effect variance is (near) zero or a "
+            "correlation is +/-1; see model.varcorr",
+            SingularFitWarning,
+            stacklevel=stacklevel,
+        )
+    opt = model.optsummary
+    if not opt.converged:
+        warnings.warn(
+            f"the optimizer did not converge ({opt.status}) after {opt.feval} evaluations",
+            ConvergenceWarning,
+            stacklevel=stacklevel,
+        )
+    if not pirls_ok:
+        warnings.warn(
+            f"penalized IRLS did not converge at the estimates after {iterations} iterations; "
+            "the conditional modes and the log-likelihood may be inaccurate",
+            ConvergenceWarning,
+            stacklevel=stacklevel,
+        )

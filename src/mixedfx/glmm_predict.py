@@ -1,0 +1,124 @@
+"""GLMM predictions: the linear predictor and the mean, with intervals that respect the support.
+
+The linear predictor of a row is ``eta = offset + x'beta + z'b`` with the
+included random effects at their conditional modes (every ``re`` and
+``new_levels`` mode of :func:`mixedfx.predict.predict`); ``type="response"``
+gives the mean ``mu = g^-1(eta)`` (probability, expected count).
+
+Intervals (``level`` = 1 - alpha):
+
+* ``"confidence"``, an interval for the conditional mean. On the link
+  scale ``eta +/- z_(1-alpha/2) se``, where ``se^2`` is the prediction-error
+  variance of ``x'beta + z'b`` from the working-weighted mixed-model
+  equations at the modes (beta-hat and b-hat - b jointly, the Laplace
+  approximation's Gaussian) plus, for a new level, its prior variance
+  ``z' Sigma z``. On the response scale its ends go through the inverse
+  link (``lower``/``upper`` stay inside (0, 1) or (0, inf)); ``fit`` is
+  ``g^-1(eta)``, and ``se`` the delta-method ``mu_eta(eta) se``.
+* ``"prediction"``, an interval for a new observation. On the link scale
+  the confidence variance plus the variance of the omitted random effects
+  (all of them with ``re="none"``, the rest of a new level's): the
+  interval of the linear predictor of a new row of that group. On the
+  response scale, that interval's mean ends ``mu_lo``, ``mu_hi`` widened by
+  the outcome's own variability: ``[Q(alpha/2; mu_lo), Q(1 - alpha/2; mu_hi)]``
+  with ``Q`` the Poisson quantile (counts), or the binomial quantile over
+  ``m`` trials divided by ``m`` (a proportion; ``m`` from the weights column
+  of ``newdata`` when the model has one, else 1). ``se`` is then
+  ``sqrt(mu_eta^2 se_link^2 + V(mu) / m)`` (Poisson: ``m = 1``).
+
+Both intervals hold beta and theta at their estimates.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from . import predict as predict_mod
+from .errors import DataError
+
+if TYPE_CHECKING:
+    from .glmm_model import GeneralizedLinearMixedModel
+
+
+def predict(
+    model: GeneralizedLinearMixedModel,
+    newdata: pd.DataFrame | None,
+    re: str | None,
+    new_levels: str,
+    interval: str | None,
+    level: float,
+    type: str,
+) -> np.ndarray | pd.DataFrame:
+    """See :meth:`mixedfx.GeneralizedLinearMixedModel.predict`."""
+    if newdata is None:
+        if model.data is None:
+            raise DataError(
+                "this model holds no training data (a model loaded from a file keeps none); "
+                "pass newdata"
+            )
+        newdata = model.data
+    part = predict_mod.predict(model, newdata, re, new_levels, interval, level)
+    offset = model.outcome.offset_vector(newdata)
+    link = model.family.link
+    if interval is None:
+        eta = np.asarray(part) + offset
+        return eta if type == "link" else link.linkinv(eta)
+    assert isinstance(part, pd.DataFrame)
+    eta = part["fit"].to_numpy() + offset
+    lower = part["lower"].to_numpy() + offset
+    upper = part["upper"].to_numpy() + offset
+    se = part["se"].to_numpy()
+    if type == "link":
+        frame = {"fit": eta, "se": se, "lower": lower, "upper": upper}
+        return pd.DataFrame(frame, index=part.index)
+    mu = link.linkinv(eta)
+    se_mu = link.mu_eta(eta) * se
+    lo, hi = link.linkinv(lower), link.linkinv(upper)
+    if interval == "prediction":
+        lo, hi, se_mu = outcome_interval(model, newdata, mu, lo, hi, se_mu, level)
+    return pd.DataFrame({"fit": mu, "se": se_mu, "lower": lo, "upper": hi}, index=part.index)
+
+
+def outcome_interval(
+    model: GeneralizedLinearMixedModel,
+    newdata: pd.DataFrame,
+    mu: np.ndarray,
+    lo: np.ndarray,
+    hi: np.ndarray,
+    se_mu: np.ndarray,
+    level: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The new observation's interval around the mean interval ``[lo, hi]`` (module docstring)."""
+    fam = model.family
+    alpha = 1.0 - level
+    valid = np.isfinite(lo) & np.isfinite(hi)
+    lo_c, hi_c = np.where(valid, lo, 0.5), np.where(valid, hi, 0.5)
+    if fam.binomial:
+        m = trials(model, newdata)
+        lower = stats.binom.ppf(alpha / 2.0, m, lo_c) / m
+        upper = stats.binom.ppf(1.0 - alpha / 2.0, m, hi_c) / m
+        var = fam.variance(mu) / m
+    else:
+        lower = stats.poisson.ppf(alpha / 2.0, lo_c)
+        upper = stats.poisson.ppf(1.0 - alpha / 2.0, hi_c)
+        var = fam.variance(mu)
+    se = np.sqrt(se_mu * se_mu + var)
+    return np.where(valid, lower, np.nan), np.where(valid, upper, np.nan), se
+
+
+def trials(model: GeneralizedLinearMixedModel, newdata: pd.DataFrame) -> np.ndarray:
+    """Binomial trials of new rows: the weights column when the model has one and the data too."""
+    name = model.outcome.weights
+    if name is not None and name in newdata.columns:
+        m = model.outcome.weight_vector(newdata)
+        if np.any((m <= 0) | (np.abs(m - np.round(m)) > 1e-9)):
+            raise DataError(
+                f"weights column {name!r} of newdata must hold whole numbers of trials >= 1 "
+                "for a binomial prediction interval"
+            )
+        return np.round(m)
+    return np.ones(len(newdata))
