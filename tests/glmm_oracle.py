@@ -33,7 +33,9 @@ def synthetic(
         Ms.append(np.ones((n, 1)))
         nlevels.append(5)
         Ts.append(np.array([[0.6]]))
-    eta = 0.2 + 0.5 * x + 0.7 * rng.normal(size=8)[g] + (0.4 * rng.normal(size=5)[h] if crossed else 0)
+    eta = 0.2 + 0.5 * x + 0.7 * rng.normal(size=8)[g]
+    if crossed:
+        eta = eta + 0.4 * rng.normal(size=5)[h]
     w = np.ones(n)
     if family.binomial:
         w = rng.integers(1, 4, size=n).astype(float)
@@ -41,7 +43,8 @@ def synthetic(
     else:
         y = rng.poisson(np.exp(eta)).astype(float)
     offset = 0.1 * rng.normal(size=n)
-    first, _ = blocks_mod.engine_order([(nl, M.shape[1]) for nl, M in zip(nlevels, Ms)])
+    sizes = [(nl, M.shape[1]) for nl, M in zip(nlevels, Ms, strict=True)]
+    first, _ = blocks_mod.engine_order(sizes)
     rows = GlmRows(X, tuple(codes), tuple(Ms), tuple(nlevels), y, w, w, offset, family, first)
     return rows, Ts
 
@@ -113,23 +116,32 @@ def marginal(rows: GlmRows, t: float, beta: np.ndarray) -> float:
     """-2 log of the exact marginal likelihood of one scalar term, level by level (quad)."""
     codes, x = rows.codes[0], rows.M[0][:, 0]
     base = rows.offset + rows.X @ beta
-    fam = rows.family
     total = 0.0
     for k in range(rows.nlevels[0]):
         sel = codes == k
-        y, w, m, b, xk = rows.y[sel], rows.weights[sel], rows.trials[sel], base[sel], x[sel]
-        peak = optimize.minimize_scalar(
-            lambda u: -fam.loglik(y, fam.linkinv(b + t * xk * u), w, m) + 0.5 * u * u
-        ).x
-        c = fam.loglik(y, fam.linkinv(b + t * xk * peak), w, m) - 0.5 * peak * peak
-
-        def integrand(u: float) -> float:
-            ll = fam.loglik(y, fam.linkinv(b + t * xk * u), w, m) - 0.5 * u * u
-            return float(np.exp(ll - c)) / np.sqrt(2 * np.pi)
-
-        value, _ = integrate.quad(integrand, peak - 12, peak + 12, epsabs=0, epsrel=1e-13, limit=200)
-        total += -2.0 * (np.log(value) + c)
+        total += -2.0 * log_integral(rows, sel, base[sel], t * x[sel])
     return total
+
+
+def log_integral(rows: GlmRows, sel: np.ndarray, base: np.ndarray, slope: np.ndarray) -> float:
+    """``log E p(y_sel | u)`` over ``u ~ N(0, 1)`` with ``eta = base + slope u``."""
+    fam = rows.family
+    y, w, m = rows.y[sel], rows.weights[sel], rows.trials[sel]
+
+    def log_joint(u: float) -> float:
+        return fam.loglik(y, fam.linkinv(base + slope * u), w, m) - 0.5 * u * u
+
+    peak = optimize.minimize_scalar(lambda u: -log_joint(u)).x
+    c = log_joint(peak)
+    value, _ = integrate.quad(
+        lambda u: float(np.exp(log_joint(u) - c)) / np.sqrt(2 * np.pi),
+        peak - 12,
+        peak + 12,
+        epsabs=0,
+        epsrel=1e-13,
+        limit=200,
+    )
+    return float(np.log(value) + c)
 
 
 __all__ = ["dense", "laplace", "make", "marginal", "mode", "synthetic"]

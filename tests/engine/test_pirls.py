@@ -66,8 +66,18 @@ def test_prior_blocks_add_the_training_rows_quadratic() -> None:
     assert m.converged
     # the same problem as one GLM part and one Gaussian part, densely: the gradient vanishes
     Z, L = dense(rows, Ts)
-    pseudo = GlmRows(np.empty((n2, 0)), codes, Ms, (8, 5), r, np.ones(n2), np.ones(n2),
-                     np.zeros(n2), fam, rows.first)
+    pseudo = GlmRows(
+        np.empty((n2, 0)),
+        codes,
+        Ms,
+        (8, 5),
+        r,
+        np.ones(n2),
+        np.ones(n2),
+        np.zeros(n2),
+        fam,
+        rows.first,
+    )
     Z2, _ = dense(pseudo, Ts)
     u = np.concatenate([v.ravel() for v in m.u])
     mu = fam.linkinv(m.eta)
