@@ -1,7 +1,8 @@
 """Dense, slow, obviously correct GLMM pieces for differential tests.
 
 Z and Lambda as dense matrices; the conditional mode minimises the penalized
-deviance with scipy's trust-region Newton (exact gradient and Hessian); the
+deviance with scipy's trust-region Newton (exact gradient and Hessian) and a
+few plain Newton steps after it; the
 Laplace deviance is ``-2 log p(y | u*) + ||u*||^2 + log det(Lambda'Z'W Z Lambda + I)``
 with numpy's slogdet; the marginal likelihood of one scalar term is
 integrated per level with scipy's adaptive quadrature.
@@ -96,7 +97,11 @@ def mode(rows: GlmRows, Ts: list[np.ndarray], beta: np.ndarray) -> np.ndarray:
         method="trust-exact",
         options={"gtol": 1e-11},
     )
-    return res.x
+    u = res.x
+    for _ in range(5):  # trust-exact may stop at |gradient| ~ 1e-7: finish with Newton steps
+        _, g, H = parts(u)
+        u = u - np.linalg.solve(H, g)
+    return u
 
 
 def laplace(rows: GlmRows, Ts: list[np.ndarray], beta: np.ndarray) -> float:

@@ -73,6 +73,7 @@ def minimize(
     ftol_abs: float = 1e-8,
     maxeval: int = 100_000,
     step: np.ndarray | None = None,
+    ftol_rel: float = 0.0,
 ) -> OptSummary:
     """Minimise ``fun`` from ``start`` subject to ``theta >= lower``.
 
@@ -82,6 +83,8 @@ def minimize(
     start, lower : ndarray, shape (k,)
     step : ndarray, shape (k,), optional
         BOBYQA's initial step per coordinate (NLopt's default otherwise).
+    ftol_rel : float
+        NLopt's relative tolerance on the objective (0: none).
     """
     k = len(start)
     best_x, best_f, count = [start.copy()], [np.inf], [0]
@@ -98,6 +101,7 @@ def minimize(
     opt.set_lower_bounds(lower.tolist())
     opt.set_xtol_abs(xtol_abs)
     opt.set_ftol_abs(ftol_abs)
+    opt.set_ftol_rel(ftol_rel)
     opt.set_maxeval(maxeval)
     if step is not None:
         opt.set_initial_step(np.asarray(step, dtype=float).tolist())

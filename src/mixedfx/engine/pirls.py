@@ -31,18 +31,24 @@ over the training part, the Laplace (quadratic) approximation of the
 training rows' deviance around their mode.
 
 A step that raises ``pdev`` (beyond rounding, 1e-12 relative) is halved
-(up to ten times), as in lme4. Iterations stop when a full step moves the
-linear predictor by less than ``1e-10 (1 + |eta|)``, or when ``pdev`` moves
-by less than ``1e-13`` relative twice in a row (a flat objective, e.g. under
-complete separation in the joint mode), which is far tighter
-than lme4's ``1e-7`` relative change of ``pdev``: the Laplace deviance
-depends to first order on the mode through its log-determinant, so a mode
-accurate to ``1e-10`` makes the deviance a smooth function of the
-parameters. The factor returned is at the final mode's weights.
+(up to ten times), as in lme4. Iterations stop when the error left in the
+linear predictor is below ``1e-13 (1 + |eta|)``, estimated from the last two
+moves as ``m_k r / (1 - r)`` with ``r = m_k / m_(k-1)`` (the tail of a
+geometric series: Newton's steps for canonical links converge
+quadratically, Fisher scoring for probit and cloglog linearly), or when
+``pdev`` moves by less than ``1e-13`` relative twice in a row while the
+moves do not shrink geometrically (a flat objective: complete separation
+in the joint mode, where beta drifts off to infinity). This is far
+tighter than lme4's ``1e-7`` relative change of ``pdev``: the Laplace
+deviance depends to first order on the mode through its log-determinant,
+so only a mode exact to rounding makes the deviance a smooth function of
+the parameters (finite differences at step 1e-3 then give its Hessian).
+The factor returned is at the final mode's weights.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,12 +60,12 @@ from .family import Family
 
 MAXIT = 60
 HALVINGS = 10
-ETA_TOL = 1e-10
+ETA_TOL = 1e-13
 PDEV_TOL = 1e-13
 ROUNDING = 1e-12  # relative increase of pdev taken as rounding, not as a failed step
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class GlmRows:
     """The rows of a GLMM as the engine sees them.
 
@@ -101,30 +107,46 @@ class GlmRows:
         """Random effects per term, ``l_t q_t``."""
         return [nl * M.shape[1] for nl, M in zip(self.nlevels, self.M, strict=True)]
 
+    @functools.cached_property
+    def columns(self) -> list[list[np.ndarray]]:
+        """Per term, its model-matrix columns, each contiguous (n,)."""
+        return [[np.ascontiguousarray(M[:, j]) for j in range(M.shape[1])] for M in self.M]
+
+    @functools.cached_property
+    def bernoulli(self) -> bool:
+        """Binomial with every response 0 or 1 (one logarithm per row, not two)."""
+        return self.family.binomial and bool(np.all((self.y == 0) | (self.y == 1)))
+
     def random_part(self, b: list[np.ndarray]) -> np.ndarray:
         """``Z b`` for per-term effects ``b_t`` of shape (l_t, q_t), shape (n,)."""
         out = np.zeros(self.n)
-        for codes, M, bt in zip(self.codes, self.M, b, strict=True):
-            if M.shape[1] == 1:
-                out += M[:, 0] * bt[codes, 0]
-            else:
-                out += np.einsum("nq,nq->n", M, bt[codes])
+        for codes, cols, bt in zip(self.codes, self.columns, b, strict=True):
+            for j, col in enumerate(cols):
+                out += col * np.take(np.ascontiguousarray(bt[:, j]), codes)
         return out
 
     def eta(self, beta: np.ndarray, b: list[np.ndarray]) -> np.ndarray:
         """The linear predictor ``offset + X beta + Z b``, shape (n,)."""
         return self.offset + self.X @ beta + self.random_part(b)
 
+    @functools.cached_property
+    def saturated_kernel(self) -> float:
+        """``sum_i kernel(y_i, y_i, w_i)``: the deviance residuals' constant part."""
+        return float(self.family.kernel(self.y, self.y, self.weights).sum())
+
     def drsum(self, eta: np.ndarray) -> float:
         """Sum of the deviance residuals at ``eta``."""
         mu = self.family.linkinv(eta)
-        return float(self.family.dev_resid(self.y, mu, self.weights).sum())
+        if self.bernoulli:  # kernel(y, y) = 0
+            return -2.0 * float(self.weights @ np.log(np.where(self.y > 0, mu, 1.0 - mu)))
+        kernel = self.family.kernel(self.y, mu, self.weights)
+        return 2.0 * (self.saturated_kernel - float(kernel.sum()))
 
     def working(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Working weights ``W`` and working response ``z`` at ``eta``, each shape (n,)."""
         fam = self.family
         mu = fam.linkinv(eta)
-        me = fam.link.mu_eta(eta)
+        me = fam.link.mu_eta(eta, mu)
         w = self.weights * me * me / fam.variance(mu)
         return w, eta - self.offset + (self.y - mu) / me
 
@@ -134,13 +156,11 @@ class GlmRows:
         With ``beta`` given: the blocks of ``W^(1/2) [Z, z - X beta]`` (no X).
         """
         w, z = self.working(eta)
-        sw = np.sqrt(w)
         if beta is None:
-            X, r = sw[:, None] * self.X, sw * z
+            X, r = self.X, z
         else:
-            X, r = np.empty((self.n, 0)), sw * (z - self.X @ beta)
-        Ms = tuple(sw[:, None] * M for M in self.M)
-        return blocks_mod.form(X, r, self.codes, Ms, list(self.nlevels), first=self.first)
+            X, r = np.empty((self.n, 0)), z - self.X @ beta
+        return blocks_mod.form(X, r, self.codes, self.M, list(self.nlevels), self.first, w)
 
 
 @dataclass(frozen=True)
@@ -283,7 +303,7 @@ def pirls(
         eta = rows.eta(cur_beta, b_of(u))
         pdev = objective(eta, u)
     f = factor(eta)
-    converged, it, flat_before = False, 0, False
+    converged, it, flat_before, before = False, 0, False, np.inf
     for it in range(1, maxit + 1):  # noqa: B007 (the count is returned)
         new_beta, new_u, _ = solve.modes(f)
         nu = _flat(new_u)
@@ -301,8 +321,12 @@ def pirls(
             new_pdev = objective(new_eta, nu)
         if new_pdev > pdev + rounding:
             break  # step halving failed: not converged
-        small = moved <= ETA_TOL * (1.0 + float(np.max(np.abs(new_eta), initial=0.0)))
-        flat = abs(pdev - new_pdev) <= PDEV_TOL * (1.0 + abs(new_pdev))
+        rate = moved / before if 0.0 < before < np.inf else (0.0 if moved == 0.0 else 1.0)
+        left = moved * rate / (1.0 - rate) if rate < 1.0 else np.inf
+        small = left <= ETA_TOL * (1.0 + float(np.max(np.abs(new_eta), initial=0.0)))
+        # a flat objective while eta keeps moving at a steady pace: separation
+        flat = rate >= 0.5 and abs(pdev - new_pdev) <= PDEV_TOL * (1.0 + abs(new_pdev))
+        before = moved
         u, cur_beta, eta, pdev = nu, nb, new_eta, new_pdev
         f = factor(eta)
         if small or (flat and flat_before):
