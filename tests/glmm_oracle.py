@@ -149,4 +149,38 @@ def log_integral(rows: GlmRows, sel: np.ndarray, base: np.ndarray, slope: np.nda
     return float(np.log(value) + c)
 
 
-__all__ = ["dense", "laplace", "make", "marginal", "mode", "synthetic"]
+def stacked_mode(
+    L: np.ndarray,
+    train: tuple[np.ndarray, np.ndarray, np.ndarray],
+    given: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    family: Family,
+) -> np.ndarray:
+    """Spherical modes of a Gaussian part and a GLM part stacked (canonical links), densely.
+
+    Minimises ``sum w_t (r - Z_t L u)^2 + sum_i d_i(y, g^-1(base + Z_g L u)) + ||u||^2``
+    by Newton's method from 0.
+
+    Parameters
+    ----------
+    L : ndarray, shape (q, q)
+    train : (Z_t, w_t, r)
+        The training rows' Z, working weights and working response less X beta.
+    given : (Z_g, base, y, w)
+        The given rows' Z, linear predictor without Z b, response and prior weights.
+    """
+    Zt, wt, r = train
+    Zg, base, y, w = given
+    A, B = Zt @ L, Zg @ L
+    u = np.zeros(L.shape[0])
+    for _ in range(100):
+        mu = family.linkinv(base + B @ u)
+        grad = -2 * A.T @ (wt * (r - A @ u)) - 2 * B.T @ (w * (y - mu)) + 2 * u
+        hess = 2 * (A.T * wt) @ A + 2 * (B.T * (w * family.variance(mu))) @ B + 2 * np.eye(len(u))
+        step = np.linalg.solve(hess, grad)
+        u = u - step
+        if np.abs(step).max() < 1e-14 * max(1.0, np.abs(u).max()):
+            break
+    return u
+
+
+__all__ = ["dense", "laplace", "make", "marginal", "mode", "stacked_mode", "synthetic"]
