@@ -137,9 +137,10 @@ class GlmRows:
     def drsum(self, eta: np.ndarray) -> float:
         """Sum of the deviance residuals at ``eta``."""
         mu = self.family.linkinv(eta)
-        if self.bernoulli:  # kernel(y, y) = 0
-            return -2.0 * float(self.weights @ np.log(np.where(self.y > 0, mu, 1.0 - mu)))
-        kernel = self.family.kernel(self.y, mu, self.weights)
+        with np.errstate(divide="ignore"):  # a mean of exactly 0 or 1 against y: infinite
+            if self.bernoulli:  # kernel(y, y) = 0
+                return -2.0 * float(self.weights @ np.log(np.where(self.y > 0, mu, 1.0 - mu)))
+            kernel = self.family.kernel(self.y, mu, self.weights)
         return 2.0 * (self.saturated_kernel - float(kernel.sum()))
 
     def working(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
