@@ -251,7 +251,7 @@ class MixedModel:
         """Save to a ``.mfx`` file: JSON and arrays in a zip, no pickle, no training rows."""
         from .modelfile import save
 
-        save(self, path)  # type: ignore[arg-type]
+        save(self, path)
 
     def prediction_error(self) -> PredictionError:
         """The factored mixed-model equations at the estimates (computed once).

@@ -32,13 +32,17 @@ import scipy.sparse as sp
 from formulaic import Formula, ModelSpec
 
 from . import statecodec
+from .base import MixedModel
 from .engine.blocks import Blocks, RestTerm
+from .engine.family import make as make_family
 from .engine.optimize import OptSummary
 from .errors import ModelFileError
 from .frame.design import DesignSpec
 from .frame.formula import RandomTerm, parse
 from .frame.reterm import ReTerm
+from .glmm_model import GeneralizedLinearMixedModel
 from .model import LinearMixedModel
+from .outcome import OutcomeSpec
 
 FORMAT = "mixedfx-model"
 VERSION = 2  # 2: the manifest carries its own checksum; terms may carry column scales
@@ -89,7 +93,7 @@ def _plain(values: np.ndarray) -> list[Any]:
     return out
 
 
-def _arrays(model: LinearMixedModel) -> dict[str, np.ndarray]:
+def _arrays(model: MixedModel) -> dict[str, np.ndarray]:
     bl = model.blocks
     arrays = {
         "theta": model.theta,
@@ -113,7 +117,23 @@ def _arrays(model: LinearMixedModel) -> dict[str, np.ndarray]:
     return arrays
 
 
-def save(model: LinearMixedModel, path: str | os.PathLike[str]) -> None:
+def _kind(model: MixedModel) -> dict[str, Any]:
+    """What kind of model: ``"lmm"`` with its REML flag and sigma, or ``"glmm"`` with its family."""
+    if isinstance(model, GeneralizedLinearMixedModel):
+        out = model.outcome
+        return {
+            "kind": "glmm",
+            "family": out.family.name,
+            "link": out.family.link.name,
+            "nagq": model.nagq,
+            "weights": out.weights,
+            "offset": out.offset,
+        }
+    assert isinstance(model, LinearMixedModel)
+    return {"kind": "lmm", "reml": model.reml, "sigma": model.sigma}
+
+
+def save(model: MixedModel, path: str | os.PathLike[str]) -> None:
     """Write ``model`` to ``path`` (a zip of JSON and .npy arrays; see module docstring)."""
     spec, bl, opt = model.spec, model.blocks, model.optsummary
     arrays = _arrays(model)
@@ -132,9 +152,8 @@ def save(model: LinearMixedModel, path: str | os.PathLike[str]) -> None:
         "format": FORMAT,
         "version": VERSION,
         "model": {
+            **_kind(model),
             "formula": spec.formula,
-            "reml": model.reml,
-            "sigma": model.sigma,
             "objective": model.objective,
             "nobs_given": model.nobs_given,
             "fixed_spec": _spec_json(spec.fixed_spec),
@@ -223,8 +242,8 @@ def _read_arrays(zf: zipfile.ZipFile, meta: dict[str, Any]) -> dict[str, np.ndar
     return out
 
 
-def load(path: str | os.PathLike[str]) -> LinearMixedModel:
-    """Read a model written by :meth:`LinearMixedModel.save`.
+def load(path: str | os.PathLike[str]) -> LinearMixedModel | GeneralizedLinearMixedModel:
+    """Read a model written by ``save`` (a linear or a generalized linear mixed model).
 
     Raises
     ------
@@ -272,7 +291,9 @@ def _scales(values: Any, q: int) -> np.ndarray | None:
     return out
 
 
-def _build(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearMixedModel:
+def _build(
+    d: dict[str, Any], arrays: dict[str, np.ndarray]
+) -> LinearMixedModel | GeneralizedLinearMixedModel:
     parsed = parse(str(d["formula"]))
     terms = []
     for t in d["terms"]:
@@ -336,28 +357,65 @@ def _build(d: dict[str, Any], arrays: dict[str, np.ndarray]) -> LinearMixedModel
     )
     b = [arrays[f"b{k}"] for k in range(len(terms))]
     condcov = [arrays[f"condcov{k}"] for k in range(len(terms))]
-    model = LinearMixedModel(
-        spec,
-        bool(d["reml"]),
-        arrays["theta"],
-        arrays["beta"],
-        float(d["sigma"]),
-        float(d["objective"]),
-        b,
-        condcov,
-        arrays["vcov_beta"],
-        opt,
-        blocks,
-        None,
-        None,
-        None,
-        int(d.get("nobs_given", 0)),  # files before nobs_given: never conditioned
-    )
+    nobs_given = int(d.get("nobs_given", 0))  # files before nobs_given: never conditioned
+    model: LinearMixedModel | GeneralizedLinearMixedModel
+    kind = d.get("kind", "lmm")
+    if kind == "glmm":
+        model = GeneralizedLinearMixedModel(
+            spec,
+            _outcome(d),
+            int(d["nagq"]),
+            arrays["theta"],
+            arrays["beta"],
+            float(d["objective"]),
+            b,
+            condcov,
+            arrays["vcov_beta"],
+            opt,
+            blocks,
+            None,
+            None,
+            None,
+            None,
+            nobs_given,
+        )
+    elif kind == "lmm":
+        model = LinearMixedModel(
+            spec,
+            bool(d["reml"]),
+            arrays["theta"],
+            arrays["beta"],
+            float(d["sigma"]),
+            float(d["objective"]),
+            b,
+            condcov,
+            arrays["vcov_beta"],
+            opt,
+            blocks,
+            None,
+            None,
+            None,
+            nobs_given,
+        )
+    else:
+        raise ModelFileError(f"model file holds an unknown kind of model {kind!r}")
     _check(model)
     return model
 
 
-def _check(m: LinearMixedModel) -> None:
+def _outcome(d: dict[str, Any]) -> OutcomeSpec:
+    """A GLMM's family and weights and offset columns from the file."""
+    try:
+        family = make_family(str(d["family"]), str(d["link"]))
+    except ValueError as exc:
+        raise ModelFileError(f"model file: {exc}") from exc
+    columns = [d["weights"], d["offset"]]
+    if not all(c is None or isinstance(c, str) for c in columns) or int(d["nagq"]) < 0:
+        raise ModelFileError("model file: the GLMM's weights, offset or nAGQ are malformed")
+    return OutcomeSpec(family, *columns)
+
+
+def _check(m: MixedModel) -> None:
     """Shapes must agree with the design; a file that lies about them is refused."""
     spec, bl = m.spec, m.blocks
     p = len(spec.fixed_names)

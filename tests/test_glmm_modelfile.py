@@ -1,0 +1,90 @@
+"""Saved GLMMs: every prediction mode, intervals and conditioning survive a round trip."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedfx as mfx
+from glmm_reference import fit, newdata, training
+from mixedfx import modelfile
+
+CASES = ["cbpp_prop_laplace", "cbpp_prop_agq9", "poisson_crossed_offset", "bernoulli_slope"]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_round_trip_keeps_every_prediction(name: str, tmp_path: Path) -> None:
+    m = fit(name)
+    m.save(tmp_path / "m.mfx")
+    back = mfx.load(tmp_path / "m.mfx")
+    assert isinstance(back, mfx.GeneralizedLinearMixedModel)
+    assert (back.family, back.nagq, back.outcome) == (m.family, m.nagq, m.outcome)
+    assert (back.objective, back.aic, back.bic, back.nobs) == (m.objective, m.aic, m.bic, m.nobs)
+    nd = newdata(name)
+    for kind in ("response", "link"):
+        for re in ("all", "none"):
+            np.testing.assert_array_equal(
+                back.predict(nd, type=kind, re=re), m.predict(nd, type=kind, re=re)
+            )
+        for interval in ("confidence", "prediction"):
+            pd.testing.assert_frame_equal(
+                back.predict(nd, type=kind, interval=interval),
+                m.predict(nd, type=kind, interval=interval),
+            )
+    pd.testing.assert_frame_equal(back.vcov, m.vcov)
+    assert back.summary() == m.summary()
+
+
+def test_loaded_model_conditions_like_the_fitted_one(tmp_path: Path) -> None:
+    name = "cbpp_prop_laplace"
+    m = fit(name)
+    m.save(tmp_path / "m.mfx")
+    back = mfx.load(tmp_path / "m.mfx")
+    given = training(name).head(6).assign(herd="new")
+    np.testing.assert_array_equal(
+        back.predict(newdata(name), given=given), m.predict(newdata(name), given=given)
+    )
+    m.condition(given).save(tmp_path / "c.mfx")
+    c = mfx.load(tmp_path / "c.mfx")
+    assert c.nobs_given == 6
+    np.testing.assert_array_equal(
+        c.predict(newdata(name)), back.condition(given).predict(newdata(name))
+    )
+    with pytest.raises(mfx.DataError, match="pass newdata"):
+        back.predict()
+    with pytest.raises(mfx.DataError, match="training rows"):
+        back.fitted()
+
+
+def _rewrite(path: Path, edit: dict) -> None:
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    doc = json.loads(members[modelfile.MANIFEST])
+    doc["model"].update(edit)
+    doc["sha256"] = modelfile.manifest_checksum(doc)
+    members[modelfile.MANIFEST] = json.dumps(doc).encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, blob in members.items():
+            zf.writestr(n, blob)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        ({"kind": "nlmm"}, "unknown kind"),
+        ({"family": "gamma"}, "unknown family"),
+        ({"link": "identity"}, "unknown link"),
+        ({"link": "log"}, "takes the links"),
+        ({"weights": 3}, "malformed"),
+    ],
+)
+def test_malformed_glmm_fields_are_refused(edit: dict, message: str, tmp_path: Path) -> None:
+    fit("cbpp_prop_laplace").save(tmp_path / "m.mfx")
+    _rewrite(tmp_path / "m.mfx", edit)
+    with pytest.raises(mfx.ModelFileError, match=message):
+        mfx.load(tmp_path / "m.mfx")
