@@ -29,6 +29,7 @@ from .errors import DataError
 from .frame import levels as lv
 from .frame.reterm import ReTerm
 from .frames import backend
+from .outcome import positive_weights
 
 if TYPE_CHECKING:
     from .base import MixedModel
@@ -190,11 +191,13 @@ def given_blocks(
 ) -> tuple[list[ReTerm], blocks_mod.Blocks]:
     """The terms with new levels and the cross-product blocks of the given rows.
 
-    See :func:`given_rows`; also raises a DataError for a missing response.
+    See :func:`given_rows`; also raises a DataError for a missing response (or,
+    for a weighted model, weights column).
     """
     y = model.spec.response_vector(given)
+    w = None if model.weights is None else positive_weights(given, model.weights)
     g = given_rows(model, given, terms)
-    extra = blocks_mod.form(g.X, y, g.codes, g.M, g.nlevels, first=model.blocks.first)
+    extra = blocks_mod.form(g.X, y, g.codes, g.M, g.nlevels, model.blocks.first, w)
     return g.terms, extra
 
 

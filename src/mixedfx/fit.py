@@ -17,6 +17,7 @@ from .frame import design as design_mod
 from .frame import missing as missing_mod
 from .frames import backend
 from .model import LinearMixedModel
+from .outcome import positive_weights as prior_weights
 
 
 def lmm(
@@ -25,6 +26,7 @@ def lmm(
     reml: bool = True,
     missing: str = "error",
     progress: bool = False,
+    weights: str | None = None,
 ) -> LinearMixedModel:
     """Fit a linear mixed model with lme4's formula language and lme4's numbers.
 
@@ -52,6 +54,10 @@ def lmm(
         ``"error"`` only: drop rows with ``ddf.dropna(subset=...)`` first.
     progress : bool, default False
         Show Dask's progress bar while the passes over a Dask frame run.
+    weights : str, optional
+        Column of positive prior weights, as ``lmer(weights=)``: row ``i``
+        has residual variance ``sigma^2 / w_i``; the criterion is lme4's
+        (with ``-sum log w``). In-memory frames only.
 
     Returns
     -------
@@ -67,13 +73,18 @@ def lmm(
     """
     remote = backend(data)
     if remote is not None:
+        if weights is not None:
+            raise DataError("weights= is not supported for Dask frames yet; fit in memory")
         return remote.lmm(formula, data, reml, missing, progress)
-    data = missing_mod.handle(formula, data, missing)
+    data = missing_mod.handle(formula, data, missing, extra=[] if weights is None else [weights])
     design, arrays = learn_design(formula, data)
-    blocks = form_blocks(design, arrays)
-    design, objective, w = make_objective(design, blocks, reml)
-    opt = fit_theta(objective, w)
-    return make_model(design, arrays, blocks, objective, opt, data, stacklevel=3)
+    w = None if weights is None else prior_weights(data, weights)
+    blocks = form_blocks(design, arrays, w)
+    log_w = 0.0 if w is None else float(np.log(w).sum())
+    design, objective, units = make_objective(design, blocks, reml, log_w)
+    opt = fit_theta(objective, units)
+    model = make_model(design, arrays, blocks, objective, opt, data, stacklevel=3)
+    return model if weights is None else dataclasses.replace(model, weights=weights)
 
 
 def learn_design(
@@ -86,15 +97,17 @@ def learn_design(
 
 
 def form_blocks(
-    design: design_mod.DesignSpec, arrays: design_mod.TrainingArrays
+    design: design_mod.DesignSpec,
+    arrays: design_mod.TrainingArrays,
+    weights: np.ndarray | None = None,
 ) -> blocks_mod.Blocks:
-    """The cross-product blocks of ``[Z X y]``, in one pass over the rows."""
+    """The cross-product blocks of ``[Z X y]`` (weighted: ``[Z X y]' W [Z X y]``), in one pass."""
     nlevels = [t.nlevels for t in design.terms]
-    return blocks_mod.form(arrays.X, arrays.y, arrays.codes, arrays.M, nlevels)
+    return blocks_mod.form(arrays.X, arrays.y, arrays.codes, arrays.M, nlevels, weights=weights)
 
 
 def make_objective(
-    design: design_mod.DesignSpec, blocks: blocks_mod.Blocks, reml: bool
+    design: design_mod.DesignSpec, blocks: blocks_mod.Blocks, reml: bool, log_weights: float = 0.0
 ) -> tuple[design_mod.DesignSpec, Objective, np.ndarray]:
     """The profiled objective over the blocks (lme4's ``mkLmerDevfun``).
 
@@ -107,7 +120,7 @@ def make_objective(
         The optimizer's units: ``theta = s * w``.
     """
     design, w = column_scales(design, blocks)
-    return design, Objective(blocks, design.layout, reml), w
+    return design, Objective(blocks, design.layout, reml, log_weights), w
 
 
 def fit_model(

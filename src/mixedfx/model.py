@@ -64,6 +64,8 @@ class LinearMixedModel(MixedModel):
     nobs_given : int
         Rows that :meth:`condition` added to the random effects (0 for a
         fit). They are not counted in :attr:`nobs`.
+    weights : str or None
+        The prior-weights column (``lmm(weights=)``); given rows need it too.
     """
 
     spec: DesignSpec
@@ -81,6 +83,7 @@ class LinearMixedModel(MixedModel):
     response_values: np.ndarray | None = field(repr=False)
     data: pd.DataFrame | None = field(default=None, repr=False)
     nobs_given: int = 0
+    weights: str | None = None
 
     def _residual_rows(self) -> list[dict[str, Any]]:
         return [

@@ -130,7 +130,7 @@ def _kind(model: MixedModel) -> dict[str, Any]:
             "offset": out.offset,
         }
     assert isinstance(model, LinearMixedModel)
-    return {"kind": "lmm", "reml": model.reml, "sigma": model.sigma}
+    return {"kind": "lmm", "reml": model.reml, "sigma": model.sigma, "weights": model.weights}
 
 
 def save(model: MixedModel, path: str | os.PathLike[str]) -> None:
@@ -396,11 +396,19 @@ def _build(
             None,
             None,
             nobs_given,
+            _column(d.get("weights")),
         )
     else:
         raise ModelFileError(f"model file holds an unknown kind of model {kind!r}")
     _check(model)
     return model
+
+
+def _column(value: Any) -> str | None:
+    """A column name (or None) from the file."""
+    if value is not None and not isinstance(value, str):
+        raise ModelFileError("model file: a column name is malformed")
+    return value
 
 
 def _outcome(d: dict[str, Any]) -> OutcomeSpec:

@@ -109,6 +109,24 @@ def numeric_column(data: pd.DataFrame, name: str, what: str) -> np.ndarray:
     return values
 
 
+def positive_weights(data: pd.DataFrame, name: str) -> np.ndarray:
+    """Positive prior weights of a linear mixed model's rows, shape (n,).
+
+    Raises
+    ------
+    DataError
+        For a missing column or value, or a weight <= 0 (naming the rows).
+    """
+    w = numeric_column(data, name, "weights")
+    bad = w <= 0
+    if bad.any():
+        raise DataError(
+            f"weights column {name!r} must be positive; rows {_rows(data.index, bad)} are not "
+            "(drop rows of weight 0 first)"
+        )
+    return w
+
+
 def check_support(family: Family, y: np.ndarray, w: np.ndarray, name: str, index: pd.Index) -> None:
     """Raise a DataError naming the rows whose response is outside the family's support."""
     if family.binomial:
