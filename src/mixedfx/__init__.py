@@ -25,11 +25,15 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    """``MixedLMRegressor`` is imported on first use, so mixedfx does not import sklearn."""
+    """The estimators are imported on first use, so mixedfx does not import sklearn."""
     if name == "MixedLMRegressor":
         from .estimator import MixedLMRegressor
 
         return MixedLMRegressor
+    if name in ("MixedGLMClassifier", "MixedPoissonRegressor"):
+        from . import glm_estimator
+
+        return getattr(glm_estimator, name)
     raise AttributeError(f"module 'mixedfx' has no attribute {name!r}")
 
 
@@ -39,7 +43,9 @@ __all__ = [
     "FormulaError",
     "GeneralizedLinearMixedModel",
     "LinearMixedModel",
+    "MixedGLMClassifier",
     "MixedLMRegressor",
+    "MixedPoissonRegressor",
     "MissingDataWarning",
     "MixedFXError",
     "MixedFXWarning",

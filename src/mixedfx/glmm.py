@@ -68,9 +68,15 @@ def glmm(
     FormulaError
         For a formula that cannot be read.
     """
-    fam = family_mod.resolve(family)
-    nagq = check_nagq(nAGQ)
-    spec = OutcomeSpec(fam, weights, offset)
+    spec = OutcomeSpec(family_mod.resolve(family), weights, offset)
+    return fit(formula, data, spec, check_nagq(nAGQ), missing)
+
+
+def fit(
+    formula: str, data: pd.DataFrame, spec: OutcomeSpec, nagq: int, missing: str
+) -> GeneralizedLinearMixedModel:
+    """:func:`glmm` with the outcome's specification (the estimators' way in)."""
+    fam = spec.family
     data = missing_mod.handle(formula, data, missing, extra=spec.columns())
     design, arrays = learn_design(formula, data)
     outcome = spec.outcome(design, data)
@@ -78,7 +84,7 @@ def glmm(
     design, w = theta_units(design, rows)
     dev = Deviance(rows, design.layout, max(nagq, 1))
     opt = fit_glmm(dev, w, nagq)
-    return make_model(design, spec, rows, opt, nagq, data)
+    return make_model(design, spec, rows, opt, nagq, data, stacklevel=4)
 
 
 def check_nagq(nagq: int) -> int:

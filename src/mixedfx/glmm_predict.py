@@ -112,7 +112,7 @@ def outcome_interval(
 
 def trials(model: GeneralizedLinearMixedModel, newdata: pd.DataFrame) -> np.ndarray:
     """Binomial trials of new rows: the weights column when the model has one and the data too."""
-    name = model.outcome.weights
+    name = model.outcome.weights if model.outcome.trials else None
     if name is not None and name in newdata.columns:
         m = model.outcome.weight_vector(newdata)
         if np.any((m <= 0) | (np.abs(m - np.round(m)) > 1e-9)):

@@ -128,6 +128,7 @@ def _kind(model: MixedModel) -> dict[str, Any]:
             "nagq": model.nagq,
             "weights": out.weights,
             "offset": out.offset,
+            "trials": out.trials,
         }
     assert isinstance(model, LinearMixedModel)
     return {"kind": "lmm", "reml": model.reml, "sigma": model.sigma, "weights": model.weights}
@@ -420,7 +421,7 @@ def _outcome(d: dict[str, Any]) -> OutcomeSpec:
     columns = [d["weights"], d["offset"]]
     if not all(c is None or isinstance(c, str) for c in columns) or int(d["nagq"]) < 0:
         raise ModelFileError("model file: the GLMM's weights, offset or nAGQ are malformed")
-    return OutcomeSpec(family, *columns)
+    return OutcomeSpec(family, columns[0], columns[1], bool(d.get("trials", True)))
 
 
 def _check(m: MixedModel) -> None:

@@ -49,11 +49,17 @@ class OutcomeSpec:
         Column of prior weights (binomial: trials per row).
     offset : str or None
         Column added to the linear predictor.
+    trials : bool, default True
+        Binomial weights are numbers of trials, as in ``glm``/``glmer`` (a
+        row's response is a proportion of them); False: case weights of 0/1
+        rows (scikit-learn's ``sample_weight``: row ``i``'s log-likelihood
+        counts ``w_i`` times, with ``w_i`` any non-negative number).
     """
 
     family: Family
     weights: str | None = None
     offset: str | None = None
+    trials: bool = True
 
     def columns(self) -> list[str]:
         """The data columns besides the formula's that rows need."""
@@ -70,8 +76,9 @@ class OutcomeSpec:
         """
         y = response(data, design.response)
         w = self.weight_vector(data)
-        check_support(self.family, y, w, design.response, data.index)
-        return Outcome(y, w, w.copy(), self.offset_vector(data))
+        m = w.copy() if self.trials else np.ones(len(w))
+        check_support(self.family, y, m, design.response, data.index)
+        return Outcome(y, w, m, self.offset_vector(data))
 
     def weight_vector(self, data: pd.DataFrame) -> np.ndarray:
         """The prior weights of the rows (ones without a weights column), shape (n,)."""
@@ -127,8 +134,11 @@ def positive_weights(data: pd.DataFrame, name: str) -> np.ndarray:
     return w
 
 
-def check_support(family: Family, y: np.ndarray, w: np.ndarray, name: str, index: pd.Index) -> None:
-    """Raise a DataError naming the rows whose response is outside the family's support."""
+def check_support(family: Family, y: np.ndarray, m: np.ndarray, name: str, index: pd.Index) -> None:
+    """Raise a DataError naming the rows whose response is outside the family's support.
+
+    ``m`` are the binomial trials per row (successes ``m y`` must be whole numbers).
+    """
     if family.binomial:
         outside = (y < 0) | (y > 1)
         if outside.any():
@@ -137,8 +147,8 @@ def check_support(family: Family, y: np.ndarray, w: np.ndarray, name: str, index
                 f"[0, 1]; rows {_rows(index, outside)} are outside (for counts of successes "
                 "give the proportion and weights=<trials column>)"
             )
-        s = w * y
-        fractional = np.abs(s - np.round(s)) > INTEGER_TOL * np.maximum(1.0, w)
+        s = m * y
+        fractional = np.abs(s - np.round(s)) > INTEGER_TOL * np.maximum(1.0, m)
         if fractional.any():
             raise DataError(
                 f"successes (weights x response {name!r}) are not whole numbers in rows "
