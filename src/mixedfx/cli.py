@@ -16,8 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from .glmm_model import GeneralizedLinearMixedModel
+from .model import LinearMixedModel
+
 EXAMPLES = """examples:
   mixedfx fit sleep.csv --formula "Reaction ~ Days + (Days | Subject)" --out sleep.mfx
+  mixedfx fit herds.csv --formula "prop ~ period + (1 | herd)" --family binomial \
+      --weights size --out herds.mfx
+  mixedfx predict herds.mfx new.csv --type link --interval confidence --out -
   mixedfx predict sleep.mfx new.csv --out preds.csv
   mixedfx predict sleep.mfx new.csv --given first_days.csv --interval prediction --level 0.9 \\
       --out -
@@ -54,8 +60,30 @@ def write_table(frame: pd.DataFrame, path: str) -> None:
 
 def _fit(args: argparse.Namespace) -> None:
     from .fit import lmm
+    from .glmm import glmm
 
-    model = lmm(args.formula, read_table(args.data), reml=not args.ml, missing=args.missing)
+    data = read_table(args.data)
+    model: LinearMixedModel | GeneralizedLinearMixedModel
+    if args.family is None:
+        for flag in ("link", "offset", "nagq"):
+            if getattr(args, flag) is not None:
+                raise ValueError(f"--{flag} is for GLMMs: give --family binomial or poisson")
+        model = lmm(
+            args.formula, data, reml=not args.ml, missing=args.missing, weights=args.weights
+        )
+    else:
+        if args.ml:
+            raise ValueError("--ml is for linear mixed models (GLMMs are fitted by ML)")
+        family = args.family if args.link is None else f"{args.family}(link='{args.link}')"
+        model = glmm(
+            args.formula,
+            data,
+            family=family,
+            weights=args.weights,
+            offset=args.offset,
+            nAGQ=1 if args.nagq is None else args.nagq,
+            missing=args.missing,
+        )
     model.save(args.out)
     print(model.summary())
     print(f"\nsaved {args.out}")
@@ -67,6 +95,11 @@ def _predict(args: argparse.Namespace) -> None:
     model = load(args.model)
     new = read_table(args.newdata)
     given = read_table(args.given) if args.given else None
+    kw = {}
+    if isinstance(model, GeneralizedLinearMixedModel):
+        kw["type"] = args.type or "response"
+    elif args.type is not None:
+        raise ValueError("--type is for GLMMs (a linear mixed model predicts its response)")
     out = model.predict(
         new,
         re=args.re,
@@ -74,6 +107,7 @@ def _predict(args: argparse.Namespace) -> None:
         given=given,
         interval=args.interval,
         level=args.level,
+        **kw,
     )
     frame = out if isinstance(out, pd.DataFrame) else pd.DataFrame({"fit": out})
     write_table(frame.reset_index(drop=True), args.out)
@@ -109,7 +143,8 @@ def _demo(args: argparse.Namespace) -> None:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="mixedfx",
-        description="Linear mixed models with lme4's numbers that predict with the random effects.",
+        description="Linear and generalized linear mixed models with lme4's numbers that "
+        "predict with the random effects.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -131,6 +166,21 @@ def parser() -> argparse.ArgumentParser:
         help="rows with NaN, inf or missing labels in a used column: error (default) or "
         "drop them (the count is reported)",
     )
+    p.add_argument(
+        "--family",
+        choices=["binomial", "poisson"],
+        help="fit a GLMM: binomial (0/1, or proportions with --weights trials) or poisson",
+    )
+    p.add_argument("--link", choices=["logit", "probit", "cloglog", "log"], help="GLMM link")
+    p.add_argument(
+        "--weights",
+        metavar="COL",
+        help="prior-weights column (binomial: trials per row of a proportion response)",
+    )
+    p.add_argument("--offset", metavar="COL", help="GLMM offset column (e.g. log exposure)")
+    p.add_argument(
+        "--nagq", type=int, help="GLMM quadrature nodes: 1 Laplace (default), >1 one (1 | g) term"
+    )
     p.add_argument("--out", required=True, help="model file to write (.mfx)")
     p.set_defaults(run=_fit)
 
@@ -147,6 +197,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--new-levels", default="population", choices=["population", "nan", "error"])
     p.add_argument("--interval", choices=["confidence", "prediction"])
     p.add_argument("--level", type=float, default=0.95)
+    p.add_argument(
+        "--type",
+        choices=["response", "link"],
+        help="GLMMs: means (default) or the linear predictor",
+    )
     p.add_argument("--out", required=True, help="output CSV or Parquet, or - for stdout")
     p.set_defaults(run=_predict)
 
