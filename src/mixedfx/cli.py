@@ -33,7 +33,7 @@ EXAMPLES = """examples:
   mixedfx demo
 """
 
-PLOT_KINDS = ("caterpillar", "shrinkage", "groups", "observed")
+PLOT_KINDS = ("caterpillar", "shrinkage", "groups", "observed", "calibration")
 
 
 def read_table(path: str) -> pd.DataFrame:
@@ -213,7 +213,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--kind", choices=PLOT_KINDS, default="caterpillar")
     p.add_argument(
-        "--data", help="training data, for plots that need it (shrinkage, groups, observed)"
+        "--data",
+        help="training data, for plots that need it (shrinkage, groups, observed, calibration)",
     )
     p.add_argument("--out", required=True, help="image file, e.g. fig.png")
     p.set_defaults(run=_plot)

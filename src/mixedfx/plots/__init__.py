@@ -9,6 +9,7 @@ display object, already drawn::
     disp = mfp.shrinkage(m, group="Subject", term="Days")
     disp = mfp.groups(m, x="Days", which=4)      # small multiples
     disp = mfp.observed_vs_predicted(m)
+    disp = mfp.calibration(g)                    # a GLMM: observed vs predicted by group
     disp.figure_.savefig("plot.png")
 
 A display holds the numbers it draws as plain attributes (so they can be
@@ -22,16 +23,19 @@ imported only when something is drawn, so importing this module does not
 import it.
 """
 
+from .calibration import CalibrationDisplay, calibration
 from .caterpillar import CaterpillarDisplay, caterpillar
 from .groups import GroupsDisplay, groups
 from .observed import ObservedPredictedDisplay, observed_vs_predicted
 from .shrinkage import ShrinkageDisplay, shrinkage
 
 __all__ = [
+    "CalibrationDisplay",
     "CaterpillarDisplay",
     "GroupsDisplay",
     "ObservedPredictedDisplay",
     "ShrinkageDisplay",
+    "calibration",
     "caterpillar",
     "groups",
     "observed_vs_predicted",
