@@ -39,6 +39,7 @@ from scipy import stats
 
 from . import predict as predict_mod
 from .errors import DataError
+from .frames import backend
 
 if TYPE_CHECKING:
     from .glmm_model import GeneralizedLinearMixedModel
@@ -54,6 +55,9 @@ def predict(
     type: str,
 ) -> np.ndarray | pd.DataFrame:
     """See :meth:`mixedfx.GeneralizedLinearMixedModel.predict`."""
+    remote = backend(newdata)
+    if remote is not None:
+        return remote.predict(model, newdata, re, new_levels, interval, level, type)
     if newdata is None:
         if model.data is None:
             raise DataError(
