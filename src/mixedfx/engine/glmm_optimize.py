@@ -75,17 +75,21 @@ class GlmmOptimum:
 def stage_one(dev: Deviance, w: np.ndarray) -> tuple[OptSummary, Mode]:
     """Optimise theta with beta in the mode; the summary and the mode at its optimum.
 
-    ``w`` are the optimizer's units of theta (``theta = s * w``).
+    ``w`` are the optimizer's units of theta (``theta = s * w``). Each
+    evaluation's joint PIRLS starts from the last joint mode found. The
+    tolerances stay tight even when a second stage follows: its whitening
+    comes from this stage's mode, and a loosely placed first optimum (1e-4
+    in theta) made the Hessian-based vcov of a rescaled predictor differ
+    from the exact transform by 2e-5.
     """
     rows, layout = dev.rows, dev.layout
     fam = rows.family
     eta_start = fam.link.linkfun(fam.mustart(rows.y, rows.weights))
-    _, first = dev.joint(layout.start(), eta_start)
-    lp0 = first.eta
+    dev.joint(layout.start(), eta_start)
 
     def fun(s: np.ndarray) -> float:
         try:
-            value = dev.joint(s * w, lp0)[0]
+            value = dev.joint(s * w)[0]
         except np.linalg.LinAlgError:
             return np.inf
         return value if np.isfinite(value) else np.inf
@@ -93,7 +97,7 @@ def stage_one(dev: Deviance, w: np.ndarray) -> tuple[OptSummary, Mode]:
     opt = minimize(fun, layout.start() / w, layout.lower())
     opt = snap(fun, opt)
     theta = opt.final * w
-    _, mode = dev.joint(theta, lp0)
+    _, mode = dev.joint(theta)
     return replace(opt, start=opt.start * w, final=theta), mode
 
 

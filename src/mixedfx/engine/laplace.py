@@ -74,6 +74,8 @@ class Deviance:
         self.saturated = rows.family.saturated(rows.y, rows.weights, rows.trials)
         self.nodes = quadrature(nagq) if nagq > 1 else None
         self.start_u: list[np.ndarray] | None = None
+        self.joint_start: Mode | None = None
+        self.joint_eta0: np.ndarray | None = None
         self.nevals = 0
 
     def mode(self, theta: np.ndarray, beta: np.ndarray) -> Mode:
@@ -106,10 +108,23 @@ class Deviance:
             self.saturated
         )
 
-    def joint(self, theta: np.ndarray, eta0: np.ndarray) -> tuple[float, Mode]:
-        """The first stage's objective of theta (beta in the mode) and its mode, from ``eta0``."""
+    def joint(self, theta: np.ndarray, eta0: np.ndarray | None = None) -> tuple[float, Mode]:
+        """The first stage's objective of theta (beta in the mode) and its mode.
+
+        From the linear predictor ``eta0`` when given (it is kept for later
+        calls while no joint mode has converged), else from the last joint
+        mode found (warm start, as :meth:`mode`).
+        """
         self.nevals += 1
-        m = pirls(self.rows, self.layout.Ts(np.asarray(theta, dtype=float)), eta0=eta0)
+        Ts = self.layout.Ts(np.asarray(theta, dtype=float))
+        if eta0 is not None:
+            self.joint_eta0 = eta0
+        if eta0 is not None or self.joint_start is None:
+            m = pirls(self.rows, Ts, eta0=self.joint_eta0)
+        else:
+            m = pirls(self.rows, Ts, u0=self.joint_start.u, beta0=self.joint_start.beta)
+        if m.converged:
+            self.joint_start = m
         return m.laplace() + self.saturated, m
 
 
