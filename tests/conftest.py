@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import settings
 
 import mixedfx as mfx
+
+# tools/kernel_matrix.py runs the suite once per BLAS kernel with this profile, so that every
+# kernel sees the same examples and a failure found under one kernel is not replayed under the next.
+settings.register_profile("kernel-matrix", derandomize=True, database=None)
 
 REFERENCE = Path(__file__).parent / "reference" / "lme4_fits.json"
 
@@ -36,6 +42,30 @@ def fit_case(name: str) -> mfx.LinearMixedModel:
 @pytest.fixture(scope="session")
 def reference() -> dict:
     return load_reference()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """numpy, scipy and the BLAS they run on: the last digits of a result depend on its kernel."""
+    import scipy.linalg  # loads scipy's own BLAS, so that it is listed too
+
+    lines = [f"numpy {np.__version__}, scipy {scipy.__version__}"]
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    if coretype:
+        lines.append(f"OPENBLAS_CORETYPE={coretype}")
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return [*lines, "BLAS: threadpoolctl not installed"]
+    for info in threadpool_info():
+        if info.get("user_api") != "blas":
+            continue
+        kernel = info.get("architecture") or info.get("corename") or "?"
+        shipped_by = Path(info.get("filepath", "?")).parent.name  # e.g. numpy.libs, scipy.libs
+        lines.append(
+            f"BLAS: {info.get('internal_api')} {info.get('version')} ({shipped_by}), "
+            f"kernel {kernel}, {info.get('num_threads')} threads, {info.get('threading_layer')}"
+        )
+    return lines
 
 
 # -- a small data set for input checks ----------------------------------------------------

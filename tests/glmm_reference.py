@@ -5,17 +5,16 @@
 make_glmm_exact.R): the tests match the latter and must reach at least the
 former's log-likelihood.
 
-Until the formula language reads two-column and expression responses and
-``offset()`` terms, a case's formula is rewritten to plain columns:
-``cbind(s, f) ~ ...`` and ``s/n ~ ...`` become a proportion column with the
-trials as weights, and ``offset(log(exposure))`` an offset column.
+Formulas are fitted as lme4 wrote them (``cbind(incidence, size -
+incidence) ~ ...``, ``incidence/size ~ ...`` with ``weights="size"``,
+``offset(log(exposure))`` terms); glmer's ``offset = log(exposure)``
+argument becomes ``offset=`` the column ``logexp``.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -73,17 +72,14 @@ def newdata(name: str) -> pd.DataFrame:
 def spelling(name: str) -> tuple[str, dict[str, Any]]:
     """The case's formula in plain columns and the keyword arguments of :func:`mixedfx.glmm`."""
     case = reference(False)[name]
-    formula = case["formula"]
     kwargs: dict[str, Any] = {"nAGQ": case["nAGQ"]}
     kwargs["family"] = mfx.family.resolve(f"{case['family']}(link='{case['link']}')")
-    formula = re.sub(r"^cbind\(incidence, size - incidence\)", "prop", formula)
-    formula = re.sub(r"^incidence/size", "prop", formula)
-    if formula.startswith("prop"):
-        kwargs["weights"] = "size"
-    if "offset(log(exposure))" in formula or case["offset_arg"] == "log(exposure)":
-        formula = formula.replace(" + offset(log(exposure))", "")
+    if case["weights"] is not None:
+        kwargs["weights"] = case["weights"]
+    if case["offset_arg"] is not None:
+        assert case["offset_arg"] == "log(exposure)"
         kwargs["offset"] = "logexp"
-    return formula, kwargs
+    return case["formula"], kwargs
 
 
 @functools.cache

@@ -61,7 +61,7 @@ def refit(m: mfx.LinearMixedModel, data: pd.DataFrame) -> tuple[float, np.ndarra
     """Minimise the dense objective from the engine's optimum and from lme4's start."""
     X = m.design(data).X.to_numpy()
     Z = dense_z(m, data)
-    y = m.spec.response_vector(data)
+    y = m.spec.working_response(data)
     lower = m.spec.layout.lower()
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower]
     best = None
@@ -77,13 +77,33 @@ def refit(m: mfx.LinearMixedModel, data: pd.DataFrame) -> tuple[float, np.ndarra
 
 def mme_modes(m: mfx.LinearMixedModel, data: pd.DataFrame) -> np.ndarray:
     """b = Lambda (Lambda'Z'Z Lambda + I)^-1 Lambda'Z'(y - X beta), stacked like Z's columns."""
+    return modes_at(m, data, m.theta, m.beta)
+
+
+def modes_at(
+    m: mfx.LinearMixedModel, data: pd.DataFrame, theta: np.ndarray, beta: np.ndarray
+) -> np.ndarray:
+    """The conditional modes b at (theta, beta) from ``data``'s rows, stacked like Z's columns."""
     X = m.design(data).X.to_numpy()
     Z = dense_z(m, data)
-    y = m.spec.response_vector(data)
-    Lam = dense_lambda(m, m.theta)
+    y = m.spec.working_response(data)
+    Lam = dense_lambda(m, theta)
     A = Lam.T @ Z.T @ Z @ Lam + np.eye(Lam.shape[0])
-    u = np.linalg.solve(A, Lam.T @ Z.T @ (y - X @ m.beta))
+    u = np.linalg.solve(A, Lam.T @ Z.T @ (y - X @ beta))
     return Lam @ u
+
+
+def predict_at(
+    m: mfx.LinearMixedModel, train: pd.DataFrame, new: pd.DataFrame, theta: np.ndarray
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Dense objective at ``theta``, and the predictions of ``new`` with and without the
+    random effects, all from the model's design (X, Z, response and offsets of the rows)."""
+    X = m.design(train).X.to_numpy()
+    obj, beta, _ = profiled(theta, m, X, dense_z(m, train), m.spec.working_response(train), m.reml)
+    b = modes_at(m, train, theta, beta)
+    d = m.design(new)
+    fixed = d.X.to_numpy() @ beta + m.spec.offset(new)
+    return obj, fixed + d.Z @ b, fixed
 
 
 def henderson_se(m: mfx.LinearMixedModel, train: pd.DataFrame, new: pd.DataFrame) -> np.ndarray:

@@ -57,7 +57,9 @@ def api_model(d: Path) -> mfx.LinearMixedModel:
     ],
 )
 def test_predict_matches_api(workdir: Path, options: list[str]) -> None:
-    res = run("predict", "sleep.mfx", "new.csv", *options, "--out", "preds.csv", cwd=workdir)
+    res = run(
+        "predict", "sleep.mfx", "new.csv", *options, "--force", "--out", "preds.csv", cwd=workdir
+    )
     assert res.returncode == 0, res.stderr
     got = pd.read_csv(workdir / "preds.csv")
     kwargs: dict = {}
@@ -70,12 +72,16 @@ def test_predict_matches_api(workdir: Path, options: list[str]) -> None:
         kwargs["given"] = pd.read_csv(workdir / kwargs["given"])
     want = api_model(workdir).predict(pd.read_csv(workdir / "new.csv"), **kwargs)
     want = want if isinstance(want, pd.DataFrame) else pd.DataFrame({"fit": want})
+    assert list(got.columns) == ["Subject", "Days", *want.columns]  # the input's columns first
+    got = got[want.columns]
     np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-12, equal_nan=True)
 
 
-def test_predict_to_stdout_and_summary(workdir: Path) -> None:
-    res = run("predict", "sleep.mfx", "new.csv", "--out", "-", cwd=workdir)
-    assert res.returncode == 0 and res.stdout.splitlines()[0] == "fit"
+@pytest.mark.parametrize("out", [["--out", "-"], []])
+def test_predict_to_stdout_and_summary(workdir: Path, out: list[str]) -> None:
+    """``--out -`` is stdout, and so is no --out."""
+    res = run("predict", "sleep.mfx", "new.csv", *out, cwd=workdir)
+    assert res.returncode == 0 and res.stdout.splitlines()[0] == "Subject,Days,fit"
     assert len(res.stdout.splitlines()) == 4
     res = run("summary", "sleep.mfx", cwd=workdir)
     assert res.returncode == 0 and "Subject" in res.stdout and "Days" in res.stdout
@@ -111,6 +117,7 @@ def test_plot(workdir: Path) -> None:
     ("args", "message"),
     [
         (["fit", "missing.csv", "--formula", FORMULA, "--out", "x.mfx"], "does not exist"),
+        (["predict", "sleep.mfx", "new.csv", "--out", "sleep.mfx"], "an input of this command"),
         (
             ["fit", "sleep.csv", "--formula", "Reaction ~ Days", "--out", "x.mfx"],
             "no random-effects term",

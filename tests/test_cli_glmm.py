@@ -48,7 +48,18 @@ def api_model(d: Path) -> mfx.GeneralizedLinearMixedModel:
     "options", [[], ["--type", "link"], ["--interval", "confidence"], ["--interval", "prediction"]]
 )
 def test_predict_matches_the_api(workdir: Path, options: list[str]) -> None:
-    res = run("predict", "cbpp.mfx", "new.csv", *options, "--out", "p.csv", cwd=workdir)
+    res = run(
+        "predict",
+        "cbpp.mfx",
+        "new.csv",
+        *options,
+        "--keep",
+        "",
+        "--out",
+        "p.csv",
+        "--force",
+        cwd=workdir,
+    )
     assert res.returncode == 0, res.stderr
     got = pd.read_csv(workdir / "p.csv")
     new = pd.read_csv(workdir / "new.csv")
@@ -59,12 +70,38 @@ def test_predict_matches_the_api(workdir: Path, options: list[str]) -> None:
     np.testing.assert_allclose(got.to_numpy(), want.to_numpy(), rtol=1e-12)
 
 
-def test_glmm_only_flags_are_refused_for_an_lmm(workdir: Path) -> None:
+@pytest.mark.parametrize("flag", [["--link", "probit"], ["--nagq", "5"]])
+def test_glmm_only_flags_are_refused_for_an_lmm(workdir: Path, flag: list[str]) -> None:
     res = run(
-        "fit", "cbpp.csv", "--formula", "prop ~ period + (1 | herd)", "--offset", "size",
+        "fit", "cbpp.csv", "--formula", "prop ~ period + (1 | herd)", *flag,
         "--out", "x.mfx", cwd=workdir,
     )  # fmt: skip
-    assert res.returncode == 2 and "--offset is for GLMMs" in res.stderr
+    assert res.returncode == 2 and f"{flag[0]} is for GLMMs" in res.stderr
+
+
+def test_offset_of_an_lmm_is_lmms_offset(workdir: Path) -> None:
+    """--offset COL is lmm(offset="COL") as well as glmm(offset="COL")."""
+    res = run(
+        "fit", "cbpp.csv", "--formula", "prop ~ period + (1 | herd)", "--offset", "size",
+        "--out", "o.mfx", cwd=workdir,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    want = mfx.lmm("prop ~ period + (1 | herd)", pd.read_csv(workdir / "cbpp.csv"), offset="size")
+    back = mfx.load(workdir / "o.mfx")
+    assert back.spec.offset_column == "size"
+    np.testing.assert_allclose(back.beta, want.beta, rtol=1e-12)
+
+
+def test_cbind_response_on_the_command_line(workdir: Path) -> None:
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    res = run(
+        "fit", "cbpp.csv", "--formula", formula, "--family", "binomial", "--out", "cb.mfx",
+        cwd=workdir,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert mfx.load(workdir / "cb.mfx").objective == pytest.approx(
+        api_model(workdir).objective, rel=1e-10
+    )
 
 
 def test_weighted_lmm_and_type_for_lmm(workdir: Path) -> None:

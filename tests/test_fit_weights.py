@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 import mixedfx as mfx
+from mixedfx.frame import design as design_mod
 
 REF = json.loads((Path(__file__).parent / "reference" / "lme4_glmm.json").read_text())
 CASES = {"lmer_weights_reml": True, "lmer_weights_ml": False}
@@ -82,3 +83,35 @@ def test_given_rows_of_a_weighted_model_need_their_weights(
     np.testing.assert_array_equal(
         back.condition(given.assign(w=2.0)).b[0], m.condition(given.assign(w=2.0)).b[0]
     )
+
+
+@pytest.mark.parametrize("name", ["lmer_offset_formula_ml", "lmer_offset_arg_ml"])
+def test_offset_fit_matches_lmer(sleep: pd.DataFrame, name: str) -> None:
+    """lmer with an offset (ML): in the formula, or lmer(offset = 0.5 * Days) as an array.
+
+    lme4's predict(newdata) drops an offset= argument (the reference's "pred");
+    mixedfx always adds it, as lme4's fitted() does ("pred_with_offset", which adds
+    0.5 * Days to lme4's predictions). Tolerances as for the weighted fits above.
+    """
+    ref = REF[name]
+    formula = ref["formula"]
+    if ref["offset_arg"] is None:
+        m = mfx.lmm(formula, sleep, reml=False)
+    else:
+        assert ref["offset_arg"] == "0.5 * Days"
+        m = mfx.lmm(formula, sleep, reml=False, offset=0.5 * sleep["Days"].to_numpy())
+    assert m.objective == pytest.approx(ref["objective"], rel=1e-9)
+    np.testing.assert_allclose(m.theta, [ref["theta"][k] for k in ref["theta_order"]], atol=1e-4)
+    np.testing.assert_allclose(m.beta, [ref["fixef"][k] for k in ref["fixef_order"]], rtol=1e-6)
+    assert m.sigma == pytest.approx(ref["sigma"], rel=1e-5)
+    np.testing.assert_allclose(m.fitted(), ref["fitted"], rtol=1e-5)
+    nd = pd.DataFrame(ref["newdata"])
+    if ref["offset_arg"] is not None:
+        nd[design_mod.OFFSET_COLUMN] = 0.5 * nd["Days"]
+    pred = ref["pred_with_offset"] if ref.get("offset_dropped_by_predict") else ref["pred"]
+    forms = {"NULL": "all", "NA": "none"}
+    for key, text in ref["re_forms"].items():
+        want = np.array(pred["link"][key])
+        np.testing.assert_allclose(
+            m.predict(nd, re=forms.get(text, text.lstrip("~"))), want, rtol=1e-5
+        )

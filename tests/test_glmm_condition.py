@@ -25,7 +25,7 @@ GIVEN = {
             "size": [10.0, 12.0, 20.0, 15.0, 8.0],
             "incidence": [4.0, 3.0, 9.0, 2.0, 1.0],
         }
-    ).assign(prop=lambda d: d.incidence / d["size"]),
+    ),
     "poisson_crossed_offset": pd.DataFrame(
         {
             "site": ["S01", "S01", "S99", "S99"],
@@ -34,7 +34,7 @@ GIVEN = {
             "count": [7.0, 1.0, 12.0, 20.0],
             "exposure": [2.0, 1.0, 3.0, 2.5],
         }
-    ).assign(logexp=lambda d: np.log(d.exposure)),
+    ),
     "grouseticks": pd.DataFrame(
         {
             "INDEX": ["n1", "n2", "n3"],
@@ -46,6 +46,10 @@ GIVEN = {
         }
     ),
 }
+GIVEN["cbpp_cbind_laplace"] = GIVEN["cbpp_prop_laplace"]  # cbind(incidence, size - incidence)
+GIVEN["poisson_offset_arg"] = GIVEN["poisson_crossed_offset"].assign(
+    logexp=lambda d: np.log(d.exposure)  # the offset= column
+)
 
 
 def stacked(m: mfx.GeneralizedLinearMixedModel, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -58,7 +62,7 @@ def stacked(m: mfx.GeneralizedLinearMixedModel, name: str) -> tuple[np.ndarray, 
     mu = m.fitted()
     y, w = m.response_values, m.weight_values
     me = fam.link.mu_eta(eta)
-    offset = m.outcome.offset_vector(train)
+    offset = m.spec.offset(train)
     r = eta - offset + (y - mu) / me - m.design(train).X.to_numpy() @ m.beta
     Wt = w * me * me / fam.variance(mu)
     Zt = c.design(train).Z.toarray()

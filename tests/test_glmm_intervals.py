@@ -109,7 +109,11 @@ def test_new_levels_nan_and_error() -> None:
         m.predict(nd, new_levels="error")
 
 
-def test_offset_column_is_needed_in_new_data() -> None:
-    m, nd = fit("poisson_crossed_offset"), newdata("poisson_crossed_offset")
-    with pytest.raises(mfx.DataError, match="logexp"):
-        m.predict(nd.drop(columns="logexp"))
+@pytest.mark.parametrize(
+    ("name", "column"), [("poisson_crossed_offset", "exposure"), ("poisson_offset_arg", "logexp")]
+)
+def test_offset_column_is_needed_in_new_data(name: str, column: str) -> None:
+    """offset(log(exposure)) reads exposure, offset="logexp" its column, in new rows too."""
+    m, nd = fit(name), newdata(name)
+    with pytest.raises(mfx.DataError, match=column):
+        m.predict(nd.drop(columns=column))

@@ -114,7 +114,7 @@ def test_deviance_function_at_lme4s_points(name: str) -> None:
     """The deviance itself, at fixed parameters, equals lme4's (tolPwrss = 1e-14)."""
     m, ref = fit(name), reference()[name]
     data = training(name)
-    design, arrays = learn_design(m.spec.formula, data)
+    design, arrays = learn_design(m.spec.formula, data, m.spec.offset_column)
     rows = glm_rows(design, arrays, m.outcome.outcome(design, data), m.family)
     dev = Deviance(rows, design.layout, max(m.nagq, 1))
     extra = ref["saturated_minus2loglik"] if ref["nAGQ"] > 1 else 0.0

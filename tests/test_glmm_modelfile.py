@@ -14,7 +14,14 @@ import mixedfx as mfx
 from glmm_reference import fit, newdata, training
 from mixedfx import modelfile
 
-CASES = ["cbpp_prop_laplace", "cbpp_prop_agq9", "poisson_crossed_offset", "bernoulli_slope"]
+CASES = [
+    "cbpp_prop_laplace",
+    "cbpp_cbind_agq9",
+    "poisson_crossed_offset",
+    "poisson_offset_arg",
+    "bernoulli_slope",
+    "grouseticks_scaled",
+]
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -61,11 +68,13 @@ def test_loaded_model_conditions_like_the_fitted_one(tmp_path: Path) -> None:
         back.fitted()
 
 
-def _rewrite(path: Path, edit: dict) -> None:
+def _rewrite(path: Path, edit: dict, top: dict | None = None) -> None:
+    """Edit the manifest's model section (``edit``) and its top level (``top``), checksummed."""
     with zipfile.ZipFile(path) as zf:
         members = {n: zf.read(n) for n in zf.namelist()}
     doc = json.loads(members[modelfile.MANIFEST])
     doc["model"].update(edit)
+    doc.update(top or {})
     doc["sha256"] = modelfile.manifest_checksum(doc)
     members[modelfile.MANIFEST] = json.dumps(doc).encode()
     with zipfile.ZipFile(path, "w") as zf:
@@ -76,11 +85,16 @@ def _rewrite(path: Path, edit: dict) -> None:
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        ({"kind": "nlmm"}, "unknown kind"),
         ({"family": "gamma"}, "unknown family"),
         ({"link": "identity"}, "unknown link"),
         ({"link": "log"}, "takes the links"),
-        ({"weights": 3}, "malformed"),
+        ({"family": None}, "model.family must be a string"),
+        ({"weights": 3}, "model.weights must be a string"),
+        ({"trials": "yes"}, "model.trials must be true or false"),
+        ({"nagq": -1}, "model.nagq"),
+        ({"nagq": 26}, "model.nagq"),
+        ({"nagq": 1.0}, "model.nagq must be an integer"),
+        ({"nagq": 0}, r"'opt_start' is float64 \(5,\); the model needs float64 \(1,\)"),
     ],
 )
 def test_malformed_glmm_fields_are_refused(edit: dict, message: str, tmp_path: Path) -> None:
@@ -88,3 +102,42 @@ def test_malformed_glmm_fields_are_refused(edit: dict, message: str, tmp_path: P
     _rewrite(tmp_path / "m.mfx", edit)
     with pytest.raises(mfx.ModelFileError, match=message):
         mfx.load(tmp_path / "m.mfx")
+
+
+def test_nagq_above_1_needs_one_scalar_term(tmp_path: Path) -> None:
+    fit("poisson_crossed_offset").save(tmp_path / "m.mfx")  # (1 | site) + (1 | month)
+    _rewrite(tmp_path / "m.mfx", {"nagq": 5})
+    with pytest.raises(mfx.ModelFileError, match="single scalar random-effects term"):
+        mfx.load(tmp_path / "m.mfx")
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("nlmm", "model kind 'nlmm' is not supported"),
+        ("lmm", r"'opt_start' is float64 \(5,\); the model needs float64 \(1,\)"),  # theta only
+    ],
+)
+def test_a_glmm_is_not_read_as_another_kind(kind: str, message: str, tmp_path: Path) -> None:
+    fit("cbpp_prop_laplace").save(tmp_path / "m.mfx")
+    _rewrite(tmp_path / "m.mfx", {}, top={"kind": kind})
+    with pytest.raises(mfx.ModelFileError, match=message):
+        mfx.load(tmp_path / "m.mfx")
+
+
+def test_manifest_fields_of_a_glmm(tmp_path: Path) -> None:
+    """The manifest names the kind, family, link, nAGQ and weights; offsets as for an LMM."""
+    fit("poisson_offset_arg").save(tmp_path / "m.mfx")
+    with zipfile.ZipFile(tmp_path / "m.mfx") as zf:
+        doc = json.loads(zf.read(modelfile.MANIFEST))
+    assert doc["kind"] == "glmm"
+    d = doc["model"]
+    assert (d["family"], d["link"], d["nagq"], d["weights"], d["trials"]) == (
+        "poisson",
+        "log",
+        1,
+        None,
+        True,
+    )
+    assert d["offset_column"] == "logexp"
+    assert "reml" not in d and "sigma" not in d

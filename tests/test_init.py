@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 
 import mixedfx as mfx
@@ -29,3 +30,8 @@ def test_base_warning_catches_every_mixedfx_warning() -> None:
         cls = getattr(mfx, name)
         if issubclass(cls, Warning):
             assert issubclass(cls, mfx.MixedFXWarning)
+
+
+def test_version_has_one_source() -> None:
+    """pyproject.toml reads the version from mixedfx.__version__ (installed metadata agrees)."""
+    assert importlib.metadata.version("mixedfx") == mfx.__version__

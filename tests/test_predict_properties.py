@@ -15,6 +15,7 @@ from mixedfx.engine.optimize import OptSummary
 from mixedfx.fit import form_blocks, learn_design, make_model
 from oracle import henderson_se, mme_modes
 from strategies import datasets, given_rows
+from tolerance import REORDERED, assert_close
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -67,7 +68,8 @@ def test_row_order_does_not_matter(case: dict, rnd) -> None:  # type: ignore[no-
     data = case["data"]
     perm = np.array(rnd.sample(range(len(data)), len(data)))
     shuffled = data.iloc[perm]
-    np.testing.assert_allclose(m.predict(shuffled), m.predict(data)[perm], rtol=1e-12)
+    # rows in another order meet BLAS in other blocks; predictions near 0 are held to the scale
+    assert_close(m.predict(shuffled), m.predict(data)[perm], REORDERED)
     m2 = fit({**case, "data": shuffled.reset_index(drop=True)})
     # BOBYQA alone stops within its tolerance (1e-8 on the objective, as lme4's), which on a
     # flat optimum leaves theta's fourth digit to the order of the sums; the Newton polish on
@@ -77,8 +79,8 @@ def test_row_order_does_not_matter(case: dict, rnd) -> None:  # type: ignore[no-
     np.testing.assert_allclose(m2.theta, m.theta, rtol=1e-8, atol=1e-8 * scale)
     m_at = fit_at(case, m2.theta)
     assert abs(m_at.objective - m2.objective) <= 1e-12 * abs(m2.objective)
-    np.testing.assert_allclose(m_at.predict(data), m2.predict(data), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(m_at.beta, m2.beta, rtol=1e-9, atol=1e-12)
+    assert_close(m_at.predict(data), m2.predict(data), 1e-9)
+    assert_close(m_at.beta, m2.beta, 1e-9)
 
 
 @SETTINGS
@@ -99,7 +101,7 @@ def test_given_equals_dense_mme_solve(case: dict, extra: int) -> None:
     c = m.condition(new)
     combined = pd.concat([data, new], ignore_index=True)
     np.testing.assert_allclose(stacked_b(c), mme_modes(c, combined), rtol=1e-7, atol=1e-8)
-    np.testing.assert_allclose(c.predict(new), m.predict(new, given=new), rtol=1e-12)
+    assert_close(c.predict(new), m.predict(new, given=new), REORDERED)
 
 
 @SETTINGS

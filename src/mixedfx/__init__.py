@@ -25,7 +25,10 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    """The estimators are imported on first use, so mixedfx does not import sklearn."""
+    """The estimators, ``anova`` and ``cross_validate`` are imported on first use.
+
+    So ``import mixedfx`` imports neither sklearn nor scipy.stats.
+    """
     if name == "MixedLMRegressor":
         from .estimator import MixedLMRegressor
 
@@ -34,6 +37,14 @@ def __getattr__(name: str) -> object:
         from . import glm_estimator
 
         return getattr(glm_estimator, name)
+    if name == "anova":  # lazily: it imports scipy.stats
+        from .inference.anova import anova
+
+        return anova
+    if name == "cross_validate":
+        from .inference.crossval import cross_validate
+
+        return cross_validate
     raise AttributeError(f"module 'mixedfx' has no attribute {name!r}")
 
 
@@ -53,6 +64,8 @@ __all__ = [
     "NewLevelWarning",
     "RankDeficiencyWarning",
     "SingularFitWarning",
+    "anova",
+    "cross_validate",
     "datasets",
     "family",
     "glmm",

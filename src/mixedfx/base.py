@@ -211,9 +211,10 @@ class MixedModel:
                         correlation=np.nan,
                     )
                 )
-            if t.term.correlated:
-                for j in range(t.q):
-                    for i in range(j + 1, t.q):
+            block = np.repeat(np.arange(len(t.blocks)), t.blocks)  # correlations within blocks
+            for j in range(t.q):
+                for i in range(j + 1, t.q):
+                    if block[i] == block[j]:
                         corr = S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
                         rows.append(
                             dict(

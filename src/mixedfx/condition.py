@@ -192,9 +192,10 @@ def given_blocks(
     """The terms with new levels and the cross-product blocks of the given rows.
 
     See :func:`given_rows`; also raises a DataError for a missing response (or,
-    for a weighted model, weights column).
+    for a weighted model, weights column). The response is the working
+    response (minus the offset).
     """
-    y = model.spec.response_vector(given)
+    y = model.spec.working_response(given)
     w = None if model.weights is None else positive_weights(given, model.weights)
     g = given_rows(model, given, terms)
     extra = blocks_mod.form(g.X, y, g.codes, g.M, g.nlevels, model.blocks.first, w)

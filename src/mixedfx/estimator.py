@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import issparse
 
 try:
     from sklearn.base import BaseEstimator, RegressorMixin
@@ -46,10 +47,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from .fit import lmm
 from .frame.formula import parse
 from .frame.missing import MISSING
+from .frame.syntax import deparse_name
 from .model import LinearMixedModel
 from .predict import NEW_LEVELS
 
-__all__ = ["MixedEstimator", "MixedLMRegressor"]
+__all__ = ["MixedEstimator", "MixedLMRegressor", "expected_failed_checks"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_RESPONSE = "y"
@@ -66,15 +68,15 @@ def quote(name: str) -> str:
     Returns
     -------
     str
-        ``name`` or ```name```, as formulaic expects.
+        ``name`` or ```name```, as mixedfx's formula parser (R's syntax) expects.
 
     Raises
     ------
     ValueError
         For a name holding a backtick, which a formula cannot quote.
     """
-    if _IDENTIFIER.match(name) and not keyword.iskeyword(name):
-        return name
+    if _IDENTIFIER.match(name) and not keyword.iskeyword(name) and deparse_name(name) == name:
+        return name  # an R name (no leading "_", not an R reserved word)
     if "`" in name:
         raise ValueError(f"column name {name!r} contains a backtick; rename the column")
     return f"`{name}`"
@@ -82,6 +84,11 @@ def quote(name: str) -> str:
 
 def _as_frame(X: Any, what: str) -> pd.DataFrame:
     """Check that ``X`` is a DataFrame with string column names."""
+    if issparse(X):
+        raise TypeError(
+            f"{what} is a sparse matrix, and sparse input is not supported: {what} must be "
+            "a pandas DataFrame (columns are named in the model)"
+        )
     if not isinstance(X, pd.DataFrame):
         raise TypeError(
             f"{what} must be a pandas DataFrame (columns are named in the model), "
@@ -89,7 +96,10 @@ def _as_frame(X: Any, what: str) -> pd.DataFrame:
         )
     bad = [c for c in X.columns if not isinstance(c, str)]
     if bad:
-        raise ValueError(f"{what} has column names that are not strings: {bad[:10]}")
+        raise ValueError(
+            f"{what} must be a pandas DataFrame with string column names (a formula names "
+            f"them); it has column names that are not strings: {bad[:10]}"
+        )
     return X
 
 
@@ -127,6 +137,21 @@ class MixedEstimator(BaseEstimator):
     response: str | None
     new_levels: str
     missing: str
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags: X is a DataFrame whose columns may hold strings and categories.
+
+        scikit-learn's common checks pass NumPy arrays, which a formula cannot
+        name; :func:`expected_failed_checks` lists the checks that fail for
+        that reason alone.
+        """
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True  # grouping labels
+        tags.input_tags.categorical = True
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = self.missing == "drop"
+        tags.target_tags.required = True
+        return tags
 
     # -- the model formula ----------------------------------------------------------
     def _check_params(self) -> None:
@@ -449,3 +474,72 @@ class MixedLMRegressor(RegressorMixin, MixedEstimator):
         out = self._predict(X, re, new_levels, given, interval=interval, level=level)
         assert isinstance(out, pd.DataFrame)
         return out
+
+
+_NAMED_COLUMNS = (
+    "X must be a pandas DataFrame with named columns (a formula names them); the check "
+    "passes a NumPy array"
+)
+_ARRAY_CHECKS = (
+    "check_fit_score_takes_y",
+    "check_estimators_overwrite_params",
+    "check_dont_overwrite_parameters",
+    "check_estimators_fit_returns_self",
+    "check_readonly_memmap_input",
+    "check_n_features_in_after_fitting",
+    "check_positive_only_tag_during_fit",
+    "check_estimators_dtypes",
+    "check_complex_data",
+    "check_dtype_object",
+    "check_estimators_empty_data_messages",
+    "check_pipeline_consistency",
+    "check_estimators_nan_inf",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_regressors_train",
+    "check_regressor_data_not_an_array",
+    "check_regressors_no_decision_function",
+    "check_supervised_y_2d",
+    "check_supervised_y_no_nan",
+    "check_regressors_int",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_fit2d_1sample",
+    "check_fit2d_1feature",
+    "check_dict_unchanged",
+    "check_fit_idempotent",
+    "check_fit_check_is_fitted",
+    "check_n_features_in",
+    "check_fit1d",
+    "check_fit2d_predict1d",
+    "check_requires_y_none",
+    "check_sample_weights_pandas_series",
+    "check_sample_weights_not_an_array",
+    "check_sample_weights_list",
+    "check_all_zero_sample_weights_error",
+    "check_sample_weights_shape",
+    "check_sample_weights_not_overwritten",
+    "check_sample_weight_equivalence_on_dense_data",
+)
+
+
+def expected_failed_checks(estimator: MixedLMRegressor | None = None) -> dict[str, str]:
+    """scikit-learn's common checks that fail because X must be a DataFrame, with that reason.
+
+    For ``check_estimator(est, expected_failed_checks=expected_failed_checks())``
+    or ``parametrize_with_checks([est], expected_failed_checks=expected_failed_checks)``
+    (scikit-learn >= 1.6). Every other check passes. The test suite runs the
+    same properties (fit returns self, pickling, idempotent fits, order and
+    subset invariance, NaN and empty-data errors, ...) on DataFrames.
+
+    Returns
+    -------
+    dict
+        Check name -> reason.
+    """
+    checks = (
+        _ARRAY_CHECKS
+        if estimator is None or estimator.missing != "drop"
+        else [c for c in _ARRAY_CHECKS if c != "check_estimators_nan_inf"]
+    )
+    return {name: _NAMED_COLUMNS for name in checks}

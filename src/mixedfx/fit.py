@@ -26,6 +26,7 @@ def lmm(
     reml: bool = True,
     missing: str = "error",
     progress: bool = False,
+    offset: str | np.ndarray | pd.Series | None = None,
     weights: str | None = None,
 ) -> LinearMixedModel:
     """Fit a linear mixed model with lme4's formula language and lme4's numbers.
@@ -54,6 +55,15 @@ def lmm(
         ``"error"`` only: drop rows with ``ddf.dropna(subset=...)`` first.
     progress : bool, default False
         Show Dask's progress bar while the passes over a Dask frame run.
+    offset : str or array-like, optional
+        A known part of the linear predictor, added to ``X beta + Z b``
+        besides the formula's ``offset(expr)`` terms: the name of a column
+        of ``data``, or an array of one value per row (kept in the model's
+        training frame as lme4's column ``"(offset)"``). The fit is on
+        ``y - offset``; ``fitted()`` and every prediction add it back, so
+        new data must supply it (the column, or ``"(offset)"`` for an array).
+        Unlike lme4, whose ``predict(newdata)`` drops an ``offset=``
+        argument, predictions always include it. Dask frames take a column name.
     weights : str, optional
         Column of positive prior weights, as ``lmer(weights=)``: row ``i``
         has residual variance ``sigma^2 / w_i``; the criterion is lme4's
@@ -75,9 +85,13 @@ def lmm(
     if remote is not None:
         if weights is not None:
             raise DataError("weights= is not supported for Dask frames yet; fit in memory")
-        return remote.lmm(formula, data, reml, missing, progress)
-    data = missing_mod.handle(formula, data, missing, extra=[] if weights is None else [weights])
-    design, arrays = learn_design(formula, data)
+        if offset is not None and not isinstance(offset, str):
+            raise DataError("offset= must be the name of a column for a Dask frame")
+        return remote.lmm(formula, data, reml, missing, progress, offset)
+    data, offset = offset_column(data, offset)
+    also = [c for c in (offset, weights) if c is not None]
+    data = missing_mod.handle(formula, data, missing, also=also)
+    design, arrays = learn_design(formula, data, offset)
     w = None if weights is None else prior_weights(data, weights)
     blocks = form_blocks(design, arrays, w)
     log_w = 0.0 if w is None else float(np.log(w).sum())
@@ -87,11 +101,25 @@ def lmm(
     return model if weights is None else dataclasses.replace(model, weights=weights)
 
 
+def offset_column(
+    data: pd.DataFrame, offset: str | np.ndarray | pd.Series | None
+) -> tuple[pd.DataFrame, str | None]:
+    """The training rows and the name of the offset column (an array becomes ``"(offset)"``)."""
+    if offset is None or isinstance(offset, str):
+        return data, offset
+    if not isinstance(data, pd.DataFrame):
+        return data, None  # design.learn names the problem
+    values = np.asarray(offset, dtype=float).reshape(-1)
+    if values.shape != (len(data),):
+        raise DataError(f"offset has {values.size} values for {len(data)} rows")
+    return data.assign(**{design_mod.OFFSET_COLUMN: values}), design_mod.OFFSET_COLUMN
+
+
 def learn_design(
-    formula: str, data: pd.DataFrame
+    formula: str, data: pd.DataFrame, offset: str | None = None
 ) -> tuple[design_mod.DesignSpec, design_mod.TrainingArrays]:
     """The design learned from the training rows, and their arrays (lme4's ``lFormula``)."""
-    design, arrays = design_mod.learn(formula, data)
+    design, arrays = design_mod.learn(formula, data, offset)
     check_sizes(design, arrays)
     return design, arrays
 
@@ -145,8 +173,8 @@ def fit_model(
 def fitted_values(
     arrays: design_mod.TrainingArrays, beta: np.ndarray, b: list[np.ndarray]
 ) -> np.ndarray:
-    """Conditional fitted values ``X beta + Z b`` of the training rows, shape (n,)."""
-    fitted = arrays.X @ beta
+    """Conditional fitted values ``X beta + Z b`` (+ offset) of the training rows, shape (n,)."""
+    fitted = arrays.X @ beta if arrays.offset is None else arrays.X @ beta + arrays.offset
     for codes, M, bt in zip(arrays.codes, arrays.M, b, strict=True):
         fitted = fitted + np.einsum("nq,nq->n", M, bt[codes])
     return fitted
@@ -219,10 +247,15 @@ def check_counts(
                 f"the number of levels must be {less} the number of observations"
             )
     nre = sum(t.nlevels * t.q for t in design.terms)
-    big = [t for t in design.terms if t.nlevels * t.q > n]
-    if big:
+    big = [
+        (t, t.nlevels * b)
+        for t in design.terms
+        for b in t.blocks
+        if t.nlevels * b > n or (t.nlevels * b == n and not allow_n)
+    ]
+    if big:  # lme4's check.nobs.vs.nRE, per lme4 term (a block of ours)
         raise DataError(
-            f"term {big[0].term} has {big[0].nlevels * big[0].q} random effects for "
+            f"term {big[0][0].term} has {big[0][1]} random effects for "
             f"{n} observations ({nre} in all); the model is not identifiable"
         )
     if y_range == 0:
@@ -260,7 +293,7 @@ def make_model(
         opt,
         blocks,
         None if arrays is None else fitted_values(arrays, beta, b),
-        None if arrays is None else arrays.y,
+        None if arrays is None else arrays.response,
         data,
     )
     if model.singular:

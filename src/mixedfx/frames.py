@@ -17,7 +17,7 @@ BACKENDS = {"dask": "mixedfx.distributed", "dask_expr": "mixedfx.distributed"}
 def backend(obj: object) -> ModuleType | None:
     """The backend module for a frame that is not in memory, or None for in-memory frames.
 
-    A backend module provides ``lmm(formula, data, reml, missing, progress)``,
+    A backend module provides ``lmm(formula, data, reml, missing, progress, offset)``,
     ``predict(model, newdata, re, new_levels, interval, level)`` and
     ``condition(model, given)``.
     """

@@ -47,8 +47,8 @@ class _GLMEstimator(MixedEstimator):
         raise NotImplementedError
 
     def _fit_model(self, formula: str, data: pd.DataFrame, weights: str | None) -> Any:
-        spec = OutcomeSpec(self._family(), weights, self.offset, trials=False)
-        return fit(formula, data, spec, check_nagq(self.nAGQ), str(self.missing))
+        spec = OutcomeSpec(self._family(), weights, trials=False)
+        return fit(formula, data, spec, check_nagq(self.nAGQ), str(self.missing), self.offset)
 
     def _offset_columns(self) -> tuple[str, ...]:
         return () if self.offset is None else (self.offset,)

@@ -15,10 +15,11 @@ from .engine.family import Family
 from .engine.glmm_optimize import GlmmOptimum, fit_glmm
 from .engine.laplace import Deviance
 from .engine.pirls import GlmRows
-from .errors import ConvergenceWarning, SingularFitWarning
-from .fit import check_counts, column_scales
+from .errors import ConvergenceWarning, DataError, SingularFitWarning
+from .fit import check_counts, column_scales, offset_column
 from .frame import design as design_mod
 from .frame import missing as missing_mod
+from .frames import backend
 from .glmm_model import GeneralizedLinearMixedModel
 from .outcome import Outcome, OutcomeSpec
 
@@ -28,7 +29,7 @@ def glmm(
     data: pd.DataFrame,
     family: str | Family = "binomial",
     weights: str | None = None,
-    offset: str | None = None,
+    offset: str | np.ndarray | pd.Series | None = None,
     nAGQ: int = 1,
     missing: str = "error",
 ) -> GeneralizedLinearMixedModel:
@@ -37,18 +38,24 @@ def glmm(
     Parameters
     ----------
     formula : str
-        e.g. ``"y ~ x + (x | g)"``. The response is 0/1 (or boolean) or a
-        proportion for the binomial family, a count for the Poisson family.
+        e.g. ``"y ~ x + (x | g)"``. The response is 0/1 (or boolean), a
+        proportion (with ``weights`` the trials) or lme4's two columns
+        ``cbind(successes, failures)`` for the binomial family, a count for
+        the Poisson family. ``offset(expr)`` terms add to the linear
+        predictor, e.g. ``offset(log(exposure))``.
     data : DataFrame
     family : str or Family, default "binomial"
         ``"binomial"``, ``"poisson"``, ``"binomial(link='probit')"`` or
         :func:`mixedfx.family.binomial` (links logit, probit, cloglog).
     weights : str, optional
         Column of prior weights: for the binomial family with a proportion
-        response, the number of trials per row (as in ``glmer``).
-    offset : str, optional
-        Column added to the linear predictor, e.g. log exposure (also read
-        from new data when predicting).
+        response, the number of trials per row (as in ``glmer``); with a
+        ``cbind`` response they multiply its trials.
+    offset : str or array-like, optional
+        Added to the linear predictor besides the formula's ``offset()``
+        terms, as for :func:`mixedfx.lmm`: a column of ``data``, or one value
+        per row (kept as the column ``"(offset)"``). New data must supply
+        it when predicting.
     nAGQ : int, default 1
         1: the Laplace approximation; K > 1: adaptive Gauss-Hermite
         quadrature with K nodes (one scalar random-effects term only);
@@ -68,18 +75,31 @@ def glmm(
     FormulaError
         For a formula that cannot be read.
     """
-    spec = OutcomeSpec(family_mod.resolve(family), weights, offset)
-    return fit(formula, data, spec, check_nagq(nAGQ), missing)
+    spec = OutcomeSpec(family_mod.resolve(family), weights)
+    return fit(formula, data, spec, check_nagq(nAGQ), missing, offset)
 
 
 def fit(
-    formula: str, data: pd.DataFrame, spec: OutcomeSpec, nagq: int, missing: str
+    formula: str,
+    data: pd.DataFrame,
+    spec: OutcomeSpec,
+    nagq: int,
+    missing: str,
+    offset: str | np.ndarray | pd.Series | None = None,
 ) -> GeneralizedLinearMixedModel:
     """:func:`glmm` with the outcome's specification (the estimators' way in)."""
     fam = spec.family
-    data = missing_mod.handle(formula, data, missing, extra=spec.columns())
-    design, arrays = learn_design(formula, data)
+    if backend(data) is not None:
+        raise DataError(
+            "GLMMs are fitted in memory: collect the Dask frame first (ddf.compute()); "
+            "predictions from a GLMM do run on Dask frames"
+        )
+    data, offset = offset_column(data, offset)
+    also = spec.columns() + ([offset] if offset is not None else [])
+    data = missing_mod.handle(formula, data, missing, also=also)
+    design, arrays = learn_design(formula, data, offset)
     outcome = spec.outcome(design, data)
+    check_counts(design, len(outcome.y), float(np.ptp(outcome.y)), allow_n=True)
     rows = glm_rows(design, arrays, outcome, fam)
     design, w = theta_units(design, rows)
     dev = Deviance(rows, design.layout, max(nagq, 1))
@@ -87,19 +107,17 @@ def fit(
     return make_model(design, spec, rows, opt, nagq, data, stacklevel=4)
 
 
+def learn_design(
+    formula: str, data: pd.DataFrame, offset: str | None = None
+) -> tuple[design_mod.DesignSpec, design_mod.TrainingArrays]:
+    """The design and training arrays (a ``cbind`` response allowed; ``arrays.y`` unused)."""
+    return design_mod.learn(formula, data, offset, two_column=True)
+
+
 def check_nagq(nagq: int) -> int:
     if isinstance(nagq, bool) or not isinstance(nagq, int | np.integer) or not 0 <= nagq <= 25:
         raise ValueError(f"nAGQ must be an integer from 0 to 25, got {nagq!r}")
     return int(nagq)
-
-
-def learn_design(
-    formula: str, data: pd.DataFrame
-) -> tuple[design_mod.DesignSpec, design_mod.TrainingArrays]:
-    """The design and training arrays, with glmer's checks (as many levels as rows allowed)."""
-    design, arrays = design_mod.learn(formula, data)
-    check_counts(design, len(arrays.y), float(np.ptp(arrays.y)), allow_n=True)
-    return design, arrays
 
 
 def glm_rows(

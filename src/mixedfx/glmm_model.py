@@ -18,6 +18,7 @@ conditioning on given rows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ from .engine.family import Family
 from .engine.optimize import OptSummary
 from .errors import DataError
 from .frame.design import DesignSpec
+from .inference.scope import not_for_glmm
 from .model import NO_ROWS
 from .outcome import OutcomeSpec
 
@@ -164,6 +166,8 @@ class GeneralizedLinearMixedModel(MixedModel):
         interval: str | None = None,
         level: float = 0.95,
         type: str = "response",
+        uncertainty: str = "plugin",
+        bootstrap: Any = None,
     ) -> np.ndarray | pd.DataFrame:
         """Predict with the random effects, on the response or the link scale.
 
@@ -177,6 +181,9 @@ class GeneralizedLinearMixedModel(MixedModel):
         type : {"response", "link"}, default "response"
             Means (probabilities, expected counts) or the linear predictor
             (offset included). lme4's ``predict`` defaults to ``"link"``.
+        uncertainty, bootstrap
+            Only ``"plugin"`` (theta and beta at their estimates) for a GLMM;
+            the others raise NotImplementedError.
 
         Returns
         -------
@@ -184,6 +191,8 @@ class GeneralizedLinearMixedModel(MixedModel):
         """
         from .glmm_predict import predict
 
+        if uncertainty != "plugin" or bootstrap is not None:
+            raise not_for_glmm(f"predict(uncertainty={uncertainty!r})")
         _check_type(type)
         model = self if given is None else self.condition(given)
         return predict(model, newdata, re, new_levels, interval, level, type)
@@ -196,6 +205,31 @@ class GeneralizedLinearMixedModel(MixedModel):
         from .glmm_condition import condition
 
         return condition(self, given)
+
+    # -- inference: the LMM's methods, not (yet) for GLMMs ------------------------------
+    def confint(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        """Not implemented for GLMMs: raises NotImplementedError (see :mod:`.inference.scope`)."""
+        raise not_for_glmm("confint")
+
+    def coef_table(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        """Not implemented for GLMMs (``summary()`` has lme4's Wald z tests)."""
+        raise not_for_glmm("coef_table")
+
+    def simulate(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        """Not implemented for GLMMs: raises NotImplementedError."""
+        raise not_for_glmm("simulate")
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> Any:
+        """Not implemented for GLMMs: raises NotImplementedError."""
+        raise not_for_glmm("bootstrap")
+
+    def tidy(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        """Not implemented for GLMMs: raises NotImplementedError."""
+        raise not_for_glmm("tidy")
+
+    def glance(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        """Not implemented for GLMMs: raises NotImplementedError."""
+        raise not_for_glmm("glance")
 
     def summary(self) -> str:
         """A printable lme4-style summary."""

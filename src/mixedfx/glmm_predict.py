@@ -22,8 +22,9 @@ Intervals (``level`` = 1 - alpha):
   response scale, that interval's mean ends ``mu_lo``, ``mu_hi`` widened by
   the outcome's own variability: ``[Q(alpha/2; mu_lo), Q(1 - alpha/2; mu_hi)]``
   with ``Q`` the Poisson quantile (counts), or the binomial quantile over
-  ``m`` trials divided by ``m`` (a proportion; ``m`` from the weights column
-  of ``newdata`` when the model has one, else 1). ``se`` is then
+  ``m`` trials divided by ``m`` (a proportion; ``m`` from newdata's
+  ``cbind(successes, failures)`` columns or weights column when the model
+  has them and newdata too, else 1). ``se`` is then
   ``sqrt(mu_eta^2 se_link^2 + V(mu) / m)`` (Poisson: ``m = 1``).
 
 Both intervals hold beta and theta at their estimates.
@@ -39,6 +40,7 @@ from scipy import stats
 
 from . import predict as predict_mod
 from .errors import DataError
+from .frame import syntax
 from .frames import backend
 
 if TYPE_CHECKING:
@@ -65,16 +67,15 @@ def predict(
                 "pass newdata"
             )
         newdata = model.data
-    part = predict_mod.predict(model, newdata, re, new_levels, interval, level)
-    offset = model.outcome.offset_vector(newdata)
+    part = predict_mod.predict(model, newdata, re, new_levels, interval, level)  # offset included
     link = model.family.link
     if interval is None:
-        eta = np.asarray(part) + offset
+        eta = np.asarray(part)
         return eta if type == "link" else link.linkinv(eta)
     assert isinstance(part, pd.DataFrame)
-    eta = part["fit"].to_numpy() + offset
-    lower = part["lower"].to_numpy() + offset
-    upper = part["upper"].to_numpy() + offset
+    eta = part["fit"].to_numpy()
+    lower = part["lower"].to_numpy()
+    upper = part["upper"].to_numpy()
     se = part["se"].to_numpy()
     if type == "link":
         frame = {"fit": eta, "se": se, "lower": lower, "upper": upper}
@@ -115,14 +116,28 @@ def outcome_interval(
 
 
 def trials(model: GeneralizedLinearMixedModel, newdata: pd.DataFrame) -> np.ndarray:
-    """Binomial trials of new rows: the weights column when the model has one and the data too."""
-    name = model.outcome.weights if model.outcome.trials else None
-    if name is not None and name in newdata.columns:
+    """Binomial trials of new rows, shape (n,), 1 where newdata does not tell.
+
+    A ``cbind(successes, failures)`` model: their sum, when newdata has
+    them; a model with a weights column of trials: that column, when newdata
+    has it.
+    """
+    spec = model.spec
+    if spec.parsed.two_column:
+        if not all(c in newdata.columns for c in syntax.names(spec.parsed.lhs)):
+            return np.ones(len(newdata))
+        values = spec.response_values(newdata)
+        m = values.sum(axis=1)
+        what = f"the trials of {spec.response} (successes + failures)"
+    else:
+        name = model.outcome.weights if model.outcome.trials else None
+        if name is None or name not in newdata.columns:
+            return np.ones(len(newdata))
         m = model.outcome.weight_vector(newdata)
-        if np.any((m <= 0) | (np.abs(m - np.round(m)) > 1e-9)):
-            raise DataError(
-                f"weights column {name!r} of newdata must hold whole numbers of trials >= 1 "
-                "for a binomial prediction interval"
-            )
-        return np.round(m)
-    return np.ones(len(newdata))
+        what = f"weights column {name!r}"
+    if np.any(~np.isfinite(m) | (m <= 0) | (np.abs(m - np.round(m)) > 1e-9)):
+        raise DataError(
+            f"{what} of newdata must be whole numbers of trials >= 1 for a binomial "
+            "prediction interval"
+        )
+    return np.round(m)

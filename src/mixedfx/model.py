@@ -11,7 +11,7 @@ loaded from a file or fitted on Dask holds no rows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ from .engine.optimize import OptSummary
 from .errors import DataError
 from .frame.design import DesignSpec
 from .frames import backend
+
+if TYPE_CHECKING:
+    from .inference.bootstrap import BootstrapResult
 
 __all__ = ["LinearMixedModel", "ModelMatrices"]
 
@@ -152,6 +155,8 @@ class LinearMixedModel(MixedModel):
         given: pd.DataFrame | None = ...,
         interval: None = ...,
         level: float = ...,
+        uncertainty: str = ...,
+        bootstrap: BootstrapResult | None = ...,
     ) -> np.ndarray: ...
 
     @overload
@@ -164,6 +169,8 @@ class LinearMixedModel(MixedModel):
         *,
         interval: Literal["confidence", "prediction"] | str,
         level: float = ...,
+        uncertainty: str = ...,
+        bootstrap: BootstrapResult | None = ...,
     ) -> pd.DataFrame: ...
 
     def predict(
@@ -174,6 +181,8 @@ class LinearMixedModel(MixedModel):
         given: pd.DataFrame | None = None,
         interval: str | None = None,
         level: float = 0.95,
+        uncertainty: str = "plugin",
+        bootstrap: BootstrapResult | None = None,
     ) -> np.ndarray | pd.DataFrame:
         """Predict with the random effects.
 
@@ -203,6 +212,13 @@ class LinearMixedModel(MixedModel):
             with columns ``fit, se, lower, upper`` (see
             :mod:`mixedfx.predict` for the variance parts of each).
         level : float, default 0.95
+        uncertainty : {"plugin", "bootstrap", "hessian"}, default "plugin"
+            How the interval treats theta and sigma: held at their estimates
+            (``"plugin"``), or varied over the draws of ``bootstrap`` or over
+            draws from the Hessian of the profiled objective (see
+            :mod:`mixedfx.inference.uncertainty`). Needs ``interval``.
+        bootstrap : BootstrapResult, optional
+            From :meth:`bootstrap`, for ``uncertainty="bootstrap"``.
 
         Returns
         -------
@@ -210,6 +226,14 @@ class LinearMixedModel(MixedModel):
         """
         from .predict import predict
 
+        if uncertainty != "plugin":
+            from .inference.uncertainty import UNCERTAINTY, predict_uncertain
+
+            if uncertainty not in UNCERTAINTY:
+                raise ValueError(f"uncertainty must be one of {UNCERTAINTY}, got {uncertainty!r}")
+            return predict_uncertain(
+                self, newdata, re, new_levels, given, str(interval), level, uncertainty, bootstrap
+            )
         model = self if given is None else self.condition(given)
         remote = backend(newdata)
         if remote is not None:
@@ -225,6 +249,93 @@ class LinearMixedModel(MixedModel):
         from .condition import condition
 
         return condition(self, given)
+
+    # -- inference (mixedfx.inference) -------------------------------------------------
+    def confint(
+        self, method: str = "profile", level: float = 0.95, bootstrap: BootstrapResult | None = None
+    ) -> pd.DataFrame:
+        """Confidence intervals for every parameter, as lme4's ``confint(oldNames = FALSE)``.
+
+        Parameters
+        ----------
+        method : {"profile", "wald", "bootstrap"}
+            Profile likelihood (of the ML deviance, also for a REML fit, as
+            lme4), Wald (fixed effects only; NaN for the variance
+            parameters), or percentiles of ``bootstrap`` (a new
+            :meth:`bootstrap` with its defaults when None).
+        level : float, default 0.95
+
+        Returns
+        -------
+        DataFrame
+            Rows ``sd_(Intercept)|Subject``, ``cor_Days.(Intercept)|Subject``,
+            ..., ``sigma``, then the fixed effects; columns ``lower, upper``.
+        """
+        from .inference.confint import confint
+
+        return confint(self, method, level, bootstrap)
+
+    def coef_table(self, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """Fixed effects with se, df, t and p (lmerTest's coefficient table).
+
+        ``ddf``: ``"satterthwaite"`` (lmerTest's default), ``"kenward-roger"``
+        (pbkrtest's adjusted se and df; REML fits only) or ``"none"``
+        (normal, df = inf).
+        """
+        from .inference.coeftable import coef_table
+
+        return coef_table(self, ddf)
+
+    def simulate(
+        self,
+        nsim: int = 1,
+        newdata: pd.DataFrame | None = None,
+        ranef: str = "sample",
+        seed: int | np.random.Generator | None = None,
+    ) -> pd.DataFrame:
+        """Simulated responses (lme4's ``simulate``): columns ``sim_1 ... sim_nsim``.
+
+        ``ranef="sample"`` draws new random effects for every group;
+        ``"fitted"`` keeps the BLUPs of known groups (new groups are drawn).
+        Any rows, with new groups (the training rows by default).
+        """
+        from .inference.simulate import simulate
+
+        return simulate(self, nsim, newdata, ranef, seed)
+
+    def bootstrap(
+        self,
+        n: int = 1000,
+        seed: int = 0,
+        progress: bool = True,
+        n_jobs: int = -1,
+        ranef: str = "sample",
+    ) -> BootstrapResult:
+        """Parametric bootstrap (lme4's ``bootMer``): ``n`` refits to simulated responses.
+
+        Refits reuse the design and blocks and start from the fit's theta;
+        they run in parallel with joblib (``n_jobs``; on Dask workers when a
+        distributed client is active) with a tqdm progress bar. Failed refits
+        are counted (``n_failed``), never dropped. Needs the training rows.
+        See :mod:`mixedfx.inference.bootstrap`.
+        """
+        from .inference.bootstrap import bootstrap
+
+        return bootstrap(self, n, seed, progress, n_jobs, ranef)
+
+    def tidy(
+        self, conf_int: bool = False, level: float = 0.95, conf_method: str = "wald"
+    ) -> pd.DataFrame:
+        """One row per parameter, in broom.mixed's spirit (see :mod:`mixedfx.inference.tidy`)."""
+        from .inference.tidy import tidy
+
+        return tidy(self, conf_int, level, conf_method)
+
+    def glance(self) -> pd.DataFrame:
+        """A one-row summary of the fit (see :mod:`mixedfx.inference.tidy`)."""
+        from .inference.tidy import glance
+
+        return glance(self)
 
     def summary(self) -> str:
         """A printable lme4-style summary."""

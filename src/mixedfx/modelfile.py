@@ -1,18 +1,33 @@
-"""Saved models: one zip of JSON and ``.npy`` arrays, never pickle.
+"""Saved models: one zip of JSON and ``.npy`` arrays, never pickle (format: docs/modelfile.md).
 
-Layout of a ``.mfx`` file (a zip archive)::
+Members of a ``.mfx`` file (a zip archive), and nothing else::
 
-    mixedfx.json        format name and version, the model's scalars, the
-                        design (formula, learned formulaic state, levels),
-                        per array its dtype, shape and SHA-256, and the
-                        SHA-256 of the manifest itself (``sha256``, over its
-                        canonical JSON without that key)
-    arrays/<name>.npy   numeric arrays, read with allow_pickle=False
+    mixedfx.json        the manifest: format name, version and model kind
+                        (``lmm`` or ``glmm``), the model's scalars (a GLMM's
+                        family, link, nAGQ and weights column) and design
+                        (formula as text, its learned state as plain numbers
+                        and strings, terms and their sizes, the block
+                        layout), the size
+                        and SHA-256 of every other member, and the SHA-256 of the
+                        manifest itself (``sha256``, over its canonical JSON
+                        without that key)
+    levels.json         per random term, its level keys, display labels and
+                        per-factor keys
+    arrays/<name>.npy   numeric arrays (float64, int64 or sparse index types)
 
-Loading checks the format and version, the manifest's hash, the member list, every array's hash,
-dtype and shape, and the consistency of shapes with the design, and builds
-only known types from data: a truncated, tampered or foreign file fails with
-:class:`~mixedfx.errors.ModelFileError` and runs no code. No training rows are
+Saving is atomic (:mod:`mixedfx.atomicfile`): a failed or killed save leaves
+the previous file as it was. Loading trusts nothing in the file: the
+checksums catch accidents, not attacks. The manifest is capped in size, and
+every other member must be exactly the size that the model it declares
+needs (:mod:`mixedfx.modelcheck`); arrays are read without pickle under their
+expected dtype and shape, then checked against the model (indices in range,
+values finite, blocks symmetric and positive semi-definite). A truncated,
+tampered, foreign or newer file fails with
+:class:`~mixedfx.errors.ModelFileError` naming what is wrong, and runs no
+code. The formula is data: it is re-parsed through the formula whitelist
+(:mod:`mixedfx.frame.syntax`, never Python) and the design is rebuilt from it
+and the learned state; a formula that fails the whitelist, or a state or
+column that disagrees with it, is a ModelFileError. No training rows are
 stored: the cross-product blocks (sufficient statistics) carry what
 ``given`` and intervals need.
 """
@@ -20,7 +35,6 @@ stored: the cross-product blocks (sufficient statistics) carry what
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
 import zipfile
@@ -29,25 +43,34 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from formulaic import Formula, ModelSpec
 
-from . import statecodec
+from . import modelcheck as mc
+from . import modelzip, statecodec
+from .atomicfile import replacing
 from .base import MixedModel
 from .engine.blocks import Blocks, RestTerm
 from .engine.family import make as make_family
 from .engine.optimize import OptSummary
-from .errors import ModelFileError
+from .errors import DataError, FormulaError, ModelFileError
+from .frame import reterm
 from .frame.design import DesignSpec
-from .frame.formula import RandomTerm, parse
+from .frame.formula import RandomTerm
+from .frame.modelmatrix import MatrixSpec
 from .frame.reterm import ReTerm
 from .glmm_model import GeneralizedLinearMixedModel
 from .model import LinearMixedModel
 from .outcome import OutcomeSpec
 
 FORMAT = "mixedfx-model"
-VERSION = 2  # 2: the manifest carries its own checksum; terms may carry column scales
+VERSION = 3  # 3: kind, levels.json, member sizes, the formula's state as plain data; 2: scales
+KINDS = ("lmm", "glmm")  # the kinds of model this version reads
 MANIFEST = "mixedfx.json"
-MAX_MEMBER_BYTES = 8 * 2**30
+LEVELS = "levels.json"
+MAX_MANIFEST_BYTES = 4 * 2**20
+MAX_MEMBERS = 16 + 2 * mc.MAX_TERMS
+MAX_LABEL_BYTES = 1024  # JSON bytes per label in levels.json, on average
+LEVELS_SLACK = 4096  # ... plus this much
+JSON_MEMORY = 8  # bytes of Python objects per byte of parsed JSON, about
 
 
 def manifest_checksum(doc: dict[str, Any]) -> str:
@@ -57,32 +80,7 @@ def manifest_checksum(doc: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _spec_json(spec: Any) -> dict[str, Any] | None:
-    if spec is None:
-        return None
-    return {
-        "formula": str(spec.formula),
-        "ensure_full_rank": bool(spec.ensure_full_rank),
-        "transform_state": statecodec.encode(spec.transform_state),
-        "encoder_state": statecodec.encode(spec.encoder_state),
-        "columns": list(spec.column_names),
-    }
-
-
-def _spec_from_json(d: dict[str, Any] | None) -> Any:
-    if d is None:
-        return None
-    return ModelSpec(
-        formula=Formula(str(d["formula"])),
-        materializer="pandas",
-        ensure_full_rank=bool(d["ensure_full_rank"]),
-        na_action="ignore",
-        output="numpy",
-        transform_state=statecodec.decode(d["transform_state"]),
-        encoder_state=statecodec.decode(d["encoder_state"]),
-    )
-
-
+# -- saving ---------------------------------------------------------------------------------
 def _plain(values: np.ndarray) -> list[Any]:
     """Labels as JSON values (numbers stay numbers, anything else becomes text)."""
     out: list[Any] = []
@@ -99,7 +97,7 @@ def _arrays(model: MixedModel) -> dict[str, np.ndarray]:
         "theta": model.theta,
         "beta": model.beta,
         "vcov_beta": model.vcov_beta,
-        "kept": model.spec.kept,
+        "kept": np.asarray(model.spec.kept, dtype=np.int64),
         "A11": bl.A11,
         "A22": bl.A22,
         "opt_start": model.optsummary.start,
@@ -108,138 +106,195 @@ def _arrays(model: MixedModel) -> dict[str, np.ndarray]:
     }
     if sp.issparse(bl.A21):
         A21 = sp.csr_matrix(bl.A21)
+        A21.sum_duplicates()  # canonical: sorted indices, no repeats
         arrays |= {"A21_data": A21.data, "A21_indices": A21.indices, "A21_indptr": A21.indptr}
     else:
         arrays["A21"] = np.asarray(bl.A21)
     for k, (b, c) in enumerate(zip(model.b, model.b_condcov, strict=True)):
         arrays[f"b{k}"] = b
         arrays[f"condcov{k}"] = c
-    return arrays
+    return {name: np.ascontiguousarray(a) for name, a in arrays.items()}
 
 
-def _kind(model: MixedModel) -> dict[str, Any]:
-    """What kind of model: ``"lmm"`` with its REML flag and sigma, or ``"glmm"`` with its family."""
+def kind(model: MixedModel) -> str:
+    """The manifest's ``kind`` of a model: ``"lmm"`` or ``"glmm"``."""
+    return "glmm" if isinstance(model, GeneralizedLinearMixedModel) else "lmm"
+
+
+def _kind_json(model: MixedModel) -> dict[str, Any]:
+    """The fields of the model's kind: an LMM's REML flag, sigma and weights; a GLMM's family."""
     if isinstance(model, GeneralizedLinearMixedModel):
         out = model.outcome
         return {
-            "kind": "glmm",
             "family": out.family.name,
             "link": out.family.link.name,
             "nagq": model.nagq,
             "weights": out.weights,
-            "offset": out.offset,
             "trials": out.trials,
         }
     assert isinstance(model, LinearMixedModel)
-    return {"kind": "lmm", "reml": model.reml, "sigma": model.sigma, "weights": model.weights}
+    return {"reml": model.reml, "sigma": model.sigma, "weights": model.weights}
 
 
-def save(model: MixedModel, path: str | os.PathLike[str]) -> None:
-    """Write ``model`` to ``path`` (a zip of JSON and .npy arrays; see module docstring)."""
+def _model_json(model: MixedModel, nnz: int | None) -> dict[str, Any]:
     spec, bl, opt = model.spec, model.blocks, model.optsummary
-    arrays = _arrays(model)
-    blobs: dict[str, bytes] = {}
-    meta: dict[str, dict[str, Any]] = {}
-    for name, arr in arrays.items():
-        buf = io.BytesIO()
-        np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
-        blobs[name] = buf.getvalue()
-        meta[name] = {
-            "dtype": str(arr.dtype),
-            "shape": list(arr.shape),
-            "sha256": hashlib.sha256(blobs[name]).hexdigest(),
-        }
-    doc = {
-        "format": FORMAT,
-        "version": VERSION,
-        "model": {
-            **_kind(model),
-            "formula": spec.formula,
-            "objective": model.objective,
-            "nobs_given": model.nobs_given,
-            "fixed_spec": _spec_json(spec.fixed_spec),
-            "fixed_names": list(spec.fixed_names),
-            "dropped": list(spec.dropped),
-            "terms": [
-                {
-                    "expr": t.term.expr,
-                    "factors": list(t.term.factors),
-                    "correlated": t.term.correlated,
-                    "columns": list(t.columns),
-                    "keys": _plain(t.keys),
-                    "labels": _plain(t.labels),
-                    "factor_keys": [_plain(k) for k in t.factor_keys],
-                    "spec": _spec_json(t.spec),
-                    "scales": None if t.scales is None else [float(v) for v in t.scales],
-                }
-                for t in spec.terms
-            ],
-            "blocks": {
-                "first": bl.first,
-                "l0": bl.l0,
-                "q0": bl.q0,
-                "p": bl.p,
-                "n": bl.n,
-                "rest": [[r.term, r.offset, r.nlevels, r.q] for r in bl.rest],
-                "sparse": bool(sp.issparse(bl.A21)),
-                "A21_shape": list(bl.A21.shape),
-            },
-            "optsummary": {
-                "optimizer": opt.optimizer,
-                "fmin": opt.fmin,
-                "feval": opt.feval,
-                "status": opt.status,
-                "converged": opt.converged,
-                "xtol_abs": opt.xtol_abs,
-                "ftol_abs": opt.ftol_abs,
-                "maxeval": opt.maxeval,
-                "extra": opt.extra,
-            },
+    return {
+        "formula": spec.formula,
+        **_kind_json(model),
+        "objective": model.objective,
+        "nobs_given": model.nobs_given,
+        "states": statecodec.encode(spec.states),
+        "offset_column": spec.offset_column,
+        "fixed_names": list(spec.fixed_names),
+        "dropped": list(spec.dropped),
+        "terms": [
+            {
+                "expr": t.term.expr,
+                "factors": list(t.term.factors),
+                "correlated": t.term.correlated,
+                "columns": list(t.columns),
+                "nlevels": t.nlevels,
+                "theta_blocks": list(t.blocks),
+                "scales": None if t.scales is None else [float(v) for v in t.scales],
+            }
+            for t in spec.terms
+        ],
+        "blocks": {
+            "first": bl.first,
+            "rest": [r.term for r in bl.rest],
+            "n": bl.n,
+            "sparse": nnz is not None,
+            "A21_nnz": nnz,
         },
-        "arrays": meta,
+        "optsummary": {
+            "optimizer": opt.optimizer,
+            "fmin": opt.fmin,
+            "feval": opt.feval,
+            "status": opt.status,
+            "converged": opt.converged,
+            "xtol_abs": opt.xtol_abs,
+            "ftol_abs": opt.ftol_abs,
+            "maxeval": opt.maxeval,
+            "extra": opt.extra,
+        },
     }
-    doc["sha256"] = manifest_checksum(doc)
-    text = json.dumps(doc, allow_nan=True).encode()
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr(MANIFEST, text)
-        for name, blob in blobs.items():
-            zf.writestr(f"arrays/{name}.npy", blob)
 
 
-def _read_arrays(zf: zipfile.ZipFile, meta: dict[str, Any]) -> dict[str, np.ndarray]:
-    expected = {MANIFEST} | {f"arrays/{name}.npy" for name in meta}
-    present = set(zf.namelist())
-    if present != expected:
-        extra = sorted(present - expected)[:5]
-        missing = sorted(expected - present)[:5]
+def _levels_json(model: MixedModel) -> bytes:
+    terms = [
+        {
+            "keys": [str(k) for k in t.keys],
+            "labels": _plain(t.labels),
+            "factor_keys": [[str(k) for k in fk] for fk in t.factor_keys],
+        }
+        for t in model.spec.terms
+    ]
+    return json.dumps(terms, allow_nan=True).encode()
+
+
+def save(model: MixedModel, path: str | os.PathLike[str], overwrite: bool = True) -> None:
+    """Write ``model`` to ``path`` atomically (a zip of JSON and .npy arrays; see module doc).
+
+    With ``overwrite=False`` an existing ``path`` is left alone
+    (:class:`FileExistsError`).
+
+    Raises
+    ------
+    ModelFileError
+        When the model exceeds the format's limits (see ``docs/modelfile.md``).
+    OSError
+        When the file cannot be written; the previous file at ``path``, if
+        any, is then unchanged.
+    """
+    arrays = _arrays(model)
+    nnz = len(arrays["A21_data"]) if "A21_data" in arrays else None
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "kind": kind(model)}
+    doc["model"] = _model_json(model, nnz)
+    declared = mc.declared(doc["model"], doc["kind"])  # never write a file load would refuse
+    levels = _levels_json(model)
+    if len(levels) > _levels_cap(declared):
         raise ModelFileError(
-            f"model file members do not match its manifest (unexpected {extra}, missing {missing})"
+            f"cannot save: the level labels take {len(levels)} bytes, more than the model "
+            f"file format allows for {declared.nlevels} levels ({MAX_LABEL_BYTES} per label)"
+        )
+    with replacing(path, overwrite) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as zf:
+        members = {LEVELS: modelzip.write(zf, LEVELS, levels)}
+        for name, arr in arrays.items():
+            members[f"arrays/{name}.npy"] = modelzip.write(zf, f"arrays/{name}.npy", arr)
+        doc["members"] = members
+        doc["sha256"] = manifest_checksum(doc)
+        text = json.dumps(doc, allow_nan=True).encode()
+        if len(text) > MAX_MANIFEST_BYTES:
+            raise ModelFileError(
+                f"cannot save: the manifest takes {len(text)} bytes, more than the "
+                f"{MAX_MANIFEST_BYTES} that the model file format allows"
+            )
+        zf.writestr(MANIFEST, text)
+
+
+# -- loading --------------------------------------------------------------------------------
+def _levels_cap(declared: mc.Declared) -> int:
+    labels = sum(t.nlevels * (2 + t.nfactors) for t in declared.terms)
+    return LEVELS_SLACK + MAX_LABEL_BYTES * labels
+
+
+def _manifest(zf: zipfile.ZipFile) -> dict[str, Any]:
+    try:
+        info = zf.getinfo(MANIFEST)
+    except KeyError as exc:
+        raise ModelFileError("not a mixedfx model file (no manifest)") from exc
+    if info.file_size > MAX_MANIFEST_BYTES:
+        raise ModelFileError(
+            f"model file manifest is {info.file_size} bytes, over the "
+            f"{MAX_MANIFEST_BYTES} that the format allows"
+        )
+    doc = json.loads(modelzip.read(zf, MANIFEST, info.file_size, None))
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ModelFileError("not a mixedfx model file (wrong format name)")
+    version = doc.get("version")
+    if version != VERSION:
+        newer = isinstance(version, int) and not isinstance(version, bool) and version > VERSION
+        hint = "upgrade mixedfx to read it" if newer else "refit the model and save it again"
+        raise ModelFileError(
+            f"model file format version {version!r} is not supported: this mixedfx "
+            f"reads version {VERSION}; {hint}"
+        )
+    if doc.get("kind") not in KINDS:
+        raise ModelFileError(
+            f"model kind {doc.get('kind')!r:.40} is not supported by this mixedfx (it reads "
+            f"{' and '.join(map(repr, KINDS))} models); upgrade mixedfx"
+        )
+    if doc.get("sha256") != manifest_checksum(doc):
+        raise ModelFileError("model file manifest fails its checksum (tampered or corrupted)")
+    return doc
+
+
+def _members(zf: zipfile.ZipFile, doc: dict[str, Any], declared: mc.Declared) -> dict[str, Any]:
+    """Name -> (size, sha256) of every member the model needs; nothing else may be there."""
+    caps = {LEVELS: _levels_cap(declared)}
+    for name, (dtypes, shape) in declared.arrays.items():
+        caps[f"arrays/{name}.npy"] = modelzip.npy_cap(dtypes, shape)
+    present = zf.namelist()
+    listed = mc.mapping(doc.get("members"), "members")
+    if sorted(present) != sorted([MANIFEST, *caps]) or sorted(listed) != sorted(caps):
+        extra = sorted(set(present) - {MANIFEST, *caps})[:5]
+        missing = sorted({MANIFEST, *caps} - set(present))[:5]
+        raise ModelFileError(
+            "model file members are not those of the model it declares (unexpected "
+            f"{extra}, missing {missing}, or listed wrongly in the manifest)"
         )
     out = {}
-    for name, m in meta.items():
-        info = zf.getinfo(f"arrays/{name}.npy")
-        if info.file_size > MAX_MEMBER_BYTES:
-            raise ModelFileError(f"model file: array {name!r} is implausibly large")
-        blob = zf.read(info)
-        if hashlib.sha256(blob).hexdigest() != m["sha256"]:
-            raise ModelFileError(
-                f"model file: array {name!r} fails its checksum (tampered or corrupted)"
-            )
-        try:
-            arr = np.load(io.BytesIO(blob), allow_pickle=False)
-        except ValueError as exc:
-            raise ModelFileError(
-                f"model file: array {name!r} cannot be read safely: {exc}"
-            ) from exc
-        if arr.dtype.kind not in "biuf" or str(arr.dtype) != m["dtype"]:
-            raise ModelFileError(
-                f"model file: array {name!r} has dtype {arr.dtype}, declared {m['dtype']}"
-            )
-        if list(arr.shape) != list(m["shape"]):
-            raise ModelFileError(
-                f"model file: array {name!r} has shape {arr.shape}, declared {tuple(m['shape'])}"
-            )
-        out[name] = arr
+    for name, cap in caps.items():
+        entry = mc.mapping(listed[name], f"members[{name!r}]")
+        size = mc.integer(entry.get("bytes"), f"members[{name!r}].bytes", hi=cap)
+        out[name] = (size, mc.text(entry.get("sha256"), f"members[{name!r}].sha256"))
+    need = declared.array_bytes + JSON_MEMORY * out[LEVELS][0]
+    memory = modelzip.physical_memory()
+    if memory is not None and need > memory:
+        raise ModelFileError(
+            f"the model in this file needs about {need / 2**30:.1f} GiB, more than this "
+            f"machine's {memory / 2**30:.1f} GiB of memory"
+        )
     return out
 
 
@@ -249,126 +304,197 @@ def load(path: str | os.PathLike[str]) -> LinearMixedModel | GeneralizedLinearMi
     Raises
     ------
     ModelFileError
-        For a missing, truncated, tampered, foreign or unknown-version file.
+        For a missing, truncated, tampered, foreign, inconsistent or
+        unknown-version file, naming what is wrong.
     """
+    name = os.fspath(path)
     if os.path.isdir(path):
-        raise ModelFileError(f"{os.fspath(path)!r} is a directory, not a model file")
+        raise ModelFileError(f"{name!r} is a directory, not a model file")
     if not os.path.exists(path):
-        raise ModelFileError(f"model file {os.fspath(path)!r} does not exist")
+        raise ModelFileError(f"model file {name!r} does not exist")
+    if not os.path.isfile(path):
+        raise ModelFileError(f"{name!r} is not a regular file")
     try:
         with zipfile.ZipFile(path) as zf:
-            try:
-                doc = json.loads(zf.read(MANIFEST))
-            except KeyError as exc:
-                raise ModelFileError("not a mixedfx model file (no manifest)") from exc
-            if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-                raise ModelFileError("not a mixedfx model file (wrong format name)")
-            if doc.get("version") != VERSION:
-                raise ModelFileError(
-                    f"model file format version {doc.get('version')!r} is not "
-                    f"supported (this mixedfx reads version {VERSION})"
-                )
-            if doc.get("sha256") != manifest_checksum(doc):
-                raise ModelFileError(
-                    "model file manifest fails its checksum (tampered or corrupted)"
-                )
-            arrays = _read_arrays(zf, doc["arrays"])
-            return _build(doc["model"], arrays)
-    except ModelFileError:
+            if len(zf.infolist()) > MAX_MEMBERS:
+                raise ModelFileError(f"model file has {len(zf.infolist())} members, too many")
+            doc = _manifest(zf)
+            d = mc.mapping(doc.get("model"), "model")
+            declared = mc.declared(d, doc["kind"])
+            members = _members(zf, doc, declared)
+            levels = _levels(modelzip.read(zf, LEVELS, *members[LEVELS]), declared)
+            arrays = {}
+            for a, (dtypes, shape) in declared.arrays.items():
+                blob = modelzip.read(zf, f"arrays/{a}.npy", *members[f"arrays/{a}.npy"])
+                arrays[a] = modelzip.npy(blob, a, dtypes, shape)
+        model = _build(d, doc["kind"], declared, levels, arrays)
+        mc.check_values(model)
+        return model
+    except (ModelFileError, MemoryError):
         raise
     except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError) as exc:
-        raise ModelFileError(f"cannot read model file {os.fspath(path)!r}: {exc}") from exc
+        raise ModelFileError(f"cannot read model file {name!r}: {exc}") from exc
     except Exception as exc:  # anything else a malformed file provokes: never a traceback
-        raise ModelFileError(f"model file {os.fspath(path)!r} is malformed: {exc!r}") from exc
+        raise ModelFileError(f"model file {name!r} is malformed: {exc!r:.300}") from exc
 
 
-def _scales(values: Any, q: int) -> np.ndarray | None:
+def _levels(blob: bytearray, declared: mc.Declared) -> list[tuple[Any, Any, Any]]:
+    """Per term: keys and labels (object arrays, shape (l,)) and per-factor keys."""
+    doc = json.loads(blob)
+    if not isinstance(doc, list) or len(doc) != len(declared.terms):
+        raise mc.bad("levels.json", f"must list the levels of {len(declared.terms)} terms")
+    out = []
+    for k, (t, size) in enumerate(zip(doc, declared.terms, strict=True)):
+        field = f"levels.json[{k}]"
+        t = mc.mapping(t, field)
+        keys = mc.texts(t.get("keys"), f"{field}.keys", n=size.nlevels)
+        labels = t.get("labels")
+        if not isinstance(labels, list) or len(labels) != size.nlevels:
+            raise mc.bad(f"{field}.labels", f"must list {size.nlevels} labels")
+        if not all(isinstance(v, str | int | float) for v in labels):
+            raise mc.bad(f"{field}.labels", "must be strings or numbers")
+        factor_keys = t.get("factor_keys")
+        if not isinstance(factor_keys, list) or len(factor_keys) != size.nfactors:
+            raise mc.bad(f"{field}.factor_keys", f"must list the keys of {size.nfactors} factors")
+        out.append(
+            (
+                np.array(keys, dtype=object),
+                np.array(labels, dtype=object),
+                tuple(
+                    np.array(mc.texts(fk, f"{field}.factor_keys[{j}]"), dtype=object)
+                    for j, fk in enumerate(factor_keys)
+                ),
+            )
+        )
+    return out
+
+
+def _scales(values: Any, q: int, field: str) -> np.ndarray | None:
     """A term's column scales from the file: None, or q positive finite numbers."""
     if values is None:
         return None
-    out = np.array([float(v) for v in values])
-    if out.shape != (q,) or not (np.isfinite(out).all() and (out > 0).all()):
-        raise ModelFileError("model file: a term's column scales are malformed")
+    if not isinstance(values, list) or len(values) != q:
+        raise mc.bad(field, f"must list {q} numbers")
+    return np.array([mc.number(v, field, positive=True) for v in values])
+
+
+def _optsummary(o: Any, arrays: dict[str, np.ndarray]) -> OptSummary:
+    o = mc.mapping(o, "model.optsummary")
+    extra = mc.mapping(o.get("extra"), "model.optsummary.extra")
+    return OptSummary(
+        mc.text(o.get("optimizer"), "model.optsummary.optimizer"),
+        arrays["opt_start"],
+        arrays["opt_final"],
+        arrays["opt_lower"],
+        mc.number(o.get("fmin"), "model.optsummary.fmin"),
+        mc.integer(o.get("feval"), "model.optsummary.feval"),
+        mc.text(o.get("status"), "model.optsummary.status"),
+        mc.flag(o.get("converged"), "model.optsummary.converged"),
+        mc.number(o.get("xtol_abs"), "model.optsummary.xtol_abs"),
+        mc.number(o.get("ftol_abs"), "model.optsummary.ftol_abs"),
+        mc.integer(o.get("maxeval"), "model.optsummary.maxeval"),
+        {str(k): mc.number(v, f"model.optsummary.extra[{k!r}]") for k, v in extra.items()},
+    )
+
+
+def _design(d: dict[str, Any], kept: np.ndarray, levels: list[tuple[Any, Any, Any]]) -> DesignSpec:
+    """The design rebuilt from the formula (re-parsed through the whitelist) and its state.
+
+    The formula is parsed as a new one is (:mod:`mixedfx.frame.syntax`: text
+    only, never Python); the fixed-effects columns and each random term's
+    columns and theta blocks must be the ones that formula and the stored
+    state give.
+    """
+    formula = mc.text(d.get("formula"), "model.formula")
+    parsed = mc.formula(formula)
+    states = statecodec.decode(d.get("states"), parsed)
+    offset = d.get("offset_column")
+    if offset is not None:
+        mc.text(offset, "model.offset_column")
+    try:
+        fixed = MatrixSpec.build(parsed.fixed_terms, states)
+        terms = [
+            _term(t, states, level, k)
+            for k, (t, level) in enumerate(zip(d["terms"], levels, strict=True))
+        ]
+    except (DataError, FormulaError) as exc:
+        raise mc.bad("model.states", f"disagree with the formula: {exc}") from exc
+    names = fixed.names
+    if len(kept) and (kept[0] < 0 or kept[-1] >= len(names) or (np.diff(kept) <= 0).any()):
+        raise mc.bad("array kept", f"must be increasing indices below {len(names)}")
+    fixed_names = tuple(d["fixed_names"])
+    if fixed_names != tuple(names[j] for j in kept):
+        raise mc.bad("model.fixed_names", "are not the kept columns of the formula")
+    dropped = tuple(d["dropped"])
+    if dropped != tuple(n for j, n in enumerate(names) if j not in set(kept.tolist())):
+        raise mc.bad("model.dropped", "are not the formula's columns that are not kept")
+    mc.check_terms(formula, [t.term for t in terms])
+    return DesignSpec(
+        formula, parsed, fixed, kept, fixed_names, dropped, tuple(terms), states, offset
+    )
+
+
+def _term(t: dict[str, Any], states: dict[str, Any], level: tuple[Any, Any, Any], k: int) -> ReTerm:
+    """One random term from the file; its columns and blocks must be those its formula gives."""
+    term = RandomTerm(t["expr"], tuple(t["factors"]), t["correlated"])
+    columns = tuple(t["columns"])
+    parts = reterm.term_parts(term, states)
+    if tuple(n for p in parts[::-1] for n in p.names) == columns and len(parts) > 1:
+        parts = parts[::-1]  # lme4's order reversed the blocks of this || term
+    if tuple(n for p in parts for n in p.names) != columns:
+        raise mc.bad(f"model.terms[{k}].columns", f"are not the columns of {term}")
+    keys, labels, factor_keys = level
+    scales = _scales(t.get("scales"), len(columns), f"model.terms[{k}].scales")
+    out = ReTerm(term, columns, keys, labels, factor_keys, parts, scales)
+    if list(out.blocks) != list(t["theta_blocks"]):
+        raise mc.bad(f"model.terms[{k}].theta_blocks", f"are not the blocks of {term}")
     return out
 
 
 def _build(
-    d: dict[str, Any], arrays: dict[str, np.ndarray]
+    d: dict[str, Any],
+    kind: str,
+    declared: mc.Declared,
+    levels: list[tuple[Any, Any, Any]],
+    arrays: dict[str, np.ndarray],
 ) -> LinearMixedModel | GeneralizedLinearMixedModel:
-    parsed = parse(str(d["formula"]))
-    terms = []
-    for t in d["terms"]:
-        term = RandomTerm(str(t["expr"]), tuple(map(str, t["factors"])), bool(t["correlated"]))
-        terms.append(
-            ReTerm(
-                term,
-                tuple(map(str, t["columns"])),
-                np.array([str(k) for k in t["keys"]], dtype=object),
-                np.array(t["labels"], dtype=object),
-                tuple(np.array([str(k) for k in fk], dtype=object) for fk in t["factor_keys"]),
-                _spec_from_json(t["spec"]),
-                _scales(t.get("scales"), len(t["columns"])),
-            )
-        )
-    fixed = d["fixed_spec"]
-    spec = DesignSpec(
-        str(d["formula"]),
-        parsed,
-        _spec_from_json(fixed),
-        arrays["kept"].astype(np.int64),
-        tuple(map(str, d["fixed_names"])),
-        tuple(map(str, d["dropped"])),
-        tuple(terms),
-        tuple(map(str, fixed["columns"])),
+    """The model from checked manifest fields, levels and arrays."""
+    design = _design(d, arrays["kept"], levels)
+    terms = design.terms
+    rest = tuple(
+        RestTerm(k, offset, declared.terms[k].nlevels, declared.terms[k].q)
+        for k, offset in declared.rest
     )
-    bd = d["blocks"]
-    rest = tuple(RestTerm(*map(int, r)) for r in bd["rest"])
-    if bd["sparse"]:
-        A21: Any = sp.csr_matrix(
-            (arrays["A21_data"], arrays["A21_indices"], arrays["A21_indptr"]),
-            shape=tuple(bd["A21_shape"]),
-        )
+    t0 = declared.terms[declared.first]
+    if "A21" in arrays:
+        A21: Any = arrays["A21"]
     else:
-        A21 = arrays["A21"]
+        parts = (arrays["A21_data"], arrays["A21_indices"], arrays["A21_indptr"])
+        A21 = mc.sparse_block(*parts, shape=(declared.m, t0.nlevels * t0.q))
     blocks = Blocks(
-        int(bd["first"]),
-        int(bd["l0"]),
-        int(bd["q0"]),
+        declared.first,
+        t0.nlevels,
+        t0.q,
         rest,
-        int(bd["p"]),
-        int(bd["n"]),
+        declared.p,
+        d["blocks"]["n"],
         arrays["A11"],
         A21,
         arrays["A22"],
     )
-    o = d["optsummary"]
-    opt = OptSummary(
-        str(o["optimizer"]),
-        arrays["opt_start"],
-        arrays["opt_final"],
-        arrays["opt_lower"],
-        float(o["fmin"]),
-        int(o["feval"]),
-        str(o["status"]),
-        bool(o["converged"]),
-        float(o["xtol_abs"]),
-        float(o["ftol_abs"]),
-        int(o["maxeval"]),
-        {str(k): float(v) for k, v in o["extra"].items()},
-    )
     b = [arrays[f"b{k}"] for k in range(len(terms))]
     condcov = [arrays[f"condcov{k}"] for k in range(len(terms))]
-    nobs_given = int(d.get("nobs_given", 0))  # files before nobs_given: never conditioned
-    model: LinearMixedModel | GeneralizedLinearMixedModel
-    kind = d.get("kind", "lmm")
+    objective = mc.number(d.get("objective"), "model.objective")
+    opt = _optsummary(d.get("optsummary"), arrays)
+    weights = _column(d.get("weights"), "model.weights")
     if kind == "glmm":
-        model = GeneralizedLinearMixedModel(
-            spec,
-            _outcome(d),
-            int(d["nagq"]),
+        return GeneralizedLinearMixedModel(
+            design,
+            _outcome(d, weights),
+            declared.nagq,
             arrays["theta"],
             arrays["beta"],
-            float(d["objective"]),
+            objective,
             b,
             condcov,
             arrays["vcov_beta"],
@@ -378,82 +504,39 @@ def _build(
             None,
             None,
             None,
-            nobs_given,
+            d["nobs_given"],
         )
-    elif kind == "lmm":
-        model = LinearMixedModel(
-            spec,
-            bool(d["reml"]),
-            arrays["theta"],
-            arrays["beta"],
-            float(d["sigma"]),
-            float(d["objective"]),
-            b,
-            condcov,
-            arrays["vcov_beta"],
-            opt,
-            blocks,
-            None,
-            None,
-            None,
-            nobs_given,
-            _column(d.get("weights")),
-        )
-    else:
-        raise ModelFileError(f"model file holds an unknown kind of model {kind!r}")
-    _check(model)
-    return model
+    return LinearMixedModel(
+        design,
+        mc.flag(d.get("reml"), "model.reml"),
+        arrays["theta"],
+        arrays["beta"],
+        mc.number(d.get("sigma"), "model.sigma", positive=True),
+        objective,
+        b,
+        condcov,
+        arrays["vcov_beta"],
+        opt,
+        blocks,
+        None,
+        None,
+        None,
+        d["nobs_given"],
+        weights,
+    )
 
 
-def _column(value: Any) -> str | None:
-    """A column name (or None) from the file."""
-    if value is not None and not isinstance(value, str):
-        raise ModelFileError("model file: a column name is malformed")
-    return value
+def _column(value: Any, field: str) -> str | None:
+    """A column name, or None, from the file."""
+    return None if value is None else mc.text(value, field)
 
 
-def _outcome(d: dict[str, Any]) -> OutcomeSpec:
-    """A GLMM's family and weights and offset columns from the file."""
+def _outcome(d: dict[str, Any], weights: str | None) -> OutcomeSpec:
+    """A GLMM's family and link, weights column and how its weights count."""
+    name = mc.text(d.get("family"), "model.family")
+    link = mc.text(d.get("link"), "model.link")
     try:
-        family = make_family(str(d["family"]), str(d["link"]))
+        family = make_family(name, link)
     except ValueError as exc:
-        raise ModelFileError(f"model file: {exc}") from exc
-    columns = [d["weights"], d["offset"]]
-    if not all(c is None or isinstance(c, str) for c in columns) or int(d["nagq"]) < 0:
-        raise ModelFileError("model file: the GLMM's weights, offset or nAGQ are malformed")
-    return OutcomeSpec(family, columns[0], columns[1], bool(d.get("trials", True)))
-
-
-def _check(m: MixedModel) -> None:
-    """Shapes must agree with the design; a file that lies about them is refused."""
-    spec, bl = m.spec, m.blocks
-    p = len(spec.fixed_names)
-    problems = []
-    if m.beta.shape != (p,) or m.vcov_beta.shape != (p, p) or bl.p != p:
-        problems.append("fixed effects")
-    if len(m.theta) != spec.layout.ntheta:
-        problems.append("theta")
-    for t, b, c in zip(spec.terms, m.b, m.b_condcov, strict=True):
-        if b.shape != (t.nlevels, t.q) or c.shape != (t.nlevels, t.q, t.q):
-            problems.append(f"random effects of {t.group!r}")
-        if len(t.labels) != t.nlevels:
-            problems.append(f"labels of {t.group!r}")
-    if not 0 <= bl.first < len(spec.terms):
-        problems.append("block layout")
-    else:
-        first = spec.terms[bl.first]
-        if (bl.l0, bl.q0) != (first.nlevels, first.q) or bl.A11.shape != (bl.l0, bl.q0, bl.q0):
-            problems.append("first block")
-        if bl.A21.shape != (bl.m, bl.l0 * bl.q0) or bl.A22.shape != (bl.m, bl.m):
-            problems.append("cross-product blocks")
-        for r in bl.rest:
-            if not 0 <= r.term < len(spec.terms) or spec.terms[r.term].nlevels != r.nlevels:
-                problems.append("rest layout")
-    if not (np.isfinite(m.sigma) and m.sigma > 0):
-        problems.append("sigma")
-    if not 0 <= m.nobs_given < bl.n:
-        problems.append("given rows")
-    if problems:
-        raise ModelFileError(
-            f"model file is inconsistent: {', '.join(problems)} do not agree with the design"
-        )
+        raise mc.bad("model.family and model.link", f"are not a family and link: {exc}") from exc
+    return OutcomeSpec(family, weights, mc.flag(d.get("trials"), "model.trials"))

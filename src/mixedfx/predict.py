@@ -1,9 +1,9 @@
 """Predictions with the random effects: every ``re`` / ``new_levels`` mode, with intervals.
 
-For new row ``i`` with fixed part ``x_i`` and, per term ``t``, level ``k`` and
-model-matrix row ``z_ti``::
+For new row ``i`` with fixed part ``x_i``, offset ``o_i`` (0 without offsets)
+and, per term ``t``, level ``k`` and model-matrix row ``z_ti``::
 
-    fit_i = x_i'beta + sum over included terms with known level of z_ti' b_t[k]
+    fit_i = o_i + x_i'beta + sum over included terms with known level of z_ti' b_t[k]
 
 Variance parts (``Sigma_t = sigma^2 T_t T_t'`` the covariance of one level's
 effects, ``inc``/``om`` the included and omitted columns of a term):
@@ -68,8 +68,16 @@ def predict(
     new_levels: str = "population",
     interval: str | None = None,
     level: float = 0.95,
+    *,
+    rows: rows_mod.Rows | None = None,
+    quiet: bool = False,
 ) -> np.ndarray | pd.DataFrame:
-    """See :meth:`mixedfx.LinearMixedModel.predict`."""
+    """See :meth:`mixedfx.LinearMixedModel.predict`.
+
+    ``rows``: ``newdata``'s model matrices when already built under this
+    model's design (many predictions of the same rows); ``quiet``: no
+    warnings about new levels or missing predictors (the caller has warned).
+    """
     if new_levels not in NEW_LEVELS:
         raise ValueError(f"new_levels must be one of {NEW_LEVELS}, got {new_levels!r}")
     if interval not in (None, "confidence", "prediction"):
@@ -85,9 +93,9 @@ def predict(
             )
         newdata = model.data
     masks = rows_mod.select(spec, re)
-    r = rows_mod.build(spec, newdata)
+    r = rows_mod.build(spec, newdata) if rows is None else rows
     n = r.n
-    fit = r.X @ model.beta if n else np.zeros(0)
+    fit = r.X @ model.beta + r.offset if n else np.zeros(0)
     bad = ~np.isfinite(fit)
     unknown_used = np.zeros(n, dtype=bool)
     for t, codes, M, b, mask in zip(spec.terms, r.codes, r.M, model.b, masks, strict=True):
@@ -103,11 +111,12 @@ def predict(
         fit = fit + np.where(known, contrib, 0.0)
         bad |= ~np.isfinite(Mi).all(axis=1)
     # after the loop: with new_levels="error" an unseen level has raised, without a warning
-    rows_mod.warn_unseen(spec, newdata, r, masks)
+    if not quiet:
+        rows_mod.warn_unseen(spec, newdata, r, masks)
     fit = np.where(bad, np.nan, fit)
     if new_levels == "nan":
         fit = np.where(unknown_used, np.nan, fit)
-    if bad.any():
+    if bad.any() and not quiet:
         warnings.warn(
             f"{int(bad.sum())} row(s) of newdata have missing predictors; their "
             "predictions are NaN",
@@ -116,7 +125,7 @@ def predict(
         )
     if interval is None:
         return fit
-    se = np.sqrt(_variance(model, r, masks, interval, bad | (unknown_used & (new_levels == "nan"))))
+    se = np.sqrt(variance(model, r, masks, interval, bad | (unknown_used & (new_levels == "nan"))))
     half = norm.ppf(0.5 + level / 2.0) * se
     index = newdata.index
     return pd.DataFrame(
@@ -124,7 +133,7 @@ def predict(
     )
 
 
-def _variance(
+def variance(
     model: MixedModel,
     r: rows_mod.Rows,
     masks: list[np.ndarray],

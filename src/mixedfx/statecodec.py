@@ -1,112 +1,137 @@
-"""A whitelist JSON codec for formulaic's learned state (no pickle, no code).
+"""The formula's learned state as plain JSON: numbers, strings and booleans, never code.
 
-formulaic remembers what it learned from training data (category levels,
-contrasts, centring and scaling constants, polynomial coefficients) in plain
-containers that hold a few formulaic types. This codec writes those as tagged
-JSON and, when reading, constructs only the whitelisted types below from
-data; anything else is refused, so a model file can never name a class or a
-function to run.
+A model file stores the formula as text and, per stateful part of it, what
+was learned from the training rows (:mod:`mixedfx.frame.transforms`)::
+
+    {"key": "factor(k)", "type": "levels", "keys": ["0", "1"], "labels": [0, 1],
+     "ordered": false}
+    {"key": "scale(Days)", "type": "scale", "center": 4.5, "scale": 2.88}
+    {"key": "poly(Days, 2)", "type": "poly", "alpha": [4.5, 4.5], "norm2": [1, 180, 1485, 9504]}
+
+Reading builds only these three records from data, checks every field
+(types, lengths, finiteness, positivity) and that each key is a part of the
+re-parsed formula of the right kind, and that every part the formula needs
+has its state: anything else is a :class:`~mixedfx.errors.ModelFileError`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import enum
+import math
+from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-from formulaic.parser.types import Factor
-from formulaic.transforms import contrasts as fc
-from formulaic.utils.sentinels import UNSET
-
 from .errors import ModelFileError
-
-_CONTRASTS: dict[str, type] = {
-    cls.__name__: cls
-    for cls in (
-        fc.TreatmentContrasts,
-        fc.SumContrasts,
-        fc.PolyContrasts,
-        fc.HelmertContrasts,
-        fc.DiffContrasts,
-        fc.SASContrasts,
-        fc.CustomContrasts,
-    )
-}
+from .frame import state as state_mod
+from .frame import transforms as tf
+from .frame.formula import ParsedFormula
 
 
-def encode(obj: Any) -> Any:
-    """Tagged JSON for formulaic state; raises ModelFileError on unknown types."""
-    if obj is None or isinstance(obj, bool | str):
-        return obj
-    if isinstance(obj, int | float | np.integer | np.floating | np.bool_):
-        return obj.item() if isinstance(obj, np.generic) else obj
-    if obj is UNSET:
-        return {"__unset__": True}
-    if isinstance(obj, Factor.Kind):
-        return {"__kind__": obj.value}
-    if isinstance(obj, np.ndarray):
-        if obj.dtype.kind not in "biuf":
-            raise ModelFileError(f"cannot save an array of dtype {obj.dtype} in the model spec")
-        return {"__array__": obj.tolist(), "dtype": str(obj.dtype)}
-    if isinstance(obj, fc.ContrastsState):
-        return {
-            "__contrasts_state__": {
-                "contrasts": encode(obj.contrasts),
-                "levels": encode(obj.levels),
-            }
-        }
-    if type(obj).__name__ in _CONTRASTS and isinstance(obj, _CONTRASTS[type(obj).__name__]):
-        fields = {f.name: encode(getattr(obj, f.name)) for f in dataclasses.fields(obj)}  # type: ignore[arg-type]
-        return {"__contrasts__": type(obj).__name__, "fields": fields}
-    if isinstance(obj, tuple):
-        return {"__tuple__": [encode(v) for v in obj]}
-    if isinstance(obj, list):
-        return [encode(v) for v in obj]
-    if isinstance(obj, dict):
-        return {"__dict__": [[encode(k), encode(v)] for k, v in obj.items()]}
-    if isinstance(obj, enum.Enum):
-        raise ModelFileError(f"cannot save enum {obj!r} in the model spec")
-    raise ModelFileError(f"cannot save an object of type {type(obj).__name__} in the model spec")
+def encode(states: Mapping[str, tf.State]) -> list[dict[str, Any]]:
+    """The states as JSON records, in key order."""
+    out: list[dict[str, Any]] = []
+    for key in sorted(states):
+        s = states[key]
+        if isinstance(s, tf.Levels):
+            out.append(
+                {
+                    "key": key,
+                    "type": "levels",
+                    "keys": list(s.keys),
+                    "labels": list(s.labels),
+                    "ordered": s.ordered,
+                }
+            )
+        elif isinstance(s, tf.Scale):
+            out.append({"key": key, "type": "scale", "center": s.center, "scale": s.scale})
+        else:
+            out.append({"key": key, "type": "poly", "alpha": list(s.alpha), "norm2": list(s.norm2)})
+    return out
 
 
-def _key(value: Any) -> Any:
-    """Dict keys must be hashable: lists from JSON become tuples."""
-    return tuple(_key(v) for v in value) if isinstance(value, list) else value
+def _fail(key: object, what: str) -> ModelFileError:
+    return ModelFileError(f"model file: the learned state of {key!r} is malformed ({what})")
 
 
-def decode(obj: Any) -> Any:
-    """Inverse of :func:`encode`; builds only whitelisted types."""
-    if obj is None or isinstance(obj, bool | int | float | str):
-        return obj
-    if isinstance(obj, list):
-        return [decode(v) for v in obj]
-    if not isinstance(obj, dict) or len(obj) not in (1, 2):
-        raise ModelFileError("model file: malformed fixed-effects state")
-    if "__unset__" in obj:
-        return UNSET
-    if "__kind__" in obj:
-        try:
-            return Factor.Kind(obj["__kind__"])
-        except ValueError as exc:
-            raise ModelFileError(f"model file: unknown factor kind {obj['__kind__']!r}") from exc
-    if "__array__" in obj:
-        dtype = np.dtype(str(obj.get("dtype", "float64")))
-        if dtype.kind not in "biuf":
-            raise ModelFileError(f"model file: array dtype {dtype} is not allowed")
-        return np.asarray(obj["__array__"], dtype=dtype)
-    if "__contrasts_state__" in obj:
-        inner = obj["__contrasts_state__"]
-        return fc.ContrastsState(
-            contrasts=decode(inner["contrasts"]), levels=decode(inner["levels"])
-        )
-    if "__contrasts__" in obj:
-        cls = _CONTRASTS.get(obj["__contrasts__"])
-        if cls is None:
-            raise ModelFileError(f"model file: unknown contrasts {obj['__contrasts__']!r}")
-        return cls(**{str(k): decode(v) for k, v in dict(obj["fields"]).items()})
-    if "__tuple__" in obj:
-        return tuple(decode(v) for v in obj["__tuple__"])
-    if "__dict__" in obj:
-        return {_key(decode(k)): decode(v) for k, v in obj["__dict__"]}
-    raise ModelFileError(f"model file: unknown tag in fixed-effects state: {sorted(obj)}")
+def _numbers(key: str, values: Any, n: int | None = None) -> tuple[float, ...]:
+    if not isinstance(values, list) or (n is not None and len(values) != n):
+        raise _fail(key, "a list of numbers of the wrong length")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise _fail(key, "a value that is not a finite number")
+        out.append(float(v))
+    return tuple(out)
+
+
+def _optional(key: str, value: Any, positive: bool) -> float | None:
+    if value is None:
+        return None
+    (v,) = _numbers(key, [value])
+    if positive and v <= 0:
+        raise _fail(key, "a scale that is not positive")
+    return v
+
+
+def _levels(key: str, d: dict[str, Any]) -> tf.Levels:
+    keys, labels = d.get("keys"), d.get("labels")
+    if not (isinstance(keys, list) and isinstance(labels, list) and len(keys) == len(labels)):
+        raise _fail(key, "keys and labels must be lists of one length")
+    if not keys or not all(isinstance(k, str) for k in keys) or len(set(keys)) != len(keys):
+        raise _fail(key, "keys must be distinct strings")
+    for v in labels:
+        if not isinstance(v, str | int | float | bool) or (
+            isinstance(v, float) and not math.isfinite(v)
+        ):
+            raise _fail(key, "a label that is not a string, number or boolean")
+    if not isinstance(d.get("ordered"), bool):
+        raise _fail(key, "ordered must be true or false")
+    return tf.Levels(tuple(keys), tuple(labels), d["ordered"])
+
+
+def _state(d: Any) -> tuple[str, tf.State]:
+    if not isinstance(d, dict) or not isinstance(d.get("key"), str):
+        raise ModelFileError("model file: a learned state without a key")
+    key, kind = d["key"], d.get("type")
+    fields = {"levels": {"keys", "labels", "ordered"}, "scale": {"center", "scale"}}
+    fields["poly"] = {"alpha", "norm2"}
+    if kind not in fields or set(d) != {"key", "type", *fields[kind]}:
+        raise _fail(key, f"type {kind!r} with fields {sorted(d)}")
+    if kind == "levels":
+        return key, _levels(key, d)
+    if kind == "scale":
+        return key, tf.Scale(_optional(key, d["center"], False), _optional(key, d["scale"], True))
+    alpha = _numbers(key, d["alpha"])
+    norm2 = _numbers(key, d["norm2"], len(alpha) + 2)
+    if not 1 <= len(alpha) <= tf.MAX_POLY_DEGREE or min(norm2) <= 0:
+        raise _fail(key, "a polynomial degree or norm out of range")
+    return key, tf.Poly(alpha, norm2)
+
+
+def decode(items: Any, parsed: ParsedFormula) -> dict[str, tf.State]:
+    """The states of a model file, checked against its (re-parsed) formula.
+
+    Raises
+    ------
+    ModelFileError
+        For a malformed record, a key that is not a part of the formula or
+        of another kind, or a stateful part of the formula without a state.
+    """
+    if not isinstance(items, list):
+        raise ModelFileError("model file: the learned states must be a list")
+    states = dict(_state(d) for d in items)
+    if len(states) != len(items):
+        raise ModelFileError("model file: a learned state appears twice")
+    kinds = state_mod.parts(parsed)
+    for key, s in states.items():
+        allowed = kinds.get(key)
+        if allowed is None:
+            raise ModelFileError(
+                f"model file: a learned state for {key!r}, which the formula lacks"
+            )
+        if not isinstance(s, allowed):
+            raise _fail(key, f"a {type(s).__name__.lower()} state where the formula has another")
+    missing = [k for k, kind in kinds.items() if kind is not tf.Levels and k not in states]
+    missing += [k for k in state_mod.factor_calls(parsed) if k not in states]
+    if missing:
+        raise ModelFileError(f"model file: no learned state for {sorted(missing)}")
+    return states

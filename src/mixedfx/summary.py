@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 if TYPE_CHECKING:
     from .base import MixedModel
@@ -25,6 +24,59 @@ def _table(rows: list[list[str]]) -> str:
     )
 
 
+def _pvalue(p: float) -> str:
+    """As R's ``format.pval``: 3 significant digits, ``<2e-16`` below machine precision."""
+    return "<2e-16" if p < 2.2e-16 else f"{p:.3g}"
+
+
+def fixed_effects(m: LinearMixedModel) -> list[str]:
+    """The fixed-effects table, with lmerTest's Satterthwaite df and p-values.
+
+    A conditioned model has no fit of its own to differentiate: its table has
+    no df or p-values.
+    """
+    se = np.sqrt(np.diag(m.vcov_beta))
+    if m.conditioned:
+        rows = [["", "Estimate", "Std. Error", "t value"]]
+        for name, est, s in zip(m.spec.fixed_names, m.beta, se, strict=True):
+            rows.append([name, f"{est:.4f}", f"{s:.4f}", f"{est / s:.3f}" if s > 0 else "NA"])
+        return ["Fixed effects:", _table([[r[0], "", *r[1:]] for r in rows])]
+    table = m.coef_table("satterthwaite")
+    rows = [["", "Estimate", "Std. Error", "df", "t value", "Pr(>|t|)"]]
+    for label, r in table.iterrows():
+        rows.append(
+            [
+                str(label),
+                f"{r['estimate']:.4f}",
+                f"{r['se']:.4f}",
+                f"{r['df']:.2f}",
+                f"{r['t']:.3f}",
+                _pvalue(float(r["p"])),
+            ]
+        )
+    return [
+        "Fixed effects (t-tests use Satterthwaite's method for the df, as lmerTest):",
+        _table([[r[0], "", *r[1:]] for r in rows]),
+    ]
+
+
+def wald_z(m: MixedModel) -> list[str]:
+    """The fixed-effects table of a GLMM: Wald z tests, as lme4's ``summary(glmer)``."""
+    from scipy.stats import norm  # lazily: importing mixedfx does not import scipy.stats
+
+    se = np.sqrt(np.diag(m.vcov_beta))
+    rows = [["", "Estimate", "Std. Error", "z value", "Pr(>|z|)"]]
+    for name, est, s in zip(m.spec.fixed_names, m.beta, se, strict=True):
+        if s > 0:
+            z = est / s
+            rows.append(
+                [name, f"{est:.4f}", f"{s:.4f}", f"{z:.3f}", _pvalue(2.0 * norm.sf(abs(z)))]
+            )
+        else:
+            rows.append([name, f"{est:.4f}", f"{s:.4f}", "NA", "NA"])
+    return ["Fixed effects:", _table([[r[0], "", *r[1:]] for r in rows])]
+
+
 def render(m: LinearMixedModel) -> str:
     """The summary text: criterion, variance components, fixed effects, flags."""
     kind = "REML" if m.reml else "maximum likelihood"
@@ -33,7 +85,7 @@ def render(m: LinearMixedModel) -> str:
     lines.append(
         f"{crit}: {m.objective:.4f}   logLik: {m.loglik:.4f}   AIC: {m.aic:.4f}   BIC: {m.bic:.4f}"
     )
-    return "\n".join(lines + _body(m, "t value"))
+    return "\n".join(lines + _body(m, fixed_effects(m)))
 
 
 def render_glmm(m: GeneralizedLinearMixedModel) -> str:
@@ -49,18 +101,18 @@ def render_glmm(m: GeneralizedLinearMixedModel) -> str:
         f"Family: {m.family.name} ( {m.family.link.name} )",
         f"Formula: {m.spec.formula}",
     ]
-    columns = {"weights": m.outcome.weights, "offset": m.outcome.offset}
+    columns = {"weights": m.outcome.weights, "offset": m.spec.offset_column}
     lines += [f"{k}: {v}" for k, v in columns.items() if v is not None]
     lines += [
         "",
         f"-2 log L: {m.objective:.4f}   logLik: {m.loglik:.4f}   AIC: {m.aic:.4f}   "
         f"BIC: {m.bic:.4f}",
     ]
-    return "\n".join(lines + _body(m, "z value"))
+    return "\n".join(lines + _body(m, wald_z(m)))
 
 
-def _body(m: MixedModel, stat: str) -> list[str]:
-    """Variance components, fixed effects (with Wald p-values for z) and the flags."""
+def _body(m: MixedModel, fixed: list[str]) -> list[str]:
+    """Variance components, the fixed-effects table ``fixed`` and the flags."""
     lines = ["", "Random effects:"]
     rows = [["Groups", "Name", "Variance", "Std.Dev.", "Corr"]]
     vc = m.varcorr
@@ -86,17 +138,7 @@ def _body(m: MixedModel, stat: str) -> list[str]:
             "(parameters and criterion are the fit's)"
         )
     lines.append("")
-    lines.append("Fixed effects:")
-    se = np.sqrt(np.diag(m.vcov_beta))
-    head = ["", "Estimate", "Std. Error", stat] + (["Pr(>|z|)"] if stat == "z value" else [])
-    rows = [head]
-    for name, est, s in zip(m.spec.fixed_names, m.beta, se, strict=True):
-        z = est / s if s > 0 else np.nan
-        row = [name, f"{est:.4f}", f"{s:.4f}", f"{z:.3f}" if s > 0 else "NA"]
-        if stat == "z value":
-            row.append(f"{2.0 * norm.sf(abs(z)):.3g}" if s > 0 else "NA")
-        rows.append(row)
-    lines.append(_table([[r[0], "", *r[1:]] for r in rows]).replace("  ", " ", 0))
+    lines.extend(fixed)
     if m.spec.dropped:
         lines.append(f"fixed-effect columns dropped as rank deficient: {list(m.spec.dropped)}")
     if m.singular:

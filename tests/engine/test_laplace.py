@@ -14,7 +14,7 @@ FAMILIES = [make("binomial"), make("poisson"), make("binomial", "probit")]
 
 
 def layout_of(Ts: list[np.ndarray]) -> ThetaLayout:
-    return ThetaLayout(tuple(len(T) for T in Ts), tuple(True for _ in Ts))
+    return ThetaLayout(tuple(len(T) for T in Ts), tuple((len(T),) for T in Ts))
 
 
 @pytest.mark.parametrize("fam", [FAMILIES[0], FAMILIES[1]], ids=str)

@@ -8,7 +8,7 @@ from mixedfx.engine.layout import ThetaLayout
 
 
 def test_lme4_order_column_major_lower_triangle():
-    lay = ThetaLayout((3, 1, 2), (True, True, False))
+    lay = ThetaLayout((3, 1, 2), ((3,), (1,), (1, 1)))
     assert lay.ntheta == 6 + 1 + 2
     rows, cols = lay.index[0]
     assert list(zip(rows, cols, strict=True)) == [(0, 0), (1, 0), (2, 0), (1, 1), (2, 1), (2, 2)]
@@ -19,7 +19,7 @@ def test_lme4_order_column_major_lower_triangle():
 
 
 def test_theta_round_trips_through_the_factors():
-    lay = ThetaLayout((2, 2), (True, False))
+    lay = ThetaLayout((2, 2), ((2,), (1, 1)))
     theta = np.array([1.5, -0.25, 0.75, 2.0, 0.5])
     Ts = lay.Ts(theta)
     np.testing.assert_array_equal(Ts[0], [[1.5, 0.0], [-0.25, 0.75]])
@@ -28,6 +28,24 @@ def test_theta_round_trips_through_the_factors():
 
 
 def test_by_row_spreads_row_values_over_theta():
-    lay = ThetaLayout((2, 1), (True, True))
+    lay = ThetaLayout((2, 1), ((2,), (1,)))
     out = lay.by_row([np.array([10.0, 20.0]), np.array([30.0])])
     np.testing.assert_array_equal(out, [10.0, 20.0, 20.0, 30.0])  # (0,0), (1,0), (1,1), (0,0)
+
+
+def test_block_diagonal_term_is_lme4s_separate_terms():
+    """(f || g) with a 3-level factor: lme4's (1 | g) + (0 + f | g), blocks of 1 and 3."""
+    lay = ThetaLayout((4,), ((1, 3),))
+    rows, cols = lay.index[0]
+    assert list(zip(rows, cols, strict=True)) == [
+        (0, 0),
+        (1, 1),
+        (2, 1),
+        (3, 1),
+        (2, 2),
+        (3, 2),
+        (3, 3),
+    ]
+    T = lay.T(0, np.arange(1.0, 8.0))
+    assert T[1:, 0].tolist() == [0.0, 0.0, 0.0]  # no correlation between the blocks
+    np.testing.assert_array_equal(lay.start(), [1, 1, 0, 0, 1, 0, 1])

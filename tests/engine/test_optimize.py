@@ -11,6 +11,7 @@ import pandas as pd
 import mixedfx as mfx
 from mixedfx.engine.optimize import OptSummary, polish, settle
 from oracle import refit
+from tolerance import assert_close
 
 DATA = Path(__file__).parents[1] / "data"
 
@@ -101,7 +102,9 @@ def test_every_row_order_settles_on_one_optimum() -> None:
     best, _ = refit(fits[0], data)
     for m in fits:
         assert m.objective <= best + 1e-12 * abs(best)
-        np.testing.assert_allclose(m.theta, fits[0].theta, rtol=1e-10, atol=1e-12)
+        # 1e-10 of theta's scale, as Dask against memory: the Newton polish locates the
+        # optimum to the precision of the sums, which another row order rounds differently
+        assert_close(m.theta, fits[0].theta, 1e-10)
         assert m.theta[2] == 0.0 and m.singular
 
 

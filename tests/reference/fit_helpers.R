@@ -18,6 +18,15 @@
 #                            on transformed data, from the fit on the
 #                            untransformed data, and lme4's distance from it
 
+#
+# Reproducibility: re-running a script does not give bit-identical numbers.
+# The same lme4 fit run in separate R processes on this machine differs at
+# ~1e-10 relative (e.g. penicillin theta 1.5396755543064833 vs
+# 1.5396755541521649), deterministically within a process and identical
+# with address-space randomisation off (setarch -R), i.e. memory-alignment-
+# dependent floating point in the compiled code.  Compare with tolerances of
+# 1e-8 relative or looser; exact equality holds only for data columns.
+
 suppressPackageStartupMessages(library(Matrix))
 
 check_close <- function(a, b, what, tolerance = 1e-8) {

@@ -20,8 +20,10 @@
 #                  (and to newdata where the expression's inputs are there),
 #                  evaluated in this order, in double precision, e.g.
 #                  "k": "Days %/% 3" (numpy: np.floor_divide(Days, 3)),
-#                  "y": "Reaction + 1e+06" (exactly Reaction + 1e6 in IEEE
-#                  double).  {} when none.
+#                  "y": "Reaction + 1e6" (Reaction + 1e6 rounded once, IEEE
+#                  double), "w" / "x" likewise.  {} when none.  The derived
+#                  columns are also in `data` / `newdata`, so recomputing
+#                  them is optional.
 #   data           present when the case's rows are not exactly a bundled data
 #                  set (derived columns, simulated data): the training rows as
 #                  records, one object per row, with all columns (the bundled
@@ -70,6 +72,10 @@
 #                  fixed part + BLUPs of known levels (an unseen level adds 0),
 #                  on the transformed-response scale, formula offsets included
 #   pred_none      predict(fit, newdata, re.form = NA)
+#   pred_all_with_offset, pred_none_with_offset   (offset_argument only)
+#                  pred_all / pred_none + 2 * Days: lme4's predict(newdata)
+#                  drops an offset given as lmer(offset = ...), so these are
+#                  what the offset_linear case (offset in the formula) gives
 #   predict_check  max relative difference of predict(fit, newdata = training
 #                  rows) from fitted(fit) (0 up to rounding: the stateful
 #                  transforms are re-applied with the training state)
@@ -87,11 +93,14 @@
 #                    y + c:  same theta, sigma, objective; intercept + c
 #                    y * s:  same theta; sigma * s; fixef * s; objective +
 #                            2 (n - p) log s (REML) or 2 n log s (ML)
-#                    x * s:  slope / s; theta of the slope column / s;
+#                    x * s:  slope / s; the slope row of the relative
+#                            factor (theta[2:3] of an (x | g) term) / s;
 #                            objective + 2 log s (REML), same (ML)
 #                    x + c:  intercept - c * slope; for (x | g) the relative
 #                            factor T becomes chol(A T T' A'), A = [1 -c; 0 1];
 #                            same objective
+#                  (the shift_y_1e10 data are Reaction + 1e10 rounded to
+#                  multiples of 2^-19, so even an exact fit differs slightly)
 #   drift          lme4's fit minus the expected one: objective_diff,
 #                  theta_max_abs_diff, sigma_rel_diff, fixef_max_rel_diff
 #   lme4_version, matrix_version, r_version
@@ -150,7 +159,17 @@ sim_fg_nd <- data.frame(
   f = factor(c("a", "c", "b", "b", "c"), levels = c("a", "b", "c")),
   x = c(0.5, 12, 5.25, 3, 7))
 
-datasets <- list(sleepstudy = sleep, orthodont = ortho, sim_fg = sim_fg)
+penicillin <- load_dataset("penicillin")
+penicillin_nd <- data.frame(
+  plate = factor(c("a", "a", "x", "zz"), levels = c(levels(penicillin$plate), "zz")),
+  sample = factor(c("A", "F", "C", "B"), levels = levels(penicillin$sample)))
+pastes <- load_dataset("pastes")
+pastes_nd <- data.frame(
+  batch = factor(c("A", "A", "J", "Z"), levels = c(levels(pastes$batch), "Z")),
+  cask = factor(c("a", "q", "c", "a"), levels = c(levels(pastes$cask), "q")))
+
+datasets <- list(sleepstudy = sleep, orthodont = ortho, sim_fg = sim_fg,
+                 penicillin = penicillin, pastes = pastes)
 
 # ---------------------------------------------------------------------------
 # Cases
@@ -216,6 +235,15 @@ cases <- list(
   ortho_centered = list(dataset = "orthodont",
                         formula = "distance ~ I(age - 11) + Sex + (I(age - 11) | Subject)",
                         newdata = ortho_nd),
+  # crossed and explicit nesting spellings with a response transform
+  penicillin_log = list(dataset = "penicillin",
+                        formula = "log(diameter) ~ 1 + (1 | plate) + (1 | sample)",
+                        newdata = penicillin_nd),
+  pastes_colon = list(dataset = "pastes", formula = "strength ~ 1 + (1 | batch) + (1 | batch:cask)",
+                      newdata = pastes_nd,
+                      notes = paste("(1 | batch) + (1 | batch:cask) is lme4's expansion of",
+                                    "(1 | batch/cask); newdata row 2 (batch A, new cask q) keeps",
+                                    "batch A's effect")),
   # (f || g) with a factor f: (1 | g) + (0 + f | g), a full block for f
   fg_double_bar = list(dataset = NULL, data_name = "sim_fg",
                        formula = "y ~ f + x + (f || g)", newdata = sim_fg_nd),

@@ -87,7 +87,7 @@ def names() -> list[str]:
 @cache
 def _metadata() -> dict[str, Any]:
     """Read and cache the sidecar ``levels.json`` (column types and factor levels)."""
-    text = files(__name__).joinpath("data", "levels.json").read_text(encoding="utf-8")
+    text = (files(__name__) / "data" / "levels.json").read_text(encoding="utf-8")
     meta: dict[str, Any] = json.loads(text)
     return meta
 
@@ -137,7 +137,7 @@ def load(name: str) -> pd.DataFrame:
     # Read factor labels as strings so that labels such as "308" or "01" keep
     # their exact text; numbers are parsed by pandas' default (exact) parser.
     dtypes: dict[str, Any] = {col["name"]: str for col in columns if col["type"] in _FACTOR_TYPES}
-    resource = files(__name__).joinpath("data", f"{key}.csv.gz")
+    resource = files(__name__) / "data" / f"{key}.csv.gz"
     with resource.open("rb") as handle:
         raw = pd.read_csv(
             handle,

@@ -4,9 +4,10 @@ The engine works on sufficient statistics: the blocks of
 ``A = [Z X y]'[Z X y]`` are sums over rows. On a ``dask.dataframe.DataFrame``
 
 * pass 1 (:mod:`.learn`) learns the design partition by partition: grouping
-  levels from the distinct rows of the grouping columns, formulaic's
-  categorical levels and stateful-transform constants (:mod:`.states`), and
-  the checks the in-memory path makes (missing values, constant response);
+  levels from the distinct rows of the grouping columns, the formula's
+  learned state (categorical levels, ``scale()`` and ``poly()`` constants:
+  :mod:`mixedfx.frame.state`), and the checks the in-memory path makes
+  (missing values, constant response);
 * pass 2 (:mod:`.fit`) forms the blocks of each partition with the learned
   design and adds them up in a tree (sparse where they are sparse), along
   with a QR factor of X for the rank check;
@@ -31,7 +32,14 @@ from ..errors import DataError
 from ..model import LinearMixedModel
 
 
-def lmm(formula: str, data: Any, reml: bool, missing: str, progress: bool) -> LinearMixedModel:
+def lmm(
+    formula: str,
+    data: Any,
+    reml: bool,
+    missing: str,
+    progress: bool,
+    offset: str | None = None,
+) -> LinearMixedModel:
     """:func:`mixedfx.lmm` on a Dask frame: two passes over its partitions."""
     if missing != "error":
         raise DataError(
@@ -40,7 +48,7 @@ def lmm(formula: str, data: Any, reml: bool, missing: str, progress: bool) -> Li
         )
     from .fit import lmm as dask_lmm
 
-    return dask_lmm(formula, data, reml, progress)
+    return dask_lmm(formula, data, reml, progress, offset)
 
 
 def predict(

@@ -63,7 +63,7 @@ def partial(part: pd.DataFrame, design: design_mod.DesignSpec) -> Partial:
     if len(part) == 0:
         return Partial(None, None, BadCount(0), (False,) * nterms)
     X = design.X(part)
-    y = np.asarray(part[design.response], dtype=float)
+    y = design.response_values(part) - design.offset(part)  # checked in pass 1
     codes = tuple(t.codes(part) for t in design.terms)
     Ms = tuple(t.model_matrix(part) for t in design.terms)
     x_bad = BadCount.of(~np.isfinite(X).all(axis=1))
@@ -111,14 +111,16 @@ def _drop_dependent(
     return dataclasses.replace(design, kept=kept, fixed_names=fixed_names, dropped=dropped), kept
 
 
-def lmm(formula: str, ddf: Any, reml: bool = True, progress: bool = False) -> LinearMixedModel:
+def lmm(
+    formula: str, ddf: Any, reml: bool = True, progress: bool = False, offset: str | None = None
+) -> LinearMixedModel:
     """Fit a linear mixed model to a Dask frame (see :func:`mixedfx.lmm`).
 
     Two passes over the partitions (the design, then the blocks); the model
     holds no training rows: ``fitted()`` and ``residuals()`` raise, and
     ``m.predict(ddf)`` gives the fitted values.
     """
-    learned = learn(formula, ddf, progress)
+    learned = learn(formula, ddf, progress, offset)
     design = learned.design
     check_counts(design, learned.n, learned.y_range)
     design_d = dask.delayed(design, traverse=False)

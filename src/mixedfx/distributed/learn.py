@@ -2,41 +2,48 @@
 
 Each partition is *surveyed* (:class:`Survey`): its row count, the missing
 values the in-memory checks look for (with the first bad row), the range of
-the response, what formulaic learns from it (:mod:`.states`) and the
-distinct rows of each term's grouping columns in order of first appearance.
-Adjacent surveys combine into one; the distinct grouping rows of the whole
-frame then give exactly the levels (order and canonical keys) that
+the response, the partial statistics of the formula's stateful parts
+(:func:`mixedfx.frame.state.survey`: distinct values of categorical
+variables, moments for ``scale()`` and ``poly()``) and the distinct rows of
+each term's grouping columns in order of first appearance. Adjacent
+surveys combine into one; the formula's state then comes out as memory
+learns it from the concatenated rows (levels exactly; means, scales and
+polynomial coefficients up to rounding), and the distinct grouping rows
+of the whole frame give exactly the levels that
 :func:`mixedfx.frame.levels.encode` finds on the concatenated rows.
+
+What needs two passes to learn cannot be learned here and is refused with
+a FormulaError: a stateful transform inside another (``poly(scale(x), 2)``),
+and a stateful transform of the response or of an offset.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import dask
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, FormulaError
 from ..frame import design as design_mod
 from ..frame import reterm
+from ..frame import state as state_mod
 from ..frame.formula import ParsedFormula, RandomTerm, parse
-from . import states
+from ..frame.modelmatrix import MatrixSpec
+from ..frame.syntax import Name, deparse, names
 from .run import compute, per_partition, tree_reduce
-
-SAMPLE_ROWS = 5
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What to survey: names read from the formula and the frame's columns."""
+    """What to survey: the formula and the frame's columns it reads."""
 
-    response: str
-    fixed: str
-    fixed_vars: tuple[str, ...]  # fixed-effects inputs present in the frame, sorted
-    exprs: tuple[str, ...]  # random-term expressions that need formulaic
+    parsed: ParsedFormula
+    fixed_vars: tuple[str, ...]  # fixed-effects inputs present in the frame
     groups: tuple[tuple[str, ...], ...]  # distinct grouping-column tuples
+    offset: str | None
 
 
 @dataclass
@@ -66,20 +73,19 @@ class Survey:
     y_bad: BadCount
     y_min: float
     y_max: float
+    offset_bad: BadCount
     inputs: dict[str, BadCount]
     group_na: dict[str, BadCount]
-    fixed: states.PartialSpec
-    exprs: dict[str, states.PartialSpec]
+    state: state_mod.Survey
     groups: dict[tuple[str, ...], pd.DataFrame]
-    sample: pd.DataFrame = field(repr=False)
 
 
 def memory_dtypes(part: pd.DataFrame) -> pd.DataFrame:
     """The partition with the dtypes pandas gives the same data in memory.
 
     Dask stores text as ``string[pyarrow]`` (missing values ``pd.NA``) where
-    pandas has ``str`` (or object); formulaic treats only the latter as
-    categorical, so text columns are converted back before any formula work.
+    pandas has ``str`` (or object); text columns are converted back before
+    any formula work, so both paths see the same labels.
     """
     text = [
         c
@@ -91,28 +97,39 @@ def memory_dtypes(part: pd.DataFrame) -> pd.DataFrame:
 
 def _bad(col: pd.Series) -> np.ndarray:
     """Non-finite numbers or missing values (as the in-memory checks)."""
-    if pd.api.types.is_numeric_dtype(col):
-        return ~np.isfinite(np.asarray(col, dtype=float))
+    if pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
+        return ~np.isfinite(col.to_numpy(dtype=float, na_value=np.nan))
     return np.asarray(col.isna())
+
+
+def _design(plan: Plan, states: dict[str, Any]) -> design_mod.DesignSpec:
+    """A design holding only what the response and offsets need (no terms)."""
+    fixed = MatrixSpec.build(plan.parsed.fixed_terms, states)
+    kept = np.arange(len(fixed.names), dtype=np.int64)
+    return design_mod.DesignSpec(
+        "", plan.parsed, fixed, kept, fixed.names, (), (), states, plan.offset
+    )
 
 
 def survey(part: pd.DataFrame, plan: Plan) -> Survey:
     """Survey one partition."""
     part = memory_dtypes(part)
-    y = np.asarray(part[plan.response], dtype=float)
-    ok = np.isfinite(y)
+    bare = _design(plan, {})
+    y = bare.response_values(part)
+    off = bare.offset(part)
+    working = y - off  # as the in-memory check of a constant response
+    ok = np.isfinite(working)
     group_cols = dict.fromkeys(c for g in plan.groups for c in g)
     return Survey(
         len(part),
-        BadCount.of(~ok),
-        float(y[ok].min()) if ok.any() else np.inf,
-        float(y[ok].max()) if ok.any() else -np.inf,
+        BadCount.of(~np.isfinite(y)),
+        float(working[ok].min()) if ok.any() else np.inf,
+        float(working[ok].max()) if ok.any() else -np.inf,
+        BadCount.of(~np.isfinite(off)),
         {v: BadCount.of(_bad(part[v])) for v in plan.fixed_vars},
         {c: BadCount.of(np.asarray(part[c].isna())) for c in group_cols},
-        states.survey(plan.fixed, part),
-        {e: states.survey(e, part) for e in plan.exprs},
+        state_mod.survey(plan.parsed, part, {}),
         {g: part[list(g)].drop_duplicates() for g in plan.groups},
-        part.head(SAMPLE_ROWS),
     )
 
 
@@ -123,12 +140,11 @@ def combine(a: Survey, b: Survey) -> Survey:
         a.y_bad.then(b.y_bad),
         min(a.y_min, b.y_min),
         max(a.y_max, b.y_max),
+        a.offset_bad.then(b.offset_bad),
         {v: a.inputs[v].then(b.inputs[v]) for v in a.inputs},
         {c: a.group_na[c].then(b.group_na[c]) for c in a.group_na},
-        states.combine(a.fixed, b.fixed),
-        {e: states.combine(a.exprs[e], b.exprs[e]) for e in a.exprs},
+        state_mod.combine(a.state, b.state),
         {g: pd.concat([a.groups[g], b.groups[g]]).drop_duplicates() for g in a.groups},
-        a.sample if len(a.sample) else b.sample,
     )
 
 
@@ -146,10 +162,24 @@ class Learned:
     y_range: float
 
 
-def _meta_checks(ddf: Any, parsed: ParsedFormula, fixed_vars: list[str]) -> None:
+def _meta_checks(ddf: Any, parsed: ParsedFormula, offset: str | None) -> None:
     """The checks that need only the column names and dtypes (no pass over the data)."""
     meta = memory_dtypes(ddf._meta)
-    design_mod.response(meta, parsed.response)  # missing or non-numeric response
+    for what, node in [("the response", parsed.lhs), *(("an offset", o) for o in parsed.offsets)]:
+        if state_mod.stateful(node):
+            raise FormulaError(
+                f"{what}, {deparse(node)!r}, has a stateful transform (scale, poly, factor) "
+                "that cannot be learned on a Dask frame; compute it as a column first"
+            )
+    if parsed.two_column:
+        raise FormulaError(design_mod.two_column_message(parsed.response))
+    design_mod.check_columns(meta, names(parsed.lhs), "response")
+    if isinstance(parsed.lhs, Name):
+        design_mod.response(meta, parsed.lhs.id, finite=False)  # a non-numeric response
+    design_mod.check_columns(meta, [c for o in parsed.offsets for c in names(o)], "offset")
+    if offset is not None:
+        design_mod.check_columns(meta, [offset], "offset")
+    fixed_vars = MatrixSpec.build(parsed.fixed_terms, {}).data_columns()
     design_mod.check_columns(meta, fixed_vars, "fixed-effects")
     for term in parsed.random:
         for f in term.factors:
@@ -157,25 +187,13 @@ def _meta_checks(ddf: Any, parsed: ParsedFormula, fixed_vars: list[str]) -> None
                 raise DataError(
                     f"grouping column {f!r} of random term {term} is missing from the data"
                 )
-    names = dict.fromkeys([*fixed_vars, *(f for t in parsed.random for f in t.factors)])
-    for name in names:
+    used = dict.fromkeys([*fixed_vars, *(f for t in parsed.random for f in t.factors)])
+    for name in used:
         if isinstance(meta[name].dtype, pd.CategoricalDtype) and not ddf[name].cat.known:
             raise DataError(
                 f"column {name!r} is categorical with unknown categories; the levels "
                 f"must be known to be learned in order: use ddf.categorize(columns=[{name!r}])"
             )
-
-
-def _plan(ddf: Any, parsed: ParsedFormula, fixed_vars: list[str]) -> Plan:
-    meta = memory_dtypes(ddf._meta)
-    exprs = [t.expr for t in parsed.random if reterm._simple_columns(t.expr, meta) is None]
-    return Plan(
-        parsed.response,
-        parsed.fixed,
-        tuple(v for v in fixed_vars if v in meta.columns),
-        tuple(dict.fromkeys(exprs)),
-        tuple(dict.fromkeys(t.factors for t in parsed.random)),
-    )
 
 
 def _check_survey(s: Survey, parsed: ParsedFormula) -> None:
@@ -195,27 +213,32 @@ def _check_survey(s: Survey, parsed: ParsedFormula) -> None:
                 f"column {name!r} has {c.bad} NaN or infinite values (first at row "
                 f"{c.first}); drop those rows first"
             )
+    if s.offset_bad.bad:
+        raise DataError(
+            f"the offset has {s.offset_bad.bad} NaN or infinite values (first at row "
+            f"{s.offset_bad.first}); drop those rows first"
+        )
+    if s.state.blocked:
+        raise FormulaError(
+            "a stateful transform inside another (such as poly(scale(x), 2)) cannot be "
+            "learned on a Dask frame; compute the inner one as a column first, or fit in memory"
+        )
 
 
-def _term(term: RandomTerm, s: Survey, meta: pd.DataFrame) -> reterm.ReTerm:
+def _term(term: RandomTerm, s: Survey, states: dict[str, Any]) -> reterm.ReTerm:
     """One random term learned from the survey (levels from the distinct grouping rows)."""
-    simple = reterm._simple_columns(term.expr, meta)
-    spec = None
-    if simple is None:
-        what = f"the model matrix of term {term}"
-        spec = states.finish(term.expr, s.exprs[term.expr], s.sample, what)
-    columns = reterm.term_columns(term, simple, spec)
+    parts = reterm.term_parts(term, states)
     for f in term.factors:
         if s.group_na[f].bad:
             raise DataError(
                 f"grouping column {f!r} has {s.group_na[f].bad} missing values; "
                 "drop those rows or give them a level"
             )
-    rt, _ = reterm.from_levels(term, columns, spec, s.groups[term.factors])
+    rt, _ = reterm.from_levels(term, parts, s.groups[term.factors])
     return rt
 
 
-def learn(formula: str, ddf: Any, progress: bool = False) -> Learned:
+def learn(formula: str, ddf: Any, progress: bool = False, offset: str | None = None) -> Learned:
     """Pass 1 over a Dask frame: the design, the number of rows and the response's range.
 
     Parameters
@@ -224,29 +247,37 @@ def learn(formula: str, ddf: Any, progress: bool = False) -> Learned:
     ddf : dask.dataframe.DataFrame
     progress : bool
         Show a progress bar while the pass runs.
+    offset : str, optional
+        A column added to the linear predictor.
     """
     parsed = parse(formula)
-    rhs = design_mod._fixed_formula(parsed.fixed)
-    fixed_vars = sorted(rhs.required_variables)
-    _meta_checks(ddf, parsed, fixed_vars)
-    plan = _plan(ddf, parsed, fixed_vars)
+    _meta_checks(ddf, parsed, offset)
+    meta = memory_dtypes(ddf._meta)
+    fixed_vars = MatrixSpec.build(parsed.fixed_terms, {}).data_columns()
+    plan = Plan(
+        parsed,
+        tuple(v for v in fixed_vars if v in meta.columns),
+        tuple(dict.fromkeys(t.factors for t in parsed.random)),
+        offset,
+    )
     plan_d = dask.delayed(plan, traverse=False)
     parts = per_partition(ddf, survey, plan_d)
     s: Survey = compute(tree_reduce(parts, combine), progress)
     _check_survey(s, parsed)
-    what = f"the fixed effects {parsed.fixed!r}"
-    spec = states.finish(parsed.fixed, s.fixed, s.sample, what)
-    names = reterm.rename_intercept(list(spec.column_names))
-    terms = [_term(t, s, memory_dtypes(ddf._meta)) for t in parsed.random]
-    terms = sorted(terms, key=lambda t: -t.nlevels)  # lme4's term order (stable)
+    states = state_mod.finish(s.state)
+    fixed = MatrixSpec.build(parsed.fixed_terms, states)
+    names_ = list(fixed.names)
+    terms = [_term(t, s, states) for t in parsed.random]
+    terms, _, _ = reterm.lme4_order(terms, [np.empty(0)] * len(terms))
     design = design_mod.DesignSpec(
         formula,
         parsed,
-        spec,
-        np.arange(len(names), dtype=np.int64),
-        tuple(names),
+        fixed,
+        np.arange(len(names_), dtype=np.int64),
+        tuple(names_),
         (),
         tuple(terms),
-        tuple(spec.column_names),
+        states,
+        offset,
     )
-    return Learned(design, names, s.n, s.y_max - s.y_min)
+    return Learned(design, names_, s.n, s.y_max - s.y_min)

@@ -41,13 +41,12 @@ def per_partition(
       surveying any). ``map_partitions`` fuses the read into ``func``'s task,
       so a partition exists only while its task runs. Its results are not
       frames: hence ``meta`` of object dtype and no metadata check.
-    * formulaic's materializer (the fixed effects of :meth:`DesignSpec.X`,
-      :func:`.states.survey`) leaves reference cycles (its closures) that
-      hold the whole partition. They outlive the task until Python's next
-      full collection, rare in a long-lived worker: each task could leave its
-      partition (~30 MB per 1M rows) behind, and worker RSS crept by ~100 MB
-      over 8 tasks. So each task ends with a full collection (~0.1 s of CPU
-      in a worker, against ~1 s to form the blocks of 1M rows).
+    * a library's reference cycles that hold the whole partition (formulaic's
+      materializer left closures that did) outlive the task until Python's
+      next full collection, rare in a long-lived worker: each task could
+      leave its partition (~30 MB per 1M rows) behind. So each task ends with
+      a full collection (~0.1 s of CPU in a worker, against ~1 s to form the
+      blocks of 1M rows).
     """
     mapped = ddf.map_partitions(
         _collected, arg, func, meta=pd.Series(dtype=object), enforce_metadata=False

@@ -129,7 +129,7 @@ class GivenSurvey:
 def _survey(part: pd.DataFrame, model: LinearMixedModel) -> GivenSurvey:
     spec = model.spec
     part = memory_dtypes(part)
-    y = np.asarray(part[spec.response], dtype=float)
+    y = spec.response_values(part) - spec.offset(part)
     X = spec.X(part) if len(part) else np.empty((0, len(spec.fixed_names)))
     labels = tuple(int(pd.isna(t.new_keys(part)).sum()) for t in spec.terms)
     m_bad = tuple(not bool(np.isfinite(t.model_matrix(part)).all()) for t in spec.terms)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .blocks import Blocks
+from .crossprod import dense_A, term_columns
 from .gradient import inverse_weighted
 from .linalg import cholesky, inverse_lower
 
@@ -55,25 +56,14 @@ class DenseSystem:
         cls, blocks: Blocks, theta_index: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
     ) -> DenseSystem:
         """Assemble from the blocks; ``theta_index[t]`` = (T rows, T cols, theta indices)."""
-        l0, q0 = blocks.l0, blocks.q0
-        A21 = blocks.A21 if isinstance(blocks.A21, np.ndarray) else blocks.A21.toarray()
-        n0 = l0 * q0
-        N = n0 + blocks.m
-        A = np.zeros((N, N))
-        k0 = np.arange(l0)[:, None, None] * q0
-        A[k0 + np.arange(q0)[:, None], k0 + np.arange(q0)[None, :]] = blocks.A11
-        A[n0:, :n0] = A21
-        A[:n0, n0:] = A21.T
-        A[n0:, n0:] = blocks.A22
-        q = n0 + blocks.mr
+        A = dense_A(blocks)
+        N = len(A)
+        q = blocks.l0 * blocks.q0 + blocks.mr
         # (row, col) of every theta element in Lambda, by theta index; the last is the identity
         k = 1 + max(int(ix.max()) for _, _, ix in theta_index)
         where: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in range(k)]
         where.append(([np.arange(q, N)], [np.arange(q, N)]))
-        starts = {blocks.first: (0, l0, q0)}
-        for t in blocks.rest:
-            starts[t.term] = (n0 + t.offset, t.nlevels, t.q)
-        for term, (base, nlevels, qt) in starts.items():
+        for term, (base, nlevels, qt) in term_columns(blocks).items():
             rows, cols, index = theta_index[term]
             first = base + np.arange(nlevels) * qt
             for r, c, i in zip(rows, cols, index, strict=True):

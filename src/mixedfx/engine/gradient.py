@@ -191,9 +191,12 @@ def unscaled_rest(blocks: Blocks, W: np.ndarray) -> np.ndarray:
 
 
 def gradient(
-    blocks: Blocks, Ts: list[np.ndarray], reml: bool
+    blocks: Blocks, Ts: list[np.ndarray], reml: bool, w: np.ndarray | None = None
 ) -> tuple[tuple[float, float, float], list[np.ndarray]]:
     """The objective's parts and ``df/dT_t`` for every design term (see module docstring).
+
+    ``w`` (m,) replaces the objective's weights of ``log L22_ii^2`` (:func:`weights`);
+    ``log|L11|^2`` keeps weight 1.
 
     Returns
     -------
@@ -214,7 +217,7 @@ def gradient(
     M22 = scale_both(C, blocks, Ts) if blocks.rest else C.copy()
     M22[np.arange(blocks.mr), np.arange(blocks.mr)] += 1.0
     L22 = cholesky(M22)
-    H = inverse_weighted(L22, weights(blocks, reml))
+    H = inverse_weighted(L22, weights(blocks, reml) if w is None else w)
     out = rest_terms(blocks, Ts, C, H)
     d = rest_diagonal(blocks, Ts)
     if d is not None:

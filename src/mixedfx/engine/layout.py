@@ -2,7 +2,11 @@
 
 lme4's theta holds, for each random-effects term in order, the lower
 triangle of the term's relative covariance factor ``T`` (q x q) in
-column-major order, or only its diagonal for an uncorrelated (``||``) term.
+column-major order. ``T`` may be block diagonal: an uncorrelated (``||``)
+term is lme4's several terms on one grouping factor, ``(1 | g)`` and
+``(0 + t | g)`` per term ``t``, whose blocks are 1 x 1 for numeric
+columns and full for the levels of a factor; theta then holds each
+block's lower triangle in turn.
 Diagonal entries are bounded below by 0; the start is the identity.
 Everything that maps theta to matrices (the objective, the model's
 covariances, the optimizer's column scales, the dense system) reads this
@@ -25,22 +29,26 @@ class ThetaLayout:
     ----------
     qs : tuple of int
         Columns ``q_t`` of each term's ``T``.
-    correlated : tuple of bool
-        False for a ``||`` term (diagonal ``T``).
+    blocks : tuple of tuple of int
+        Per term, the sizes of the diagonal blocks of ``T`` (summing to
+        ``q_t``): ``(q_t,)`` for a correlated term, ``(1,) * q_t`` for a
+        ``||`` term of numeric columns.
     """
 
     qs: tuple[int, ...]
-    correlated: tuple[bool, ...]
+    blocks: tuple[tuple[int, ...], ...]
 
     @functools.cached_property
     def index(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
         """Per term, the (rows, cols) of ``T`` that its theta elements fill, in order."""
         out = []
-        for q, corr in zip(self.qs, self.correlated, strict=True):
-            if corr:
-                pairs = [(i, j) for j in range(q) for i in range(j, q)]
-            else:
-                pairs = [(i, i) for i in range(q)]
+        for q, sizes in zip(self.qs, self.blocks, strict=True):
+            if sum(sizes) != q:
+                raise ValueError(f"blocks {sizes} do not add up to {q} columns")
+            pairs, start = [], 0
+            for b in sizes:
+                pairs += [(start + i, start + j) for j in range(b) for i in range(j, b)]
+                start += b
             rows, cols = zip(*pairs, strict=True)
             out.append((np.array(rows, dtype=np.intp), np.array(cols, dtype=np.intp)))
         return tuple(out)

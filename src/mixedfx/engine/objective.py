@@ -100,11 +100,24 @@ class Objective:
 
     def value_and_gradient(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """The objective and its gradient at theta, from one factorization."""
+        parts, g = self.weighted_gradient(theta)
+        return self.criterion(*parts), g
+
+    def weighted_gradient(
+        self, theta: np.ndarray, w: np.ndarray | None = None
+    ) -> tuple[tuple[float, float, float], np.ndarray]:
+        """The log-determinants and r^2, and the gradient of a weighted sum of them.
+
+        With ``w`` (m,) the weights of ``log L22_ii^2`` (default: the objective's,
+        :func:`mixedfx.engine.gradient.weights`) and weight 1 on ``log|L11|^2``,
+        the gradient over theta of ``log|L11|^2 + sum_i w_i log L22_ii^2``, (ntheta,).
+        """
         theta = np.asarray(theta, dtype=float)
         if self.dense is not None:
-            parts, g = self.dense.gradient(theta, self._dense_weights)
-            return self.criterion(*parts), g
-        return self.blocked(theta)
+            bl = self.blocks
+            full = self._dense_weights if w is None else np.concatenate([np.ones(bl.l0 * bl.q0), w])
+            return self.dense.gradient(theta, full)
+        return self._blocked_parts(theta, w)
 
     def hessian(self, theta: np.ndarray) -> np.ndarray | None:
         """The objective's Hessian at theta, (ntheta, ntheta), for small models; else None.
@@ -118,10 +131,16 @@ class Objective:
 
     def blocked(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """The objective and its gradient from the blocked factor, whatever the model's size."""
+        parts, g = self._blocked_parts(theta, None)
+        return self.criterion(*parts), g
+
+    def _blocked_parts(
+        self, theta: np.ndarray, w: np.ndarray | None
+    ) -> tuple[tuple[float, float, float], np.ndarray]:
         Ts = self.Ts(np.asarray(theta, dtype=float))
-        parts, gT = gradient_mod.gradient(self.blocks, Ts, self.reml)
+        parts, gT = gradient_mod.gradient(self.blocks, Ts, self.reml, w)
         pairs = zip(gT, self.layout.index, strict=True)
-        return self.criterion(*parts), np.concatenate([g[r, c] for g, (r, c) in pairs])
+        return parts, np.concatenate([g[r, c] for g, (r, c) in pairs])
 
     @functools.cached_property
     def _dense_weights(self) -> np.ndarray:

@@ -405,7 +405,7 @@ def snap(fun: Callable[[np.ndarray], float], opt: OptSummary) -> OptSummary:
     return replace(opt, final=x, fmin=f, feval=opt.feval + nfev)
 
 
-def fit_theta(objective: Objective, w: np.ndarray) -> OptSummary:
+def fit_theta(objective: Objective, w: np.ndarray, start: np.ndarray | None = None) -> OptSummary:
     """Minimise ``objective`` over theta: BOBYQA, boundary restarts, then :func:`settle`.
 
     Parameters
@@ -415,6 +415,9 @@ def fit_theta(objective: Objective, w: np.ndarray) -> OptSummary:
         The optimizer works in scaled units ``s`` with ``theta = s * w``
         (w = 1, lme4's parameterisation, for most models; see
         :func:`mixedfx.fit.column_scales`).
+    start : ndarray, shape (ntheta,), optional
+        A warm start in theta's units (e.g. a bootstrap refit from the
+        fit's theta); lme4's identity start by default.
 
     Returns
     -------
@@ -431,7 +434,8 @@ def fit_theta(objective: Objective, w: np.ndarray) -> OptSummary:
         h = objective.hessian(s * w)
         return None if h is None else h * np.outer(w, w)
 
-    opt = minimize(fun, objective.start(), objective.lower())
+    first = objective.start() if start is None else np.asarray(start, dtype=float) / w
+    opt = minimize(fun, first, objective.lower())
     opt = boundary_restarts(fun, opt, objective.lower() == 0.0)
     opt = settle(fun, remembered(fungrad), opt, hess)
     return replace(opt, start=opt.start * w, final=opt.final * w)

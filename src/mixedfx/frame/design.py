@@ -1,42 +1,63 @@
 """The design: a frozen spec learned from training data and reused on new data.
 
-It holds the fixed-effects model spec (formulaic), the columns kept after
-dropping redundant ones, and one :class:`~mixedfx.frame.reterm.ReTerm` per random
-term. From it, any data frame with the right columns gives the fixed-effects
-matrix ``X`` (n x p) and, per term, level codes (n,) and a model matrix
-(n x q).
+It holds the parsed formula, its learned state (levels of categorical
+variables, constants of ``scale()`` and ``poly()``: :mod:`.state`), the
+fixed-effects model matrix (:class:`~mixedfx.frame.modelmatrix.MatrixSpec`,
+R's coding), the columns kept after dropping redundant ones, the offsets,
+and one :class:`~mixedfx.frame.reterm.ReTerm` per random term. From it, any
+data frame with the right columns gives the fixed-effects matrix ``X``
+(n x p), the offset (n,) and, per term, level codes (n,) and a model matrix
+(n x q). Every expression is computed by the whitelist evaluator
+(:mod:`.evaluate`); the spec is immutable, so a call that fails changes
+nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import re
-import threading
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula, ModelSpec
-from formulaic.errors import DataMismatchWarning, FormulaicError
 
 from ..engine.layout import ThetaLayout
 from ..errors import DataError, FormulaError, RankDeficiencyWarning
-from . import reterm
-from .formula import ParsedFormula, parse, variable_names
+from . import reterm, syntax
+from . import state as state_mod
+from . import transforms as tf
+from .evaluate import Evaluator
+from .formula import ParsedFormula, parse
+from .modelmatrix import MatrixSpec
+from .syntax import Call, Name
 
 RANK_TOL = 1e-7  # lme4's tolerance for dropping columns of X
+OFFSET_COLUMN = (
+    "(offset)"  # the column lmm(offset=array) adds to the training rows, as lme4's frame
+)
 
 
 @dataclass(frozen=True)
 class TrainingArrays:
-    """The numbers the engine needs from the training rows."""
+    """The numbers the engine needs from the training rows.
+
+    ``y`` is the working response, the response minus the offset (what the
+    cross-product blocks sum); ``offset`` is None without offsets.
+    """
 
     X: np.ndarray  # (n, p)
     y: np.ndarray  # (n,)
     codes: tuple[np.ndarray, ...]  # per term, (n,)
     M: tuple[np.ndarray, ...]  # per term, (n, q_t)
+    offset: np.ndarray | None = None  # (n,)
+    observed: np.ndarray | None = None  # (n,): the response itself, when offset is set
+
+    @property
+    def response(self) -> np.ndarray:
+        """The response as observed, shape (n,)."""
+        return self.y if self.observed is None else self.observed
 
 
 @dataclass(frozen=True)
@@ -50,35 +71,45 @@ class DesignSpec:
     ----------
     formula : str
     parsed : ParsedFormula
-    fixed_spec : formulaic ModelSpec of the fixed-effects right-hand side
+    fixed : MatrixSpec
+        The fixed-effects model matrix, every column (before rank checks).
     kept : ndarray of int
-        Indices of the fixed-effects spec's columns kept after rank checks.
+        Indices of the fixed-effects columns kept after rank checks.
     fixed_names : tuple of str
-        Names of the kept columns (lme4 style: ``(Intercept)``).
+        Names of the kept columns, as lme4 names them (``(Intercept)``, ``I(Days^2)``, ``fb``).
     dropped : tuple of str
         Names of columns dropped as linearly dependent on earlier ones.
     terms : tuple of ReTerm
+    states : mapping of str to State
+        The formula's learned state (see :mod:`.state`).
+    offset_column : str or None
+        A data column added to the linear predictor (``lmm(offset=...)``),
+        besides the formula's ``offset()`` terms.
     """
 
     formula: str
     parsed: ParsedFormula
-    fixed_spec: object
+    fixed: MatrixSpec
     kept: np.ndarray
     fixed_names: tuple[str, ...]
     dropped: tuple[str, ...]
     terms: tuple[reterm.ReTerm, ...]
-    all_names: tuple[str, ...] = ()  # formulaic's column names before dropping
+    states: Mapping[str, tf.State] = field(default_factory=dict, compare=False, repr=False)
+    offset_column: str | None = None
 
     @property
     def response(self) -> str:
         return self.parsed.response
 
+    @property
+    def all_names(self) -> tuple[str, ...]:
+        """Names of every fixed-effects column, before dropping."""
+        return self.fixed.names
+
     @functools.cached_property
     def layout(self) -> ThetaLayout:
         """Where each element of theta sits in the terms' relative covariance factors."""
-        return ThetaLayout(
-            tuple(t.q for t in self.terms), tuple(t.term.correlated for t in self.terms)
-        )
+        return ThetaLayout(tuple(t.q for t in self.terms), tuple(t.blocks for t in self.terms))
 
     def theta_names(self) -> list[str]:
         """lme4's names of theta's elements, e.g. ``Subject.Days.(Intercept)``."""
@@ -90,7 +121,12 @@ class DesignSpec:
 
     def fixed_variables(self) -> list[str]:
         """Data columns the fixed-effects part reads."""
-        return data_columns(self.parsed.fixed, self.fixed_spec.required_variables)  # type: ignore[attr-defined]
+        return self.fixed.data_columns()
+
+    def offset_variables(self) -> list[str]:
+        """Data columns the offsets read."""
+        cols = [c for node in self.parsed.offsets for c in syntax.names(node)]
+        return list(dict.fromkeys([*cols, *([self.offset_column] if self.offset_column else [])]))
 
     def X(self, data: pd.DataFrame) -> np.ndarray:
         """The fixed-effects matrix for new data, shape (n, p).
@@ -98,71 +134,88 @@ class DesignSpec:
         Rows with a missing predictor come out as NaN; an unseen level of a
         categorical predictor is an error naming it.
         """
-        absent = np.zeros(len(data), dtype=bool)
-        for name in self.fixed_variables():
-            if name in data.columns:
-                absent |= missing_values(data[name])
-        if absent.any():  # build the complete rows; the others are NaN
-            out = np.full((len(data), len(self.fixed_names)), np.nan)
-            if not absent.all():
-                out[~absent] = self.X(data.iloc[np.flatnonzero(~absent)])
+        check_columns(data, self.fixed_variables(), "fixed-effects")
+        return self.fixed.matrix(data)[:, self.kept]
+
+    def offset(self, data: pd.DataFrame) -> np.ndarray:
+        """The offset of each row: the formula's ``offset()`` terms and the offset column, summed.
+
+        Shape (n,); zeros without offsets; NaN where a value is missing. The
+        GLMM adds it to its linear predictor as the LMM does.
+
+        Raises
+        ------
+        DataError
+            Naming an offset column missing from ``data``.
+        """
+        out = np.zeros(len(data))
+        if not self.parsed.offsets and self.offset_column is None:
             return out
-        rhs = _fixed_formula(self.parsed.fixed)
-        numeric = _numeric_columns(rhs, data)
-        if numeric is not None and self.all_names:
-            names = tuple(_numeric_spec(self.parsed.fixed, numeric).column_names)
-            if names == self.all_names:  # plain numeric columns, as in training
-                return _stack(names, data)[:, self.kept]
-        try:
-            full, names = build_fixed(self.fixed_spec, data)
-        except DataError:
-            check_columns(data, self.fixed_variables(), "fixed-effects")  # name the cause
-            raise
-        if self.all_names and names != self.all_names:
-            raise DataError(
-                f"the fixed-effects columns of the new data {list(names)} differ "
-                f"from training's {list(self.all_names)}"
+        missing = [c for c in self.offset_variables() if c not in data.columns]
+        if missing:
+            how = (
+                "; the model was fitted with offset= an array: give new rows their offsets "
+                f"in a column {OFFSET_COLUMN!r}"
+                if self.offset_column == OFFSET_COLUMN
+                else ""
             )
-        return full[:, self.kept]
+            raise DataError(f"offset column(s) {missing} missing from the data{how}")
+        ev = Evaluator(data, self.states)
+        for node in self.parsed.offsets:
+            out = out + np.broadcast_to(ev.numeric(node), (len(data),))
+        if self.offset_column is not None:
+            out = out + ev.numeric(Name(self.offset_column))
+        return out
+
+    def response_values(self, data: pd.DataFrame) -> np.ndarray:
+        """The response of each row, shape (n,), or (n, 2) for ``cbind(successes, failures)``.
+
+        NaN where missing; a missing or non-numeric column is a DataError.
+        """
+        lhs = self.parsed.lhs
+        if isinstance(lhs, Name):
+            return response(data, lhs.id, finite=False)
+        check_columns(data, syntax.names(lhs), "response")
+        ev = Evaluator(data, self.states)
+        if self.parsed.two_column:
+            assert isinstance(lhs, Call)
+            cols = [np.broadcast_to(ev.numeric(a), (len(data),)) for a in lhs.args]
+            return np.column_stack(cols).astype(float)
+        return np.broadcast_to(ev.numeric(lhs), (len(data),)).astype(float)
 
     def response_vector(self, data: pd.DataFrame) -> np.ndarray:
-        """The response column as floats, shape (n,); errors on NaN, inf or non-numbers."""
-        return response(data, self.response)
+        """The response as floats, shape (n,); errors on NaN, inf or non-numbers."""
+        if self.parsed.two_column:
+            raise FormulaError(two_column_message(self.response))
+        y = self.response_values(data)
+        check_finite(y, f"response {self.response!r}")
+        return y
+
+    def working_response(self, data: pd.DataFrame) -> np.ndarray:
+        """The response minus the offset, shape (n,): what the model's ``X beta + Z b`` fits."""
+        y = self.response_vector(data)
+        if not self.parsed.offsets and self.offset_column is None:
+            return y
+        offset = self.offset(data)
+        check_finite(offset, "the offset")
+        return y - offset
 
 
-def missing_values(column: pd.Series) -> np.ndarray:
-    """True where a value is NaN, inf or None, shape (n,)."""
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        return ~np.isfinite(np.asarray(column, dtype=float))
-    return column.isna().to_numpy(dtype=bool, copy=True)
+def two_column_message(response: str) -> str:
+    return (
+        f"the response {response} is a two-column binomial response (successes, failures); "
+        "a linear mixed model needs one column: fit it with mfx.glmm(..., family='binomial')"
+    )
 
 
-def data_columns(text: str, variables: set[str]) -> list[str]:
-    """formulaic's required variables as the data columns a formula names.
-
-    formulaic reads a dotted name such as ``Day.s`` as the variable ``Day``
-    (attribute ``s``), yet evaluates it from a column ``Day.s``: a dotted
-    name written in ``text`` that starts with a variable is that column.
-
-    Parameters
-    ----------
-    text : str
-        The formula (or its fixed part) as written.
-    variables : set of str
-        formulaic's ``required_variables`` of it.
-
-    Returns
-    -------
-    list of str
-        Sorted column names, e.g. ``["Day.s"]`` for ``"Day.s"``.
-    """
-    out: set[str] = set()
-    for v in variables:
-        head = r"(?<![\w.])" + re.escape(v)
-        dotted = set(re.findall(head + r"(?:\.\w+)+", text))
-        alone = re.search(head + r"(?![\w.])", text) is not None
-        out |= dotted | ({v} if alone or not dotted else set())
-    return sorted(out)
+def check_finite(values: np.ndarray, what: str) -> None:
+    """Raise a DataError when ``values`` has NaN or infinite entries, naming ``what``."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise DataError(
+            f"{what} has {int(bad.sum())} NaN or infinite values (first at row "
+            f"{int(np.argmax(bad))}); drop those rows first"
+        )
 
 
 def check_columns(data: pd.DataFrame, names: list[str], what: str) -> None:
@@ -175,70 +228,17 @@ def check_columns(data: pd.DataFrame, names: list[str], what: str) -> None:
         )
 
 
-# formulaic encodes an unseen categorical level as the baseline (zeros) and only
-# warns; we turn that warning into an error. Warning filters are process-global,
-# so the switch is made under a lock: concurrent predictions must not restore
-# each other's filters halfway (which could let one of them through silently).
-_FILTER_LOCK = threading.Lock()
-
-
-def build_fixed(spec: object, data: pd.DataFrame) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Apply a learned formulaic spec; unseen categorical levels are errors.
-
-    Levels are checked before formulaic runs (:func:`unseen_levels`, naming the
-    column); formulaic's own DataMismatchWarning is a second line of defence.
-    """
-    unseen_levels(spec, data)
-    with _FILTER_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("error", category=DataMismatchWarning)
-        try:
-            mm = spec.get_model_matrix(data, output="numpy", na_action="ignore")  # type: ignore[attr-defined]
-        except DataMismatchWarning as exc:  # unseen levels check_levels could not see
-            raise DataError(f"new data does not fit the fixed effects: {exc}") from exc
-        except FormulaicError as exc:
-            raise DataError(f"cannot build the fixed effects from the data: {exc}") from exc
-    return np.asarray(mm, dtype=float), tuple(mm.model_spec.column_names)
-
-
-def unseen_levels(spec: object, data: pd.DataFrame) -> None:
-    """Raise a DataError naming a categorical predictor with levels training never saw.
-
-    formulaic's learned state lists each categorical factor (``c`` or an
-    expression such as ``C(k)``) with its training levels; the data column is
-    the factor itself or the one column its expression names.
-    """
-    state = getattr(spec, "encoder_state", {}) or {}
-    for factor, (kind, info) in state.items():
-        if getattr(kind, "value", kind) != "categorical" or not isinstance(info, dict):
-            continue
-        if factor in data.columns:
-            name = factor
-        else:
-            cols = [c for c in variable_names(str(factor)) if c in data.columns]
-            if len(cols) != 1:
-                continue
-            name = cols[0]
-        known = list(info.get("categories", []))
-        values = pd.unique(data[name].dropna())
-        unseen = [v for v in values if v not in known]
-        if unseen:
-            shown = [str(v) for v in unseen[:10]]
-            raise DataError(
-                f"fixed-effect column {name!r} has level(s) {shown} that training never "
-                f"saw (training levels: {[str(k) for k in known[:20]]}); the fixed "
-                "effects have no coefficient for them"
-            )
-
-
-def response(data: pd.DataFrame, name: str) -> np.ndarray:
-    """The response as a float vector, shape (n,)."""
+def response(data: pd.DataFrame, name: str, finite: bool = True) -> np.ndarray:
+    """A response column as a float vector, shape (n,)."""
     check_columns(data, [name], "response")
     col = data[name]
-    if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+    if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)) or isinstance(
+        col.dtype, pd.CategoricalDtype
+    ):
         raise DataError(f"response {name!r} is not numeric (dtype {col.dtype}); convert it first")
-    y = np.asarray(col, dtype=float)
+    y = col.to_numpy(dtype=float, na_value=np.nan)
     bad = ~np.isfinite(y)
-    if bad.any():
+    if finite and bad.any():
         raise DataError(
             f"response {name!r} has {bad.sum()} NaN or infinite values (first at row "
             f"{int(np.argmax(bad))}); drop those rows first"
@@ -249,8 +249,8 @@ def response(data: pd.DataFrame, name: str) -> np.ndarray:
 def _check_finite_inputs(data: pd.DataFrame, names: list[str]) -> None:
     for name in names:
         col = data[name]
-        if pd.api.types.is_numeric_dtype(col):
-            values = np.asarray(col, dtype=float)
+        if pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
+            values = col.to_numpy(dtype=float, na_value=np.nan)
             bad = ~np.isfinite(values)
         else:
             bad = np.asarray(col.isna())
@@ -306,82 +306,12 @@ def drop_dependent(
     return kept, dropped
 
 
-@functools.lru_cache(maxsize=128)
-def _fixed_formula(rhs: str) -> Formula:
-    """The parsed fixed-effects formula (formulaic parsing is slow; formulas are immutable)."""
-    try:
-        return Formula(rhs)
-    except FormulaicError as exc:
-        raise FormulaError(f"cannot read the fixed part {rhs!r}: {exc}") from exc
-
-
-def _numeric_columns(rhs: Formula, data: pd.DataFrame) -> tuple[tuple[str, str], ...] | None:
-    """(name, dtype) of each column when every term is the intercept or a numeric column.
-
-    None when any term needs formulaic (a transform, an interaction, a
-    categorical or boolean column, a missing column).
-    """
-    out = []
-    for term in rhs:
-        factors = term.factors
-        if len(factors) != 1:
-            return None
-        method = factors[0].eval_method.value
-        name = factors[0].expr
-        if method == "literal" and name == "1":
-            continue
-        if method != "lookup" or name not in data.columns or name == "Intercept":
-            return None  # ("Intercept" would collide with formulaic's intercept column)
-        dtype = data[name].dtype
-        if not isinstance(dtype, np.dtype) or dtype.kind not in "iuf":
-            return None
-        out.append((name, dtype.str))
-    return tuple(out)
-
-
-@functools.lru_cache(maxsize=128)
-def _numeric_spec(rhs: str, columns: tuple[tuple[str, str], ...]) -> ModelSpec:
-    """formulaic's spec for a fixed part of numeric columns only (it holds no data state)."""
-    sample = pd.DataFrame({name: np.zeros(2, dtype=np.dtype(dt)) for name, dt in columns})
-    spec: ModelSpec = _fixed_formula(rhs).get_model_matrix(sample, output="numpy").model_spec
-    return spec
-
-
-def _stack(names: Sequence[str], data: pd.DataFrame) -> np.ndarray:
-    """X stacked from plain numeric columns ("Intercept" is ones), shape (n, len(names)).
-
-    No formulaic materializer: faster, and it leaves no reference cycles
-    holding ``data`` (which kept Dask partitions alive in worker memory).
-    """
-    n = len(data)
-    columns = [np.ones(n) if c == "Intercept" else np.asarray(data[c], dtype=float) for c in names]
-    return np.column_stack(columns) if columns else np.empty((n, 0))
-
-
-def _fixed_matrix(
-    rhs_text: str, data: pd.DataFrame, fixed_vars: list[str]
-) -> tuple[np.ndarray, ModelSpec]:
-    """The fixed-effects matrix and its formulaic spec, shape (n, p).
-
-    A fixed part of plain numeric columns (``1 + x + z``) skips formulaic's
-    materializer: the spec, which then holds no state learned from data, is
-    cached per formula and column dtypes, and X is stacked from the columns.
-    """
-    rhs = _fixed_formula(rhs_text)
-    numeric = _numeric_columns(rhs, data)
-    if numeric is not None:
-        spec = _numeric_spec(rhs_text, numeric)
-        return _stack(spec.column_names, data), spec
-    try:
-        mm = rhs.get_model_matrix(data, output="numpy", na_action="ignore")
-    except FormulaicError as exc:
-        check_columns(data, fixed_vars, "fixed-effects")  # the usual cause: name it
-        raise FormulaError(f"cannot build the fixed effects {rhs_text!r}: {exc}") from exc
-    learned: ModelSpec = mm.model_spec
-    return np.asarray(mm, dtype=float), learned
-
-
-def learn(formula: str, data: pd.DataFrame) -> tuple[DesignSpec, TrainingArrays]:
+def learn(
+    formula: str,
+    data: pd.DataFrame,
+    offset: str | None = None,
+    two_column: bool = False,
+) -> tuple[DesignSpec, TrainingArrays]:
     """Learn the design from training data and build its arrays.
 
     Parameters
@@ -389,6 +319,11 @@ def learn(formula: str, data: pd.DataFrame) -> tuple[DesignSpec, TrainingArrays]
     formula : str
         An lme4 formula.
     data : DataFrame, shape (n, ...)
+    offset : str, optional
+        A column of ``data`` added to the linear predictor.
+    two_column : bool, default False
+        Accept a ``cbind(successes, failures)`` response (GLMMs): the
+        arrays' ``y`` then has shape (n, 2) and holds the response itself.
 
     Returns
     -------
@@ -400,37 +335,53 @@ def learn(formula: str, data: pd.DataFrame) -> tuple[DesignSpec, TrainingArrays]
     if len(data) == 0:
         raise DataError("data has no rows")
     parsed = parse(formula)
-    y = response(data, parsed.response)
-    rhs = _fixed_formula(parsed.fixed)
-    fixed_vars = data_columns(parsed.fixed, rhs.required_variables)
-    _check_finite_inputs(data, [v for v in fixed_vars if v in data.columns])
-    full, spec = _fixed_matrix(parsed.fixed, data, fixed_vars)
-    if not np.isfinite(full).all():
-        rows = np.flatnonzero(~np.isfinite(full).all(axis=1))
-        raise DataError(
-            f"the fixed-effects matrix has NaN or infinite values in {len(rows)} "
-            f"row(s) (first at row {rows[0]}); check the predictors"
-        )
-    names = reterm.rename_intercept(list(spec.column_names))
-    kept, dropped = drop_dependent(full, names, stacklevel=4)
-    terms, codes, Ms = [], [], []
+    if parsed.two_column and not two_column:
+        raise FormulaError(two_column_message(parsed.response))
+    check_columns(data, syntax.names(parsed.lhs), "response")
+    fixed_columns = [c for v in parsed.fixed_terms.variables for c in syntax.names(v)]
+    check_columns(data, list(dict.fromkeys(fixed_columns)), "fixed-effects")
     for term in parsed.random:
-        rt, c, M = reterm.learn(term, data)
+        absent = [c for c in syntax.names(term.lhs) if c not in data.columns]
+        if absent:
+            raise DataError(f"column(s) {absent} of random term {term} missing from the data")
+    offsets = [c for node in parsed.offsets for c in syntax.names(node)]
+    check_columns(data, offsets + ([offset] if offset is not None else []), "offset")
+    states = state_mod.learn(parsed, data)
+    fixed = MatrixSpec.build(parsed.fixed_terms, states)
+    names_ = list(fixed.names)
+    everything = np.arange(len(names_), dtype=np.int64)
+    design = DesignSpec(formula, parsed, fixed, everything, tuple(names_), (), (), states, offset)
+    fixed_vars = fixed.data_columns()
+    y = design.response_values(data) if two_column else design.response_vector(data)
+    _check_finite_inputs(data, fixed_vars)
+    full = fixed.matrix(data)
+    if not np.isfinite(full).all():
+        bad = ~np.isfinite(full)
+        rows, col = np.flatnonzero(bad.any(axis=1)), int(np.argmax(bad.any(axis=0)))
+        raise DataError(
+            f"the fixed-effects matrix has NaN or infinite values in {len(rows)} row(s) "
+            f"(first at row {rows[0]}, column {names_[col]!r}); check the predictors"
+        )
+    kept, dropped = drop_dependent(full, names_, stacklevel=4)
+    learned = [reterm.learn(term, data, states) for term in parsed.random]
+    for term, (_, _, M) in zip(parsed.random, learned, strict=True):
         if not np.isfinite(M).all():
             raise DataError(f"random term {term} has NaN or infinite values in its columns")
-        terms.append(rt)
-        codes.append(c)
-        Ms.append(M)
-    order = sorted(range(len(terms)), key=lambda t: -terms[t].nlevels)  # lme4's term order
-    terms, codes, Ms = [terms[t] for t in order], [codes[t] for t in order], [Ms[t] for t in order]
-    design = DesignSpec(
-        formula,
-        parsed,
-        spec,
-        kept,
-        tuple(names[j] for j in kept),
-        dropped,
-        tuple(terms),
-        tuple(spec.column_names),
+    terms, codes, Ms = reterm.lme4_order(
+        [rt for rt, _, _ in learned], [c for _, c, _ in learned], [M for _, _, M in learned]
     )
-    return design, TrainingArrays(full[:, kept], y, tuple(codes), tuple(Ms))
+    design = dataclasses.replace(
+        design,
+        kept=kept,
+        fixed_names=tuple(names_[j] for j in kept),
+        dropped=dropped,
+        terms=tuple(terms),
+    )
+    off = None
+    if parsed.offsets or offset is not None:
+        off = design.offset(data)
+        check_finite(off, "the offset")
+    X = full[:, kept]
+    if off is None or two_column:
+        return design, TrainingArrays(X, y, tuple(codes), tuple(Ms), off)
+    return design, TrainingArrays(X, y - off, tuple(codes), tuple(Ms), off, y)

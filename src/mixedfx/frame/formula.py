@@ -1,38 +1,55 @@
-"""lme4's formula language: split a model formula into its fixed and random parts.
+"""lme4's formula language: a formula split into response, fixed part and random terms.
 
 ``y ~ x + (x | g) + (1 | a/b)`` becomes the response ``y``, the fixed-effects
-right-hand side ``x`` (handed to formulaic) and the random-effects terms
-``(x | g)``, ``(1 | a)`` and ``(1 | a:b)``.
+terms of ``x`` (:mod:`.terms`, R's ``terms()``) and the random-effects terms
+``(x | g)``, ``(1 | a)`` and ``(1 | b:a)``. The text is read by the parser
+of :mod:`.syntax` (never by Python), and every function it calls must be
+one the evaluator knows (:data:`~mixedfx.frame.evaluate.FUNCTIONS`).
 
-Supported random-term syntax, as in lme4:
+Random terms, as in lme4:
 
-* ``(expr | g)``: correlated random effects for the columns of ``expr``;
-* ``(expr || g)``: uncorrelated (diagonal relative covariance);
+* ``(expr | g)``: correlated random effects for the columns of ``expr``
+  (a right-hand side: ``1 + Days``, ``log(Days + 1)``, ``0 + factor(k)``);
+* ``(expr || g)``: uncorrelated, lme4's ``expandDoubleVerts``: ``(1 | g)``
+  and ``(0 + t | g)`` for each term ``t`` of ``expr``, so a factor ``f``
+  in ``(f || g)`` keeps a full block for its levels;
 * ``(0 + x | g)`` or ``(x - 1 | g)``: no random intercept;
 * ``(1 | a/b)`` = ``(1 | a) + (1 | b:a)`` (lme4's naming), and deeper nests;
 * ``(1 | a:b)``: the interaction of two factors as one grouping factor.
+
+The response may be an expression (``log(y)``, ``sqrt(y)``, ``I(y/100)``),
+or ``cbind(successes, failures)`` for a binomial GLMM. ``offset(expr)``
+terms are summed into the linear predictor.
 """
 
 from __future__ import annotations
 
 import functools
-import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import FormulaError
-
-_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$|^`[^`]+`$")
-
-# variable names inside an expression: backticked names, and bare identifiers
-# that are not followed by "(" (those are functions, such as np.log or C)
-_VARIABLE = re.compile(
-    r"`([^`]+)`|(?<![A-Za-z0-9_.])([A-Za-z_.][A-Za-z0-9_.]*)(?![A-Za-z0-9_.]|\s*\()"
-)
+from . import syntax
+from .evaluate import FUNCTIONS, unknown_function
+from .syntax import BinOp, Call, Chain, Name, Node, Num, Paren, Unary, deparse
+from .terms import Terms, expand
 
 
-def variable_names(expr: str) -> list[str]:
-    """Names an expression uses as variables, in order, without repeats."""
-    return list(dict.fromkeys(a or b for a, b in _VARIABLE.findall(expr)))
+def _check_functions(node: Node, allow_cbind: bool = False) -> None:
+    """Every call in ``node`` is a function the evaluator knows."""
+    for n in syntax.walk(node):
+        if isinstance(n, Call) and n.fn not in FUNCTIONS:
+            if not (allow_cbind and n is node and n.fn == "cbind"):
+                raise unknown_function(n.fn, n)
+
+
+@functools.lru_cache(maxsize=1024)
+def _rhs(text: str) -> Node:
+    """The tree of a right-hand side given as text (a term's ``expr``)."""
+    node = syntax.parse(text)
+    if isinstance(node, BinOp | Unary) and node.op == "~":
+        raise FormulaError(f"{text!r} must be a right-hand side, without '~'")
+    _check_functions(node)
+    return node
 
 
 @dataclass(frozen=True)
@@ -42,11 +59,11 @@ class RandomTerm:
     Attributes
     ----------
     expr : str
-        The left-hand side of the bar, e.g. ``"1 + Days"`` or ``"0 + x"``.
+        R's text of the left-hand side of the bar, e.g. ``"1 + Days"``.
     factors : tuple of str
         The grouping columns; more than one for an interaction ``a:b``.
     correlated : bool
-        False for ``||``: the term's relative covariance factor is diagonal.
+        False for ``||``: lme4's expansion into one term per term of ``expr``.
     """
 
     expr: str
@@ -62,97 +79,135 @@ class RandomTerm:
         bar = "|" if self.correlated else "||"
         return f"({self.expr} {bar} {self.group})"
 
+    @property
+    def lhs(self) -> Node:
+        return _rhs(self.expr)
+
+    def parts(self) -> tuple[Terms, ...]:
+        """The term's model matrices: one, or for ``||`` lme4's ``(1 | g)`` and ``(0 + t | g)``.
+
+        Raises
+        ------
+        FormulaError
+            For a term without columns, or with an offset.
+        """
+        terms = expand(self.lhs)
+        if terms.offsets:
+            raise FormulaError(f"random term {self} cannot hold an offset")
+        if not terms.terms and not terms.intercept:
+            raise FormulaError(f"random term {self} has no columns")
+        if self.correlated:
+            return (terms,)
+        singles = tuple(terms.single(k) for k in range(len(terms.terms)))
+        return ((Terms(True, (), ()),) if terms.intercept else ()) + singles
+
 
 @dataclass(frozen=True)
 class ParsedFormula:
-    """A formula split into response, fixed part and random terms."""
+    """A formula split into response, fixed part and random terms.
+
+    Attributes
+    ----------
+    response : str
+        The response column's name, or R's text of the response expression
+        (``"log(Reaction)"``, ``"cbind(s, f)"``).
+    fixed : str
+        R's text of the fixed part (``"1"`` when it has no terms).
+    random : tuple of RandomTerm
+    lhs : Node
+        The response's tree.
+    fixed_terms : Terms
+        The fixed part's terms, intercept and offsets.
+    """
 
     response: str
     fixed: str
     random: tuple[RandomTerm, ...]
+    lhs: Node = field(compare=False, repr=False)
+    fixed_terms: Terms = field(compare=False, repr=False)
 
     @property
-    def fixed_formula(self) -> str:
-        """The fixed-effects formula for formulaic, ``response ~ fixed``."""
-        return f"{self.response} ~ {self.fixed}"
+    def two_column(self) -> bool:
+        """A ``cbind(successes, failures)`` response."""
+        return isinstance(self.lhs, Call) and self.lhs.fn == "cbind"
+
+    @property
+    def offsets(self) -> tuple[Node, ...]:
+        return self.fixed_terms.offsets
 
 
-def _split_top(text: str, seps: str) -> list[tuple[str, str]]:
-    """Split ``text`` at characters in ``seps`` outside parentheses.
-
-    Returns a list of ``(sign, piece)`` where ``sign`` is the separator that
-    preceded the piece (``"+"`` for the first one).
-    """
-    pieces: list[tuple[str, str]] = []
-    depth, start, sign = 0, 0, "+"
-    for i, ch in enumerate(text):
-        if ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            depth -= 1
-            if depth < 0:
-                raise FormulaError(f"unbalanced ')' in formula term {text!r}")
-        elif ch in seps and depth == 0:
-            pieces.append((sign, text[start:i].strip()))
-            sign, start = ch, i + 1
-    if depth != 0:
-        raise FormulaError(f"unbalanced '(' in formula term {text!r}")
-    pieces.append((sign, text[start:].strip()))
-    return pieces
+def _unwrap(node: Node) -> Node:
+    while isinstance(node, Paren):
+        node = node.inner
+    return node
 
 
-def _outer_parens(piece: str) -> str | None:
-    """The inside of ``piece`` when the whole piece is one parenthesised group."""
-    if not (piece.startswith("(") and piece.endswith(")")):
-        return None
-    depth = 0
-    for i, ch in enumerate(piece):
-        depth += ch == "("
-        depth -= ch == ")"
-        if depth == 0 and i < len(piece) - 1:
-            return None
-    return piece[1:-1].strip()
+def _summands(node: Node) -> list[tuple[str, Node]]:
+    """The top-level ``+``/``-`` pieces of a right-hand side, with their signs."""
+    if isinstance(node, Chain) and node.ops[0] in "+-":
+        return [("+", node.items[0]), *zip(node.ops, node.items[1:], strict=True)]
+    return [("+", node)]
 
 
-def _group_names(spec: str, term: str) -> list[tuple[str, ...]]:
+def _has_bar(node: Node) -> bool:
+    return any(isinstance(n, Chain) and n.ops[0] in ("|", "||") for n in syntax.walk(node))
+
+
+def _group_names(node: Node, term: str) -> list[tuple[str, ...]]:
     """Expand the grouping side of a bar: ``a/b`` -> ``[(a,), (b, a)]``, as lme4 does."""
-    spec = spec.strip()
-    inner = _outer_parens(spec)
-    if inner is not None:
-        spec = inner
-    if not spec:
-        raise FormulaError(f"random term {term} has nothing after the bar; write (x | group)")
-    nest = [part.strip() for part in spec.split("/")]
+    node = _unwrap(node)
+    nested = isinstance(node, Chain) and set(node.ops) == {"/"}
     groups: list[tuple[str, ...]] = []
     prefix: tuple[str, ...] = ()
-    for part in nest:
-        raw = [f.strip() for f in part.split(":")]
-        for f in raw:
-            if not f or not _NAME.match(f):
-                raise FormulaError(
-                    f"grouping factor {f!r} in random term {term} is not a column name; "
-                    "write (x | group) with group a column of the data"
-                )
-        factors = tuple(f.strip("`") for f in raw)
-        prefix = factors + prefix  # lme4 names a nested b in a as "b:a"
+    for part in node.items if isinstance(node, Chain) and nested else (node,):
+        part = _unwrap(part)
+        raw = part.items if isinstance(part, Chain) and set(part.ops) == {":"} else (part,)
+        factors = tuple(f.id for f in raw if isinstance(f, Name))
+        if len(factors) != len(raw):
+            raise FormulaError(
+                f"grouping factor {deparse(part)!r} in random term {term} is not a column name; "
+                "write (x | group) with group a column of the data"
+            )
+        prefix = factors + prefix  # lme4 names b nested in a "b:a"
         groups.append(prefix)
     return groups
 
 
-def _random_terms(inner: str, term: str) -> list[RandomTerm]:
-    """Parse the inside of ``( ... | ... )``."""
-    if "||" in inner:
-        lhs, _, rhs = inner.partition("||")
-        correlated = False
-    else:
-        lhs, _, rhs = inner.partition("|")
-        correlated = True
-    if "|" in rhs:
+def _random_terms(bar: Chain, text: str) -> list[RandomTerm]:
+    term = f"({deparse(bar)})"
+    if len(bar.ops) != 1:
         raise FormulaError(f"random term {term} has more than one bar; write (x | group)")
-    lhs = lhs.strip()
-    if not lhs:
-        raise FormulaError(f"random term {term} has nothing before the bar; write (1 | group)")
-    return [RandomTerm(lhs, g, correlated) for g in _group_names(rhs, term)]
+    lhs, rhs = bar.items
+    _check_functions(lhs)
+    if _has_bar(lhs):
+        raise FormulaError(f"random term {term} has a bar inside its left side")
+    expr = deparse(lhs)
+    return [RandomTerm(expr, g, bar.ops[0] == "|") for g in _group_names(rhs, term)]
+
+
+def split_rhs(node: Node, text: str) -> tuple[Node, list[RandomTerm]]:
+    """The fixed part (a tree) and the random terms of a right-hand side."""
+    fixed: list[tuple[str, Node]] = []
+    random: list[RandomTerm] = []
+    for sign, piece in _summands(node):
+        inner = _unwrap(piece)
+        if isinstance(piece, Paren) and isinstance(inner, Chain) and inner.ops[0] in ("|", "||"):
+            if sign == "-":
+                raise FormulaError(f"random term ({deparse(inner)}) cannot be subtracted")
+            random.extend(_random_terms(inner, text))
+        elif _has_bar(piece):
+            raise FormulaError(
+                f"term {deparse(piece)!r} uses '|' outside parentheses; write random terms "
+                "as (x | g), added to the rest of the formula"
+            )
+        else:
+            fixed.append((sign, piece))
+    if not fixed:
+        return Num(1.0), random
+    first_sign, first = fixed[0]
+    items = [Unary("-", first) if first_sign == "-" else first, *(p for _, p in fixed[1:])]
+    ops = tuple(s for s, _ in fixed[1:])
+    return (Chain(ops, tuple(items)) if ops else items[0]), random
 
 
 def parse(formula: str) -> ParsedFormula:
@@ -170,8 +225,9 @@ def parse(formula: str) -> ParsedFormula:
     Raises
     ------
     FormulaError
-        For a formula without ``~``, without a response, without a random
-        term, or with a malformed bar.
+        For text that is not a formula (see :mod:`.syntax`), a formula
+        without ``~``, response or random term, a malformed bar, or a
+        function that is not supported.
     """
     if not isinstance(formula, str):
         raise FormulaError(f"formula must be a string such as 'y ~ x + (1 | g)', got {formula!r}")
@@ -181,43 +237,42 @@ def parse(formula: str) -> ParsedFormula:
 @functools.lru_cache(maxsize=256)
 def _parse(formula: str) -> ParsedFormula:
     """:func:`parse` of a string (the result is immutable, so it is cached)."""
-    lhs, tilde, rhs = formula.partition("~")
-    if not tilde:
+    if "~" not in formula:
         raise FormulaError(f"formula {formula!r} has no '~'; write 'y ~ x + (1 | g)'")
-    response = lhs.strip()
-    if not response:
-        raise FormulaError(f"formula {formula!r} has no response on the left of '~'")
-    if response.startswith("`") and response.endswith("`") and len(response) > 2:
-        response = response[1:-1]
-    elif not _NAME.match(response):
-        raise FormulaError(
-            f"the response {response!r} must be a column name (transform it in "
-            "the data frame first, or quote an unusual name with backticks)"
-        )
-    if "~" in rhs:
-        raise FormulaError(f"formula {formula!r} has more than one '~'")
-    fixed: list[str] = []
-    random: list[RandomTerm] = []
-    for sign, piece in _split_top(rhs, "+-"):
-        if not piece:
-            if sign == "+" and not fixed and not random:
-                continue
-            raise FormulaError(f"formula {formula!r} has an empty term")
-        inner = _outer_parens(piece)
-        if inner is not None and "|" in inner:
-            if sign == "-":
-                raise FormulaError(f"random term {piece} cannot be subtracted")
-            random.extend(_random_terms(inner, piece))
-        elif "|" in piece:
-            raise FormulaError(
-                f"term {piece!r} uses '|' outside parentheses; write random terms as (x | g)"
-            )
-        else:
-            fixed.append(piece if sign == "+" else f"- {piece}")
+    tree = syntax.parse(formula)
+    if not isinstance(tree, BinOp) or tree.op != "~":
+        if isinstance(tree, Unary) and tree.op == "~":
+            raise FormulaError(f"formula {formula!r} has no response on the left of '~'")
+        raise FormulaError(f"formula {formula!r}: '~' must separate the response and the terms")
+    lhs = tree.left
+    _check_functions(lhs, allow_cbind=True)
+    if isinstance(lhs, Call) and lhs.fn == "cbind" and (len(lhs.args) != 2 or lhs.kwargs):
+        raise FormulaError(f"{deparse(lhs)}: write cbind(successes, failures)")
+    if _has_bar(lhs):
+        raise FormulaError(f"the response of {formula!r} cannot hold a bar")
+    fixed, random = split_rhs(tree.right, formula)
     if not random:
         raise FormulaError(
             f"formula {formula!r} has no random-effects term such as (1 | group); "
             "for a model without random effects use ordinary least squares"
         )
-    fixed_rhs = " + ".join(fixed).replace("+ -", "-") if fixed else "1"
-    return ParsedFormula(response, fixed_rhs, tuple(random))
+    _check_functions(fixed)
+    terms = expand(fixed)
+    response = lhs.id if isinstance(lhs, Name) else deparse(lhs)
+    return ParsedFormula(response, deparse(fixed), tuple(random), lhs, terms)
+
+
+def random_terms(text: str) -> tuple[RandomTerm, ...]:
+    """The random terms of ``text``, such as ``"(1 | Subject)"`` or ``"~ (1 | a) + (x | b)"``."""
+    tree = syntax.parse(text)
+    if isinstance(tree, Unary) and tree.op == "~":
+        tree = tree.operand
+    _, random = split_rhs(tree, text)
+    if not random:
+        raise FormulaError(f"{text!r} has no random term such as (1 | g)")
+    return tuple(random)
+
+
+def variable_names(text: str) -> list[str]:
+    """The data columns a formula (or an expression) reads, in order, without repeats."""
+    return syntax.names(syntax.parse(text))

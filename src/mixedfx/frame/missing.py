@@ -24,10 +24,10 @@ from .formula import parse, variable_names
 MISSING = ("error", "drop")
 
 
-def used_columns(formula: str, data: pd.DataFrame) -> list[str]:
-    """Columns of ``data`` that ``formula`` names, in the order of the data."""
+def used_columns(formula: str, data: pd.DataFrame, also: Sequence[str] = ()) -> list[str]:
+    """Columns of ``data`` that ``formula`` names (and ``also``), in the data's order."""
     parse(formula)  # a malformed formula is a FormulaError before any data check
-    names = set(variable_names(formula))
+    names = set(variable_names(formula)) | set(also)
     return [c for c in data.columns if isinstance(c, str) and c in names]
 
 
@@ -47,7 +47,7 @@ def bad_mask(column: pd.Series) -> np.ndarray:
 
 
 def handle(
-    formula: str, data: pd.DataFrame, missing: str, extra: Sequence[str] = ()
+    formula: str, data: pd.DataFrame, missing: str, also: Sequence[str] = ()
 ) -> pd.DataFrame:
     """The rows to fit: ``data`` itself, or ``data`` without rows that have missing values.
 
@@ -56,8 +56,8 @@ def handle(
     formula : str
     data : DataFrame
     missing : {"error", "drop"}
-    extra : sequence of str
-        Further used columns (weights, offset), checked when present.
+    also : sequence of str
+        Other used columns (an offset column).
 
     Returns
     -------
@@ -77,9 +77,7 @@ def handle(
         return data  # design.learn names these problems
     counts: dict[str, int] = {}
     rows = np.zeros(len(data), dtype=bool)
-    used = used_columns(formula, data)
-    used += [c for c in extra if c in data.columns and c not in used]
-    for name in used:
+    for name in used_columns(formula, data, also):
         bad = bad_mask(data[name])
         if bad.all():
             raise DataError(

@@ -5,14 +5,16 @@ model matrix ``M`` has shape (n, q) and the term's block of ``Z`` is the
 row-wise Khatri-Rao product of the level indicators with ``M``: row ``i``
 holds ``M[i]`` in the columns of level ``codes[i]``. The relative covariance
 factor of one level, ``T`` (q x q, lower triangular), comes from ``theta``:
-its lower triangle in column-major order (correlated terms) or its diagonal
-(``||`` terms). The term's block of ``Lambda`` is ``kron(I_l, T)``.
+its lower triangle in column-major order, block diagonal for ``||`` terms
+(see :class:`~mixedfx.engine.layout.ThetaLayout`). The term's block of
+``Lambda`` is ``kron(I_l, T)``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,31 +22,9 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError
 from . import levels as lv
-from .formula import RandomTerm, variable_names
-
-_SIMPLE = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
-
-
-def _simple_columns(expr: str, data: pd.DataFrame) -> list[str] | None:
-    """Column list for expressions like ``1 + x`` or ``0 + x`` of numeric columns."""
-    pieces = [p.strip() for p in expr.replace("-", "+-").split("+") if p.strip()]
-    intercept = True
-    cols: list[str] = []
-    for piece in pieces:
-        if piece == "1":
-            intercept = True
-        elif piece in ("0", "-1"):
-            intercept = False
-        elif _SIMPLE.match(piece) and piece in data and data[piece].dtype.kind in "iuf":
-            cols.append(piece)
-        else:
-            return None
-    return (["(Intercept)"] if intercept else []) + cols
-
-
-def rename_intercept(names: list[str]) -> list[str]:
-    """formulaic's ``Intercept`` is lme4's ``(Intercept)``."""
-    return ["(Intercept)" if n == "Intercept" else n for n in names]
+from . import transforms as tf
+from .formula import RandomTerm
+from .modelmatrix import MatrixSpec
 
 
 @dataclass(frozen=True)
@@ -56,13 +36,14 @@ class ReTerm:
     term : RandomTerm
         The parsed term.
     columns : tuple of str
-        Names of the term's ``q`` model-matrix columns.
+        Names of the term's ``q`` model-matrix columns, as lme4 names them.
     keys, labels : ndarray of object, shape (l,)
         Canonical keys and display labels of the grouping levels.
     factor_keys : tuple of ndarray
         For an interaction ``a:b``, the keys of each factor (for new data).
-    spec : object or None
-        A formulaic ModelSpec for non-simple expressions, else None.
+    parts : tuple of MatrixSpec
+        The model matrices whose columns the term stacks: one, or for ``||``
+        lme4's ``(1 | g)`` and ``(0 + t | g)`` per term ``t``.
     scales : ndarray, shape (q,), or None
         Column scales the optimizer worked in (see :func:`mixedfx.fit.column_scales`);
         None means all 1. The boundary check of :attr:`LinearMixedModel.singular`
@@ -75,8 +56,13 @@ class ReTerm:
     keys: np.ndarray
     labels: np.ndarray
     factor_keys: tuple[np.ndarray, ...]
-    spec: object | None = field(default=None, compare=False)
+    parts: tuple[MatrixSpec, ...] = field(default=(), compare=False, repr=False)
     scales: np.ndarray | None = field(default=None, compare=False)
+
+    @property
+    def blocks(self) -> tuple[int, ...]:
+        """Sizes of the diagonal blocks of the term's ``T``: lme4's terms on this factor."""
+        return tuple(len(p.names) for p in self.parts) if not self.term.correlated else (self.q,)
 
     # -- sizes --------------------------------------------------------------
     @property
@@ -111,14 +97,17 @@ class ReTerm:
         return lv.KeyIndex(self.keys)
 
     def model_matrix(self, data: pd.DataFrame) -> np.ndarray:
-        """The term's per-row model matrix ``M``, shape (n, q)."""
-        if self.spec is None:
-            out = np.empty((len(data), self.q))
-            for k, name in enumerate(self.columns):
-                out[:, k] = 1.0 if name == "(Intercept)" else _numeric(data, name)
-            return out
-        mm = self.spec.get_model_matrix(data, output="numpy")  # type: ignore[attr-defined]
-        return np.asarray(mm, dtype=float)
+        """The term's per-row model matrix ``M``, shape (n, q); NaN where a value is missing."""
+        return np.hstack([p.matrix(data) for p in self.parts])
+
+    def data_columns(self) -> list[str]:
+        """The data columns the term's model matrix reads."""
+        return list(dict.fromkeys(c for p in self.parts for c in p.data_columns()))
+
+    def columns_of(self, term: RandomTerm) -> list[str]:
+        """The column names ``term`` (from an lme4 ``re.form``) has with this term's states."""
+        states = self.parts[0].states
+        return [n for part in term.parts() for n in MatrixSpec.build(part, states).names]
 
     def codes(self, data: pd.DataFrame) -> np.ndarray:
         """Level codes of new rows, shape (n,); ``-1`` for unseen or missing labels."""
@@ -155,14 +144,10 @@ def _column(data: pd.DataFrame, name: str) -> pd.Series:
     return data[name]
 
 
-def _numeric(data: pd.DataFrame, name: str) -> np.ndarray:
-    if name not in data:
-        raise DataError(f"column {name!r} of a random-effects term is missing from the data")
-    return np.asarray(data[name], dtype=float)
-
-
-def learn(term: RandomTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray, np.ndarray]:
-    """Learn a term from training data.
+def learn(
+    term: RandomTerm, data: pd.DataFrame, states: Mapping[str, tf.State]
+) -> tuple[ReTerm, np.ndarray, np.ndarray]:
+    """Learn a term from training data and the formula's learned states.
 
     Returns
     -------
@@ -174,48 +159,26 @@ def learn(term: RandomTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray, np.
     for f in term.factors:
         if f not in data:
             raise DataError(f"grouping column {f!r} of random term {term} is missing from the data")
-    simple = _simple_columns(term.expr, data)
-    spec = None
-    if simple is None:
-        from formulaic import model_matrix
-
-        try:
-            mm = model_matrix(term.expr, data, output="numpy", na_action="ignore")
-        except Exception as exc:  # formulaic raises many types; name the term
-            absent = sorted(set(variable_names(term.expr)) - set(map(str, data.columns)))
-            if absent:
-                raise DataError(
-                    f"column(s) {absent} of random term {term} missing from the data"
-                ) from exc
-            raise FormulaError(f"cannot build the model matrix of term {term}: {exc}") from exc
-        spec = mm.model_spec
-    reterm, codes = from_levels(term, term_columns(term, simple, spec), spec, data)
+    parts = term_parts(term, states)
+    reterm, codes = from_levels(term, parts, data)
     return reterm, codes, reterm.model_matrix(data)
 
 
-def term_columns(
-    term: RandomTerm, simple: list[str] | None, spec: object | None
-) -> tuple[str, ...]:
-    """The term's column names (from the simple parse or the formulaic spec), checked."""
-    if simple is None:
-        names = list(getattr(spec, "column_names", ()))
-        columns = tuple(rename_intercept(names))
-    else:
-        columns = tuple(simple)
-    if not columns:
-        raise FormulaError(f"random term {term} has no columns")
-    named = set(variable_names(term.expr))
+def term_parts(term: RandomTerm, states: Mapping[str, tf.State]) -> tuple[MatrixSpec, ...]:
+    """The term's model matrices from the learned states, checked."""
+    parts = tuple(MatrixSpec.build(t, states) for t in term.parts())
+    named = {c for p in parts for c in p.data_columns()}
     for f in term.factors:
-        if f == term.expr.strip() or f in columns or f in named:
+        if f in named:
             raise FormulaError(
                 f"random term {term} uses {f!r} on both sides of the bar; "
                 "a grouping factor cannot also be its own random slope"
             )
-    return columns
+    return parts
 
 
 def from_levels(
-    term: RandomTerm, columns: tuple[str, ...], spec: object | None, data: pd.DataFrame
+    term: RandomTerm, parts: tuple[MatrixSpec, ...], data: pd.DataFrame
 ) -> tuple[ReTerm, np.ndarray]:
     """The term with the grouping levels found in ``data``, and the rows' level codes.
 
@@ -227,8 +190,41 @@ def from_levels(
         codes, keys, labels = lv.encode(data[term.factors[0]], term.factors[0])
         factor_keys: tuple[np.ndarray, ...] = (keys,)
     else:
-        parts = [lv.encode(data[f], f) for f in term.factors]
-        inter = lv.combine([(c, k) for c, k, _ in parts])
+        encoded = [lv.encode(data[f], f) for f in term.factors]
+        inter = lv.combine([(c, k) for c, k, _ in encoded])
         codes, keys, labels = inter.codes, inter.keys, inter.labels
-        factor_keys = tuple(k for _, k, _ in parts)
-    return ReTerm(term, columns, keys, labels, factor_keys, spec), codes
+        factor_keys = tuple(k for _, k, _ in encoded)
+    columns = tuple(n for p in parts for n in p.names)
+    return ReTerm(term, columns, keys, labels, factor_keys, parts), codes
+
+
+def lme4_order(
+    terms: list[ReTerm], codes: list[np.ndarray], Ms: list[np.ndarray] | None = None
+) -> tuple[list[ReTerm], list[np.ndarray], list[np.ndarray]]:
+    """The terms in lme4's order, with their codes and model matrices.
+
+    lme4 (``mkReTrms``, ``reorder.terms``) orders its terms by decreasing
+    number of levels when they are not already, as ``rev(order(nl))``, which
+    reverses terms with equal numbers of levels. Its terms are the blocks of
+    ours (a ``||`` term is several), so the blocks of a ``||`` term reverse too.
+    """
+    expanded = [k for k, t in enumerate(terms) for _ in t.blocks]
+    nl = [terms[k].nlevels for k in expanded]
+    Ms = list(Ms) if Ms is not None else [np.empty((0, t.q)) for t in terms]
+    if all(b <= a for a, b in zip(nl, nl[1:], strict=False)):
+        return list(terms), list(codes), Ms
+    order = list(dict.fromkeys(expanded[i] for i in np.argsort(nl, kind="stable")[::-1]))
+    flipped = [_reversed_blocks(terms[k], Ms[k]) for k in order]
+    return [t for t, _ in flipped], [codes[k] for k in order], [M for _, M in flipped]
+
+
+def _reversed_blocks(t: ReTerm, M: np.ndarray) -> tuple[ReTerm, np.ndarray]:
+    """A ``||`` term with its blocks (lme4's terms) in reverse order, and its M's columns."""
+    if len(t.blocks) < 2:
+        return t, M
+    starts = np.cumsum((0, *t.blocks))
+    perm = np.concatenate(
+        [np.arange(a, b) for a, b in zip(starts[:-1], starts[1:], strict=True)][::-1]
+    )
+    columns = tuple(t.columns[j] for j in perm)
+    return dataclasses.replace(t, parts=t.parts[::-1], columns=columns), M[:, perm]

@@ -17,8 +17,8 @@ import scipy.sparse as sp
 from ..engine.blocks import term_matrix
 from ..errors import DataError, FormulaError, NewLevelWarning
 from .design import DesignSpec, check_columns
-from .formula import RandomTerm, parse
-from .reterm import ReTerm, _simple_columns
+from .formula import RandomTerm, random_terms
+from .reterm import ReTerm
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,14 @@ class Rows:
     X : ndarray, shape (n, p)
     codes : tuple of ndarray of int, shape (n,) per term
     M : tuple of ndarray, shape (n, q_t) per term
+    offset : ndarray, shape (n,)
+        Added to the linear predictor (zeros without offsets).
     """
 
     X: np.ndarray
     codes: tuple[np.ndarray, ...]
     M: tuple[np.ndarray, ...]
+    offset: np.ndarray
 
     @property
     def n(self) -> int:
@@ -45,18 +48,12 @@ def build(spec: DesignSpec, data: pd.DataFrame) -> Rows:
     """Model matrices of ``data`` under a learned design."""
     if not isinstance(data, pd.DataFrame):
         raise DataError(f"newdata must be a pandas DataFrame, got {type(data).__name__}")
-    needed: list[str] = []
-    for t in spec.terms:
-        needed += list(t.term.factors)
-        if t.spec is None:  # simple columns are data columns; formulaic terms name their own
-            needed += [c for c in t.columns if c != "(Intercept)"]
-    simple = [c for c in dict.fromkeys(needed) if c not in data.columns]
-    if simple:
-        check_columns(data, simple, "model")
+    needed = [c for t in spec.terms for c in (*t.term.factors, *t.data_columns())]
+    check_columns(data, list(dict.fromkeys(needed)), "model")
     X = spec.X(data) if len(data) else np.empty((0, len(spec.fixed_names)))
     codes = tuple(t.codes(data) for t in spec.terms)
     M = tuple(t.model_matrix(data) if len(data) else np.empty((0, t.q)) for t in spec.terms)
-    return Rows(X, codes, M)
+    return Rows(X, codes, M, spec.offset(data))
 
 
 def select(spec: DesignSpec, re: str | None) -> list[np.ndarray]:
@@ -79,9 +76,8 @@ def select(spec: DesignSpec, re: str | None) -> list[np.ndarray]:
     text = re.strip().lstrip("~").strip()
     if text in ("none", "0", "NA", ""):
         return [np.zeros(t.q, dtype=bool) for t in spec.terms]
-    parsed = parse(f"__y__ ~ {text}")
     masks = [np.zeros(t.q, dtype=bool) for t in spec.terms]
-    for term in parsed.random:
+    for term in random_terms(text):
         matches = [k for k, t in enumerate(spec.terms) if set(t.term.factors) == set(term.factors)]
         if not matches:
             groups = sorted({t.group for t in spec.terms})
@@ -89,15 +85,12 @@ def select(spec: DesignSpec, re: str | None) -> list[np.ndarray]:
                 f"re term {term} names grouping factor {term.group!r}, which the "
                 f"model does not have (it has {groups})"
             )
-        same = [k for k in matches if _squash(spec.terms[k].term.expr) == _squash(term.expr)]
+        same = [k for k in matches if spec.terms[k].term.expr == term.expr]
         if same:
             for k in same:
                 masks[k][:] = True
             continue
-        cols = _simple_columns(term.expr, pd.DataFrame({c: [0.0] for c in _names(spec)}))
-        if cols is None:
-            raise FormulaError(_unknown_columns(term, [spec.terms[k] for k in matches]))
-        for col in cols:
+        for col in spec.terms[matches[0]].columns_of(term):
             hits = [k for k in matches if col in spec.terms[k].columns]
             if not hits:
                 raise FormulaError(_unknown_columns(term, [spec.terms[k] for k in matches]))
@@ -122,22 +115,13 @@ def _unknown_columns(term: RandomTerm, model_terms: list[ReTerm]) -> str:
         Names the unknown column(s) and lists the columns the model has.
     """
     known = list(dict.fromkeys(c for t in model_terms for c in t.columns))
-    pieces = [p.strip() for p in term.expr.replace("-", "+-").split("+") if p.strip()]
-    unknown = [p for p in pieces if p not in ("0", "1", "-1") and p not in known]
+    unknown = [c for c in model_terms[0].columns_of(term) if c not in known]
     what = f"unknown column(s) {unknown}" if unknown else "columns not written as in the model"
     first = "1" if "(Intercept)" in known else f"0 + {known[0]}"
     return (
         f"re term {term}: {what}; the model's random effects for {term.group!r} have "
         f"columns {known}: write a subset of them, e.g. ({first} | {term.group})"
     )
-
-
-def _squash(expr: str) -> str:
-    return "".join(expr.split())
-
-
-def _names(spec: DesignSpec) -> list[str]:
-    return [c for t in spec.terms for c in t.columns if c != "(Intercept)"]
 
 
 def warn_unseen(spec: DesignSpec, data: pd.DataFrame, rows: Rows, masks: list[np.ndarray]) -> None:

@@ -41,7 +41,7 @@ def _least_squares(
     """
     spec = model.spec
     r = rows_mod.build(spec, data)
-    partial = spec.response_vector(data) - r.X @ model.beta
+    partial = spec.working_response(data) - r.X @ model.beta
     mine = group_terms(model, group)
     for k, (codes, M, b) in enumerate(zip(r.codes, r.M, model.b, strict=True)):
         if k not in mine:
