@@ -34,3 +34,11 @@ def test_dask_given_rows_are_refused_for_a_glmm() -> None:
     given = dd.from_pandas(training("cbpp_prop_laplace").head(4), npartitions=2)
     with pytest.raises(mfx.DataError, match="compute"):
         m.predict(newdata("cbpp_prop_laplace"), given=given)
+
+
+def test_fitting_a_glmm_on_a_dask_frame_is_refused_by_name() -> None:
+    """GLMMs fit in memory (predictions do run on Dask): a clear error, not a type error."""
+    lazy = dd.from_pandas(training("cbpp_cbind_laplace"), npartitions=2)
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    with pytest.raises(mfx.DataError, match=r"GLMMs are fitted in memory.*compute\(\)"):
+        mfx.glmm(formula, lazy, family="binomial")

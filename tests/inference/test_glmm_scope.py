@@ -86,6 +86,7 @@ def test_anova_compares_nested_glmms_by_their_laplace_loglik(g) -> None:
     assert table["loglik"].iloc[1] == g.loglik
     assert table["deviance"].iloc[1] == pytest.approx(minus2loglik(NAME), rel=1e-8)  # lme4's
     chisq = 2.0 * (g.loglik - g0.loglik)
+    # anova takes the difference of the sorted log-likelihoods: rounding of one subtraction
     assert table["chisq"].iloc[1] == pytest.approx(chisq, rel=1e-12)
     assert table["df"].iloc[1] == 3
     assert table["p"].iloc[1] == pytest.approx(chi2.sf(chisq, 3), rel=1e-12)

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import mixedfx as mfx  # noqa: E402
 from glmm_reference import fit, training  # noqa: E402
 from mixedfx import plots  # noqa: E402
+from tolerance import assert_close  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -70,3 +71,28 @@ def test_calibration_needs_data_and_a_glmm() -> None:
     lmm = mfx.lmm("Reaction ~ Days + (1 | Subject)", mfx.datasets.load("sleepstudy"))
     with pytest.raises(ValueError, match="GLMMs"):
         plots.calibration(lmm)  # type: ignore[arg-type]
+
+
+def test_groups_of_a_cbind_glmm_show_observed_proportions() -> None:
+    """The observed points are the outcome on the predictions' scale: s / (s + f)."""
+    m = fit("cbpp_cbind_laplace")
+    d = plots.groups(m, x="period", which=["1"])
+    panel = d.panels["1"]
+    herd = training("cbpp_cbind_laplace").query("herd == '1'")
+    want = (herd["incidence"] / herd["size"]).to_numpy()
+    np.testing.assert_array_equal(np.sort(panel["observed"].to_numpy()), np.sort(want))
+    assert (panel["conditional"].between(0, 1)).all()
+
+
+def test_observed_vs_predicted_of_a_model_without_rows_reads_the_outcome() -> None:
+    m = fit("cbpp_cbind_laplace")
+    bare = dataclasses.replace(m, fitted_values=None, response_values=None, weight_values=None)
+    d = plots.observed_vs_predicted(bare)
+    np.testing.assert_array_equal(d.observed, m.response_values)  # s / (s + f) both ways
+    # predict() recomputes the linear predictor the fit's PIRLS ended at: rounding only
+    assert_close(d.fitted, m.fitted(), rtol=1e-12)
+
+
+def test_shrinkage_refuses_a_glmm() -> None:
+    with pytest.raises(ValueError, match="for a GLMM use caterpillar"):
+        plots.shrinkage(fit("cbpp_cbind_laplace"), group="herd")

@@ -69,6 +69,18 @@ def training_data(model: MixedModel, what: str) -> pd.DataFrame:
     return model.data
 
 
+def observed_response(model: MixedModel, data: pd.DataFrame) -> np.ndarray:
+    """The observed response of rows, on the scale of ``predict``, shape (n,).
+
+    A GLMM's is its outcome (a binomial proportion, also of a ``cbind``
+    response; a count); a linear model's its response column or expression.
+    """
+    outcome = getattr(model, "outcome", None)  # a GLMM's OutcomeSpec
+    if outcome is not None:
+        return np.asarray(outcome.outcome(model.spec, data).y, dtype=float)
+    return model.spec.response_vector(data)
+
+
 def group_terms(model: MixedModel, group: str) -> list[int]:
     """Indices of the random-effects terms of one grouping factor."""
     return [k for k, t in enumerate(model.spec.terms) if t.group == group]
