@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +85,69 @@ def test_model_without_training_rows_says_why(fit: mfx.LinearMixedModel, tmp_pat
         text = str(caught.value)
         assert "loaded from a file" in text and "pass newdata" in text
         assert "conditioned" not in text  # a model conditioned in memory keeps them
+
+
+# -- given checks ---------------------------------------------------------------------
+def test_given_group_absent_from_newdata_warns_naming_it(fit: mfx.LinearMixedModel) -> None:
+    new = pd.DataFrame({"Subject": ["308", "401"], "Days": [13.0, 2.0]})
+    with pytest.warns(mfx.GivenWarning, match=r"'Subject': \['400'\]"):
+        fit.predict(new, given=GIVEN)
+    relabelled = GIVEN.assign(Subject=GIVEN["Subject"].map({"308": "s308", "400": "s400"}))
+    with pytest.warns(mfx.GivenWarning, match=r"\['s308', 's400'\]"):
+        fit.predict(new.assign(Subject=["308", "400"]), given=relabelled)
+
+
+def test_given_groups_used_by_newdata_are_quiet(fit: mfx.LinearMixedModel) -> None:
+    new = pd.DataFrame({"Subject": [308, 400], "Days": [13.0, 2.0]})  # ints match by value
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mfx.MixedFXWarning)
+        fit.predict(new, given=GIVEN)
+
+
+def test_given_rows_of_a_cask_inform_another_cask_of_its_batch_quietly() -> None:
+    m = mfx.lmm("strength ~ 1 + (1 | batch/cask)", mfx.datasets.load("pastes"))
+    given = pd.DataFrame({"batch": ["A", "A"], "cask": ["a", "a"], "strength": [70.0, 71.0]})
+    new = pd.DataFrame({"batch": ["A"], "cask": ["d"]})  # a new cask of batch A
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mfx.MixedFXWarning)
+        with_given = m.predict(new, given=given)
+    assert with_given[0] != m.predict(new)[0]  # the batch effect moved
+
+
+def without_rows(m: mfx.LinearMixedModel) -> mfx.LinearMixedModel:
+    return dataclasses.replace(m, data=None)
+
+
+def test_given_copies_of_training_rows_warn_that_they_count_twice(
+    fit: mfx.LinearMixedModel, sleep: pd.DataFrame
+) -> None:
+    copies = sleep[sleep["Subject"] == "308"].head(4).astype({"Subject": str})
+    fresh = copies.assign(Reaction=copies["Reaction"] + 1.0)
+    with pytest.warns(mfx.GivenWarning, match=r"4 row\(s\) identical to training rows.*'308'"):
+        fit.condition(copies)
+    with pytest.warns(mfx.GivenWarning, match=r"2 row\(s\) identical"):
+        fit.predict(copies.head(1), given=pd.concat([copies.head(2), fresh]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mfx.GivenWarning)
+        fit.condition(fresh)  # later observations of a known subject: additional rows
+        fit.condition(copies.assign(Subject="999"))  # a new subject: nothing to repeat
+    saved = without_rows(fit)
+    with warnings.catch_warnings():  # a model without its training rows cannot tell
+        warnings.simplefilter("error", mfx.GivenWarning)
+        saved.condition(copies)
+
+
+def test_given_of_a_known_group_adds_observations(fit: mfx.LinearMixedModel, sleep) -> None:
+    """The known group's BLUPs rest on its training rows and the given rows together."""
+    later = GIVEN[GIVEN["Subject"] == "308"]
+    c = fit.condition(later)
+    once = fit.condition(later.head(1)).condition(later.iloc[1:])
+    np.testing.assert_allclose(c.b[0], once.b[0], rtol=1e-10, atol=1e-12)
+    assert c.ranef["Subject"].loc["308", "Days"] > fit.ranef["Subject"].loc["308", "Days"]
+
+
+def test_given_labels_match_across_dtypes(fit: mfx.LinearMixedModel) -> None:
+    as_ints = GIVEN.assign(Subject=GIVEN["Subject"].astype(int))
+    np.testing.assert_array_equal(fit.condition(as_ints).b[0], fit.condition(GIVEN).b[0])
+    new = pd.DataFrame({"Subject": ["308", "400"], "Days": [13.0, 2.0]})
+    np.testing.assert_array_equal(fit.predict(new, given=as_ints), fit.predict(new, given=GIVEN))

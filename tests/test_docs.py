@@ -107,3 +107,14 @@ def test_guide_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_readme_links_guide() -> None:
     readme = (GUIDE.parents[1] / "README.md").read_text()
     assert "(docs/guide.md)" in readme
+
+
+def test_readme_and_guide_state_the_label_policy_alike() -> None:
+    """The three sentences of the label policy, word for word in both (line breaks aside)."""
+    readme = " ".join((GUIDE.parents[1] / "README.md").read_text().split())
+    guide = " ".join(GUIDE.read_text().split())
+    start = readme.index("Labels are compared exactly within a frame")
+    end = readme.index("never joined strings.", start) + len("never joined strings.")
+    policy = readme[start:end]
+    assert policy.count(". ") + 1 == 3  # three sentences
+    assert policy in guide

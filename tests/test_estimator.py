@@ -271,15 +271,15 @@ def test_cross_val_group_kfold_is_population_level(sleep, Xy):
     X, y = Xy
     est = MixedLMRegressor(FORMULA)
     cv = GroupKFold(n_splits=3)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", mfx.NewLevelWarning)  # every test subject is new
+    with warnings.catch_warnings():  # every test subject is new: expected, so no warning
+        warnings.simplefilter("error", mfx.NewLevelWarning)
         scores = cross_val_score(est, X, y, cv=cv, groups=X["Subject"])
     expected = []
     for train, test in cv.split(X, y, groups=X["Subject"]):
         m = mfx.lmm(FORMULA, sleep.iloc[train])
         population = m.predict(sleep.iloc[test], re="none")
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", mfx.NewLevelWarning)
+            warnings.simplefilter("error", mfx.NewLevelWarning)
             fold = clone(est).fit(X.iloc[train], y.iloc[train]).predict(X.iloc[test])
         np.testing.assert_allclose(fold, population, rtol=1e-10)
         expected.append(r2_score(y.iloc[test], population))
@@ -290,7 +290,7 @@ def test_known_groups_cross_validate_better_than_new_groups(Xy):
     X, y = Xy
     est = MixedLMRegressor(FORMULA)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", mfx.NewLevelWarning)
+        warnings.simplefilter("error", mfx.NewLevelWarning)
         new = cross_val_score(est, X, y, cv=GroupKFold(n_splits=3), groups=X["Subject"])
     known = cross_val_score(est, X, y, cv=KFold(n_splits=3, shuffle=True, random_state=0))
     # sleepstudy: BLUPs explain most of the between-subject spread

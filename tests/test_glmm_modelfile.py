@@ -53,9 +53,10 @@ def test_loaded_model_conditions_like_the_fitted_one(tmp_path: Path) -> None:
     m.save(tmp_path / "m.mfx")
     back = mfx.load(tmp_path / "m.mfx")
     given = training(name).head(6).assign(herd="new")
-    np.testing.assert_array_equal(
-        back.predict(newdata(name), given=given), m.predict(newdata(name), given=given)
-    )
+    nd = pd.concat([newdata(name), newdata(name).head(1).assign(herd="new")], ignore_index=True)
+    np.testing.assert_array_equal(back.predict(nd, given=given), m.predict(nd, given=given))
+    with pytest.warns(mfx.GivenWarning, match=r"'herd': \['new'\]"):  # as for an LMM
+        back.predict(newdata(name), given=given)
     m.condition(given).save(tmp_path / "c.mfx")
     c = mfx.load(tmp_path / "c.mfx")
     assert c.nobs_given == 6

@@ -265,7 +265,6 @@ def test_unknown_type_in_the_learned_state(saved):
             {
                 "key": "Week",
                 "type": "levels",
-                "keys": ["a"],
                 "labels": [{"x": 1}],
                 "ordered": False,
             },
@@ -275,8 +274,7 @@ def test_unknown_type_in_the_learned_state(saved):
             {
                 "key": "Week",
                 "type": "levels",
-                "keys": ["a", "a"],
-                "labels": [1, 2],
+                "labels": ["a", "a"],
                 "ordered": False,
             },
             "distinct",

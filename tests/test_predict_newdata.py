@@ -81,7 +81,8 @@ def test_new_data_with_zero_rows(model):
         assert isinstance(iv, pd.DataFrame) and iv.shape == (0, 4)
         assert list(iv.columns) == ["fit", "se", "lower", "upper"]
     assert model.predict(empty, re="none").shape == (0,)
-    assert model.predict(empty, given=model.data.head(5)).shape == (0,)
+    later = model.data.head(5).assign(y=lambda d: d["y"] + 1.0)  # not copies of training rows
+    assert model.predict(empty, given=later).shape == (0,)
     assert model.predict(empty[["x", "c", "g", "z"]]).shape == (0,)
 
 

@@ -25,6 +25,9 @@ from .engine.intervals import PredictionError
 from .engine.optimize import OptSummary
 from .errors import DataError
 from .frame.design import DesignSpec
+from .frame.levels import as_array
+from .frame.reterm import ReTerm
+from .frames import in_memory
 
 _PREDICTION_ERROR_LOCK = threading.Lock()
 SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of T
@@ -36,6 +39,13 @@ class ModelMatrices(NamedTuple):
     X: pd.DataFrame
     Z: Any  # scipy.sparse.csr_matrix, shape (n, sum_t l_t q_t)
     z_names: list[str]
+
+
+def level_index(t: ReTerm) -> pd.Index:
+    """A term's levels as an index: its labels, or a MultiIndex for an interaction."""
+    if len(t.term.factors) == 1:
+        return pd.Index(as_array(t.keys), name=t.group, dtype=object).infer_objects()
+    return pd.MultiIndex.from_tuples(list(t.keys), names=list(t.term.factors))
 
 
 class MixedModel:
@@ -146,7 +156,7 @@ class MixedModel:
     def _by_group(self, values: list[np.ndarray]) -> dict[str, pd.DataFrame]:
         out: dict[str, pd.DataFrame] = {}
         for t, v in zip(self.spec.terms, values, strict=True):
-            frame = pd.DataFrame(v, index=pd.Index(t.labels, name=t.group), columns=t.columns)
+            frame = pd.DataFrame(v, index=level_index(t), columns=t.columns)
             if t.group in out:  # (1 | g) + (0 + x | g): one frame per factor
                 frame = out[t.group].join(frame, rsuffix=".1")
             out[t.group] = frame
@@ -154,7 +164,12 @@ class MixedModel:
 
     @property
     def ranef(self) -> dict[str, pd.DataFrame]:
-        """Conditional modes (BLUPs): grouping factor -> DataFrame (levels x terms)."""
+        """Conditional modes (BLUPs): grouping factor -> DataFrame (levels x terms).
+
+        Indexed by the training labels as found (``"07"`` and ``7`` stay
+        themselves); an interaction or nested factor (``cask:batch``) has a
+        MultiIndex with one level per grouping column.
+        """
         return self._by_group(self.b)
 
     @property
@@ -229,7 +244,7 @@ class MixedModel:
         return pd.DataFrame(rows + self._residual_rows())
 
     # -- rows ----------------------------------------------------------------------
-    def design(self, newdata: pd.DataFrame | None = None) -> ModelMatrices:
+    def design(self, newdata: Any = None) -> ModelMatrices:
         """The fixed-effects matrix X and the sparse random-effects matrix Z of rows.
 
         Returns
@@ -240,7 +255,7 @@ class MixedModel:
         """
         from .frame import rows
 
-        data = self.data if newdata is None else newdata
+        data = self.data if newdata is None else in_memory(newdata, "newdata")
         if data is None:
             raise DataError("this model holds no training data; pass newdata")
         r = rows.build(self.spec, data)

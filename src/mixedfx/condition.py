@@ -16,7 +16,7 @@ levels of the conditioned model.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,10 +25,11 @@ import pandas as pd
 from .engine import blocks as blocks_mod
 from .engine import solve
 from .engine.cholesky import factorize
-from .errors import DataError
-from .frame import levels as lv
+from .errors import DataError, GivenWarning
+from .frame.design import DesignSpec
 from .frame.reterm import ReTerm
-from .frames import backend
+from .frame.rows import Rows, build
+from .frames import backend, in_memory
 from .outcome import positive_weights
 
 if TYPE_CHECKING:
@@ -36,24 +37,12 @@ if TYPE_CHECKING:
     from .model import LinearMixedModel
 
 
-def _factor_keys(
-    data: pd.DataFrame, name: str, known: np.ndarray, index: lv.KeyIndex | None = None
-) -> np.ndarray:
-    """Keys of one grouping column, training keys first, then the given rows' new ones (sorted).
-
-    ``index`` is the known keys' :class:`~mixedfx.frame.levels.KeyIndex` when at hand.
-    """
-    uniques = np.asarray(pd.unique(data[name].dropna()))
-    if not len(uniques):
-        return known
-    unseen = (index if index is not None else lv.KeyIndex(known)).find(uniques) < 0
-    fresh = np.unique(lv.canonical_keys(uniques[unseen]).astype(str))
-    return np.concatenate([known, fresh.astype(object)])
-
-
 def check_labels(t: ReTerm, data: pd.DataFrame) -> None:
     """Every given row needs a label for each of the term's grouping columns."""
-    missing = pd.isna(t.new_keys(data))
+    for f in t.term.factors:
+        if f not in data:
+            raise DataError(f"grouping column {f!r} is missing from given")
+    missing = t.missing_labels(data)
     if missing.any():
         raise DataError(
             f"given has {int(missing.sum())} row(s) with a missing label of "
@@ -63,43 +52,22 @@ def check_labels(t: ReTerm, data: pd.DataFrame) -> None:
 
 def with_new_levels(t: ReTerm, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray]:
     """The term with the given rows' unseen levels appended, and the rows' codes."""
-    codes = t.codes(data)
-    keys = t.new_keys(data)
-    missing = pd.isna(keys)
-    if missing.any():
-        raise DataError(
-            f"given has {int(missing.sum())} row(s) with a missing label of "
-            f"{t.group!r}; every given row needs its groups"
-        )
-    unseen = codes < 0
-    if not unseen.any():
-        return t, codes
-    first_seen, uniq = pd.factorize(keys[unseen].astype(str))  # hashing, then sort the few
-    order = np.argsort(uniq, kind="stable")
-    rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order))
-    new_keys = np.asarray(uniq)[order]
-    codes = codes.copy()
-    codes[unseen] = t.nlevels + rank[first_seen]
-    new = dataclasses.replace(
-        t,
-        keys=np.concatenate([t.keys, new_keys.astype(object)]),
-        labels=np.concatenate([t.labels, new_keys.astype(object)]),
-        factor_keys=tuple(
-            _factor_keys(data, f, fk, t.key_index if len(t.term.factors) == 1 else None)
-            for f, fk in zip(t.term.factors, t.factor_keys, strict=True)
-        ),
-    )
-    return new, codes
+    check_labels(t, data)
+    return t.with_levels(data)
 
 
 def condition(model: LinearMixedModel, given: pd.DataFrame) -> LinearMixedModel:
     """The model with random effects conditioned on the training rows plus ``given``.
 
+    For a group the model knows, given rows are *additional* observations:
+    its random effects then rest on its training rows and the given rows
+    together. Given rows that repeat training rows exactly (when the model
+    holds its training frame) are counted twice, with a :class:`GivenWarning`.
+
     Parameters
     ----------
     model : LinearMixedModel
-    given : DataFrame
+    given : DataFrame (any frame :func:`mixedfx.frames.in_memory` takes, or Dask)
         Rows with the response, the predictors and the grouping columns.
 
     Returns
@@ -115,54 +83,52 @@ def condition(model: LinearMixedModel, given: pd.DataFrame) -> LinearMixedModel:
     remote = backend(given)
     if remote is not None:
         return remote.condition(model, given)
-    if not isinstance(given, pd.DataFrame):
-        raise DataError(f"given must be a pandas DataFrame, got {type(given).__name__}")
+    given = in_memory(given, "given")
     if len(given) == 0:
         return model
-    terms, extra = given_blocks(model, given)
-    return conditioned(model, terms, extra)
-
-
-@dataclass(frozen=True)
-class GivenRows:
-    """The given rows in the layout of the terms extended by their new levels.
-
-    Attributes
-    ----------
-    terms : list of ReTerm
-        The model's terms with the given rows' new levels appended.
-    X : ndarray, shape (n, p)
-    codes : per term, ndarray of int, shape (n,)
-    M : per term, ndarray, shape (n, q_t)
-    """
-
-    terms: list[ReTerm]
-    X: np.ndarray
-    codes: tuple[np.ndarray, ...]
-    M: tuple[np.ndarray, ...]
-
-    @property
-    def nlevels(self) -> list[int]:
-        return [t.nlevels for t in self.terms]
+    terms, y, r = given_rows(model, given)
+    warn_training_copies(model, y, r, stacklevel=3)
+    return conditioned(model, terms, _blocks(model, terms, y, r, given_weights(model, given)))
 
 
 def given_rows(
-    model: MixedModel, given: pd.DataFrame, terms: list[ReTerm] | None = None
-) -> GivenRows:
-    """The model matrices of the given rows, with their new levels.
+    model: LinearMixedModel, given: pd.DataFrame, terms: list[ReTerm] | None = None
+) -> tuple[list[ReTerm], np.ndarray, Rows]:
+    """The terms with new levels, and the response and model rows of the given rows.
 
     Parameters
     ----------
-    model : MixedModel
+    model : LinearMixedModel
     given : DataFrame, shape (n, ...)
     terms : list of ReTerm, optional
         The terms with every new level of all the given rows (when ``given``
         is a part of them); by default learned from ``given``.
 
+    Returns
+    -------
+    terms : list of ReTerm
+    y : ndarray, shape (n,)
+        The working response: the response minus the offset.
+    rows : Rows
+        ``X`` (n, p), per term the codes in ``terms`` and ``M`` (n, q_t), the offset (n,).
+
     Raises
     ------
     DataError
-        For a missing predictor, group label or random-term value.
+        For a missing response, predictor, group label or random-term value.
+    """
+    y = model.spec.working_response(given)
+    new_terms, r = given_design(model, given, terms)
+    return new_terms, y, r
+
+
+def given_design(
+    model: MixedModel, given: pd.DataFrame, terms: list[ReTerm] | None = None
+) -> tuple[list[ReTerm], Rows]:
+    """The terms with new levels and the model rows of the given rows, without the response.
+
+    What a linear and a generalized linear model share (a GLMM reads its
+    outcome itself); see :func:`given_rows` for the parameters.
     """
     spec = model.spec
     X = spec.X(given)
@@ -183,23 +149,116 @@ def given_rows(
         new_terms.append(nt)
         codes.append(c)
         Ms.append(M)
-    return GivenRows(new_terms, X, tuple(codes), tuple(Ms))
+    return new_terms, Rows(X, tuple(codes), tuple(Ms), spec.offset(given))
+
+
+def given_weights(model: LinearMixedModel, given: pd.DataFrame) -> np.ndarray | None:
+    """The prior weights of given rows of a weighted model (its weights column), else None."""
+    return None if model.weights is None else positive_weights(given, model.weights)
+
+
+def _blocks(
+    model: LinearMixedModel,
+    terms: list[ReTerm],
+    y: np.ndarray,
+    r: Rows,
+    weights: np.ndarray | None = None,
+) -> blocks_mod.Blocks:
+    nlevels = [t.nlevels for t in terms]
+    return blocks_mod.form(r.X, y, r.codes, r.M, nlevels, model.blocks.first, weights)
 
 
 def given_blocks(
     model: LinearMixedModel, given: pd.DataFrame, terms: list[ReTerm] | None = None
 ) -> tuple[list[ReTerm], blocks_mod.Blocks]:
-    """The terms with new levels and the cross-product blocks of the given rows.
+    """The terms with new levels and the given rows' cross-product blocks (:func:`given_rows`).
 
-    See :func:`given_rows`; also raises a DataError for a missing response (or,
-    for a weighted model, weights column). The response is the working
-    response (minus the offset).
+    Weighted by the model's prior weights (a DataError when given lacks that column).
     """
-    y = model.spec.working_response(given)
-    w = None if model.weights is None else positive_weights(given, model.weights)
-    g = given_rows(model, given, terms)
-    extra = blocks_mod.form(g.X, y, g.codes, g.M, g.nlevels, model.blocks.first, w)
-    return g.terms, extra
+    new_terms, y, r = given_rows(model, given, terms)
+    return new_terms, _blocks(model, new_terms, y, r, given_weights(model, given))
+
+
+def _row_table(y: np.ndarray, r: Rows) -> pd.DataFrame:
+    """One row per model row: response, X, level codes and M, as numbers."""
+    columns = [y[:, None], r.X, *[c[:, None] for c in r.codes], *r.M]
+    return pd.DataFrame(np.hstack([np.asarray(c, dtype=float) for c in columns]))
+
+
+def warn_training_copies(model: LinearMixedModel, y: np.ndarray, r: Rows, stacklevel: int) -> None:
+    """Warn when given rows repeat training rows exactly: they would count twice.
+
+    Only possible when the model holds its training frame (``model.data``);
+    only given rows whose groups are all known can be copies. Rows are
+    compared as the model sees them (response, X, levels, random-term columns).
+    """
+    spec = model.spec
+    known = np.logical_and.reduce([c < t.nlevels for c, t in zip(r.codes, spec.terms, strict=True)])
+    if model.data is None or not known.any():
+        return
+    first = spec.terms[0]
+    same_group = np.isin(first.codes(model.data), r.codes[0][known])
+    training = model.data.iloc[np.flatnonzero(same_group)]
+    if not len(training):
+        return
+    train = _row_table(spec.working_response(training), build(spec, training))
+    copies = _row_table(y, r).merge(train.drop_duplicates(), how="left", indicator=True)
+    twice = (copies["_merge"] == "both").to_numpy()
+    if twice.any():
+        groups = pd.unique(first.labels[r.codes[0][twice]]).tolist()
+        warnings.warn(
+            f"given has {int(twice.sum())} row(s) identical to training rows (groups of "
+            f"{first.group!r}: {groups[:10]}); the model already holds them, so they "
+            "count twice: pass only observations made after training",
+            GivenWarning,
+            stacklevel=stacklevel + 1,
+        )
+
+
+def warn_unused_given(
+    spec: DesignSpec,
+    given: pd.DataFrame,
+    codes: tuple[np.ndarray, ...],
+    masks: list[np.ndarray],
+    stacklevel: int,
+) -> None:
+    """Warn, naming them, about given groups that no row of the new data belongs to.
+
+    A given row's group of a term counts as used when a new row has the
+    same level, or, for a nested term (``cask:batch``), when a new row has
+    its level of a coarser term (``batch``): given casks of a batch inform
+    a new cask of it.
+
+    Parameters
+    ----------
+    spec : DesignSpec
+        The conditioned model's design (given's new levels included).
+    codes : tuple of ndarray, shape (n,) per term
+        The new rows' level codes under ``spec``.
+    masks : list of bool ndarray
+        The columns of each term that ``re`` includes.
+    """
+    used = [k for k, m in enumerate(masks) if m.any()]
+    given_codes = {k: spec.terms[k].codes(given) for k in used}
+    seen = {k: np.isin(given_codes[k], codes[k]) for k in used}
+    unused = []
+    for k in used:
+        t = spec.terms[k]
+        covered = seen[k].copy()
+        for j in used:
+            if set(spec.terms[j].term.factors) < set(t.term.factors):
+                covered |= seen[j]
+        if not covered.all():
+            labels = pd.unique(t.labels[given_codes[k][~covered]]).tolist()
+            unused.append(f"{t.group!r}: {labels[:10]}")
+    if unused:
+        warnings.warn(
+            f"given has groups that no row of newdata belongs to ({'; '.join(unused)}); "
+            "their rows do not inform these predictions directly (are the labels "
+            "written as in newdata?)",
+            GivenWarning,
+            stacklevel=stacklevel + 1,
+        )
 
 
 def conditioned(

@@ -39,5 +39,13 @@ class NewLevelWarning(MixedFXWarning):
     """New data holds grouping levels that training never saw."""
 
 
+class GivenWarning(MixedFXWarning):
+    """``given`` rows that probably do not do what was meant.
+
+    Groups that no row of the new data belongs to (often labels written
+    differently), or exact copies of training rows (which would count twice).
+    """
+
+
 class MissingDataWarning(MixedFXWarning):
     """Training rows with NaN, inf or missing labels were dropped (``missing="drop"``)."""

@@ -44,10 +44,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "pip install 'mixedfx[sklearn]'"
     ) from exc
 
+from .errors import DataError
 from .fit import lmm
 from .frame.formula import parse
 from .frame.missing import MISSING
 from .frame.syntax import deparse_name
+from .frames import in_memory
 from .model import LinearMixedModel
 from .predict import NEW_LEVELS
 
@@ -83,17 +85,16 @@ def quote(name: str) -> str:
 
 
 def _as_frame(X: Any, what: str) -> pd.DataFrame:
-    """Check that ``X`` is a DataFrame with string column names."""
+    """``X`` as a pandas DataFrame (from pandas, polars or pyarrow) with string column names."""
     if issparse(X):
         raise TypeError(
             f"{what} is a sparse matrix, and sparse input is not supported: {what} must be "
             "a pandas DataFrame (columns are named in the model)"
         )
-    if not isinstance(X, pd.DataFrame):
-        raise TypeError(
-            f"{what} must be a pandas DataFrame (columns are named in the model), "
-            f"got {type(X).__name__}; in a Pipeline use set_output(transform='pandas')"
-        )
+    try:
+        X = in_memory(X, what)
+    except DataError as exc:  # columns are named in the model: an array will not do
+        raise TypeError(f"{exc}; in a Pipeline use set_output(transform='pandas')") from exc
     bad = [c for c in X.columns if not isinstance(c, str)]
     if bad:
         raise ValueError(

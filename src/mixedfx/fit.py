@@ -15,7 +15,7 @@ from .engine.optimize import OptSummary, fit_theta
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
 from .frame import design as design_mod
 from .frame import missing as missing_mod
-from .frames import backend
+from .frames import backend, in_memory
 from .model import LinearMixedModel
 from .outcome import positive_weights as prior_weights
 
@@ -35,8 +35,12 @@ def lmm(
     ----------
     formula : str
         e.g. ``"Reaction ~ Days + (Days | Subject)"``.
-    data : DataFrame or dask DataFrame
-        Training rows with the response, predictors and grouping columns. A
+    data : DataFrame
+        Training rows with the response, predictors and grouping columns: a
+        pandas DataFrame (any dtypes), a polars DataFrame or LazyFrame, a
+        pyarrow Table (converted once, :func:`mixedfx.frames.in_memory`) or a
+        Dask DataFrame. Grouping labels are compared exactly: ``"7"``, ``"07"``
+        and ``" 7"`` are three levels (:mod:`mixedfx.frame.levels`). A
         Dask frame is fitted in two passes over its partitions (see
         :mod:`mixedfx.distributed`); the model then holds no training rows.
     reml : bool, default True
@@ -88,6 +92,7 @@ def lmm(
         if offset is not None and not isinstance(offset, str):
             raise DataError("offset= must be the name of a column for a Dask frame")
         return remote.lmm(formula, data, reml, missing, progress, offset)
+    data = in_memory(data, "data")
     data, offset = offset_column(data, offset)
     also = [c for c in (offset, weights) if c is not None]
     data = missing_mod.handle(formula, data, missing, also=also)

@@ -19,7 +19,7 @@ from .errors import ConvergenceWarning, DataError, SingularFitWarning
 from .fit import check_counts, column_scales, offset_column
 from .frame import design as design_mod
 from .frame import missing as missing_mod
-from .frames import backend
+from .frames import backend, in_memory
 from .glmm_model import GeneralizedLinearMixedModel
 from .outcome import Outcome, OutcomeSpec
 
@@ -44,6 +44,9 @@ def glmm(
         the Poisson family. ``offset(expr)`` terms add to the linear
         predictor, e.g. ``offset(log(exposure))``.
     data : DataFrame
+        Training rows: a pandas DataFrame (any dtypes), a polars DataFrame or
+        LazyFrame or a pyarrow Table (:func:`mixedfx.frames.in_memory`); not
+        a Dask frame (GLMMs are fitted in memory; predictions run on Dask).
     family : str or Family, default "binomial"
         ``"binomial"``, ``"poisson"``, ``"binomial(link='probit')"`` or
         :func:`mixedfx.family.binomial` (links logit, probit, cloglog).
@@ -94,6 +97,7 @@ def fit(
             "GLMMs are fitted in memory: collect the Dask frame first (ddf.compute()); "
             "predictions from a GLMM do run on Dask frames"
         )
+    data = in_memory(data, "data")
     data, offset = offset_column(data, offset)
     also = spec.columns() + ([offset] if offset is not None else [])
     data = missing_mod.handle(formula, data, missing, also=also)

@@ -31,13 +31,13 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .condition import given_rows
+from .condition import given_design
 from .engine import blocks as blocks_mod
 from .engine import solve
 from .engine.cholesky import factorize
 from .engine.pirls import GlmRows, pirls
 from .errors import ConvergenceWarning, DataError
-from .frames import backend
+from .frames import backend, in_memory
 
 if TYPE_CHECKING:
     from .glmm_model import GeneralizedLinearMixedModel
@@ -73,17 +73,17 @@ def condition(
             "given must be a pandas DataFrame for a GLMM (Dask given rows are not supported "
             "yet); call .compute() on it first"
         )
-    if not isinstance(given, pd.DataFrame):
-        raise DataError(f"given must be a pandas DataFrame, got {type(given).__name__}")
+    given = in_memory(given, "given")
     if len(given) == 0:
         return model
     outcome = model.outcome.outcome(model.spec, given)
-    g = given_rows(model, given)
+    terms, g = given_design(model, given)
+    nlevels = [t.nlevels for t in terms]
     rows = GlmRows(
         g.X,
         g.codes,
         g.M,
-        tuple(g.nlevels),
+        tuple(nlevels),
         outcome.y,
         outcome.weights,
         outcome.trials,
@@ -91,7 +91,7 @@ def condition(
         model.family,
         model.blocks.first,
     )
-    training = blocks_mod.extend(model.blocks, g.nlevels)
+    training = blocks_mod.extend(model.blocks, nlevels)
     Ts = model.Ts()
     mode = pirls(rows, Ts, beta=model.beta, prior=blocks_mod.fix_beta(training, model.beta))
     if not mode.converged:
@@ -105,7 +105,7 @@ def condition(
     f = factorize(blocks, Ts)
     return dataclasses.replace(
         model,
-        spec=dataclasses.replace(model.spec, terms=tuple(g.terms)),
+        spec=dataclasses.replace(model.spec, terms=tuple(terms)),
         b=mode.b,
         b_condcov=solve.condcov(f, 1.0),
         blocks=blocks,

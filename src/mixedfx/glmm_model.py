@@ -29,6 +29,7 @@ from .engine.family import Family
 from .engine.optimize import OptSummary
 from .errors import DataError
 from .frame.design import DesignSpec
+from .frames import backend, in_memory
 from .inference.scope import not_for_glmm
 from .model import NO_ROWS
 from .outcome import OutcomeSpec
@@ -159,10 +160,10 @@ class GeneralizedLinearMixedModel(MixedModel):
     # -- prediction -----------------------------------------------------------------
     def predict(
         self,
-        newdata: pd.DataFrame | None = None,
+        newdata: Any = None,
         re: str | None = "all",
         new_levels: str = "population",
-        given: pd.DataFrame | None = None,
+        given: Any = None,
         interval: str | None = None,
         level: float = 0.95,
         type: str = "response",
@@ -194,10 +195,14 @@ class GeneralizedLinearMixedModel(MixedModel):
         if uncertainty != "plugin" or bootstrap is not None:
             raise not_for_glmm(f"predict(uncertainty={uncertainty!r})")
         _check_type(type)
+        if given is not None and backend(given) is None:
+            given = in_memory(given, "given")
+        if newdata is not None and backend(newdata) is None:
+            newdata = in_memory(newdata, "newdata")
         model = self if given is None else self.condition(given)
-        return predict(model, newdata, re, new_levels, interval, level, type)
+        return predict(model, newdata, re, new_levels, interval, level, type, given=given)
 
-    def condition(self, given: pd.DataFrame) -> GeneralizedLinearMixedModel:
+    def condition(self, given: Any) -> GeneralizedLinearMixedModel:
         """A model with the same parameters and conditional modes updated by ``given``.
 
         See :func:`mixedfx.glmm_condition.condition`.

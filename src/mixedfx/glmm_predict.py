@@ -55,8 +55,13 @@ def predict(
     interval: str | None,
     level: float,
     type: str,
+    given: pd.DataFrame | None = None,
 ) -> np.ndarray | pd.DataFrame:
-    """See :meth:`mixedfx.GeneralizedLinearMixedModel.predict`."""
+    """See :meth:`mixedfx.GeneralizedLinearMixedModel.predict`.
+
+    ``model`` is already conditioned on ``given`` (in memory, or None), which
+    is passed to check that newdata uses its groups, as for the LMM.
+    """
     remote = backend(newdata)
     if remote is not None:
         return remote.predict(model, newdata, re, new_levels, interval, level, type)
@@ -67,7 +72,11 @@ def predict(
                 "pass newdata"
             )
         newdata = model.data
-    part = predict_mod.predict(model, newdata, re, new_levels, interval, level)  # offset included
+    if backend(given) is not None:
+        given = None  # a Dask given is never collected, so not checked against newdata
+    part = predict_mod.predict(  # the linear predictor, offset included
+        model, newdata, re, new_levels, interval, level, given=given, stacklevel=4
+    )
     link = model.family.link
     if interval is None:
         eta = np.asarray(part)

@@ -21,10 +21,11 @@ from .engine.blocks import Blocks
 from .engine.optimize import OptSummary
 from .errors import DataError
 from .frame.design import DesignSpec
-from .frames import backend
+from .frames import backend, in_memory
 
 if TYPE_CHECKING:
     from .inference.bootstrap import BootstrapResult
+    from .predict import PredictionInfo
 
 __all__ = ["LinearMixedModel", "ModelMatrices"]
 
@@ -62,7 +63,9 @@ class LinearMixedModel(MixedModel):
     fitted_values, response_values : ndarray, shape (n,), or None
         Of the training rows (None after :meth:`condition`).
     data : DataFrame or None
-        The training data frame (a reference, not a copy; never saved).
+        The training data frame (a reference, not a copy; never saved): the
+        pandas frame itself, or its pandas form when it was another frame
+        type or had nullable columns (:func:`mixedfx.frames.in_memory`).
         A conditioned model keeps its model's training data frame.
     nobs_given : int
         Rows that :meth:`condition` added to the random effects (0 for a
@@ -149,50 +152,70 @@ class LinearMixedModel(MixedModel):
     @overload
     def predict(
         self,
-        newdata: pd.DataFrame | None = ...,
+        newdata: Any = ...,
         re: str | None = ...,
         new_levels: str = ...,
-        given: pd.DataFrame | None = ...,
+        given: Any = ...,
         interval: None = ...,
         level: float = ...,
         uncertainty: str = ...,
         bootstrap: BootstrapResult | None = ...,
+        return_info: Literal[False] = ...,
     ) -> np.ndarray: ...
 
     @overload
     def predict(
         self,
-        newdata: pd.DataFrame | None = ...,
+        newdata: Any = ...,
         re: str | None = ...,
         new_levels: str = ...,
-        given: pd.DataFrame | None = ...,
+        given: Any = ...,
         *,
         interval: Literal["confidence", "prediction"] | str,
         level: float = ...,
         uncertainty: str = ...,
         bootstrap: BootstrapResult | None = ...,
+        return_info: Literal[False] = ...,
     ) -> pd.DataFrame: ...
+
+    @overload
+    def predict(
+        self,
+        newdata: Any = ...,
+        re: str | None = ...,
+        new_levels: str = ...,
+        given: Any = ...,
+        interval: str | None = ...,
+        level: float = ...,
+        uncertainty: str = ...,
+        bootstrap: BootstrapResult | None = ...,
+        *,
+        return_info: Literal[True],
+    ) -> tuple[Any, PredictionInfo]: ...
 
     def predict(
         self,
-        newdata: pd.DataFrame | None = None,
+        newdata: Any = None,
         re: str | None = "all",
         new_levels: str = "population",
-        given: pd.DataFrame | None = None,
+        given: Any = None,
         interval: str | None = None,
         level: float = 0.95,
         uncertainty: str = "plugin",
         bootstrap: BootstrapResult | None = None,
-    ) -> np.ndarray | pd.DataFrame:
+        return_info: bool = False,
+    ) -> Any:
         """Predict with the random effects.
 
         Parameters
         ----------
-        newdata : DataFrame or dask DataFrame, optional
-            Rows to predict; None for the training rows (``data``; an error
-            when the model holds none, e.g. loaded from a file or fitted on
-            Dask). On a conditioned model: the training rows, not the given
-            ones, with the updated random effects. A Dask frame gives a lazy
+        newdata : DataFrame, optional
+            A pandas (any dtypes), polars or Dask DataFrame, a polars
+            LazyFrame or a pyarrow Table: rows to predict; None for the
+            training rows (``data``; an error when the model holds none,
+            e.g. loaded from a file or fitted on Dask). On a conditioned
+            model: the training rows, not the given ones, with the updated
+            random effects. A Dask frame gives a lazy
             dask Series named ``fit`` (or a dask DataFrame with intervals),
             partitioned like ``newdata``.
         re : str, default "all"
@@ -200,13 +223,21 @@ class LinearMixedModel(MixedModel):
             ``"(1 | Subject)"``: the random effects to include.
         new_levels : {"population", "nan", "error"}
             Unseen levels: effect 0 (population level), NaN, or a
-            :class:`~mixedfx.DataError` listing them (raised without a
-            :class:`~mixedfx.NewLevelWarning`). Nested terms keep the levels
-            they know.
-        given : DataFrame or dask DataFrame, optional
-            Observations with the response: the random effects of their
-            groups are updated from them first (see :meth:`condition`; a
-            Dask frame is summed into blocks, never collected).
+            :class:`~mixedfx.DataError` listing them. Nested terms keep the
+            levels they know. Labels match training's by value across dtypes
+            (``7``, ``7.0`` and ``"7"``; see :mod:`mixedfx.frame.levels`). New
+            groups are expected and pass quietly (``return_info`` counts
+            them); a :class:`~mixedfx.NewLevelWarning` comes only when the
+            labels look mismatched (case, spaces, zero padding, number format,
+            or numbers against words).
+        given : DataFrame, optional
+            Observations with the response (any frame ``newdata`` can be):
+            the random effects of their groups are updated from them first
+            (see :meth:`condition`; a Dask frame is summed into blocks, never
+            collected). For a known group they are additional observations.
+            A :class:`~mixedfx.GivenWarning` names given groups that no row
+            of ``newdata`` belongs to (both frames in memory), and given rows
+            identical to training rows (when the model holds them).
         interval : {None, "confidence", "prediction"}
             None returns an ndarray of shape (n,); otherwise a DataFrame
             with columns ``fit, se, lower, upper`` (see
@@ -219,28 +250,45 @@ class LinearMixedModel(MixedModel):
             :mod:`mixedfx.inference.uncertainty`). Needs ``interval``.
         bootstrap : BootstrapResult, optional
             From :meth:`bootstrap`, for ``uncertainty="bootstrap"``.
+        return_info : bool, default False
+            Also return a :class:`~mixedfx.predict.PredictionInfo`: per
+            grouping factor, how many rows had a new or missing level, and
+            which rows (in-memory frames and ``uncertainty="plugin"`` only).
 
         Returns
         -------
         ndarray, shape (n,), or DataFrame
+            With ``return_info``: the pair ``(predictions, info)``.
         """
         from .predict import predict
 
+        if given is not None and backend(given) is None:
+            given = in_memory(given, "given")
+        if newdata is not None and backend(newdata) is None:
+            newdata = in_memory(newdata, "newdata")
         if uncertainty != "plugin":
             from .inference.uncertainty import UNCERTAINTY, predict_uncertain
 
             if uncertainty not in UNCERTAINTY:
                 raise ValueError(f"uncertainty must be one of {UNCERTAINTY}, got {uncertainty!r}")
+            if return_info:
+                raise ValueError("return_info needs uncertainty='plugin'")
             return predict_uncertain(
                 self, newdata, re, new_levels, given, str(interval), level, uncertainty, bootstrap
             )
         model = self if given is None else self.condition(given)
         remote = backend(newdata)
         if remote is not None:
+            if return_info:
+                raise ValueError("return_info needs newdata in memory, not a Dask frame")
             return remote.predict(model, newdata, re, new_levels, interval, level)
-        return predict(model, newdata, re, new_levels, interval, level)
+        if backend(given) is not None:
+            given = None  # a Dask given is never collected, so not checked against newdata
+        return predict(
+            model, newdata, re, new_levels, interval, level, given=given, return_info=return_info
+        )
 
-    def condition(self, given: pd.DataFrame) -> LinearMixedModel:
+    def condition(self, given: Any) -> LinearMixedModel:
         """A model with the same parameters and BLUPs updated by ``given`` (with response).
 
         Its ``nobs``, objective, AIC and BIC stay the fit's; ``nobs_given``

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from .engine.cholesky import factorize
@@ -262,7 +263,8 @@ def finite(values: np.ndarray, field: str) -> None:
 
 
 def unique_keys(keys: np.ndarray, field: str) -> None:
-    if len(np.unique(keys.astype(str))) < len(keys):
+    """No repeated level (``"7"`` and ``7`` are two levels; tuples compare as tuples)."""
+    if not pd.Index(keys, dtype=object).is_unique:
         raise bad(field, "repeats a level key")
 
 

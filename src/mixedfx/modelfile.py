@@ -11,8 +11,9 @@ Members of a ``.mfx`` file (a zip archive), and nothing else::
                         and SHA-256 of every other member, and the SHA-256 of the
                         manifest itself (``sha256``, over its canonical JSON
                         without that key)
-    levels.json         per random term, its level keys, display labels and
-                        per-factor keys
+    levels.json         per random term, its level keys (labels with their JSON
+                        types; a list per level of an interaction), display
+                        labels and per-factor keys
     arrays/<name>.npy   numeric arrays (float64, int64 or sparse index types)
 
 Saving is atomic (:mod:`mixedfx.atomicfile`): a failed or killed save leaves
@@ -55,6 +56,7 @@ from .errors import DataError, FormulaError, ModelFileError
 from .frame import reterm
 from .frame.design import DesignSpec
 from .frame.formula import RandomTerm
+from .frame.levels import as_array
 from .frame.modelmatrix import MatrixSpec
 from .frame.reterm import ReTerm
 from .glmm_model import GeneralizedLinearMixedModel
@@ -82,9 +84,12 @@ def manifest_checksum(doc: dict[str, Any]) -> str:
 
 # -- saving ---------------------------------------------------------------------------------
 def _plain(values: np.ndarray) -> list[Any]:
-    """Labels as JSON values (numbers stay numbers, anything else becomes text)."""
+    """Labels as JSON values: numbers stay numbers, tuples lists, anything else becomes text."""
     out: list[Any] = []
     for v in values:
+        if isinstance(v, tuple):
+            out.append(_plain(as_array(v)))
+            continue
         if isinstance(v, np.generic):
             v = v.item()
         out.append(v if isinstance(v, bool | int | float | str) else str(v))
@@ -183,9 +188,9 @@ def _model_json(model: MixedModel, nnz: int | None) -> dict[str, Any]:
 def _levels_json(model: MixedModel) -> bytes:
     terms = [
         {
-            "keys": [str(k) for k in t.keys],
+            "keys": _plain(t.keys),
             "labels": _plain(t.labels),
-            "factor_keys": [[str(k) for k in fk] for fk in t.factor_keys],
+            "factor_keys": [_plain(fk) for fk in t.factor_keys],
         }
         for t in model.spec.terms
     ]
@@ -347,26 +352,45 @@ def _levels(blob: bytearray, declared: mc.Declared) -> list[tuple[Any, Any, Any]
     for k, (t, size) in enumerate(zip(doc, declared.terms, strict=True)):
         field = f"levels.json[{k}]"
         t = mc.mapping(t, field)
-        keys = mc.texts(t.get("keys"), f"{field}.keys", n=size.nlevels)
-        labels = t.get("labels")
-        if not isinstance(labels, list) or len(labels) != size.nlevels:
-            raise mc.bad(f"{field}.labels", f"must list {size.nlevels} labels")
-        if not all(isinstance(v, str | int | float) for v in labels):
-            raise mc.bad(f"{field}.labels", "must be strings or numbers")
+        keys = _labels(t.get("keys"), f"{field}.keys", size.nlevels, size.nfactors)
+        labels = _labels(t.get("labels"), f"{field}.labels", size.nlevels)
         factor_keys = t.get("factor_keys")
         if not isinstance(factor_keys, list) or len(factor_keys) != size.nfactors:
             raise mc.bad(f"{field}.factor_keys", f"must list the keys of {size.nfactors} factors")
         out.append(
             (
-                np.array(keys, dtype=object),
-                np.array(labels, dtype=object),
-                tuple(
-                    np.array(mc.texts(fk, f"{field}.factor_keys[{j}]"), dtype=object)
-                    for j, fk in enumerate(factor_keys)
-                ),
+                keys,
+                labels,
+                tuple(_labels(fk, f"{field}.factor_keys[{j}]") for j, fk in enumerate(factor_keys)),
             )
         )
     return out
+
+
+def _labels(value: Any, field: str, n: int | None = None, width: int = 1) -> np.ndarray:
+    """Labels from levels.json as saved: strings or finite numbers, lists of ``width`` for tuples.
+
+    Returns
+    -------
+    ndarray of object, shape (n,)
+        The labels, with their types (``"7"`` and ``7`` stay apart); an
+        interaction's keys as tuples.
+    """
+    if not isinstance(value, list):
+        raise mc.bad(field, f"must be a list, got {type(value).__name__}")
+    if n is not None and len(value) != n:
+        raise mc.bad(field, f"has {len(value)} entries, expected {n}")
+
+    def scalar(v: Any) -> bool:
+        return isinstance(v, str | int) or (isinstance(v, float) and np.isfinite(v))
+
+    if width == 1 and not all(scalar(v) for v in value):
+        raise mc.bad(field, "must be strings or finite numbers")
+    if width > 1 and not all(
+        isinstance(v, list) and len(v) == width and all(scalar(x) for x in v) for v in value
+    ):
+        raise mc.bad(field, f"must be lists of {width} strings or finite numbers")
+    return as_array([tuple(v) if width > 1 else v for v in value])
 
 
 def _scales(values: Any, q: int, field: str) -> np.ndarray | None:

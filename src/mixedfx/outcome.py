@@ -77,7 +77,7 @@ class OutcomeSpec:
             For a missing column, a missing value, or a value outside the
             family's support (naming the rows).
         """
-        values = design.response_values(data)
+        values = design.response_values(data, binary=True)
         name = design.response
         bad = ~np.isfinite(values) if values.ndim == 1 else ~np.isfinite(values).all(axis=1)
         if bad.any():

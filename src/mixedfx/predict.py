@@ -23,12 +23,14 @@ Intervals are ``fit +/- z_(1+level)/2 * se`` with normal quantiles.
 from __future__ import annotations
 
 import warnings
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from .condition import warn_unused_given
 from .errors import DataError, MixedFXWarning
 from .frame import rows as rows_mod
 
@@ -38,27 +40,52 @@ if TYPE_CHECKING:
 NEW_LEVELS = ("population", "nan", "error")
 
 
-def _unseen_message(
-    spec_term_group: str, data: pd.DataFrame, factors: list[str], unseen: np.ndarray
-) -> str:
+def _unseen_message(group: str, data: pd.DataFrame, factors: list[str], unseen: np.ndarray) -> str:
+    """The error for ``new_levels="error"``: the unseen levels (tuples for an interaction)."""
     rows = data.loc[unseen, factors]
     absent = rows.isna().any(axis=1).to_numpy()
     parts = []
     if (~absent).any():
-        labels = rows[~absent].drop_duplicates().astype(object).astype(str)
-        joined = labels.agg(":".join, axis=1)
-        shown = joined.head(10).tolist()
-        more = f" and {len(joined) - 10} more" if len(joined) > 10 else ""
+        distinct = rows[~absent].drop_duplicates()
+        labels = [t[0] if len(t) == 1 else t for t in distinct.itertuples(index=False, name=None)]
+        more = f" and {len(labels) - 10} more" if len(labels) > 10 else ""
         parts.append(
-            f"new data has {len(joined)} level(s) of {spec_term_group!r} not seen in "
-            f"training: {shown}{more}"
+            f"new data has {len(labels)} level(s) of {group!r} not seen in "
+            f"training: {labels[:10]}{more}"
         )
     if absent.any():
         parts.append(
-            f"new data has {int(absent.sum())} row(s) with a missing (NaN) label of "
-            f"{spec_term_group!r}"
+            f"new data has {int(absent.sum())} row(s) with a missing (NaN) label of {group!r}"
         )
     return "; ".join(parts) + "; use new_levels='population' or 'nan' to predict them"
+
+
+@dataclass(frozen=True)
+class PredictionInfo:
+    """What :meth:`~mixedfx.LinearMixedModel.predict` found in ``newdata`` (``return_info=True``).
+
+    Attributes
+    ----------
+    levels : DataFrame
+        One row per grouping factor, indexed by its name as lme4 prints it
+        (``"Subject"``, ``"cask:batch"``), with columns ``rows``,
+        ``new_rows`` (rows whose level training never saw), ``new_levels``
+        (how many distinct such levels), ``missing_rows`` (rows with a
+        missing label) and ``used`` (whether ``re`` includes the factor).
+    new : ndarray of bool, shape (n,)
+        Rows with a new or missing level in an included term: predicted at
+        the population level for that term (``new_levels="population"``) or
+        NaN (``"nan"``).
+    """
+
+    levels: pd.DataFrame
+    new: np.ndarray
+
+    def __repr__(self) -> str:
+        return (
+            f"PredictionInfo: {int(self.new.sum())} of {len(self.new)} row(s) with a new or "
+            f"missing level\n{self.levels}"
+        )
 
 
 def predict(
@@ -69,14 +96,21 @@ def predict(
     interval: str | None = None,
     level: float = 0.95,
     *,
+    given: pd.DataFrame | None = None,
+    return_info: bool = False,
     rows: rows_mod.Rows | None = None,
     quiet: bool = False,
-) -> np.ndarray | pd.DataFrame:
+    stacklevel: int = 3,
+) -> Any:
     """See :meth:`mixedfx.LinearMixedModel.predict`.
 
-    ``rows``: ``newdata``'s model matrices when already built under this
-    model's design (many predictions of the same rows); ``quiet``: no
-    warnings about new levels or missing predictors (the caller has warned).
+    ``model`` is already conditioned on ``given`` (a pandas frame, or None),
+    which is passed only to check that newdata uses its groups. ``rows``:
+    ``newdata``'s model matrices when already built under this model's design
+    (many predictions of the same rows); ``quiet``: no warnings about new
+    levels, given groups or missing predictors (the caller has warned);
+    ``stacklevel``: of those warnings, counted from here (3: the user's call of
+    a model's ``predict``).
     """
     if new_levels not in NEW_LEVELS:
         raise ValueError(f"new_levels must be one of {NEW_LEVELS}, got {new_levels!r}")
@@ -112,7 +146,9 @@ def predict(
         bad |= ~np.isfinite(Mi).all(axis=1)
     # after the loop: with new_levels="error" an unseen level has raised, without a warning
     if not quiet:
-        rows_mod.warn_unseen(spec, newdata, r, masks)
+        rows_mod.warn_unseen(spec, newdata, r, masks, stacklevel=stacklevel)
+    if given is not None and n and not quiet:
+        warn_unused_given(spec, given, r.codes, masks, stacklevel=stacklevel)
     fit = np.where(bad, np.nan, fit)
     if new_levels == "nan":
         fit = np.where(unknown_used, np.nan, fit)
@@ -121,16 +157,19 @@ def predict(
             f"{int(bad.sum())} row(s) of newdata have missing predictors; their "
             "predictions are NaN",
             MixedFXWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
-    if interval is None:
-        return fit
-    se = np.sqrt(variance(model, r, masks, interval, bad | (unknown_used & (new_levels == "nan"))))
-    half = norm.ppf(0.5 + level / 2.0) * se
-    index = newdata.index
-    return pd.DataFrame(
-        {"fit": fit, "se": se, "lower": fit - half, "upper": fit + half}, index=index
-    )
+    out: np.ndarray | pd.DataFrame = fit
+    if interval is not None:
+        invalid = bad | (unknown_used & (new_levels == "nan"))
+        se = np.sqrt(variance(model, r, masks, interval, invalid))
+        half = norm.ppf(0.5 + level / 2.0) * se
+        out = pd.DataFrame(
+            {"fit": fit, "se": se, "lower": fit - half, "upper": fit + half}, index=newdata.index
+        )
+    if return_info:
+        return out, PredictionInfo(rows_mod.level_counts(spec, newdata, r, masks), unknown_used)
+    return out
 
 
 def variance(

@@ -3,8 +3,7 @@
 A model file stores the formula as text and, per stateful part of it, what
 was learned from the training rows (:mod:`mixedfx.frame.transforms`)::
 
-    {"key": "factor(k)", "type": "levels", "keys": ["0", "1"], "labels": [0, 1],
-     "ordered": false}
+    {"key": "factor(k)", "type": "levels", "labels": [0, 1], "ordered": false}
     {"key": "scale(Days)", "type": "scale", "center": 4.5, "scale": 2.88}
     {"key": "poly(Days, 2)", "type": "poly", "alpha": [4.5, 4.5], "norm2": [1, 180, 1485, 9504]}
 
@@ -19,6 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any
+
+import pandas as pd
 
 from .errors import ModelFileError
 from .frame import state as state_mod
@@ -36,7 +37,6 @@ def encode(states: Mapping[str, tf.State]) -> list[dict[str, Any]]:
                 {
                     "key": key,
                     "type": "levels",
-                    "keys": list(s.keys),
                     "labels": list(s.labels),
                     "ordered": s.ordered,
                 }
@@ -73,26 +73,27 @@ def _optional(key: str, value: Any, positive: bool) -> float | None:
 
 
 def _levels(key: str, d: dict[str, Any]) -> tf.Levels:
-    keys, labels = d.get("keys"), d.get("labels")
-    if not (isinstance(keys, list) and isinstance(labels, list) and len(keys) == len(labels)):
-        raise _fail(key, "keys and labels must be lists of one length")
-    if not keys or not all(isinstance(k, str) for k in keys) or len(set(keys)) != len(keys):
-        raise _fail(key, "keys must be distinct strings")
+    """Labels with their JSON types (``"1"`` and ``1`` are two levels), distinct as labels."""
+    labels = d.get("labels")
+    if not isinstance(labels, list) or not labels:
+        raise _fail(key, "labels must be a non-empty list")
     for v in labels:
         if not isinstance(v, str | int | float | bool) or (
             isinstance(v, float) and not math.isfinite(v)
         ):
             raise _fail(key, "a label that is not a string, number or boolean")
+    if not pd.Index(labels, dtype=object).is_unique:
+        raise _fail(key, "labels must be distinct")
     if not isinstance(d.get("ordered"), bool):
         raise _fail(key, "ordered must be true or false")
-    return tf.Levels(tuple(keys), tuple(labels), d["ordered"])
+    return tf.Levels(tuple(labels), d["ordered"])
 
 
 def _state(d: Any) -> tuple[str, tf.State]:
     if not isinstance(d, dict) or not isinstance(d.get("key"), str):
         raise ModelFileError("model file: a learned state without a key")
     key, kind = d["key"], d.get("type")
-    fields = {"levels": {"keys", "labels", "ordered"}, "scale": {"center", "scale"}}
+    fields = {"levels": {"labels", "ordered"}, "scale": {"center", "scale"}}
     fields["poly"] = {"alpha", "norm2"}
     if kind not in fields or set(d) != {"key", "type", *fields[kind]}:
         raise _fail(key, f"type {kind!r} with fields {sorted(d)}")

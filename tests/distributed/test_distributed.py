@@ -124,6 +124,8 @@ def check_predictions(mem, dsk, new: pd.DataFrame, given: pd.DataFrame, nparts: 
         kw_dask = kw if cond is None else {**kw, "given": cond}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", mfx.NewLevelWarning)
+            # given holds training rows and groups new data lacks: the same on both paths
+            warnings.simplefilter("ignore", mfx.GivenWarning)
             expected = mem.predict(new, **kw_mem)
         lazy = dsk.predict(dnew, **kw_dask)
         assert lazy.npartitions == nparts
@@ -200,6 +202,27 @@ def test_synthetic_levels_transforms_rank(client) -> None:
     new.loc[new.index[:10], "g"] = 99  # a group never seen
     given = df.iloc[::11].assign(g=lambda d: np.where(d.index % 2, d["g"], d["g"] + 100))
     check_predictions(mem, dsk, new, given, 3)
+
+
+def test_look_alike_labels_match_memory(client) -> None:
+    """Text labels "07", "7" and " 7" are three levels in a fixed factor and a group alike."""
+    rng = np.random.default_rng(4)
+    n = 240
+    kinds = np.array(["07", "7", " 7", "8"])
+    df = pd.DataFrame(
+        {
+            "f": kinds[rng.integers(0, 4, n)],
+            "g": np.array(["01", "1", "001", "a", "A", "a "])[rng.integers(0, 6, n)],
+            "x": rng.normal(size=n),
+        }
+    )
+    df["y"] = df["x"] + (df["f"] == "7") + rng.normal(size=n) * 0.5
+    mem, dsk = fit_both("y ~ x + f + (1 | g)", df, 3)
+    assert len(dsk.spec.states["f"]) == 4 and dsk.spec.terms[0].nlevels == 6
+    check_fit(mem, dsk)
+    new = df.sample(40, random_state=3).sort_index()
+    new.loc[new.index[:3], "g"] = "b"  # a new group
+    close(dsk.predict(dd.from_pandas(new, npartitions=2)).compute(), mem.predict(new), EXACT)
 
 
 def test_offsets_match_memory(client) -> None:

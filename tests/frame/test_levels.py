@@ -1,74 +1,157 @@
-"""Label matching by value (levels.py): the integer fast path agrees with the string path."""
+"""levels.py: exact within a frame, matched by value across frames, tuples for interactions."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mixedfx import DataError
 from mixedfx.frame import levels
 
 
-def string_path(column: pd.Series, keys: np.ndarray) -> np.ndarray:
-    """The reference: every label through its canonical string key."""
-    codes, uniques = pd.factorize(column, use_na_sentinel=True)
-    found = pd.Index(keys.astype(str)).get_indexer(levels.canonical_keys(uniques).astype(str))
-    return np.where(codes >= 0, found[np.maximum(codes, 0)], -1)
+def codes_of(train: list, new: list | pd.Series) -> list[int]:
+    _, labels = levels.encode(pd.Series(train, dtype=object), "g")
+    column = new if isinstance(new, pd.Series) else pd.Series(new, dtype=object)
+    return levels.lookup(column, levels.Levels(labels), "g")[0].tolist()
 
 
-def test_integer_keys_find_ints_floats_and_strings() -> None:
-    _, keys, _ = levels.encode(pd.Series(["1", "2", "10", "-3"]), "g")
-    index = levels.KeyIndex(keys)
-    assert index.integers is not None
-    got = levels.lookup(pd.Series([10, 1, 3, -3]), index)
-    assert got.tolist() == [
-        keys.tolist().index("10"),
-        keys.tolist().index("1"),
-        -1,
-        keys.tolist().index("-3"),
-    ]
-    floats = levels.lookup(pd.Series([1.0, 2.5, np.nan, 2.0]), index)
-    assert floats.tolist() == [keys.tolist().index("1"), -1, -1, keys.tolist().index("2")]
-    strings = levels.lookup(pd.Series(["01", "2", "x"]), index)
-    assert strings.tolist() == [keys.tolist().index("1"), keys.tolist().index("2"), -1]
-
-
-def test_non_integer_keys_use_strings() -> None:
-    _, keys, _ = levels.encode(pd.Series(["a", "1", "2.5"]), "g")
-    index = levels.KeyIndex(keys)
-    assert index.integers is None
-    got = levels.lookup(pd.Series([1, 2.5, "a", "b"], dtype=object), index)
-    assert got.tolist() == [
-        keys.tolist().index("1"),
-        keys.tolist().index("2.5"),
-        keys.tolist().index("a"),
-        -1,
-    ]
-
-
-labels = st.one_of(
+# labels that tempt a merge: padding, spaces, case, number formats, long ids
+texts = st.one_of(
+    st.text(alphabet="0123456789 aAbB.e-+", max_size=6),
+    st.sampled_from(["007", "7", "0007", " 7", "7 ", "7.0", "1e2", "100", "a", " a", "A"]),
+    st.integers(10**18, 10**18 + 20).map(str),
+)
+numbers = st.one_of(
     st.integers(-50, 50),
     st.integers(-50, 50).map(float),
     st.floats(-5, 5, allow_nan=False).map(lambda v: round(v, 1)),
-    st.integers(-50, 50).map(str),
-    st.sampled_from(["a", "b", "x1"]),
 )
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(texts, numbers), min_size=1, max_size=30))
+def test_distinct_training_labels_never_share_a_level(train: list) -> None:
+    codes, labels = levels.encode(pd.Series(train, dtype=object), "g")
+    # each level holds one label; two labels share a level only when Python calls them equal
+    # (numbers by value: 7 and 7.0), never two different strings
+    for k, label in enumerate(labels):
+        members = {(type(v) is str, v) for v, c in zip(train, codes, strict=True) if c == k}
+        assert all(v == label and is_text == isinstance(label, str) for is_text, v in members)
+    strings = {v for v in train if isinstance(v, str)}
+    assert len({c for v, c in zip(train, codes, strict=True) if isinstance(v, str)}) == len(strings)
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.lists(labels, min_size=1, max_size=20), st.lists(labels, min_size=1, max_size=20))
-def test_lookup_equals_string_path(train: list, new: list) -> None:
-    _, keys, _ = levels.encode(pd.Series(train, dtype=object), "g")
-    for column in (pd.Series(new, dtype=object), pd.Series(new).infer_objects()):
-        assert (
-            levels.lookup(column, levels.KeyIndex(keys)).tolist()
-            == string_path(column, keys).tolist()
-        )
-    ints = [v for v in new if isinstance(v, int)]
-    if ints:
-        column = pd.Series(ints, dtype=np.int64)
-        assert (
-            levels.lookup(column, levels.KeyIndex(keys)).tolist()
-            == string_path(column, keys).tolist()
-        )
+@given(
+    st.sets(st.integers(-(10**12), 10**12), min_size=1, max_size=15),
+    st.lists(st.integers(-(10**12), 10**12), min_size=1, max_size=15),
+)
+def test_cross_type_matching_equals_exact_matching_after_a_cast(train: set, new: list) -> None:
+    new = new + list(train)[:3]  # some of them known
+    as_int = pd.Series(new, dtype=np.int64)
+    as_text = as_int.astype(str).astype(object)
+    as_float = as_int.astype(float)
+    # training ints: text and float labels of new data match as if cast to int first
+    ints = sorted(train)
+    assert codes_of(ints, as_text) == codes_of(ints, as_int) == codes_of(ints, as_float)
+    # training text (written as str(int)): ints match as if cast to str first
+    words = [str(v) for v in ints]
+    assert codes_of(words, as_int) == codes_of(words, as_text)
+    if all(abs(v) < 2**53 for v in new):
+        assert codes_of(words, as_float) == codes_of(words, as_text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sets(st.integers(0, 30), min_size=1, max_size=10),
+    st.sets(st.integers(0, 30), max_size=5),
+    st.lists(st.integers(0, 30), min_size=1, max_size=10),
+)
+def test_a_number_with_several_training_spellings_is_ambiguous(
+    canonical: set, padded: set, new: list
+) -> None:
+    train = [str(v) for v in canonical] + [f"0{v}" for v in padded]
+    ambiguous = [v for v in new if v in canonical and v in padded]
+    if ambiguous:
+        with pytest.raises(DataError, match="matches more than one training label") as caught:
+            codes_of(train, pd.Series(new, dtype=np.int64))
+        assert any(f"'0{v}'" in str(caught.value) for v in ambiguous)
+    else:  # "07" alone is another spelling: 7 does not match it
+        expect = codes_of(train, pd.Series([str(v) for v in new], dtype=object))
+        assert codes_of(train, pd.Series(new, dtype=np.int64)) == expect
+
+
+def test_issue_examples_stay_distinct() -> None:
+    for labels in (["007", "7", "0007"], ["a", " a", "a "], ["1e2", "100"]):
+        _, found = levels.encode(pd.Series(labels * 2, dtype=object), "g")
+        assert sorted(found.tolist()) == sorted(labels)
+    ids = [str(1234567890123456789 + k) for k in range(12)]  # equal as float64
+    _, found = levels.encode(pd.Series(ids), "g")
+    assert len(found) == 12
+
+
+def test_only_the_canonical_spelling_matches_a_number() -> None:
+    assert codes_of(["1", "2.5", "x"], [1, 1.0, np.int64(1), 2.5, "1"]) == [0, 0, 0, 1, 0]
+    # "1.0" is text that does not spell 1 canonically: no match, either way round
+    assert codes_of(["1.0", "2"], [1]) == [-1]
+    assert codes_of([1, 2], ["1.0", " 1", "01", "1"]) == [-1, -1, -1, 0]
+    assert codes_of(["007"], [7]) == [-1]
+
+
+def test_ambiguous_error_lists_the_candidates() -> None:
+    with pytest.raises(DataError, match=r"label 7 of 'g' matches more than one") as caught:
+        codes_of(["7", "07", "8"], pd.Series([7, 8]))
+    assert "'7'" in str(caught.value) and "'07'" in str(caught.value)
+
+
+def test_missing_and_unseen_labels_have_their_codes() -> None:
+    _, labels = levels.encode(pd.Series(["a", "b"]), "g")
+    codes, unseen = levels.lookup(pd.Series(["a", None, "c", "c"]), levels.Levels(labels), "g")
+    assert codes.tolist() == [0, levels.MISSING, levels.UNSEEN, levels.UNSEEN]
+    assert unseen.tolist() == ["c"]
+
+
+def test_interaction_keys_are_tuples_that_cannot_collide() -> None:
+    a = pd.Series(["a", "a:b", "a", "a:b"])
+    b = pd.Series(["b:c", "c", "b:c", "c"])
+    (ca, la), (cb, lb) = levels.encode(a, "a"), levels.encode(b, "b")
+    codes, keys = levels.combine([(ca, la), (cb, lb)])
+    assert keys.tolist() == [("a", "b:c"), ("a:b", "c")]
+    assert codes.tolist() == [0, 1, 0, 1]
+    assert [levels.display(k) for k in keys] == ["a:b:c", "a:b:c"]  # display only
+
+
+@pytest.mark.parametrize(
+    ("train", "new", "why"),
+    [
+        (["A", "B", "C"], ["a", "b"], "case, spaces"),
+        (["a", "b"], [" a"], "case, spaces"),
+        (["007", "008"], [7, 8], "zero padding"),
+        (["7", "8"], ["7.0"], "number format"),
+        (["x1", "x2"], [1, 2], "they are numbers, while training's labels are words"),
+        ([1, 2], ["S1", "S2"], "they are words, while training's labels are numbers"),
+        (["308", "309"], ["S308"], "they are words"),
+    ],
+)
+def test_mismatch_evidence(train: list, new: list, why: str) -> None:
+    _, labels = levels.encode(pd.Series(train, dtype=object), "g")
+    _, unseen = levels.lookup(pd.Series(new, dtype=object), levels.Levels(labels), "g")
+    found = levels.Levels(labels).mismatch(unseen, matched=False)
+    assert found is not None and why in found
+
+
+@pytest.mark.parametrize(
+    ("train", "new", "matched"),
+    [
+        (["308", "309"], ["999"], False),  # a new subject, written like training's
+        ([308, 309], [999, "1000"], False),
+        (["a", "b"], ["c"], False),
+        (["x1", "x2"], [3], True),  # numbers among matched labels: not all new
+    ],
+)
+def test_no_mismatch_for_new_groups(train: list, new: list, matched: bool) -> None:
+    _, labels = levels.encode(pd.Series(train, dtype=object), "g")
+    assert levels.Levels(labels).mismatch(new, matched) is None

@@ -33,6 +33,7 @@ from ..frame import state as state_mod
 from ..frame.formula import ParsedFormula, RandomTerm, parse
 from ..frame.modelmatrix import MatrixSpec
 from ..frame.syntax import Name, deparse, names
+from ..frames import plain_dtypes
 from .run import compute, per_partition, tree_reduce
 
 
@@ -84,15 +85,12 @@ def memory_dtypes(part: pd.DataFrame) -> pd.DataFrame:
     """The partition with the dtypes pandas gives the same data in memory.
 
     Dask stores text as ``string[pyarrow]`` (missing values ``pd.NA``) where
-    pandas has ``str`` (or object); text columns are converted back before
-    any formula work, so both paths see the same labels.
+    an in-memory frame has ``str`` or object columns: every partition goes
+    through the in-memory boundary's conversion
+    (:func:`mixedfx.frames.plain_dtypes`) before any formula work, so both
+    paths see the same labels.
     """
-    text = [
-        c
-        for c, dt in part.dtypes.items()
-        if isinstance(dt, pd.StringDtype) and dt.na_value is pd.NA
-    ]
-    return part.astype(dict.fromkeys(text, "str")) if text else part
+    return plain_dtypes(part)
 
 
 def _bad(col: pd.Series) -> np.ndarray:

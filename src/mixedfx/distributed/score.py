@@ -131,7 +131,7 @@ def _survey(part: pd.DataFrame, model: LinearMixedModel) -> GivenSurvey:
     part = memory_dtypes(part)
     y = spec.response_values(part) - spec.offset(part)
     X = spec.X(part) if len(part) else np.empty((0, len(spec.fixed_names)))
-    labels = tuple(int(pd.isna(t.new_keys(part)).sum()) for t in spec.terms)
+    labels = tuple(int(t.missing_labels(part).sum()) for t in spec.terms)
     m_bad = tuple(not bool(np.isfinite(t.model_matrix(part)).all()) for t in spec.terms)
     groups = tuple(part[list(t.term.factors)].drop_duplicates() for t in spec.terms)
     x_bad = int((~np.isfinite(X).all(axis=1)).sum())

@@ -331,18 +331,19 @@ class Evaluator:
 
 
 def _codes(key: str, values: pd.Series, levels: tf.Levels) -> np.ndarray:
-    """Level codes of ``values``; an error names the levels training never saw."""
-    if isinstance(values.dtype, pd.BooleanDtype):  # matched as 0/1, as a bool column's levels
-        values = pd.Series(values.to_numpy(dtype=float, na_value=np.nan), index=values.index)
-    codes = levels.codes(values)
-    unseen = (codes < 0) & values.notna().to_numpy()
-    if unseen.any():
-        shown = [tf.r_label(v) for v in pd.unique(values[unseen])[:10]]
+    """Level codes of ``values`` (-1 where missing); an error names the levels training never saw.
+
+    Labels are matched by the label policy (:mod:`mixedfx.frame.levels`):
+    exactly, then by value across kinds (``1`` finds training's ``"1"``).
+    """
+    codes, unseen = levels.codes(values, key)
+    if len(unseen):
+        shown = [tf.r_label(v) for v in unseen[:10]]
         raise DataError(
             f"variable {key!r} has level(s) {shown} that training never saw (training levels: "
             f"{list(levels.names[:20])}); the model has no coefficient for them"
         )
-    return codes
+    return np.maximum(codes, -1)
 
 
 def _text_like(dtype: Any) -> bool:

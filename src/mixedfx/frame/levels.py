@@ -1,66 +1,113 @@
-"""Grouping levels matched by value, whatever the dtype.
+"""Grouping levels: exact within a frame, matched by value across frames.
 
-The labels ``1``, ``1.0``, ``"1"`` and ``np.int64(1)`` are one level: each
-label is reduced to a canonical string key (integral numbers print without a
-decimal point, numeric strings are read as numbers, other strings are kept
-as they are), and training and new data are matched on those keys.
+The policy (DESIGN.md, "Policies"):
+
+* **Within one frame labels are compared exactly**, as ``pandas.factorize``
+  does: two different strings are two levels (``"7"``, ``"07"`` and ``" 7"``
+  are three); nothing is stripped, parsed or lower-cased. Numbers compare by
+  value (``1`` and ``1.0`` are one level).
+* **Across frames** (training against new data or ``given``) a label is
+  first looked up exactly. A label of the other kind (a number against text
+  labels, or text against number labels) then matches the training label
+  whose text is the number's *canonical spelling*: ``str(int)`` for an
+  integral value (``7``, ``7.0`` and ``np.int64(7)`` are spelled ``"7"``),
+  ``repr(float)`` otherwise (``2.5``). Other spellings (``"07"``, ``"7.0"``,
+  ``" 7"``, ``"1e2"``) match no number. A cross-kind match is *ambiguous*
+  when training also holds another spelling of the same value (``"7"`` and
+  ``"07"`` against ``7``): a :class:`~mixedfx.DataError` lists the candidates.
+* **Interaction and nesting keys are tuples** of labels, one per factor
+  (:func:`combine`); lme4's ``"a:b"`` text is for display only.
+
+A training factor's levels are a :class:`Levels`, built once per term and
+reused for every lookup: :meth:`Levels.find` runs pandas' hash lookup on the
+distinct labels of new data, and looks at the other kind only for labels it
+did not find.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..errors import DataError
 
-
-def _number_keys(values: np.ndarray) -> np.ndarray:
-    """Canonical keys of a float array without NaN: ``3.0 -> "3"``, ``2.5 -> "2.5"``."""
-    integral = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2**53)
-    keys = np.empty(values.shape, dtype=object)
-    keys[integral] = values[integral].astype(np.int64).astype(str)
-    rest = ~integral
-    keys[rest] = [repr(float(v)) for v in values[rest]]
-    return keys
+_INTEGER = re.compile(r"0|-?[1-9][0-9]*")
+_DIGITS = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_EXACT_FLOAT = 2**53  # integral floats below this spell as integers
 
 
-def _to_float(text: str) -> float:
+def as_array(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """A 1-D object array of labels (tuples stay elements, never become rows)."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def display(key: Any) -> str:
+    """A level as lme4 prints it: the label, or an interaction's labels joined by ``":"``."""
+    return ":".join(map(str, key)) if isinstance(key, tuple) else str(key)
+
+
+def is_number(label: Any) -> bool:
+    """True for int and float labels (Python or NumPy), not for booleans."""
+    return isinstance(label, int | float | np.integer | np.floating) and not isinstance(
+        label, bool | np.bool_
+    )
+
+
+def spell(label: Any) -> str | None:
+    """The canonical spelling of a number label (``7.0 -> "7"``), None for anything else."""
+    if not is_number(label):
+        return None
+    if isinstance(label, int | np.integer):
+        return str(int(label))
+    value = float(label)
+    if not math.isfinite(value):
+        return None
+    if value.is_integer() and abs(value) < _EXACT_FLOAT:
+        return str(int(value))
+    return repr(value)
+
+
+def read(text: str) -> int | float | None:
+    """The number that ``text`` spells canonically (``"7" -> 7``; ``"07"``, ``"7.0"`` -> None)."""
+    if _INTEGER.fullmatch(text):
+        return int(text)
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
-        return math.nan
+        return None
+    return value if spell(value) == text else None
 
 
-def canonical_keys(uniques: pd.Index | np.ndarray) -> np.ndarray:
-    """Canonical string keys, one per label.
+def value_of(text: str) -> int | float | None:
+    """The number any decimal spelling of ``text`` stands for (``" 07" -> 7``), else None.
 
-    Parameters
-    ----------
-    uniques : array-like, shape (k,)
-        Labels without missing values.
-
-    Returns
-    -------
-    ndarray of object, shape (k,)
+    Integers are read exactly (``int``), so distinct long ids stay distinct.
     """
-    values = np.asarray(uniques)
-    if values.dtype.kind in "iub":
-        return values.astype(np.int64).astype(str).astype(object)
-    if values.dtype.kind == "f":
-        return _number_keys(values.astype(float))
-    text = np.array([str(v).strip() for v in values], dtype=object)
-    try:
-        numbers = text.astype(float)
-    except ValueError:  # some labels are not numbers: read them one by one
-        numbers = np.array([_to_float(v) for v in text])
-    numeric = np.isfinite(numbers)
-    if numeric.any():
-        text[numeric] = _number_keys(numbers[numeric])
-    return text
+    stripped = text.strip()
+    if not _DECIMAL.fullmatch(stripped):
+        return None
+    if _DIGITS.fullmatch(stripped):
+        return int(stripped)
+    value = float(stripped)
+    return int(value) if value.is_integer() and abs(value) < _EXACT_FLOAT else value
+
+
+def _normal(label: Any) -> str:
+    """A label with case, spaces and number format removed: equal forms are near misses."""
+    if isinstance(label, str):
+        text = label.strip().casefold()
+        value = value_of(text)
+        return text if value is None else str(spell(value))
+    return spell(label) or str(label)
 
 
 def _sort_order(uniques: pd.Index | np.ndarray, column: pd.Series) -> np.ndarray:
@@ -71,16 +118,15 @@ def _sort_order(uniques: pd.Index | np.ndarray, column: pd.Series) -> np.ndarray
         cats = pd.Index(column.cat.categories)
         return np.argsort(cats.get_indexer(pd.Index(uniques)), kind="stable")
     values = np.asarray(uniques)
+    if values.dtype.kind == "O":  # numbers in an object column sort as numbers
+        values = pd.Index(values).infer_objects().to_numpy()
     if values.dtype.kind in "iufb":
         return np.argsort(values, kind="stable")
-    try:
-        return np.argsort(pd.Index(values).astype(str).to_numpy(), kind="stable")
-    except (TypeError, ValueError):  # pragma: no cover - str() of any object works
-        return np.arange(len(values))
+    return np.argsort(values.astype(str), kind="stable")
 
 
-def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Level codes of a training grouping column.
+def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Level codes of a training grouping column; labels compared exactly.
 
     Parameters
     ----------
@@ -91,11 +137,10 @@ def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray, np.nda
     Returns
     -------
     codes : ndarray of int64, shape (n,)
-        Index of each row's level in ``keys``.
-    keys : ndarray of object, shape (k,)
-        Canonical keys of the levels, in lme4's order.
+        Index of each row's level in ``labels``.
     labels : ndarray of object, shape (k,)
-        One original label per level, for display.
+        The distinct labels as found (a str stays a str, an int an int), in
+        lme4's order: the categories' order for a categorical, else sorted.
     """
     if isinstance(column.dtype, pd.CategoricalDtype):  # fast path: codes are given
         codes = column.cat.codes.to_numpy().astype(np.int64)
@@ -113,134 +158,229 @@ def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray, np.nda
             "drop those rows or give them a level"
         )
     order = _sort_order(uniques, column)
-    keys = canonical_keys(uniques)[order]
-    labels = np.asarray(uniques, dtype=object)[order]
+    labels = as_array(np.asarray(uniques, dtype=object)[order].tolist())
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    codes = rank[codes]
-    merged, first, inverse = np.unique(keys.astype(str), return_index=True, return_inverse=True)
-    if len(merged) < len(keys):  # e.g. 1 and "1" in one column: one level
-        keep = np.sort(first)
-        remap = np.empty(len(merged), dtype=np.int64)
-        remap[inverse[keep]] = np.arange(len(keep))
-        codes = remap[inverse[codes]]
-        keys, labels = keys[keep], labels[keep]
-    return codes.astype(np.int64), keys, labels
+    return rank[codes].astype(np.int64), labels
 
 
-class KeyIndex:
-    """Training keys ready for lookups, built once per term.
-
-    A hash index of the keys as strings and, when every key is an integer
-    (the common case of numeric ids), of the keys as int64: integer labels
-    of new data are then found without turning them into strings.
+class Levels:
+    """One grouping factor's training labels, ready for lookups (built once per term).
 
     Parameters
     ----------
-    keys : ndarray of object, shape (k,)
-        Canonical keys from :func:`encode`.
+    labels : ndarray of object, shape (k,)
+        Distinct labels, as from :func:`encode`.
     """
 
-    def __init__(self, keys: np.ndarray) -> None:
-        self.keys = keys
-        self.strings = pd.Index(keys.astype(str))
-        self.integers: pd.Index | None = None
-        if len(keys) and all(_INTEGER.fullmatch(k) for k in self.strings):
-            self.integers = pd.Index(self.strings.to_numpy(dtype=str).astype(np.int64))
+    def __init__(self, labels: np.ndarray) -> None:
+        self.labels = labels
+        self.index = pd.Index(labels, dtype=object).infer_objects()
 
-    def find(self, uniques: pd.Index | np.ndarray) -> np.ndarray:
-        """Position of each label in the keys, ``-1`` where absent, shape (u,)."""
-        values = np.asarray(uniques)
-        if self.integers is not None and values.dtype.kind in "iu":
-            return self.integers.get_indexer(pd.Index(values.astype(np.int64), copy=False))
-        if self.integers is not None and values.dtype.kind == "f":
-            integral = np.isfinite(values) & (np.floor(values) == values) & (np.abs(values) < 2**53)
-            out = np.full(len(values), -1, dtype=np.int64)
-            out[integral] = self.integers.get_indexer(values[integral].astype(np.int64))
+    @functools.cached_property
+    def _texts(self) -> tuple[pd.Index, np.ndarray]:
+        """The text labels and their positions."""
+        where = np.flatnonzero([isinstance(v, str) for v in self.labels])
+        return pd.Index(self.labels[where], dtype=object), where
+
+    @functools.cached_property
+    def _numbers(self) -> tuple[pd.Index, np.ndarray]:
+        """The number labels (compared by value) and their positions."""
+        where = np.flatnonzero([is_number(v) for v in self.labels])
+        return pd.Index(self.labels[where], dtype=object), where
+
+    @functools.cached_property
+    def _integer_texts(self) -> tuple[pd.Index, np.ndarray]:
+        """Text labels that spell an int64 canonically (``"7"``), as int64; their positions."""
+        texts, positions = self._texts
+        numbers = [read(t) for t in texts]
+        keep = np.array([type(v) is int and -(2**63) <= v < 2**63 for v in numbers], dtype=bool)
+        integers = np.array([v for v, k in zip(numbers, keep, strict=True) if k], dtype=np.int64)
+        return pd.Index(integers), positions[keep]
+
+    @functools.cached_property
+    def _spellings(self) -> dict[Any, list[str]]:
+        """Number -> the text labels that spell it in any way (``7 -> ["7", "07"]``)."""
+        out: dict[Any, list[str]] = {}
+        for text in self._texts[0]:
+            value = value_of(text)
+            if value is not None:
+                out.setdefault(value, []).append(text)
+        return out
+
+    @functools.cached_property
+    def _ambiguous(self) -> pd.Index:
+        """The numbers that several text labels spell (``7`` for ``"7"`` and ``"07"``)."""
+        return pd.Index([v for v, texts in self._spellings.items() if len(texts) > 1], dtype=object)
+
+    @functools.cached_property
+    def _normal(self) -> dict[str, Any]:
+        """Normal form -> a training label with it (for near misses)."""
+        return {_normal(v): v for v in self.labels[::-1]}
+
+    def find(self, uniques: Any, name: str) -> np.ndarray:
+        """Position of each distinct new label among the training labels, ``-1`` where absent.
+
+        Parameters
+        ----------
+        uniques : array-like, shape (u,)
+            Distinct labels without missing values (``pandas.factorize``'s uniques).
+        name : str
+            The column, for the error on an ambiguous match.
+
+        Returns
+        -------
+        ndarray of int64, shape (u,)
+
+        Raises
+        ------
+        DataError
+            When a number matches a text label and training has other
+            spellings of the same value (see module docstring).
+        """
+        if isinstance(uniques, pd.Categorical | pd.CategoricalIndex):
+            uniques = np.asarray(uniques)
+        target = pd.Index(uniques)
+        if target.dtype.kind in "iuf" and len(self._texts[1]) == len(self.labels):
+            out = np.full(len(target), -1, dtype=np.int64)  # numbers against words only
+        else:
+            out = self.index.get_indexer(target).astype(np.int64)
+        missed = np.flatnonzero(out < 0)
+        if not len(missed):
             return out
-        return self.strings.get_indexer(canonical_keys(uniques).astype(str))
+        values = target[missed]
+        kind = pd.api.types.infer_dtype(values, skipna=False)
+        if kind == "string":
+            texts, numbers = np.ones(len(values), dtype=bool), np.zeros(len(values), dtype=bool)
+        elif kind in ("integer", "floating", "mixed-integer-float"):
+            texts, numbers = np.zeros(len(values), dtype=bool), np.ones(len(values), dtype=bool)
+        else:
+            texts = np.array([isinstance(v, str) for v in values], dtype=bool)
+            numbers = np.array([is_number(v) for v in values], dtype=bool)
+        if texts.any() and len(self._numbers[1]):
+            self._texts_to_numbers(values[texts], missed[texts], out)
+        if numbers.any() and len(self._texts[1]):
+            self._numbers_to_texts(np.asarray(values[numbers]), missed[numbers], out, name)
+        return out
+
+    def _numbers_to_texts(
+        self, values: np.ndarray, where: np.ndarray, out: np.ndarray, name: str
+    ) -> None:
+        """Numbers against text labels: the canonical spelling, unless ambiguous."""
+        if values.dtype.kind in "iu":  # integer ids: an int64 lookup, no text made
+            index, positions = self._integer_texts
+            found = index.get_indexer(pd.Index(values))
+        else:
+            index, positions = self._texts
+            found = index.get_indexer(pd.Index([spell(v) for v in values], dtype=object))
+        hit = found >= 0
+        if len(self._ambiguous):
+            ambiguous = self._ambiguous.get_indexer(pd.Index(values[hit], dtype=object))
+            if (ambiguous >= 0).any():
+                value = self._ambiguous[ambiguous[ambiguous >= 0][0]]
+                raise DataError(
+                    f"label {value!r} of {name!r} matches more than one training label: "
+                    f"{self._spellings[value]}; training has several spellings of this "
+                    f"number, so give {name!r} as text, spelled as in training"
+                )
+        out[where[hit]] = positions[found[hit]]
+
+    def _texts_to_numbers(self, values: pd.Index, where: np.ndarray, out: np.ndarray) -> None:
+        """Text against number labels: only a canonical spelling reads as a number."""
+        numbers, positions = self._numbers
+        read_ = [read(v) for v in values]
+        ok = np.array([v is not None for v in read_], dtype=bool)
+        if ok.any():
+            found = numbers.get_indexer(pd.Index([v for v in read_ if v is not None], dtype=object))
+            hit = found >= 0
+            out[where[ok][hit]] = positions[found[hit]]
+
+    def near_misses(self, unseen: Sequence[Any] | np.ndarray) -> list[tuple[Any, Any]]:
+        """(new, training) label pairs that differ only in case, spaces or number format."""
+        pairs = []
+        for v in unseen:
+            match = self._normal.get(_normal(v))
+            if match is not None:
+                pairs.append((v, match))
+        return pairs
+
+    def mismatch(self, unseen: Sequence[Any] | np.ndarray, matched: bool) -> str | None:
+        """Why unseen labels of new data look like a labelling mismatch, or None.
+
+        Evidence: labels that differ from training's only in case, spaces,
+        zero padding or number format; or, when no label matched, labels of
+        a kind training's cannot match (numbers against words, or words
+        against numbers).
+        """
+        pairs = self.near_misses(unseen)
+        if pairs:
+            shown = ", ".join(f"{a!r} ~ {b!r}" for a, b in pairs[:3])
+            return (
+                f"{len(pairs)} of them differ from training labels only in case, spaces, "
+                f"zero padding or number format ({shown}; new ~ training)"
+            )
+        if matched:
+            return None
+        words_new = all(isinstance(v, str) and value_of(v) is None for v in unseen)
+        numbers_new = all(is_number(v) for v in unseen)
+        numeric = len(self._numbers[1]) + sum(len(t) for t in self._spellings.values())
+        sample = list(self.labels[:3])
+        if numbers_new and numeric == 0:
+            return f"they are numbers, while training's labels are words (e.g. {sample})"
+        if words_new and numeric == len(self.labels):
+            return f"they are words, while training's labels are numbers (e.g. {sample})"
+        return None
 
 
-_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
+UNSEEN, MISSING = -1, -2  # codes of a label training never saw, and of a missing label
 
 
-def lookup(column: pd.Series, keys: np.ndarray | KeyIndex) -> np.ndarray:
-    """Codes of new data against training keys; ``-1`` for unseen or missing.
+def lookup(column: pd.Series, levels: Levels, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of new data against training levels, and the labels training never saw.
 
     Parameters
     ----------
     column : Series, shape (n,)
-    keys : ndarray of object, shape (k,), or KeyIndex
-        Training keys from :func:`encode`.
+    levels : Levels
+    name : str
+        The column name, for error messages.
 
     Returns
     -------
-    ndarray of int64, shape (n,)
+    codes : ndarray of int64, shape (n,)
+        The level's position; :data:`UNSEEN` (-1) for a label training never
+        saw, :data:`MISSING` (-2) for a missing label.
+    unseen : ndarray of object, shape (u,)
+        The distinct labels training never saw.
     """
     codes, uniques = pd.factorize(column, use_na_sentinel=True)
     if len(uniques) == 0:
-        return np.full(len(column), -1, dtype=np.int64)
-    index = keys if isinstance(keys, KeyIndex) else KeyIndex(keys)
-    found = index.find(uniques)
-    out = np.where(codes >= 0, found[np.maximum(codes, 0)], -1)
-    return out.astype(np.int64)
+        return np.full(len(column), MISSING, dtype=np.int64), as_array([])
+    found = levels.find(uniques, name)
+    out = np.where(codes >= 0, found[np.maximum(codes, 0)], MISSING).astype(np.int64)
+    return out, as_array(np.asarray(uniques, dtype=object)[found < 0].tolist())
 
 
-@dataclass(frozen=True)
-class Interaction:
-    """Codes and keys of an interaction ``a:b:...`` of grouping columns."""
-
-    codes: np.ndarray
-    keys: np.ndarray
-    labels: np.ndarray
-
-
-def combine(parts: list[tuple[np.ndarray, np.ndarray]]) -> Interaction:
+def combine(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     """Levels of an interaction of factors, keeping only observed combinations.
 
     Parameters
     ----------
-    parts : list of (codes, keys)
-        Per factor: codes, shape (n,), and keys, shape (k_j,).
+    parts : list of (codes, labels)
+        Per factor: codes, shape (n,), into its labels, shape (k_j,).
 
     Returns
     -------
-    Interaction
-        Keys are the factor keys joined by ``":"``, as lme4 names them.
+    codes : ndarray of int64, shape (n,)
+    keys : ndarray of object, shape (l,)
+        One tuple of labels per combination, ordered by the first factor's
+        order, then the second's, ...
     """
-    codes = np.zeros(len(parts[0][0]), dtype=np.int64)
-    for part_codes, part_keys in parts:
-        codes = codes * len(part_keys) + part_codes
-    uniq, inverse = np.unique(codes, return_inverse=True)
-    key_cols = []
-    rest = uniq.copy()
-    for _, part_keys in reversed(parts):
-        key_cols.append(part_keys[rest % len(part_keys)].astype(str))
-        rest //= len(part_keys)
-    joined = key_cols[-1].astype(object)
-    for col in reversed(key_cols[:-1]):
-        joined = joined + ":" + col.astype(object)
-    keys = np.asarray(joined, dtype=object)
-    return Interaction(inverse.astype(np.int64), keys, keys.copy())
-
-
-def interaction_lookup(parts: list[tuple[np.ndarray, np.ndarray]], keys: np.ndarray) -> np.ndarray:
-    """Codes of new rows in a training interaction; ``-1`` where unseen.
-
-    Parameters
-    ----------
-    parts : list of (codes, keys)
-        Per factor: the new rows' codes against that factor's training keys
-        (``-1`` unseen) and the factor's training keys.
-    keys : ndarray of object
-        The interaction's training keys.
-    """
-    n = len(parts[0][0])
-    known = np.ones(n, dtype=bool)
-    joined = np.full(n, "", dtype=object)
-    for j, (part_codes, part_keys) in enumerate(parts):
-        known &= part_codes >= 0
-        piece = np.where(part_codes >= 0, part_keys[np.maximum(part_codes, 0)], "")
-        joined = piece.astype(object) if j == 0 else joined + ":" + piece.astype(object)
-    found = pd.Index(keys.astype(str)).get_indexer(joined.astype(str))
-    return np.where(known, found, -1).astype(np.int64)
+    first, codes = np.unique(parts[0][0], return_inverse=True)
+    per_factor = [first]  # each level's code in each factor so far
+    for part_codes, labels in parts[1:]:
+        joint = codes * len(labels) + part_codes
+        uniq, codes = np.unique(joint, return_inverse=True)
+        per_factor = [c[uniq // len(labels)] for c in per_factor] + [uniq % len(labels)]
+    columns = [labels[c] for (_, labels), c in zip(parts, per_factor, strict=True)]
+    return codes.reshape(-1).astype(np.int64), as_array(list(zip(*columns, strict=True)))

@@ -74,14 +74,14 @@ class Variable:
         if not contrasts:
             return list(self.levels.names)
         if self.levels.ordered:
-            return contr_poly_names(len(self.levels.keys))
+            return contr_poly_names(len(self.levels))
         return list(self.levels.names[1:])
 
     def basis(self, value: np.ndarray | Coded, contrasts: bool) -> np.ndarray:
         """The variable's columns, shape (n, m); NaN rows where a category is missing."""
         if not isinstance(value, Coded):
             return value.reshape(len(value), self.width)
-        k = len(value.levels.keys)
+        k = len(value.levels)
         out = (value.codes[:, None] == np.arange(k)).astype(float)
         out[value.codes < 0] = np.nan
         if not contrasts:
@@ -131,12 +131,12 @@ class MatrixSpec:
         for node, key in zip(terms.variables, terms.keys, strict=True):
             state = states.get(key)
             levels = state if isinstance(state, tf.Levels) else None
-            if levels is not None and len(levels.keys) < 2:
+            if levels is not None and len(levels) < 2:
                 raise DataError(
                     f"categorical variable {key!r} has only one level ({list(levels.names)}); "
                     "a factor in a model needs two or more"
                 )
-            variables.append(Variable(node, key, 1 if levels else width(node), levels))
+            variables.append(Variable(node, key, width(node) if levels is None else 1, levels))
         categorical = {i for i, v in enumerate(variables) if v.levels is not None}
         return cls(terms, tuple(variables), coding(terms, categorical), states)
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -37,10 +38,16 @@ class ReTerm:
         The parsed term.
     columns : tuple of str
         Names of the term's ``q`` model-matrix columns, as lme4 names them.
-    keys, labels : ndarray of object, shape (l,)
-        Canonical keys and display labels of the grouping levels.
+    keys : ndarray of object, shape (l,)
+        The levels: a label as found in training (``"07"`` stays ``"07"``,
+        ``7`` stays ``7``), or for an interaction ``a:b`` a tuple of labels,
+        one per factor. Matched to new data by :mod:`mixedfx.frame.levels`.
+    labels : ndarray of object, shape (l,)
+        The levels for display: the label, or lme4's ``"a:b"`` text for an
+        interaction (never used to match).
     factor_keys : tuple of ndarray
-        For an interaction ``a:b``, the keys of each factor (for new data).
+        Per grouping factor, its distinct training labels (``(keys,)`` for a
+        single factor).
     parts : tuple of MatrixSpec
         The model matrices whose columns the term stacks: one, or for ``||``
         lme4's ``(1 | g)`` and ``(0 + t | g)`` per term ``t``.
@@ -92,13 +99,31 @@ class ReTerm:
 
     # -- data -> codes and model matrix ---------------------------------------
     @functools.cached_property
-    def key_index(self) -> lv.KeyIndex:
-        """The keys' hash index for :meth:`codes`, built on first use."""
-        return lv.KeyIndex(self.keys)
+    def levels(self) -> tuple[lv.Levels, ...]:
+        """Each grouping factor's training levels, ready for lookups (built on first use)."""
+        return tuple(lv.Levels(k) for k in self.factor_keys)
+
+    @functools.cached_property
+    def _combinations(self) -> pd.MultiIndex:
+        """An interaction's levels as tuples of factor codes, for lookups."""
+        codes = [
+            levels.index.get_indexer(pd.Index(lv.as_array([k[j] for k in self.keys]), dtype=object))
+            for j, levels in enumerate(self.levels)
+        ]
+        return pd.MultiIndex.from_arrays(codes)
 
     def model_matrix(self, data: pd.DataFrame) -> np.ndarray:
-        """The term's per-row model matrix ``M``, shape (n, q); NaN where a value is missing."""
-        return np.hstack([p.matrix(data) for p in self.parts])
+        """The term's per-row model matrix ``M``, shape (n, q).
+
+        A row with a missing value in a column the term reads is NaN (as a
+        missing predictor makes a row NaN); a categorical level training
+        never saw is an error, as in the fixed effects: the term has no
+        random effect for it (:class:`~mixedfx.frame.modelmatrix.MatrixSpec`).
+        """
+        try:
+            return np.hstack([p.matrix(data) for p in self.parts])
+        except DataError as exc:  # say where: the fixed effects raise the same errors
+            raise DataError(f"{exc} (in random term {self.term})") from exc
 
     def data_columns(self) -> list[str]:
         """The data columns the term's model matrix reads."""
@@ -110,32 +135,108 @@ class ReTerm:
         return [n for part in term.parts() for n in MatrixSpec.build(part, states).names]
 
     def codes(self, data: pd.DataFrame) -> np.ndarray:
-        """Level codes of new rows, shape (n,); ``-1`` for unseen or missing labels."""
-        if len(self.term.factors) == 1:
-            return lv.lookup(_column(data, self.term.factors[0]), self.key_index)
-        parts = [
-            (lv.lookup(_column(data, f), fk), fk)
-            for f, fk in zip(self.term.factors, self.factor_keys, strict=True)
-        ]
-        return lv.interaction_lookup(parts, self.keys)
+        """Level codes of new rows, shape (n,): ``-1`` unseen, ``-2`` a missing label."""
+        return self.lookup(data)[0]
 
-    def new_keys(self, data: pd.DataFrame) -> np.ndarray:
-        """Canonical keys of the rows' levels (seen or not), shape (n,), None where missing."""
-        pieces = []
-        for f in self.term.factors:
-            col = _column(data, f)
-            codes, uniques = pd.factorize(col, use_na_sentinel=True)
-            keys = lv.canonical_keys(uniques) if len(uniques) else np.array([], dtype=object)
-            piece = np.full(len(col), None, dtype=object)
-            piece[codes >= 0] = keys[codes[codes >= 0]]
-            pieces.append(piece)
-        out: np.ndarray = pieces[0]
-        for piece in pieces[1:]:
-            ok = ~(pd.isna(out) | pd.isna(piece))
-            out = out.copy()
-            out[ok] = out[ok] + ":" + piece[ok]
-            out[~ok] = None
+    def lookup(self, data: pd.DataFrame) -> tuple[np.ndarray, list[Unseen]]:
+        """Level codes of new rows (as :meth:`codes`) and, per factor, its unseen labels.
+
+        Returns
+        -------
+        codes : ndarray of int64, shape (n,)
+        unseen : list of Unseen
+            The grouping columns with labels training never saw (for an
+            interaction, a new combination of known labels lists nothing).
+        """
+        found = self._factor_lookups(data)
+        unseen = [
+            Unseen(f, labels, bool((c >= 0).any()))
+            for f, (c, labels) in zip(self.term.factors, found, strict=True)
+            if len(labels)
+        ]
+        return self._joint([c for c, _ in found]), unseen
+
+    def _factor_lookups(self, data: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per grouping factor: the rows' codes among its labels, and its unseen labels."""
+        return [
+            lv.lookup(_column(data, f), levels, f)
+            for f, levels in zip(self.term.factors, self.levels, strict=True)
+        ]
+
+    def _joint(self, parts: list[np.ndarray]) -> np.ndarray:
+        """The level codes from each factor's codes (an interaction's combinations)."""
+        if len(parts) == 1:
+            return parts[0]
+        known = np.logical_and.reduce([c >= 0 for c in parts])
+        missing = np.logical_or.reduce([c == lv.MISSING for c in parts])
+        out = np.where(missing, lv.MISSING, lv.UNSEEN).astype(np.int64)
+        if known.any():
+            rows = pd.MultiIndex.from_arrays([c[known] for c in parts])
+            out[known] = self._combinations.get_indexer(rows)
         return out
+
+    def missing_labels(self, data: pd.DataFrame) -> np.ndarray:
+        """True where a row lacks a label of one of the grouping columns, shape (n,)."""
+        return np.asarray(pd.isna(data[list(self.term.factors)]).any(axis=1), dtype=bool)
+
+    def find(self, keys: Sequence[Any]) -> np.ndarray:
+        """Positions of levels given as labels (tuples for an interaction), ``< 0`` where absent.
+
+        Labels match as in new data (:mod:`mixedfx.frame.levels`).
+        """
+        rows = [k if isinstance(k, tuple) else (k,) for k in keys]
+        fits = np.array([len(r) == len(self.term.factors) for r in rows], dtype=bool)
+        out = np.full(len(rows), lv.UNSEEN, dtype=np.int64)
+        if fits.any():
+            chosen = [r for r, ok in zip(rows, fits, strict=True) if ok]
+            out[fits] = self.codes(pd.DataFrame(chosen, columns=self.term.factors, dtype=object))
+        return out
+
+    def with_levels(self, data: pd.DataFrame) -> tuple[ReTerm, np.ndarray]:
+        """The term with the rows' unseen levels appended (sorted), and the rows' codes.
+
+        Labels are matched as in :meth:`codes`; labels that match nothing are
+        new levels, compared exactly among themselves.
+        """
+        found = [c for c, _ in self._factor_lookups(data)]
+        codes = self._joint(found).copy()
+        unseen = codes < 0
+        if not unseen.any():
+            return self, codes
+        parts, factor_keys = [], []
+        for f, fk, c in zip(self.term.factors, self.factor_keys, found, strict=True):
+            absent = c < 0
+            if absent.any():
+                fresh_codes, fresh = lv.encode(data[f][absent], f)
+                c = c.copy()
+                c[absent] = len(fk) + fresh_codes
+                fk = np.concatenate([fk, fresh])
+            parts.append(c)
+            factor_keys.append(fk)
+        if len(parts) == 1:
+            codes, keys = parts[0], factor_keys[0]
+        else:
+            fresh_codes, fresh_keys = lv.combine(
+                [(c[unseen], fk) for c, fk in zip(parts, factor_keys, strict=True)]
+            )
+            codes[unseen] = self.nlevels + fresh_codes
+            keys = np.concatenate([self.keys, fresh_keys])
+        labels = lv.as_array([lv.display(k) for k in keys[self.nlevels :]])
+        new = dataclasses.replace(
+            self,
+            keys=keys,
+            labels=np.concatenate([self.labels, labels]),
+            factor_keys=tuple(factor_keys),
+        )
+        return new, codes
+
+
+class Unseen(NamedTuple):
+    """A grouping column's labels that training never saw, in some rows."""
+
+    column: str
+    labels: np.ndarray  # distinct, as found
+    matched: bool  # whether any other label of the column was seen
 
 
 def _column(data: pd.DataFrame, name: str) -> pd.Series:
@@ -186,14 +287,10 @@ def from_levels(
     those columns (in order of first appearance) give the same levels as the
     full data.
     """
-    if len(term.factors) == 1:
-        codes, keys, labels = lv.encode(data[term.factors[0]], term.factors[0])
-        factor_keys: tuple[np.ndarray, ...] = (keys,)
-    else:
-        encoded = [lv.encode(data[f], f) for f in term.factors]
-        inter = lv.combine([(c, k) for c, k, _ in encoded])
-        codes, keys, labels = inter.codes, inter.keys, inter.labels
-        factor_keys = tuple(k for _, k, _ in encoded)
+    encoded = [lv.encode(data[f], f) for f in term.factors]
+    codes, keys = encoded[0] if len(encoded) == 1 else lv.combine(encoded)
+    labels = keys if len(encoded) == 1 else lv.as_array([lv.display(k) for k in keys])
+    factor_keys = tuple(labels for _, labels in encoded)
     columns = tuple(n for p in parts for n in p.names)
     return ReTerm(term, columns, keys, labels, factor_keys, parts), codes
 

@@ -1,8 +1,9 @@
 """Model matrices of new rows, the choice of random effects (``re``) and Z.
 
 For a data frame of ``n`` new rows this gives ``X`` (n x p, NaN where a
-predictor is missing) and, per random term, level codes (n,; -1 for a level
-training never saw or a missing label) and the term's model matrix (n x q).
+predictor is missing), the offset (n,) and, per random term, level codes
+(n,; -1 for a level training never saw, -2 for a missing label) and the
+term's model matrix (n x q).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..engine.blocks import term_matrix
-from ..errors import DataError, FormulaError, NewLevelWarning
+from ..errors import FormulaError, NewLevelWarning
+from . import levels as lv
 from .design import DesignSpec, check_columns
 from .formula import RandomTerm, random_terms
-from .reterm import ReTerm
+from .reterm import ReTerm, Unseen
 
 
 @dataclass(frozen=True)
@@ -29,15 +31,19 @@ class Rows:
     ----------
     X : ndarray, shape (n, p)
     codes : tuple of ndarray of int, shape (n,) per term
+        ``-1`` for a level training never saw, ``-2`` for a missing label.
     M : tuple of ndarray, shape (n, q_t) per term
     offset : ndarray, shape (n,)
         Added to the linear predictor (zeros without offsets).
+    unseen : tuple of list of Unseen, per term
+        The grouping columns with labels training never saw, and those labels.
     """
 
     X: np.ndarray
     codes: tuple[np.ndarray, ...]
     M: tuple[np.ndarray, ...]
     offset: np.ndarray
+    unseen: tuple[list[Unseen], ...] = ()
 
     @property
     def n(self) -> int:
@@ -45,15 +51,14 @@ class Rows:
 
 
 def build(spec: DesignSpec, data: pd.DataFrame) -> Rows:
-    """Model matrices of ``data`` under a learned design."""
-    if not isinstance(data, pd.DataFrame):
-        raise DataError(f"newdata must be a pandas DataFrame, got {type(data).__name__}")
+    """Model matrices of ``data`` (a pandas frame, see :mod:`mixedfx.frames`) under a design."""
     needed = [c for t in spec.terms for c in (*t.term.factors, *t.data_columns())]
     check_columns(data, list(dict.fromkeys(needed)), "model")
     X = spec.X(data) if len(data) else np.empty((0, len(spec.fixed_names)))
-    codes = tuple(t.codes(data) for t in spec.terms)
+    found = [t.lookup(data) for t in spec.terms]
     M = tuple(t.model_matrix(data) if len(data) else np.empty((0, t.q)) for t in spec.terms)
-    return Rows(X, codes, M, spec.offset(data))
+    codes = tuple(c for c, _ in found)
+    return Rows(X, codes, M, spec.offset(data), tuple(u for _, u in found))
 
 
 def select(spec: DesignSpec, re: str | None) -> list[np.ndarray]:
@@ -124,24 +129,62 @@ def _unknown_columns(term: RandomTerm, model_terms: list[ReTerm]) -> str:
     )
 
 
-def warn_unseen(spec: DesignSpec, data: pd.DataFrame, rows: Rows, masks: list[np.ndarray]) -> None:
-    """Warn when none of a used grouping factor's labels in new data were seen."""
+def warn_unseen(
+    spec: DesignSpec, data: pd.DataFrame, rows: Rows, masks: list[np.ndarray], stacklevel: int
+) -> None:
+    """A NewLevelWarning when unseen labels look like a labelling mismatch.
+
+    New groups are expected (a new patient, a held-out fold) and stay quiet;
+    the warning needs evidence (:meth:`~mixedfx.frame.levels.Levels.mismatch`):
+    labels that differ from training's only in case, spaces, zero padding or
+    number format, or, when no label of the column matched, labels of
+    another kind than training's (numbers against words).
+    """
+    done: set[str] = set()
+    for t, unseen, mask in zip(spec.terms, rows.unseen, masks, strict=True):
+        for f, labels, matched in unseen if mask.any() else ():
+            why = None if f in done else t.levels[t.term.factors.index(f)].mismatch(labels, matched)
+            done.add(f)
+            if why is not None:
+                warnings.warn(
+                    f"new data has {len(labels)} label(s) of {f!r} that training never saw "
+                    f"(e.g. {labels[:3].tolist()}): {why}. The labels probably do not "
+                    "match training's (check their dtype and spelling); those rows are "
+                    "predicted as new groups",
+                    NewLevelWarning,
+                    stacklevel=stacklevel + 1,
+                )
+
+
+def level_counts(
+    spec: DesignSpec, data: pd.DataFrame, rows: Rows, masks: list[np.ndarray]
+) -> pd.DataFrame:
+    """Per grouping factor, how many rows of ``data`` have a new or missing level.
+
+    Returns
+    -------
+    DataFrame
+        Indexed by the grouping factor's name as lme4 prints it (``"Subject"``,
+        ``"cask:batch"``); columns ``rows``, ``new_rows`` (a level training
+        never saw), ``new_levels`` (distinct such levels), ``missing_rows`` (a
+        missing label) and ``used`` (whether ``re`` includes the factor).
+    """
+    out: dict[str, dict[str, object]] = {}
     for t, codes, mask in zip(spec.terms, rows.codes, masks, strict=True):
-        if not mask.any() or len(codes) == 0 or (codes >= 0).any():
+        if t.group in out:  # (1 | g) + (0 + x | g): one factor, the same codes
+            out[t.group]["used"] = bool(out[t.group]["used"]) or bool(mask.any())
             continue
-        factors = list(t.term.factors)
-        present = ~pd.isna(data[factors]).any(axis=1).to_numpy()
-        if present.any():
-            # distinct labels, written as training's are ("a:A" for an interaction)
-            found = data.loc[present, factors].drop_duplicates().head(3).astype(str)
-            sample = found.agg(":".join, axis=1).tolist()
-            warnings.warn(
-                f"none of the {t.group!r} labels in the new data were seen in training "
-                f"(e.g. {sample}; training has e.g. {[str(v) for v in t.labels[:3]]}); the labels "
-                "probably do not match (check dtype and spelling)",
-                NewLevelWarning,
-                stacklevel=4,
-            )
+        missing = codes == lv.MISSING
+        new = codes == lv.UNSEEN
+        distinct = data.loc[new, list(t.term.factors)].drop_duplicates() if new.any() else ()
+        out[t.group] = dict(
+            rows=len(codes),
+            new_rows=int(new.sum()),
+            new_levels=len(distinct),
+            missing_rows=int(missing.sum()),
+            used=bool(mask.any()),
+        )
+    return pd.DataFrame.from_dict(out, orient="index").rename_axis("group")
 
 
 def z_matrix(spec: DesignSpec, rows: Rows) -> tuple[sp.csr_matrix, list[str]]:

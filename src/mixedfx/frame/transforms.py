@@ -36,34 +36,48 @@ MAX_POLY_DEGREE = 8
 
 @dataclass(frozen=True)
 class Levels:
-    """The levels of a categorical variable.
+    """The levels of a categorical variable, by the label policy of :mod:`~.levels`.
 
     Attributes
     ----------
-    keys : tuple of str
-        Canonical keys (for matching new data).
     labels : tuple
-        One original label per level (for names).
+        The distinct training labels as found, in lme4's order: exact within
+        the training frame (``"01"``, ``"1"`` and ``1`` are three levels),
+        matched by value across frames (:class:`mixedfx.frame.levels.Levels`).
     ordered : bool
         An ordered factor (polynomial contrasts, as R's ``contr.poly``).
     """
 
-    keys: tuple[str, ...]
     labels: tuple[object, ...]
     ordered: bool = False
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        """The levels as R prints them: ``"b"``, ``"2"``, ``"2.5"``, ``"TRUE"``."""
-        return tuple(r_label(v) for v in self.labels)
+    def __len__(self) -> int:
+        return len(self.labels)
 
     @functools.cached_property
-    def index(self) -> lv.KeyIndex:
-        return lv.KeyIndex(np.array(self.keys, dtype=object))
+    def names(self) -> tuple[str, ...]:
+        """The levels as R prints them: ``"b"``, ``"2"``, ``"2.5"``, ``"TRUE"``.
 
-    def codes(self, values: pd.Series) -> np.ndarray:
-        """Level index of each value, shape (n,); -1 where missing or unseen."""
-        return lv.lookup(values, self.index)
+        Distinct levels that R would print alike (``1`` and ``"1"`` of one
+        object column) are told apart by Python's ``repr``: ``1`` and ``'1'``.
+        """
+        names = [r_label(v) for v in self.labels]
+        seen = pd.Series(names).duplicated(keep=False).to_numpy()
+        return tuple(
+            repr(v) if twice else n for v, n, twice in zip(self.labels, names, seen, strict=True)
+        )
+
+    @functools.cached_property
+    def index(self) -> lv.Levels:
+        return lv.Levels(lv.as_array(self.labels))
+
+    def codes(self, values: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Level index of each value, shape (n,), and the distinct values training never saw.
+
+        Codes are :data:`~mixedfx.frame.levels.UNSEEN` (-1) for a label training
+        never saw and :data:`~mixedfx.frame.levels.MISSING` (-2) where missing.
+        """
+        return lv.lookup(values, self.index, name)
 
 
 @dataclass(frozen=True)
@@ -183,9 +197,9 @@ def learn_levels(key: str, part: Distinct) -> Levels:
         values = values.astype(bool)
     if not len(values):
         raise DataError(f"categorical variable {key!r} has no values")
-    _, keys, labels = lv.encode(values, key)
+    _, labels = lv.encode(values, key)
     ordered = isinstance(values.dtype, pd.CategoricalDtype) and bool(values.dtype.ordered)
-    return Levels(tuple(str(k) for k in keys), tuple(_python(v) for v in labels), ordered)
+    return Levels(tuple(_python(v) for v in labels), ordered)
 
 
 def _python(value: object) -> object:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..errors import DataError
 from .common import check_group, identity_line, new_axes, pyplot, training_data
 
 if TYPE_CHECKING:
@@ -67,7 +68,10 @@ class CalibrationDisplay:
         weight = outcome.trials if model.family.binomial else outcome.weights
         predicted = np.asarray(model.predict(rows, re=re), dtype=float)
         term = next(t for t in model.spec.terms if t.group == group)
-        labels = pd.Series(term.new_keys(rows), index=rows.index).astype(str).to_numpy()
+        if term.missing_labels(rows).any():
+            raise DataError(f"the calibration rows need a label of {group!r} in every row")
+        with_new, codes = term.with_levels(rows)  # held-out rows may have new levels
+        labels = np.array([str(v) for v in with_new.labels], dtype=object)[codes]
         frame = pd.DataFrame(
             {"level": labels, "n": weight, "y": weight * outcome.y, "p": weight * predicted}
         )

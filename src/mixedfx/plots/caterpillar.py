@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
+from ..frame.levels import display
 from .common import (
     MAX_LEVEL_LABELS,
     check_group,
@@ -75,7 +76,7 @@ class CaterpillarDisplay:
         half = norm.ppf(0.5 + level / 2.0) * se
         estimates = pd.DataFrame(
             {"blup": b, "se": se, "lower": b - half, "upper": b + half},
-            index=pd.Index([str(v) for v in blups.index], name=group),
+            index=pd.Index([display(v) for v in blups.index], name=group),
         )
         order = np.argsort(b, kind="stable")
         scale = "conditional mode, link scale" if hasattr(model, "family") else "BLUP"

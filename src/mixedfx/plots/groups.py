@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from ..frame import levels as lv
 from .common import (
     MAX_CATEGORY_LABELS,
     check_group,
@@ -57,12 +56,10 @@ def _choose_levels(t: ReTerm, codes: np.ndarray, which: int | Sequence[Any]) -> 
             f"which must be a positive number of groups or a non-empty list of "
             f"levels of {t.group!r}, got {which!r}"
         )
-    wanted = lv.canonical_keys(np.asarray(list(which), dtype=object)).astype(str)
-    known = pd.Index(t.keys.astype(str))
-    found = known.get_indexer(wanted)
+    found = t.find(list(which))
     if (found < 0).any():
         bad = [w for w, f in zip(which, found, strict=True) if f < 0]
-        shown = [str(v) for v in t.labels[:10]]
+        shown = [v for v in t.keys[:10]]
         more = ", ..." if t.nlevels > 10 else ""
         raise ValueError(
             f"which: level(s) {bad} are not levels of {t.group!r} in the model "
