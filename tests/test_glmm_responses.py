@@ -145,3 +145,20 @@ def test_missing_drop_covers_the_offset_and_weights(visits) -> None:
     assert m.nobs == len(visits) - 3
     with pytest.raises(mfx.DataError, match="missing='drop'"):
         mfx.glmm("count ~ 1 + offset(log(exposure)) + (1 | site)", holes, "poisson", weights="w")
+
+
+def test_polars_frames_fit_and_predict_as_pandas(cbpp) -> None:
+    """The frame boundary (frames.in_memory) for GLMMs: training, new and given rows.
+
+    The same rows in pandas and polars are the same inputs: equal numbers.
+    """
+    pl = pytest.importorskip("polars")
+    text = cbpp.astype({"herd": str, "period": str})
+    by_pandas = mfx.glmm(CBIND, text, family="binomial")
+    by_polars = mfx.glmm(CBIND, pl.from_pandas(text), family="binomial")
+    assert by_polars.objective == by_pandas.objective
+    new = pd.DataFrame({"herd": ["1", "new"], "period": ["2", "1"]})
+    given = pd.DataFrame({"herd": ["new"], "period": ["1"], "incidence": [3], "size": [10]})
+    want = by_pandas.predict(new, given=given)
+    got = by_pandas.predict(pl.from_pandas(new), given=pl.from_pandas(given))
+    np.testing.assert_array_equal(got, want)
