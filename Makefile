@@ -88,12 +88,17 @@ lock: $(UV)
 	$(UV) pip compile pyproject.toml --extra dev --resolution lowest-direct --python-version 3.10 \
 		--generate-hashes --custom-compile-command "make lock" $(LOCK_FLAGS) -o $(MIN_LOCK)
 
-# Peers side by side, then the Dask scaling run (1M and 4M rows by default;
-# SIZES="1 4 16" for 16M, which needs ~2 GB of /tmp per 4M rows).
+# Peers side by side with every thread pool at 1 thread, then at 2, then mixedfx
+# at 2 next to a CPU-bound process; the README's table from the three; then the
+# Dask scaling run (1M and 4M rows by default; SIZES="1 4 16" for 16M, which
+# needs ~2 GB of /tmp per 4M rows).
 SIZES ?= 1 4
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[bench]"
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/run.py --threads 1
+	$(BIN)/python bench/run.py --threads 2
+	$(BIN)/python bench/run.py --threads 2 --load --peers mixedfx
+	$(BIN)/python bench/table.py --readme
 	$(BIN)/python bench/scaling.py --millions $(SIZES)
 
 bench-scaling: $(STAMP)

@@ -158,6 +158,26 @@ def big(ctx: Context) -> dict[str, Task]:
     )
 
 
+@case(
+    "big_strings",
+    title="the same with string labels (object dtype, 'g0' ... 'g124999')",
+    repeats=3,
+    quick_repeats=1,
+)
+def big_strings(ctx: Context) -> dict[str, Task]:
+    data = random_slopes_data()
+    data["g"] = "g" + data["g"].astype(str)
+    return fit_tasks(
+        ctx,
+        "big_strings",
+        "y ~ x + (x | g)",
+        data,
+        reml=True,
+        statsmodels=StatsmodelsModel("y ~ x", groups="g", re_formula="~x"),
+        statsmodels_timeout=ctx.timeout,
+    )
+
+
 # --- GLMM fit cases: Laplace, lme4's two stages ------------------------------------
 
 

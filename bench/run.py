@@ -3,6 +3,8 @@
     python bench/run.py                      # all cases, all peers
     python bench/run.py --quick              # fewer timed runs
     python bench/run.py --cases sleepstudy --peers mixedfx,lme4 --repeats 10
+    python bench/run.py --threads 1          # every BLAS (and Rust) pool limited to 1 thread
+    python bench/run.py --threads 2 --load   # 2 threads, next to a CPU-bound process
 
 For each case (``cases.py``) every in-process peer is warmed up once and then
 timed ``repeats`` times, the peers' runs interleaved so that machine noise
@@ -12,11 +14,18 @@ goes to stdout, progress to stderr, and the results to
 ``bench/results/latest.json``.  Each row also shows the peer's objective
 (REML criterion or deviance), the cross-check that all peers fit the same
 model.  Nothing here asserts anything about the times.
+
+``--threads N`` re-runs the harness with ``OPENBLAS_NUM_THREADS`` (and the
+OpenMP, MKL, BLIS and rayon equivalents) set to N for every peer; mixedfx
+then applies its own thread policy within that.  ``--load`` keeps one
+CPU-bound process busy while the cases run, as a user's other work would.
+The machine's load averages before and after each case go to the JSON.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -41,6 +50,13 @@ RESULTS = Path(__file__).with_name("results") / "latest.json"
 ROOT = Path(__file__).resolve().parent.parent
 AGREEMENT = 1e-6  # relative difference in objective that counts as the same fit
 BLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+THREAD_VARIABLES = (
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "RAYON_NUM_THREADS",
+)
 
 
 @dataclass
@@ -179,13 +195,25 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def cpu_model() -> str | None:
+    """The model name line of ``lscpu`` (None where lscpu is missing)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    models = [line.split(":", 1)[1].strip() for line in out.splitlines() if "Model name" in line]
+    return models[0] if models else None
+
+
 def environment() -> dict[str, object]:
     env: dict[str, object] = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "cpu_model": cpu_model(),
         "cpus": os.cpu_count(),
         "git": git_describe(),
+        "threads": os.environ.get("OPENBLAS_NUM_THREADS"),
     }
     env.update({name: os.environ.get(name) for name in BLAS_VARIABLES})
     env["blas"] = blas_info()
@@ -378,12 +406,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=60.0,
         help="seconds allowed for the single run of a peer too slow to repeat (default 60)",
     )
-    parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="limit every BLAS and rayon pool to N threads"
+    )
+    parser.add_argument(
+        "--load", action="store_true", help="keep one CPU-bound process busy while timing"
+    )
+    parser.add_argument("--output", type=Path, default=None, help="where to write the JSON")
     parser.add_argument("--worker", nargs=2, metavar=("CASE", "PEER"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be at least 1")
+    if args.output is None:
+        suffix = "" if args.threads is None else f"-{args.threads}t"
+        args.output = RESULTS.with_name(f"latest{suffix}{'-load' if args.load else ''}.json")
     return args
+
+
+def limit_threads(threads: int) -> None:
+    """Re-run this process with every thread pool limited to ``threads`` (read at load time)."""
+    if os.environ.get("OPENBLAS_NUM_THREADS") == str(threads):
+        return
+    env = {**os.environ, **dict.fromkeys(THREAD_VARIABLES, str(threads))}
+    os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], env)
+
+
+class BusyProcess:
+    """A CPU-bound process for the duration of a ``with`` block (``--load``)."""
+
+    def __enter__(self) -> BusyProcess:
+        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.kill()
+        self.proc.wait()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -391,18 +450,25 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         worker(*args.worker)
         return
+    if args.threads is not None:
+        limit_threads(args.threads)
 
     env = environment()
     cases = [CASES[name] for name in args.cases]
     rows: list[Row] = []
     repeats_used: dict[str, int] = {}
+    loads: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="mixedfx-bench-") as tmp:
         ctx = Context(peers=tuple(args.peers), workdir=Path(tmp), timeout=args.timeout)
         for case in cases:
             repeats = args.repeats or (case.quick_repeats if args.quick else case.repeats)
             repeats_used[case.name] = repeats
             progress(f"[{case.name}] setup")
-            rows += measure_case(case, case.build(ctx), repeats)
+            tasks = case.build(ctx)
+            before = os.getloadavg()[0]
+            with BusyProcess() if args.load else contextlib.nullcontext():
+                rows += measure_case(case, tasks, repeats)
+            loads[case.name] = [before, os.getloadavg()[0]]
 
     settings = {
         "quick": args.quick,
@@ -410,6 +476,9 @@ def main(argv: list[str] | None = None) -> None:
         "warm_up_runs": 1,
         "timeout_s": args.timeout,
         "peers": args.peers,
+        "threads": args.threads,
+        "load": args.load,
+        "load_average_1min": loads,
     }
     print_report(env, cases, repeats_used, rows)
     write_json(args.output, env, settings, cases, rows)

@@ -43,6 +43,32 @@ def test_more_random_effects_than_observations():
         mfx.lmm("y ~ x + (x + z + w | g)", df)
 
 
+def test_as_many_random_effects_as_observations():
+    """lme4's check.nobs.vs.nRE stops at nlevels * q >= n (not only >): 10 x 2 = 20 rows.
+
+    (In R: ``lmer(y ~ 1 + (x | g), d)`` with 20 rows in 10 groups stops with
+    "number of observations (=20) <= number of random effects (=20) for term
+    (x | g)"; tests/reference has no fit for it.)
+    """
+    df = frame(n_groups=10, size=2)
+    with pytest.raises(mfx.DataError, match=r"term \(x \| g\) has 20 random effects .* 20 obs"):
+        mfx.lmm("y ~ 1 + (x | g)", df)
+    assert mfx.lmm("y ~ 1 + (x | g)", pd.concat([df, df.head(1)])).nobs == 21
+
+
+def test_uncorrelated_terms_count_random_effects_per_column():
+    """lme4 splits (x || g) into (1 | g) + (0 + x | g) and checks each: 10 levels < 15 rows.
+
+    In R, the same 15 rows in 10 groups fit ``(x || g)`` and refuse ``(x | g)`` (20 >= 15).
+    """
+    df = pd.concat([frame(n_groups=10, size=1), frame(n_groups=5, size=1, seed=1)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", mfx.SingularFitWarning)
+        assert mfx.lmm("y ~ 1 + (x || g)", df).nobs == 15
+    with pytest.raises(mfx.DataError, match=r"term \(x \| g\) has 20 random effects"):
+        mfx.lmm("y ~ 1 + (x | g)", df)
+
+
 # -- grouping columns of odd types ------------------------------------------------------------
 def test_float_grouping_labels_are_matched_by_value():
     df = frame()

@@ -310,13 +310,22 @@ def test_balanced_one_way_matches_closed_form(k, n, sd, seed, reml):
     data = pd.DataFrame({"y": y, "g": g})
     m = quiet("y ~ 1 + (1 | g)", data, reml)
     theta, sigma = anova_theta(y, k, n, reml)
-    f = Objective(m.blocks, m.spec.layout, reml)
+    # the engine's objective is over standardized blocks (y centred and scaled); for
+    # (1 | g) theta is the same in both coordinates, and the user's objective and
+    # sigma are the standardized ones mapped back
+    coords = m.standardized.coords
+    blocks = Objective(m.blocks, m.spec.layout, reml)
+
+    def f(t: np.ndarray) -> float:
+        return coords.objective(blocks(t), reml)
+
     at_closed = f(np.array([theta]))
     # the closed form is the optimum: nothing the engine found is lower
     assert at_closed <= m.objective + 1e-9 * abs(m.objective)
     # and the engine profiles sigma and beta at that theta exactly as the closed form does
     dof = k * n - 1 if reml else k * n
-    assert math.sqrt(f.factorize(np.array([theta])).r2 / dof) == pytest.approx(sigma, rel=1e-10)
+    r2 = blocks.factorize(np.array([theta])).r2
+    assert coords.y_scale * math.sqrt(r2 / dof) == pytest.approx(sigma, rel=1e-10)
     assert m.beta[0] == pytest.approx(y.mean(), rel=1e-10)
     # BOBYQA's stopping rule (ftol_abs = 1e-8 on successive steps) does not bound
     # the distance to the optimum itself: it has stopped 1.4e-7 above it (k = n = 3).

@@ -29,13 +29,15 @@ def fit(case: dict) -> mfx.LinearMixedModel:
 def fit_at(case: dict, theta: np.ndarray) -> mfx.LinearMixedModel:
     """The model fitted to ``case`` with theta held at ``theta`` (no optimizer)."""
     design, arrays = learn_design(case["formula"], case["data"])
-    blocks = form_blocks(design, arrays)
+    coords, blocks = form_blocks(design, arrays)
     objective = Objective(blocks, design.layout, case["reml"])
-    value = objective(theta)
-    opt = OptSummary("fixed", theta, theta, objective.lower(), value, 1, "fixed", True)
+    layout = design.layout
+    theta_s = layout.theta(coords.fit_Ts(layout.Ts(theta)))  # the blocks' coordinates
+    value = objective(theta_s)
+    opt = OptSummary("fixed", theta_s, theta_s, objective.lower(), value, 1, "fixed", True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return make_model(design, arrays, blocks, objective, opt, case["data"])
+        return make_model(design, arrays, coords, blocks, objective, opt, case["data"])
 
 
 def stacked_b(m: mfx.LinearMixedModel) -> np.ndarray:

@@ -23,6 +23,7 @@ from .engine.blocks import Blocks
 from .engine.cholesky import factorize
 from .engine.intervals import PredictionError
 from .engine.optimize import OptSummary
+from .engine.standard import Standardized
 from .errors import DataError
 from .frame.design import DesignSpec
 from .frame.levels import as_array
@@ -66,7 +67,12 @@ class MixedModel:
     vcov_beta : ndarray, shape (p, p)
     optsummary : OptSummary
     blocks : Blocks
-        Cross-products of the (working-weighted) training rows.
+        Cross-products of the (working-weighted) training rows, in the
+        coordinates of ``standardized.coords``.
+    standardized : Standardized
+        The estimates in the blocks' coordinates (the LMM's centred and
+        scaled columns; a GLMM's own: the identity map), which predictions,
+        intervals and conditioning start from.
     data : DataFrame or None
     nobs_given : int
     """
@@ -83,6 +89,7 @@ class MixedModel:
     blocks: Blocks
     data: pd.DataFrame | None
     nobs_given: int
+    standardized: Standardized
 
     # -- sizes and parameters ---------------------------------------------------
     @property
@@ -281,6 +288,7 @@ class MixedModel:
             with _PREDICTION_ERROR_LOCK:
                 cached = self.__dict__.get("_prediction_error")
                 if cached is None:
-                    cached = PredictionError(factorize(self.blocks, self.Ts()))
+                    Ts = self.spec.layout.Ts(self.standardized.theta)  # the blocks' coordinates
+                    cached = PredictionError(factorize(self.blocks, Ts))
                     object.__setattr__(self, "_prediction_error", cached)  # frozen: cache only
         return cached

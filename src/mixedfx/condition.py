@@ -164,8 +164,10 @@ def _blocks(
     r: Rows,
     weights: np.ndarray | None = None,
 ) -> blocks_mod.Blocks:
+    """The given rows' blocks in the training blocks' (standardized) coordinates."""
     nlevels = [t.nlevels for t in terms]
-    return blocks_mod.form(r.X, y, r.codes, r.M, nlevels, model.blocks.first, weights)
+    Xs, ys, Ms = model.standardized.coords.apply(r.X, y, r.M)
+    return blocks_mod.form(Xs, ys, r.codes, Ms, nlevels, model.blocks.first, weights)
 
 
 def given_blocks(
@@ -267,15 +269,17 @@ def conditioned(
     """The model conditioned on given rows with blocks ``extra`` in the layout of ``terms``."""
     nlevels = [t.nlevels for t in terms]
     blocks = blocks_mod.add(blocks_mod.extend(model.blocks, nlevels), extra)
-    Ts = model.Ts()
-    f = factorize(blocks_mod.fix_beta(blocks, model.beta), Ts)
+    std = model.standardized  # the blocks' coordinates
+    Ts = model.spec.layout.Ts(std.theta)
+    f = factorize(blocks_mod.fix_beta(blocks, std.beta), Ts)
     _, _, b = solve.modes(f)
     new_spec = dataclasses.replace(model.spec, terms=tuple(terms))
     return dataclasses.replace(
         model,
         spec=new_spec,
-        b=b,
-        b_condcov=solve.condcov(f, model.sigma),
+        b=std.coords.b(b),
+        b_condcov=std.coords.condcov(solve.condcov(f, std.sigma)),
+        standardized=dataclasses.replace(std, b=b),
         blocks=blocks,
         fitted_values=None,
         response_values=None,

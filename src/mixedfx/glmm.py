@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -16,7 +17,7 @@ from .engine.glmm_optimize import GlmmOptimum, fit_glmm
 from .engine.laplace import Deviance
 from .engine.pirls import GlmRows
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
-from .fit import check_counts, column_scales, offset_column
+from .fit import SCALE_RANGE, check_counts, offset_column
 from .frame import design as design_mod
 from .frame import missing as missing_mod
 from .frames import backend, in_memory
@@ -152,12 +153,31 @@ def theta_units(
 ) -> tuple[design_mod.DesignSpec, np.ndarray]:
     """The optimizer's units of theta from the random-effect columns' sizes.
 
-    See :func:`mixedfx.fit.column_scales`.
+    PIRLS runs on the raw columns, so a random-slope variable in tiny or huge
+    units (say, times 1e6) makes its theta tiny or huge, below BOBYQA's
+    absolute tolerance or far from its unit start. For a column whose root
+    mean square ``s`` lies outside :data:`mixedfx.fit.SCALE_RANGE`, the
+    optimizer works with ``theta * s`` (per row of T): the deviance is
+    unchanged (Z Lambda is the same matrix), and the estimates do not depend
+    on the units; columns of ordinary size keep scale 1 (lme4's path). The
+    same scales go to the terms for the boundary flag, as
+    :func:`mixedfx.fit.column_scales` does for an LMM.
+
+    Returns
+    -------
+    design : DesignSpec
+        With each term's ``scales`` set (None where all are 1).
+    w : ndarray, shape (ntheta,)
+        ``theta = theta_scaled * w``.
     """
-    bl = blocks_mod.form(
-        np.empty((rows.n, 0)), np.zeros(rows.n), rows.codes, rows.M, list(rows.nlevels), rows.first
-    )
-    return column_scales(design, bl)
+    terms, per_term = [], []
+    for t, M in zip(design.terms, rows.M, strict=True):
+        rms = np.sqrt(np.mean(M * M, axis=0)) if rows.n else np.ones(t.q)
+        extreme = (rms > 0) & ((rms < SCALE_RANGE[0]) | (rms > SCALE_RANGE[1]))
+        scales = np.where(extreme, rms, 1.0)
+        terms.append(dataclasses.replace(t, scales=scales if extreme.any() else None))
+        per_term.append(1.0 / scales)
+    return dataclasses.replace(design, terms=tuple(terms)), design.layout.by_row(per_term)
 
 
 def make_model(

@@ -27,6 +27,7 @@ from .base import MixedModel
 from .engine.blocks import Blocks
 from .engine.family import Family
 from .engine.optimize import OptSummary
+from .engine.standard import Standardization, Standardized
 from .errors import DataError
 from .frame.design import DesignSpec
 from .frames import backend, in_memory
@@ -94,6 +95,14 @@ class GeneralizedLinearMixedModel(MixedModel):
     data: pd.DataFrame | None = field(default=None, repr=False)
     nobs_given: int = 0
     sigma: float = field(default=1.0, repr=False)
+
+    @property
+    def standardized(self) -> Standardized:  # type: ignore[override]
+        """The estimates in the blocks' coordinates: the user's own (PIRLS runs on raw columns)."""
+        coords = Standardization.identity(
+            self.blocks.n, len(self.beta), [t.q for t in self.spec.terms]
+        )
+        return Standardized(coords, self.theta, self.beta, self.sigma, self.b)
 
     @property
     def family(self) -> Family:

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import numpy as np
 import pandas as pd
 
-from .base import MixedModel, ModelMatrices
+from . import threads as threads_mod
+from .base import _PREDICTION_ERROR_LOCK, MixedModel, ModelMatrices
 from .engine.blocks import Blocks
 from .engine.optimize import OptSummary
+from .engine.standard import Standardized
 from .errors import DataError
 from .frame.design import DesignSpec
 from .frames import backend, in_memory
@@ -59,7 +61,8 @@ class LinearMixedModel(MixedModel):
     optsummary : OptSummary
     blocks : Blocks
         Cross-products of the training rows (plus the given rows after
-        :meth:`condition`).
+        :meth:`condition`), in the standardized coordinates of
+        ``standardized.coords`` (see :mod:`mixedfx.engine.standard`).
     fitted_values, response_values : ndarray, shape (n,), or None
         Of the training rows (None after :meth:`condition`).
     data : DataFrame or None
@@ -72,6 +75,11 @@ class LinearMixedModel(MixedModel):
         fit). They are not counted in :attr:`nobs`.
     weights : str or None
         The prior-weights column (``lmm(weights=)``); given rows need it too.
+    standardized : Standardized
+        The estimates in the coordinates the fit ran in (centred and scaled
+        columns); ``theta``, ``beta``, ``sigma``, ``b`` and the covariances
+        above are their exact maps to the user's coordinates. Predictions,
+        intervals and :meth:`condition` start from these.
     """
 
     spec: DesignSpec
@@ -90,6 +98,7 @@ class LinearMixedModel(MixedModel):
     data: pd.DataFrame | None = field(default=None, repr=False)
     nobs_given: int = 0
     weights: str | None = None
+    standardized: Standardized = field(kw_only=True, repr=False)
 
     def _residual_rows(self) -> list[dict[str, Any]]:
         return [
@@ -284,9 +293,17 @@ class LinearMixedModel(MixedModel):
             return remote.predict(model, newdata, re, new_levels, interval, level)
         if backend(given) is not None:
             given = None  # a Dask given is never collected, so not checked against newdata
-        return predict(
-            model, newdata, re, new_levels, interval, level, given=given, return_info=return_info
-        )
+        with threads_mod.pinned(threads_mod.choose(model.blocks)):  # as the fit (threads.py)
+            return predict(
+                model,
+                newdata,
+                re,
+                new_levels,
+                interval,
+                level,
+                given=given,
+                return_info=return_info,
+            )
 
     def condition(self, given: Any) -> LinearMixedModel:
         """A model with the same parameters and BLUPs updated by ``given`` (with response).
@@ -296,7 +313,37 @@ class LinearMixedModel(MixedModel):
         """
         from .condition import condition
 
-        return condition(self, given)
+        with threads_mod.pinned(threads_mod.choose(self.blocks)):
+            return condition(self, given)
+
+    @property
+    def user_blocks(self) -> Blocks:
+        """:attr:`blocks` moved to the user's coordinates: those of ``theta`` and ``sigma``.
+
+        ``[Z X y_c]'[Z X y_c]`` of the user's columns ``Z`` and ``X`` and the
+        working response centred, ``y_c = y - c`` with ``c`` the fit's centre
+        of y (0 unless X holds the constant), with the given rows after
+        :meth:`condition`; from the standardized blocks by the exact inverse
+        maps (:meth:`~mixedfx.engine.standard.Standardization.back`,
+        :func:`~mixedfx.engine.blocks.transform`), computed once. Their
+        objective at ``theta`` is the model's, with sigma, and their fixed
+        effects are ``beta - c v_X`` (``v_X`` the intercept combination,
+        ``standardized.coords.x_weights``). Inference that works on theta in
+        the user's parameterisation (profiles, Satterthwaite, Hessian draws)
+        reads these; Kenward-Roger runs in the standardized coordinates. A
+        shifted response does not cancel in them, but shifted columns of X or
+        Z do, as the raw columns' would; fits and predictions never read them.
+        """
+        cached = self.__dict__.get("_user_blocks")
+        if cached is None:
+            with _PREDICTION_ERROR_LOCK:
+                cached = self.__dict__.get("_user_blocks")
+                if cached is None:
+                    from .engine.blocks import transform
+
+                    cached = transform(self.blocks, *self.standardized.coords.back())
+                    object.__setattr__(self, "_user_blocks", cached)  # frozen: cache only
+        return cached
 
     # -- inference (mixedfx.inference) -------------------------------------------------
     def confint(

@@ -239,6 +239,13 @@ def declared(d: dict[str, Any], kind: str = "lmm") -> Declared:
     for k, t in enumerate(terms):
         arrays[f"b{k}"] = (F8, (t.nlevels, t.q))
         arrays[f"condcov{k}"] = (F8, (t.nlevels, t.q, t.q))
+    if kind == "lmm":  # a GLMM's fit is in the user's coordinates: no std_* members
+        number(d.get("std_sigma"), "model.std_sigma", positive=True)
+        arrays |= {"std_theta": (F8, (ntheta,)), "std_beta": (F8, (p,))}
+        arrays["std_moments_xy"] = (F8, (2, p + 1))
+        for k, t in enumerate(terms):
+            arrays[f"std_b{k}"] = (F8, (t.nlevels, t.q))
+            arrays[f"std_moments{k}"] = (F8, (2, t.q))
     return Declared(terms, p, first, tuple(rest), m, arrays, nagq)
 
 
@@ -330,11 +337,13 @@ def check_values(model: MixedModel) -> None:
     ModelFileError
         Naming the first array that is inconsistent with the model.
     """
-    spec, bl = model.spec, model.blocks
+    spec, bl, std = model.spec, model.blocks, model.standardized
     for name, values in (
         ("theta", model.theta),
         ("beta", model.beta),
         ("vcov_beta", model.vcov_beta),
+        ("std_theta", std.theta),
+        ("std_beta", std.beta),
         ("A11", bl.A11),
         ("A21", np.asarray(bl.A21.data if sp.issparse(bl.A21) else bl.A21)),
         ("A22", bl.A22),
@@ -346,8 +355,20 @@ def check_values(model: MixedModel) -> None:
         raise bad("array opt_lower", "holds NaN")
     if (model.theta[spec.layout.diagonal] < 0).any():
         raise bad("array theta", "has a negative diagonal element")
+    if (std.theta[spec.layout.diagonal] < 0).any():
+        raise bad("array std_theta", "has a negative diagonal element")
+    moments = [("std_moments_xy", std.coords.xy)]
+    moments += [(f"std_moments{k}", m) for k, m in enumerate(std.coords.terms)]
+    for name, m in moments:
+        finite(np.vstack([m.mean, m.rms]), f"array {name}")
+        if (m.rms < 0).any():
+            raise bad(f"array {name}", "has a negative root mean square")
+        centred = np.zeros(len(m.mean), bool) if m.weights is None else m.weights == 0
+        if m.mean[~centred].any():  # G = (I - v mean') D^-1 is inverted as if mean'v = 0
+            raise bad(f"array {name}", "has a mean for a column that is not centred")
     for k, (t, b, c) in enumerate(zip(spec.terms, model.b, model.b_condcov, strict=True)):
         finite(b, f"array b{k}")
+        finite(std.b[k], f"array std_b{k}")
         finite(c, f"array condcov{k}")
         symmetric_psd(c, f"array condcov{k}")
         check_levels(k, t)
@@ -355,6 +376,6 @@ def check_values(model: MixedModel) -> None:
     symmetric_psd(model.vcov_beta[None], "array vcov_beta")
     symmetric(bl.A22, "array A22")
     try:  # the factor that intervals use: fails unless [Z X y]'[Z X y] is PSD as it must be
-        factorize(bl, spec.layout.Ts(model.theta))
+        factorize(bl, spec.layout.Ts(std.theta))  # the blocks' coordinates
     except np.linalg.LinAlgError as exc:
         raise bad("arrays A11, A21, A22", f"are not positive definite: {exc}") from exc

@@ -52,8 +52,9 @@ from .base import MixedModel
 from .engine.blocks import Blocks, RestTerm
 from .engine.family import make as make_family
 from .engine.optimize import OptSummary
+from .engine.standard import Moments, Standardization, Standardized
 from .errors import DataError, FormulaError, ModelFileError
-from .frame import reterm
+from .frame import intercept, reterm
 from .frame.design import DesignSpec
 from .frame.formula import RandomTerm
 from .frame.levels import as_array
@@ -64,12 +65,12 @@ from .model import LinearMixedModel
 from .outcome import OutcomeSpec
 
 FORMAT = "mixedfx-model"
-VERSION = 3  # 3: kind, levels.json, member sizes, the formula's state as plain data; 2: scales
+VERSION = 4  # 4: standardized coordinates, kind glmm; 3: kind, levels.json, member sizes
 KINDS = ("lmm", "glmm")  # the kinds of model this version reads
 MANIFEST = "mixedfx.json"
 LEVELS = "levels.json"
 MAX_MANIFEST_BYTES = 4 * 2**20
-MAX_MEMBERS = 16 + 2 * mc.MAX_TERMS
+MAX_MEMBERS = 16 + 4 * mc.MAX_TERMS  # per term: b, condcov, std_b, std_moments
 MAX_LABEL_BYTES = 1024  # JSON bytes per label in levels.json, on average
 LEVELS_SLACK = 4096  # ... plus this much
 JSON_MEMORY = 8  # bytes of Python objects per byte of parsed JSON, about
@@ -118,7 +119,22 @@ def _arrays(model: MixedModel) -> dict[str, np.ndarray]:
     for k, (b, c) in enumerate(zip(model.b, model.b_condcov, strict=True)):
         arrays[f"b{k}"] = b
         arrays[f"condcov{k}"] = c
+    if isinstance(model, LinearMixedModel):  # a GLMM's coordinates are the user's own
+        arrays |= _standardized_arrays(model.standardized)
     return {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+
+
+def _standardized_arrays(std: Standardized) -> dict[str, np.ndarray]:
+    """The fit's coordinates and its estimates in them (the blocks are in those coordinates).
+
+    Each set of moments is stored as its means and root mean squares,
+    shape (2, k); the intercept combinations follow from the design.
+    """
+    out = {"std_theta": std.theta, "std_beta": std.beta}
+    out["std_moments_xy"] = np.vstack([std.coords.xy.mean, std.coords.xy.rms])
+    for k, m in enumerate(std.coords.terms):
+        out[f"std_moments{k}"] = np.vstack([m.mean, m.rms])
+    return out | {f"std_b{k}": b for k, b in enumerate(std.b)}
 
 
 def kind(model: MixedModel) -> str:
@@ -138,7 +154,12 @@ def _kind_json(model: MixedModel) -> dict[str, Any]:
             "trials": out.trials,
         }
     assert isinstance(model, LinearMixedModel)
-    return {"reml": model.reml, "sigma": model.sigma, "weights": model.weights}
+    return {
+        "reml": model.reml,
+        "sigma": model.sigma,
+        "std_sigma": model.standardized.sigma,
+        "weights": model.weights,
+    }
 
 
 def _model_json(model: MixedModel, nnz: int | None) -> dict[str, Any]:
@@ -547,6 +568,7 @@ def _build(
         None,
         d["nobs_given"],
         weights,
+        standardized=_standardized(d, design, blocks.n - d["nobs_given"], arrays),
     )
 
 
@@ -564,3 +586,26 @@ def _outcome(d: dict[str, Any], weights: str | None) -> OutcomeSpec:
     except ValueError as exc:
         raise mc.bad("model.family and model.link", f"are not a family and link: {exc}") from exc
     return OutcomeSpec(family, weights, mc.flag(d.get("trials"), "model.trials"))
+
+
+def _standardized(
+    d: dict[str, Any], design: DesignSpec, n: int, arrays: dict[str, np.ndarray]
+) -> Standardized:
+    """:func:`_standardized_arrays` read back; the intercept combinations from the design.
+
+    ``n``: the training rows (the blocks' rows without the given ones).
+    """
+    x_weights, term_weights = intercept.design_weights(design)
+    xy_weights = None if x_weights is None else np.append(x_weights, 0.0)
+
+    def moments(name: str, weights: np.ndarray | None) -> Moments:
+        mean, rms = arrays[name]
+        return Moments(n, weights, mean, rms)
+
+    coords = Standardization(
+        moments("std_moments_xy", xy_weights),
+        tuple(moments(f"std_moments{k}", w) for k, w in enumerate(term_weights)),
+    )
+    b = [arrays[f"std_b{k}"] for k in range(len(design.terms))]
+    sigma = mc.number(d.get("std_sigma"), "model.std_sigma", positive=True)
+    return Standardized(coords, arrays["std_theta"], arrays["std_beta"], sigma, b)

@@ -129,10 +129,11 @@ def predict(
     masks = rows_mod.select(spec, re)
     r = rows_mod.build(spec, newdata) if rows is None else rows
     n = r.n
-    fit = r.X @ model.beta + r.offset if n else np.zeros(0)
+    std = model.standardized  # computed in the fit's coordinates: no cancellation
+    fit = std.fixed_part(r.X) + r.offset if n else np.zeros(0)
     bad = ~np.isfinite(fit)
     unknown_used = np.zeros(n, dtype=bool)
-    for t, codes, M, b, mask in zip(spec.terms, r.codes, r.M, model.b, masks, strict=True):
+    for k, (t, codes, M, mask) in enumerate(zip(spec.terms, r.codes, r.M, masks, strict=True)):
         if not mask.any():
             continue
         known = codes >= 0
@@ -140,10 +141,9 @@ def predict(
         if unseen.any() and new_levels == "error":
             raise DataError(_unseen_message(t.group, newdata, list(t.term.factors), unseen))
         unknown_used |= unseen
-        Mi = M[:, mask]
-        contrib = np.einsum("nq,nq->n", Mi, b[np.maximum(codes, 0)][:, mask])
+        contrib = std.random_part(k, M, np.maximum(codes, 0), mask)
         fit = fit + np.where(known, contrib, 0.0)
-        bad |= ~np.isfinite(Mi).all(axis=1)
+        bad |= ~np.isfinite(M[:, mask]).all(axis=1)
     # after the loop: with new_levels="error" an unseen level has raised, without a warning
     if not quiet:
         rows_mod.warn_unseen(spec, newdata, r, masks, stacklevel=stacklevel)
@@ -182,35 +182,41 @@ def variance(
     """Variance behind the interval, per row (see module docstring)."""
     bl = model.blocks
     n = r.n
-    Ts = model.Ts()
-    covs = model.covariances()
+    # in the fit's coordinates (those of the blocks): rows z G_t and x G_X, the
+    # standardized T_t, and covariances sigma^2 T_t T_t' of the standardized effects
+    # in the user's squared units (z_s' b_s s = z' b)
+    std = model.standardized
+    coords = std.coords
+    Ts = model.spec.layout.Ts(std.theta)
+    covs = [model.sigma**2 * T @ T.T for T in Ts]
     first = bl.first
     clean = [np.nan_to_num(M) for M in r.M]
+    inc = [coords.z_rows(t, M, mask) for t, (M, mask) in enumerate(zip(clean, masks, strict=True))]
     # first term: T0'z0 where the level is known and columns included
-    c0, M0, mask0 = r.codes[first], clean[first], masks[first]
+    c0, mask0 = r.codes[first], masks[first]
     known0 = (c0 >= 0) & mask0.any()
-    z0 = np.where(known0[:, None], (M0 * mask0) @ Ts[first], 0.0)
+    z0 = np.where(known0[:, None], inc[first] @ Ts[first], 0.0)
     k0 = np.maximum(c0, 0)
     # the sparse rest of v: rest terms' T'z at their level, then x
     pos, val = [], []
     for rt in bl.rest:
         codes, mask = r.codes[rt.term], masks[rt.term]
         known = (codes >= 0) & mask.any()
-        tz = np.where(known[:, None], (clean[rt.term] * mask) @ Ts[rt.term], 0.0)
+        tz = np.where(known[:, None], inc[rt.term] @ Ts[rt.term], 0.0)
         base = rt.offset + np.maximum(codes, 0) * rt.q
         pos.append(base[:, None] + np.arange(rt.q)[None, :])
         val.append(tz)
     pos.append(np.broadcast_to(bl.mr + np.arange(bl.p), (n, bl.p)))
-    val.append(np.nan_to_num(r.X))
+    val.append(coords.x_rows(np.nan_to_num(r.X)))  # rows with a NaN are invalid anyway
     P = np.concatenate(pos, axis=1).astype(np.int64)
     V = np.concatenate(val, axis=1)
     var = model.sigma**2 * model.prediction_error().relative_variance(z0, k0, P, V)
-    for codes, M, mask, S in zip(r.codes, clean, masks, covs, strict=True):
+    for t, (codes, M, S) in enumerate(zip(r.codes, clean, covs, strict=True)):
         unseen = codes < 0
-        inc = M * mask
-        om = M * ~mask
-        full = np.einsum("nq,qr,nr->n", M, S, M)
-        part_inc = np.einsum("nq,qr,nr->n", inc, S, inc)
+        whole = coords.z_rows(t, M)
+        om = whole - inc[t]
+        full = np.einsum("nq,qr,nr->n", whole, S, whole)
+        part_inc = np.einsum("nq,qr,nr->n", inc[t], S, inc[t])
         var = var + np.where(unseen, part_inc, 0.0)
         if interval == "prediction":
             var = var + np.where(unseen, full - part_inc, np.einsum("nq,qr,nr->n", om, S, om))

@@ -15,7 +15,11 @@ from mixedfx.engine.schur import DenseSchur, GroupedSchur, SchurPattern
 
 
 def crossed(n: int, users: int, items: int, seed: int = 0) -> pd.DataFrame:
-    """Users x items with a slope on each side: big enough for a sparse A21."""
+    """Users x items with a slope on each side: big enough for a sparse A21.
+
+    ``f`` is a three-level factor for ``(f || u)``, a term whose ``T`` has a
+    1 x 1 and a full 3 x 3 block.
+    """
     rng = np.random.default_rng(seed)
     u, i = rng.integers(0, users, n), rng.integers(0, items, n)
     x, z = rng.normal(size=n), rng.normal(size=n)
@@ -25,13 +29,28 @@ def crossed(n: int, users: int, items: int, seed: int = 0) -> pd.DataFrame:
         + rng.normal(size=items)[i] * z
         + rng.normal(size=n)
     )
-    return pd.DataFrame({"u": u, "i": i, "x": x, "z": z, "y": y})
+    f = pd.Categorical(np.array(["a", "b", "c"])[rng.integers(0, 3, n)])
+    y = y + rng.normal(size=(users, 3))[u, f.codes]
+    return pd.DataFrame({"u": u, "i": i, "x": x, "z": z, "f": f, "y": y})
+
+
+def load(name: str) -> pd.DataFrame:
+    """A data set, or users x items small enough for the dense evaluator.
+
+    ``"crossed"`` has more items than users (the users' term comes first in
+    the blocks when it has a slope), ``"wide"`` more users than twice the items.
+    """
+    if name == "crossed":
+        return crossed(300, 8, 6, seed=3)
+    if name == "wide":
+        return crossed(300, 14, 5, seed=4)
+    return datasets.load(name)
 
 
 def objective(formula: str, data: pd.DataFrame, reml: bool, schur: str | None = None):
     """The objective, its blocked evaluator only, with a chosen Schur update."""
     design, arrays = fit_mod.learn_design(formula, data)
-    blocks = fit_mod.form_blocks(design, arrays)
+    _, blocks = fit_mod.form_blocks(design, arrays)
     if schur is not None:
         assert blocks.sparse
         A21 = sp.csr_matrix(blocks.A21)
@@ -72,13 +91,18 @@ SMALL = [
     ("Reaction ~ Days + (Days || Subject)", "sleepstudy"),
     ("diameter ~ 1 + (1 | plate) + (1 | sample)", "penicillin"),
     ("strength ~ 1 + (1 | batch) + (1 | batch:cask)", "pastes"),
+    # block-diagonal T: theta holds only the blocks' entries (engine/layout.py)
+    ("y ~ x + (x || u)", "crossed"),
+    ("y ~ x + (1 + x || u) + (1 | i)", "crossed"),
+    ("y ~ x + (1 | u) + (1 + z || i)", "wide"),  # a || term after the first
+    ("y ~ x + (f || u) + (1 | i)", "crossed"),  # blocks (1, 3)
 ]
 
 
 @pytest.mark.parametrize("reml", [True, False])
 @pytest.mark.parametrize(("formula", "name"), SMALL)
 def test_blocked_gradient_matches_differences_and_dense_system(formula, name, reml) -> None:
-    obj = objective(formula, datasets.load(name), reml)
+    obj = objective(formula, load(name), reml)
     theta = somewhere(obj)
     f, g = obj.blocked(theta)
     assert f == pytest.approx(obj(theta), rel=1e-13)
@@ -92,7 +116,7 @@ def test_blocked_gradient_matches_differences_and_dense_system(formula, name, re
 @pytest.mark.parametrize("reml", [True, False])
 @pytest.mark.parametrize(("formula", "name"), SMALL)
 def test_closed_form_hessian_matches_differenced_gradient(formula, name, reml) -> None:
-    blocked = objective(formula, datasets.load(name), reml)
+    blocked = objective(formula, load(name), reml)
     obj = Objective(blocked.blocks, blocked.layout, reml)  # with its small-model evaluator
     theta = somewhere(obj, seed=7)
     hess = obj.hessian(theta)
@@ -114,6 +138,11 @@ LARGE = [
     ("y ~ x + (1 | u) + (z | i)", 4000, "grouped"),
     ("y ~ x + (1 | u) + (1 | i)", 4000, "pattern"),
     ("y ~ x + (1 + x + z | u) + (1 | i)", 400, None),
+    # || terms (block-diagonal T) first and after the first, of numeric columns and a factor
+    ("y ~ x + (x || u)", 1500, None),
+    ("y ~ x + (1 + x || u) + (1 | i)", 1500, "pattern"),
+    ("y ~ x + (1 | u) + (1 + z || i)", 4000, "grouped"),
+    ("y ~ x + (f || u) + (1 | i)", 400, None),
 ]
 
 
@@ -128,7 +157,7 @@ def test_gradient_on_every_schur_update(formula, users, schur, reml) -> None:
 
 def test_gradient_vanishes_at_the_fitted_optimum() -> None:
     m = mfx.lmm("Reaction ~ Days + (Days | Subject)", datasets.load("sleepstudy"))
-    obj = Objective(m.blocks, m.spec.layout, m.reml)
-    g = obj.gradient(m.theta)
+    obj = Objective(m.blocks, m.spec.layout, m.reml)  # blocks and theta in the fit's coordinates
+    g = obj.gradient(m.standardized.theta)
     assert np.abs(g).max() < 1e-6  # it was ~3e-4 where BOBYQA stopped
     assert m.optsummary.extra["newton_steps"] >= 1

@@ -9,11 +9,23 @@ import numpy as np
 import pandas as pd
 
 import mixedfx as mfx
-from mixedfx.engine.optimize import OptSummary, polish, settle
+from mixedfx.engine.optimize import OptSummary, minimize, polish, settle
 from oracle import refit
 from tolerance import assert_close
 
 DATA = Path(__file__).parents[1] / "data"
+
+
+def test_a_start_a_hair_above_the_bound_does_not_shrink_bobyqas_steps() -> None:
+    """NLopt's default step is 3/4 of the distance to the bound: 2.5e-18 from this start.
+
+    A profile's warm start (a variance of 3.3e-18 from the previous point) stopped
+    there, 1.4 above the profile's minimum, and moved a confidence limit by 3 %.
+    """
+    fun = lambda x: float((x[0] - 1.0) ** 2 + (x[1] - 0.5) ** 2 + x[0] * x[1])  # noqa: E731
+    res = minimize(fun, np.array([3.3e-18, 0.0]), np.array([0.0, -np.inf]), 1e-10, 1e-10)
+    np.testing.assert_allclose(res.final, [1.0, 0.0], rtol=0, atol=1e-6)  # xtol 1e-10
+    assert res.fmin - 0.25 < 1e-12  # the minimum, at (1, 0)
 
 
 def test_settle_restarts_only_when_the_gradient_is_not_flat() -> None:

@@ -8,35 +8,42 @@ import pytest
 
 import mixedfx as mfx
 from conftest import fit_case, quiet_fit
+from mixedfx.engine import blocks as blocks_mod
 from mixedfx.engine import resample
 from mixedfx.engine.objective import Objective
 from mixedfx.engine.optimize import fit_theta
 from mixedfx.engine.profiling import hold_fixed
-from mixedfx.fit import form_blocks, learn_design
+from mixedfx.fit import learn_design
+from tolerance import REORDERED, assert_close
 
 
 def test_with_response_equals_forming_the_blocks() -> None:
+    # In the fit's standardized coordinates, as the bootstrap puts a new response in.
     df = mfx.datasets.load("sleepstudy")
     m = fit_case("sleepstudy_reml")
+    coords = m.standardized.coords
     y2 = np.random.default_rng(1).normal(300, 50, len(df))
-    design, arrays = learn_design("Reaction ~ Days + (Days | Subject)", df.assign(Reaction=y2))
-    formed = form_blocks(design, arrays)
-    X = arrays.X
-    Z0 = m.design(df).Z.toarray()
-    new = resample.with_response(m.blocks, Z0.T @ y2, np.concatenate([X.T @ y2, [y2 @ y2]]))
+    _, arrays = learn_design("Reaction ~ Days + (Days | Subject)", df.assign(Reaction=y2))
+    Xs, ys, Ms = coords.apply(arrays.X, arrays.y, arrays.M)
+    formed = blocks_mod.form(Xs, ys, arrays.codes, Ms, [18])
+    Z0 = blocks_mod.term_matrix(arrays.codes[0], Ms[0], 18)
+    new = resample.with_response(m.blocks, Z0.T @ ys, np.concatenate([Xs.T @ ys, [ys @ ys]]))
     np.testing.assert_allclose(new.A21, formed.A21, rtol=1e-12)
     np.testing.assert_allclose(new.A22, formed.A22, rtol=1e-12)
 
 
 def test_hold_fixed_equals_an_offset_response() -> None:
+    # In the user's coordinates, where the profiles hold a fixed effect.
     df = mfx.datasets.load("sleepstudy")
     m = fit_case("sleepstudy_ml")
-    held = hold_fixed(m.blocks, 1, 9.0)
+    held = hold_fixed(m.user_blocks, 1, 9.0)  # the user's columns, y centred on c
+    c = m.standardized.coords.y_centre
     _, arrays = learn_design("y ~ 1 + (Days | Subject)", df.assign(y=df.Reaction - 9.0 * df.Days))
-    design, _ = learn_design("y ~ 1 + (Days | Subject)", df.assign(y=df.Reaction))
-    formed = form_blocks(design, arrays)
-    np.testing.assert_allclose(held.A22, formed.A22, rtol=1e-12)
-    np.testing.assert_allclose(held.A21, formed.A21, rtol=1e-12)
+    formed = blocks_mod.form(arrays.X, arrays.y - c, arrays.codes, arrays.M, [18])
+    # held comes from blocks moved back from the standardized coordinates (sums of a few
+    # products with G^-1): rounding relative to the largest cross-products, not elementwise
+    assert_close(held.A22, formed.A22, REORDERED)
+    assert_close(held.A21, formed.A21, REORDERED)
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -46,11 +53,11 @@ def test_newton_refit_is_the_full_fit(seed: int) -> None:
     m = fit_case("sleepstudy_reml")
     y = m.simulate(1, seed=seed)["sim_1"].to_numpy()
     Z = m.design().Z.toarray()
-    bl = resample.with_response(
-        m.blocks, Z.T @ y, np.concatenate([m.design().X.to_numpy().T @ y, [y @ y]])
+    bl = resample.with_response(  # in the user's coordinates, those of m.theta
+        m.user_blocks, Z.T @ y, np.concatenate([m.design().X.to_numpy().T @ y, [y @ y]])
     )
     obj = Objective(bl, m.spec.layout, m.reml)
-    full = fit_theta(obj, np.ones(3))
+    full = fit_theta(obj)
     fast = resample.newton(Objective(bl, m.spec.layout, m.reml), m.theta)
     if fast is not None:
         np.testing.assert_allclose(fast.final, full.final, rtol=1e-7, atol=1e-9)

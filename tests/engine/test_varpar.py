@@ -12,7 +12,7 @@ from mixedfx.engine.objective import Objective
 
 
 def objective(m: mfx.LinearMixedModel) -> Objective:
-    return Objective(m.blocks, m.spec.layout, m.reml)
+    return Objective(m.user_blocks, m.spec.layout, m.reml)  # the coordinates of m.theta
 
 
 @pytest.fixture(scope="module", params=["sleepstudy_reml", "sleepstudy_ml"])
@@ -40,7 +40,7 @@ def test_gradient_vanishes_at_the_optimum(model: mfx.LinearMixedModel) -> None:
 
 def test_blocked_and_dense_paths_agree(model: mfx.LinearMixedModel) -> None:
     obj = objective(model)
-    blocked = Objective(model.blocks, model.spec.layout, model.reml)
+    blocked = Objective(model.user_blocks, model.spec.layout, model.reml)
     blocked.__dict__["dense"] = None  # force the blocked factor
     x = np.append(model.theta * 0.7, model.sigma * 1.1)
     np.testing.assert_allclose(varpar.gradient(blocked, x), varpar.gradient(obj, x), rtol=1e-9)

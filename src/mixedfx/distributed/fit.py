@@ -1,13 +1,19 @@
 """Pass 2 and the fit: blocks per partition, summed in a tree, then the in-memory optimizer.
 
-Each partition's rows become the blocks of ``A = [Z X y]'[Z X y]``
-(:func:`mixedfx.engine.blocks.form` with the learned design, every column of X)
-and the R factor of a QR decomposition of its X. Adjacent partials are
-added (:func:`mixedfx.engine.blocks.add`, sparse A21 stays sparse) and their R
-factors stacked and re-factored (TSQR), so the client receives one set of
-blocks and one p x p R. ``R'R = X'X`` with QR's accuracy, so the rank check
-of :func:`mixedfx.frame.design.independent_columns` on R drops the same columns
-as on X; the blocks then keep only those columns.
+Each partition's rows are standardized with their own moments and become the
+blocks of ``A = [Z X y]'[Z X y]`` in those coordinates
+(:func:`mixedfx.fit.standard_blocks`, with the learned design and every
+column of X), with the R factor of a QR decomposition of its standardized X.
+Adjacent partials are moved to the coordinates of their merged moments
+(:mod:`mixedfx.engine.standard`: exact pairwise updates, no sums of squares
+that cancel) and added (:func:`mixedfx.engine.blocks.add`, sparse A21 stays
+sparse), their R factors moved alike, stacked and re-factored (TSQR). The
+client receives one set of blocks and one p x p R in the coordinates of the
+whole frame's moments, the ones the in-memory fit uses. ``R'R = X_s'X_s``
+with QR's accuracy; moved to the rank check's coordinates
+(:func:`mixedfx.frame.intercept.rank_moments`), the check of
+:func:`mixedfx.frame.design.independent_columns` on R drops the same columns
+as in memory; the blocks then keep only those columns.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ import numpy as np
 import pandas as pd
 
 from ..engine import blocks as blocks_mod
+from ..engine.standard import Standardization
 from ..errors import DataError
-from ..fit import check_counts, fit_model
+from ..fit import check_counts, check_range, fit_model, standard_blocks
 from ..frame import design as design_mod
+from ..frame import intercept
 from ..model import LinearMixedModel
 from .learn import BadCount, learn, memory_dtypes
 from .run import fold, per_partition
@@ -35,16 +43,19 @@ class Partial:
 
     Attributes
     ----------
+    coords : Standardization or None
+        The coordinates of their blocks and R: their own moments.
     blocks : Blocks or None
         Their cross-product blocks (None when a row is bad or there are no rows).
     R : ndarray, shape (<= p, p), or None
-        Upper-triangular factor with ``R'R = X'X``.
+        Upper-triangular factor with ``R'R = X_s'X_s``.
     x_bad : BadCount
         Rows whose fixed-effects row is not finite.
     m_bad : tuple of bool
         Per design term: a non-finite value in its model matrix.
     """
 
+    coords: Standardization | None
     blocks: blocks_mod.Blocks | None
     R: np.ndarray | None
     x_bad: BadCount
@@ -57,11 +68,11 @@ def _qr_r(X: np.ndarray) -> np.ndarray:
 
 
 def partial(part: pd.DataFrame, design: design_mod.DesignSpec) -> Partial:
-    """The blocks and QR factor of one partition's rows."""
+    """The blocks and QR factor of one partition's rows, in its own coordinates."""
     nterms = len(design.terms)
     part = memory_dtypes(part)
     if len(part) == 0:
-        return Partial(None, None, BadCount(0), (False,) * nterms)
+        return Partial(None, None, None, BadCount(0), (False,) * nterms)
     X = design.X(part)
     y = design.response_values(part) - design.offset(part)  # checked in pass 1
     codes = tuple(t.codes(part) for t in design.terms)
@@ -69,24 +80,31 @@ def partial(part: pd.DataFrame, design: design_mod.DesignSpec) -> Partial:
     x_bad = BadCount.of(~np.isfinite(X).all(axis=1))
     m_bad = tuple(not bool(np.isfinite(M).all()) for M in Ms)
     if x_bad.bad or any(m_bad):
-        return Partial(None, None, x_bad, m_bad)
-    nlevels = [t.nlevels for t in design.terms]
-    bl = blocks_mod.form(X, y, codes, Ms, nlevels)
-    return Partial(bl, _qr_r(X), x_bad, m_bad)
+        return Partial(None, None, None, x_bad, m_bad)
+    coords, bl = standard_blocks(design, X, y, codes, Ms)
+    return Partial(coords, bl, _qr_r(coords.x_rows(X)), x_bad, m_bad)
+
+
+def _moved(p: Partial, coords: Standardization) -> tuple[blocks_mod.Blocks, np.ndarray]:
+    """A partial's blocks and R in the coordinates ``coords``."""
+    assert p.coords is not None and p.blocks is not None and p.R is not None
+    maps, xy = p.coords.to(coords)
+    return blocks_mod.transform(p.blocks, maps, xy), p.R @ xy[:-1, :-1]
 
 
 def combine(a: Partial, b: Partial) -> Partial:
-    """The partial of ``a``'s rows followed by ``b``'s."""
+    """The partial of ``a``'s rows followed by ``b``'s, in their merged coordinates."""
     x_bad = a.x_bad.then(b.x_bad)
     m_bad = tuple(i or j for i, j in zip(a.m_bad, b.m_bad, strict=True))
     if x_bad.bad or any(m_bad):
-        return Partial(None, None, x_bad, m_bad)
-    if a.blocks is None or b.blocks is None:
-        keep = b if a.blocks is None else a
-        return Partial(keep.blocks, keep.R, x_bad, m_bad)
-    assert a.R is not None and b.R is not None
-    R = _qr_r(np.vstack([a.R, b.R]))
-    return Partial(blocks_mod.add(a.blocks, b.blocks), R, x_bad, m_bad)
+        return Partial(None, None, None, x_bad, m_bad)
+    if a.coords is None or b.coords is None:
+        keep = b if a.coords is None else a
+        return Partial(keep.coords, keep.blocks, keep.R, x_bad, m_bad)
+    coords = a.coords.merge(b.coords)
+    (ba, Ra), (bb, Rb) = _moved(a, coords), _moved(b, coords)
+    R = _qr_r(np.vstack([Ra, Rb]))
+    return Partial(coords, blocks_mod.add(ba, bb), R, x_bad, m_bad)
 
 
 def _check(p: Partial, design: design_mod.DesignSpec) -> None:
@@ -127,7 +145,13 @@ def lmm(
     parts = per_partition(ddf, partial, design_d)
     total: Partial = fold(parts, combine, progress)
     _check(total, design)
-    assert total.blocks is not None and total.R is not None
-    design, kept = _drop_dependent(design, learned.names, total.R)
-    blocks = blocks_mod.select_fixed(total.blocks, kept)
-    return fit_model(design, None, blocks, reml, None, stacklevel=6)
+    assert total.coords is not None and total.blocks is not None and total.R is not None
+    to_rank = total.coords.xy.to(intercept.rank_moments(total.coords.xy))[:-1, :-1]
+    design, kept = _drop_dependent(design, learned.names, total.R @ to_rank)
+    coords, blocks = total.coords.for_fixed(kept), total.blocks
+    if coords is not total.coords:  # a column of the intercept combination was dropped
+        blocks = blocks_mod.transform(blocks, *total.coords.to(coords))
+    blocks = blocks_mod.select_fixed(blocks, kept)
+    coords = coords.take_fixed(kept)
+    check_range(design, coords)
+    return fit_model(design, None, coords, blocks, reml, None, stacklevel=6)

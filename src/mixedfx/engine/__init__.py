@@ -13,7 +13,9 @@ parameters, in the order a fit runs:
   :mod:`~mixedfx.engine.dense` for small models as one dense system;
 * :mod:`~mixedfx.engine.objective` and :mod:`~mixedfx.engine.gradient`:
   the profiled ML/REML criterion and its analytic gradient;
-* :mod:`~mixedfx.engine.optimize`: BOBYQA and the settle step;
+* :mod:`~mixedfx.engine.optimize`: the optimizer chosen for the model
+  (BOBYQA for small models, L-BFGS-B on the gradient for blocked ones,
+  :mod:`~mixedfx.engine.descent`), boundary restarts and the settle step;
 * :mod:`~mixedfx.engine.solve`: beta, the BLUPs and their covariances at the
   optimum; :mod:`~mixedfx.engine.intervals`: prediction-error variances.
 

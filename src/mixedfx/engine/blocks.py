@@ -310,3 +310,60 @@ def select_fixed(bl: Blocks, kept: np.ndarray) -> Blocks:
         A21 = sp.csr_matrix(bl.A21)[rows].tocsr()
         A21.sort_indices()
     return Blocks(bl.first, bl.l0, bl.q0, bl.rest, len(kept), bl.n, bl.A11, A21, A22)
+
+
+def _rest_rows(
+    A: np.ndarray, bl: Blocks, maps: list[np.ndarray | None], xy: np.ndarray
+) -> np.ndarray:
+    """``A <- P_r' A`` in place, for A (m rows; may be a view): rows by ``K_t'``, [X y]'s by ``K'``.
+
+    Only the rows that change are touched: the rest's intercept-only terms
+    (``K_t`` None) cost nothing, so moving a large A22 costs O(m p).
+    """
+    for t in bl.rest:
+        K = maps[t.term]
+        if K is not None:
+            rows = slice(t.offset, t.offset + t.nlevels * t.q)
+            part = A[rows].reshape(t.nlevels, t.q, -1)
+            A[rows] = np.einsum("ij,lic->ljc", K, part).reshape(t.nlevels * t.q, -1)
+    A[bl.mr :] = xy.T @ A[bl.mr :]
+    return A
+
+
+def transform(bl: Blocks, maps: list[np.ndarray | None], xy: np.ndarray) -> Blocks:
+    """The blocks of ``[Z X y] P`` for ``P = blockdiag(I_l (x) K_t per term, K)``.
+
+    Moves cross-products between coordinates (see
+    :mod:`mixedfx.engine.standard`): ``A -> P' A P``.
+
+    Parameters
+    ----------
+    bl : Blocks
+    maps : per design term, ndarray (q_t, q_t) ``K_t``, or None for the identity
+    xy : ndarray, shape (p + 1, p + 1)
+        ``K`` on the columns of ``[X y]``.
+    """
+    K0 = maps[bl.first]
+    A11 = bl.A11 if K0 is None else np.einsum("ia,lij,jb->lab", K0, bl.A11, K0)
+    A22 = bl.A22.copy()
+    _rest_rows(_rest_rows(A22, bl, maps, xy).T, bl, maps, xy)  # P' A22, then its columns
+    A21: np.ndarray | sp.csr_matrix
+    if sp.issparse(bl.A21):
+        parts = [
+            sp.kron(sp.identity(t.nlevels), sp.csr_matrix(maps[t.term]).T)
+            if maps[t.term] is not None
+            else sp.identity(t.nlevels * t.q)
+            for t in bl.rest
+        ]
+        Pr = sp.block_diag([*parts, sp.csr_matrix(xy.T)], format="csr")
+        A21 = Pr @ sp.csr_matrix(bl.A21)
+        if K0 is not None:
+            A21 = A21 @ sp.kron(sp.identity(bl.l0), sp.csr_matrix(K0), format="csr")
+        A21 = sp.csr_matrix(A21)
+        A21.sort_indices()
+    else:
+        A21 = _rest_rows(np.array(bl.A21), bl, maps, xy)
+        if K0 is not None:
+            A3 = A21.reshape(bl.m, bl.l0, bl.q0)
+            A21 = np.einsum("mli,ij->mlj", A3, K0).reshape(bl.m, bl.l0 * bl.q0)
+    return Blocks(bl.first, bl.l0, bl.q0, bl.rest, bl.p, bl.n, A11, A21, A22)

@@ -83,7 +83,7 @@ class BlockedCholesky:
         return float(self.L22[-1, -1] ** 2)
 
 
-def _m11_2x2(
+def m11_2x2(
     T0: np.ndarray, a: np.ndarray, c: np.ndarray, d: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Entries m00, m10, m11 of ``M11_k = T0' A11_k T0 + I`` for q0 = 2, each (l0,).
@@ -97,6 +97,25 @@ def _m11_2x2(
     return m00, t2 * bc, d * (t2 * t2) + 1.0
 
 
+Entries = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def gram_2x2(blocks: Blocks, T0: np.ndarray) -> tuple[np.ndarray, Entries, Entries]:
+    """For q0 = 2, per level: ``det M11_k``, ``M11_k^-1`` and ``W_k = T0 M11_k^-1 T0'``.
+
+    The two symmetric matrices as their entries (00, 10, 11), each (l0,).
+    """
+    t0, t1, t2 = T0[0, 0], T0[1, 0], T0[1, 1]
+    m00, m10, m11 = m11_2x2(T0, *blocks.a11_entries)
+    det = m00 * m11 - m10 * m10
+    r = 1.0 / det
+    i00, i10, i11 = m11 * r, m10 * -r, m00 * r
+    w00 = (t0 * t0) * i00
+    w01 = t0 * (t1 * i00 + t2 * i10)
+    w11 = (t1 * t1) * i00 + (2.0 * t1 * t2) * i10 + (t2 * t2) * i11
+    return det, (i00, i10, i11), (w00, w01, w11)
+
+
 def _first_block(blocks: Blocks, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """L11 and R = T0 L11^-T per level, each (l0, q0, q0), and log|L11|^2."""
     A11, q0 = blocks.A11, blocks.q0
@@ -107,7 +126,7 @@ def _first_block(blocks: Blocks, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray
         return L11, t0 / L11, float(np.log(M11).sum())
     if q0 == 2:
         t0, t1, t2 = T0[0, 0], T0[1, 0], T0[1, 1]
-        m00, m10, m11 = _m11_2x2(T0, A11[:, 0, 0], A11[:, 1, 0], A11[:, 1, 1])
+        m00, m10, m11 = m11_2x2(T0, A11[:, 0, 0], A11[:, 1, 0], A11[:, 1, 1])
         L11 = np.empty_like(A11)
         l00 = np.sqrt(m00)
         l10 = m10 / l00
@@ -137,15 +156,9 @@ def first_gram(blocks: Blocks, T0: np.ndarray) -> tuple[float, np.ndarray]:
         m = blocks.a11_entries[0] * (t0 * t0) + 1.0
         return float(np.log(m).sum()), ((t0 * t0) / m)[None, None]
     if q0 == 2:
-        t0, t1, t2 = T0[0, 0], T0[1, 0], T0[1, 1]
-        m00, m10, m11 = _m11_2x2(T0, *blocks.a11_entries)
-        det = m00 * m11 - m10 * m10
-        r = 1.0 / det
-        i00, i10, i11 = m11 * r, m10 * -r, m00 * r  # M11^-1
+        det, inv, (w00, w01, w11) = gram_2x2(blocks, T0)
         W = np.empty((2, 2, len(det)))
-        W[0, 0] = (t0 * t0) * i00
-        W[0, 1] = W[1, 0] = t0 * (t1 * i00 + t2 * i10)
-        W[1, 1] = (t1 * t1) * i00 + (2.0 * t1 * t2) * i10 + (t2 * t2) * i11
+        W[0, 0], W[0, 1], W[1, 0], W[1, 1] = w00, w01, w01, w11
         return float(np.log(det).sum()), W
     _, R, logdet = _first_block(blocks, T0)
     return logdet, level_last(smallmat.gram(R))
@@ -227,7 +240,7 @@ def objective_parts(blocks: Blocks, Ts: list[np.ndarray]) -> tuple[float, float,
         When L22 is not positive definite.
     """
     logdet11, W = first_gram(blocks, Ts[blocks.first])
-    return logdets(blocks, cholesky(rest_matrix(blocks, Ts, W)), logdet11)
+    return logdets(blocks, cholesky(rest_matrix(blocks, Ts, W), clean=False), logdet11)
 
 
 def logdets(blocks: Blocks, L22: np.ndarray, logdet11: float) -> tuple[float, float, float]:

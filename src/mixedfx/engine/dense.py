@@ -115,8 +115,12 @@ class DenseSystem:
         g = (self.G @ H.reshape(-1)).reshape(len(t), len(t))
         return self._logdets(L), np.asarray(2.0 * (g @ t)[:-1])
 
-    def hessian(self, theta: np.ndarray, w: np.ndarray) -> np.ndarray:
-        """The Hessian of ``sum_i w_i log L_ii^2`` over theta, shape (k, k).
+    def second_order(
+        self, theta: np.ndarray, w: np.ndarray
+    ) -> tuple[tuple[float, float, float], np.ndarray, np.ndarray]:
+        """:meth:`logdets`, and the gradient (k,) and Hessian (k, k) of ``sum_i w_i log L_ii^2``.
+
+        One factorization for all three (the gradient as in :meth:`gradient`).
 
         The sum is ``sum_s c_s log|M_s|`` over nested leading blocks ``M_s``
         (``w_i = sum_{s > i} c_s``), and for each block::
@@ -130,7 +134,8 @@ class DenseSystem:
         """
         k1 = len(theta) + 1
         t = np.append(theta, 1.0)
-        K = inverse_lower(self.factor(theta))
+        L = self.factor(theta)
+        K = inverse_lower(L)
         H = K.T @ (w[:, None] * K)
         g = (self.G @ H.reshape(-1)).reshape(k1, k1)
         G = self.G.reshape(k1, k1, self.N, self.N)
@@ -140,7 +145,8 @@ class DenseSystem:
         idx = np.arange(self.N)
         omega = w[np.maximum(idx[:, None], idx[None, :])].reshape(-1)
         second = (E * omega) @ E.T
-        return np.asarray(2.0 * g[:-1, :-1] - second)
+        gradient = 2.0 * (g @ t)[:-1]
+        return self._logdets(L), gradient, np.asarray(2.0 * g[:-1, :-1] - second)
 
     def logdets(self, theta: np.ndarray) -> tuple[float, float, float]:
         """``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2`` at theta.

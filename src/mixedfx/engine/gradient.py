@@ -24,7 +24,10 @@ T0 + I``::
 The step to ``df/dW`` is the adjoint of the Schur update and costs what the
 update does (``P' v`` for a pattern, ``B v`` for grouped levels). With the
 inverse of L22 (one ``dpotri``), a gradient costs about two to three
-evaluations of the objective, where finite differences cost ``2k``.
+evaluations of the objective, where finite differences cost ``2k``. When C
+lives on sparse positions and every rest term has q = 1 (crossed random
+intercepts), every product above is needed only where C is non-zero, and
+the gradient forms no (m, m) array but the factor, inverted in place.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from .blocks import Blocks
 from .cholesky import (
     dense_update,
     first_gram,
+    gram_2x2,
     level_last,
     logdets,
     rest_diagonal,
@@ -42,7 +46,9 @@ from .cholesky import (
     scale_rows,
 )
 from .linalg import cholesky, inverse_from_cholesky, inverse_lower, solve_lower
-from .schur import DenseSchur, GroupedSchur, SchurPattern, split_columns
+from .schur import DenseSchur, Positions, split_columns
+
+Parts = tuple[float, float, float]
 
 
 def weights(blocks: Blocks, reml: bool) -> np.ndarray:
@@ -63,16 +69,12 @@ def inverse_weighted(L: np.ndarray, w: np.ndarray) -> np.ndarray:
     flops, and the few rows with ``w_i != 1`` (X and y) are corrected with
     rank-one terms from triangular solves.
     """
-    m = L.shape[0]
-    if m <= SMALL:
+    if L.shape[0] <= SMALL:
         K = inverse_lower(L)
         return np.asarray(K.T @ (w[:, None] * K))
+    Y, rows = _special_rows(L, w)
     H = inverse_from_cholesky(L)
-    rows = np.flatnonzero(w != 1.0)
     if len(rows):
-        E = np.zeros((m, len(rows)))
-        E[rows, np.arange(len(rows))] = 1.0
-        Y = solve_lower(L, E, transpose=True)  # K[i, :]'
         H += (Y * (w[rows] - 1.0)) @ Y.T
     return H
 
@@ -80,13 +82,27 @@ def inverse_weighted(L: np.ndarray, w: np.ndarray) -> np.ndarray:
 SMALL = 100  # up to this size inverse_weighted forms L^-1 and one product
 
 
-def _lower_weights(U: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-    """Entries of a symmetric matrix at lower-triangle positions, off-diagonals doubled.
+def _special_rows(L: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows ``i`` with ``w_i != 1``, and ``K[i, :]'`` for each, shape (m, len(rows))."""
+    rows = np.flatnonzero(w != 1.0)
+    E = np.zeros((L.shape[0], len(rows)))
+    E[rows, np.arange(len(rows))] = 1.0
+    return (solve_lower(L, E, transpose=True) if len(rows) else E), rows
 
-    ``sum_ij U_ij X_ij = sum_{i >= j} v_ij X_ij`` for symmetric X.
+
+def inverse_weighted_at(L: np.ndarray, w: np.ndarray, pos: Positions) -> np.ndarray:
+    """:func:`inverse_weighted` at the positions only, shape (nloc,).
+
+    ``L`` is overwritten: ``dpotri`` works in its memory, and nothing of
+    size (m, m) is allocated.
     """
-    v = U[rows, cols]
-    return np.where(rows == cols, v, 2.0 * v)
+    if L.shape[0] <= SMALL:
+        return inverse_weighted(L, w)[pos.rows, pos.cols]
+    Y, rows = _special_rows(L, w)
+    h = inverse_from_cholesky(L, overwrite=True).reshape(-1)[pos.flat]
+    if len(rows):
+        h += ((Y[pos.rows] * (w[rows] - 1.0)) * Y[pos.cols]).sum(axis=1)
+    return h
 
 
 def _sym(Wb: np.ndarray) -> np.ndarray:
@@ -97,23 +113,15 @@ def _sym(Wb: np.ndarray) -> np.ndarray:
 def schur_adjoint(blocks: Blocks, Ub: np.ndarray) -> np.ndarray:
     """``df/dW_k = a_k' Ub a_k`` for every level, level last, shape (q0, q0, l0).
 
-    ``Ub`` (m, m) is the symmetric ``df/dU``. For levels grouped by A11
-    (:class:`~mixedfx.engine.schur.GroupedSchur`) each group's total sits on its
-    first level and the others are 0: the chain to ``T0`` sums over levels
-    whose ``W_k`` are equal, so the total is all it needs.
+    ``Ub`` (m, m) is the symmetric ``df/dU``; for sparse updates see
+    :meth:`~mixedfx.engine.schur.Positions.adjoint` (``df/dC = -Ub``).
     """
     q0, l0 = blocks.q0, blocks.l0
     if not blocks.sparse:
-        return _dense_adjoint(split_columns(np.asarray(blocks.A21), q0), Ub, l0)
+        return _dense_adjoint(blocks.a21_columns, Ub, l0)
     schur = blocks.schur
-    if isinstance(schur, SchurPattern):
-        v = _lower_weights(Ub, schur.rows, schur.cols)
-        return _sym((schur.P.T @ v).reshape(q0, q0, l0))
-    if isinstance(schur, GroupedSchur):
-        v = _lower_weights(Ub, schur.rows, schur.cols)
-        Wb = np.zeros((1, 1, l0))
-        Wb[0, 0, schur.first] = schur.B @ v
-        return Wb
+    if isinstance(schur, Positions):
+        return schur.adjoint(schur.symmetric_weights(-Ub.reshape(-1)[schur.flat]))
     assert isinstance(schur, DenseSchur)
     return _dense_adjoint(split_columns(schur.A, q0), Ub, l0)
 
@@ -140,6 +148,8 @@ def first_term(blocks: Blocks, T0: np.ndarray, Wb: np.ndarray) -> np.ndarray:
         t, a, wb = T0[0, 0], blocks.a11_entries[0], Wb[0, 0]
         m = a * (t * t) + 1.0
         return np.array([[float((2.0 * t) * ((a / m).sum() + (wb / (m * m)).sum()))]])
+    if q0 == 2:
+        return _first_term_2x2(blocks, T0, Wb)
     A = level_last(blocks.A11)
     T, Tt = T0[:, :, None], T0.T[:, :, None]
     AT = _mm(A, T)  # A_k T0
@@ -150,6 +160,36 @@ def first_term(blocks: Blocks, T0: np.ndarray, Wb: np.ndarray) -> np.ndarray:
     N = _mm(_mm(Minv, Tt), WTM)  # M_k^-1 T0' Wb_k T0 M_k^-1
     g = 2.0 * (_mm(AT, Minv) + WTM - _mm(AT, N))
     return np.asarray(g.sum(axis=-1))
+
+
+def _first_term_2x2(blocks: Blocks, T0: np.ndarray, Wb: np.ndarray) -> np.ndarray:
+    """:func:`first_term` for q0 = 2 in closed form, on contiguous per-entry arrays.
+
+    With ``W_k = T0 M_k^-1 T0'`` the three terms combine to::
+
+        df/dT0 = 2 sum_k (A_k + (I - A_k W_k) Wb_k) T0 M_k^-1
+
+    and every product is a few operations on (l0,) arrays; the sums over
+    the levels are dot products.
+    """
+    t0, t1, t2 = T0[0, 0], T0[1, 0], T0[1, 1]
+    a, c, d = blocks.a11_entries
+    _, (i00, i10, i11), (w00, w01, w11) = gram_2x2(blocks, T0)
+    b00, b01, b11 = Wb[0, 0], Wb[0, 1], Wb[1, 1]
+    aw00, aw01 = a * w00 + c * w01, a * w01 + c * w11  # A_k W_k
+    aw10, aw11 = c * w00 + d * w01, c * w01 + d * w11
+    x00 = a + b00 - (aw00 * b00 + aw01 * b01)  # X_k = A_k + (I - A_k W_k) Wb_k
+    x01 = c + b01 - (aw00 * b01 + aw01 * b11)
+    x10 = c + b01 - (aw10 * b00 + aw11 * b01)
+    x11 = d + b11 - (aw10 * b01 + aw11 * b11)
+    tm00, tm01 = t0 * i00, t0 * i10  # T0 M_k^-1
+    tm10, tm11 = t1 * i00 + t2 * i10, t1 * i10 + t2 * i11
+    return 2.0 * np.array(
+        [
+            [x00 @ tm00 + x01 @ tm10, x00 @ tm01 + x01 @ tm11],
+            [x10 @ tm00 + x11 @ tm10, x10 @ tm01 + x11 @ tm11],
+        ]
+    )
 
 
 def _mm(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
@@ -192,7 +232,7 @@ def unscaled_rest(blocks: Blocks, W: np.ndarray) -> np.ndarray:
 
 def gradient(
     blocks: Blocks, Ts: list[np.ndarray], reml: bool, w: np.ndarray | None = None
-) -> tuple[tuple[float, float, float], list[np.ndarray]]:
+) -> tuple[Parts, list[np.ndarray]]:
     """The objective's parts and ``df/dT_t`` for every design term (see module docstring).
 
     ``w`` (m,) replaces the objective's weights of ``log L22_ii^2`` (:func:`weights`);
@@ -213,16 +253,53 @@ def gradient(
     """
     T0 = Ts[blocks.first]
     logdet11, W = first_gram(blocks, T0)
+    w = weights(blocks, reml) if w is None else w
+    d = rest_diagonal(blocks, Ts)
+    schur = blocks.schur if blocks.sparse else None
+    if isinstance(schur, Positions) and d is not None:
+        parts, out, Wb = _on_positions(blocks, schur, W, d, w, logdet11)
+    else:
+        parts, out, Wb = _on_dense(blocks, Ts, W, w, logdet11)
+    out[blocks.first] = first_term(blocks, T0, Wb)
+    return parts, [out[t] for t in range(len(Ts))]
+
+
+def _on_positions(
+    blocks: Blocks, pos: Positions, W: np.ndarray, d: np.ndarray, w: np.ndarray, logdet11: float
+) -> tuple[Parts, dict[int, np.ndarray], np.ndarray]:
+    """Parts, rest terms' gradients and ``df/dW`` when C lives on sparse positions.
+
+    With every rest term of q = 1, ``M22 = D C D + diag(I_mr, 0)``
+    (``D = diag(d)``), so ``df/dC = D H D`` and ``df/dd_i = 2 sum_j H_ij
+    C_ij d_j``: both need H only where C is non-zero.
+    """
+    rows, cols, m = pos.rows, pos.cols, blocks.m
+    c = pos.values(W)
+    dd = d[rows] * d[cols]
+    M22 = pos.scatter(c * dd)
+    M22.reshape(-1)[: blocks.mr * (m + 1) : m + 1] += 1.0
+    L22 = cholesky(M22, clean=False)
+    parts = logdets(blocks, L22, logdet11)
+    h = inverse_weighted_at(L22, w, pos)
+    hc = h * c
+    gd = np.bincount(rows, weights=hc * d[cols], minlength=m)
+    gd += np.bincount(cols, weights=np.where(pos.off_diagonal, hc * d[rows], 0.0), minlength=m)
+    out = {
+        t.term: np.array([[2.0 * gd[t.offset : t.offset + t.nlevels].sum()]]) for t in blocks.rest
+    }
+    return parts, out, pos.adjoint(pos.symmetric_weights(dd * h))
+
+
+def _on_dense(
+    blocks: Blocks, Ts: list[np.ndarray], W: np.ndarray, w: np.ndarray, logdet11: float
+) -> tuple[Parts, dict[int, np.ndarray], np.ndarray]:
+    """Parts, rest terms' gradients and ``df/dW`` from dense (m, m) matrices."""
     C = unscaled_rest(blocks, W)
     M22 = scale_both(C, blocks, Ts) if blocks.rest else C.copy()
-    M22[np.arange(blocks.mr), np.arange(blocks.mr)] += 1.0
-    L22 = cholesky(M22)
-    H = inverse_weighted(L22, weights(blocks, reml) if w is None else w)
+    M22.reshape(-1)[: blocks.mr * (blocks.m + 1) : blocks.m + 1] += 1.0
+    L22 = cholesky(M22, clean=False)
+    parts = logdets(blocks, L22, logdet11)
+    H = inverse_weighted(L22, w)
     out = rest_terms(blocks, Ts, C, H)
-    d = rest_diagonal(blocks, Ts)
-    if d is not None:
-        Ub = -(H * np.outer(d, d))
-    else:
-        Ub = -scale_both(H, blocks, [T.T for T in Ts])  # Lr H Lr'
-    out[blocks.first] = first_term(blocks, T0, schur_adjoint(blocks, Ub))
-    return logdets(blocks, L22, logdet11), [out[t] for t in range(len(Ts))]
+    Ub = -scale_both(H, blocks, [T.T for T in Ts])  # Lr H Lr'
+    return parts, out, schur_adjoint(blocks, Ub)

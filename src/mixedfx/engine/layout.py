@@ -9,7 +9,7 @@ columns and full for the levels of a factor; theta then holds each
 block's lower triangle in turn.
 Diagonal entries are bounded below by 0; the start is the identity.
 Everything that maps theta to matrices (the objective, the model's
-covariances, the optimizer's column scales, the dense system) reads this
+covariances, the standardized coordinates, the dense system) reads this
 one layout, owned by the design.
 """
 

@@ -5,6 +5,11 @@ inverse can fail silently and leave garbage behind. Each raises
 :class:`numpy.linalg.LinAlgError` naming the routine and its ``info``.
 Matrices are dense float64; only the lower triangle of a symmetric or
 triangular input is read.
+
+Both memory orders are taken without a copy: the lower triangle of a
+C-ordered array is the upper triangle of its (Fortran-ordered) transpose, so
+LAPACK is called on the transpose with ``uplo`` and ``trans`` flipped. The
+hot paths build their matrices C-ordered and factor them in place.
 """
 
 from __future__ import annotations
@@ -20,37 +25,71 @@ def _check(routine: str, info: int) -> None:
         raise np.linalg.LinAlgError(f"{routine} failed (info {info})")
 
 
+def _fortran(A: np.ndarray) -> tuple[np.ndarray, int]:
+    """A Fortran-ordered view holding ``A``'s lower triangle, and LAPACK's ``lower`` flag.
+
+    For a C-ordered ``A`` this is ``A.T`` with the triangle in its upper half
+    (flag 0); any other array is returned as it is (flag 1; LAPACK's wrapper
+    copies it when it is not Fortran-ordered).
+    """
+    if A.flags.c_contiguous and not A.flags.f_contiguous:
+        return A.T, 0
+    return A, 1
+
+
 def cholesky(A: np.ndarray, clean: bool = True, overwrite: bool = True) -> np.ndarray:
     """Lower Cholesky factor ``L`` of a symmetric positive definite ``A``, ``A = L L'``.
 
     Parameters
     ----------
     A : ndarray, shape (n, n)
-        Only the lower triangle is read; overwritten when ``overwrite`` and
-        ``A`` is Fortran-ordered.
+        Only the lower triangle is read. With ``overwrite`` and ``A`` C- or
+        Fortran-ordered, ``A`` itself becomes the result (no copy).
     clean : bool
-        Zero the strict upper triangle of the result.
+        Zero the strict upper triangle of the result (else it is left as it was).
+
+    Returns
+    -------
+    ndarray, shape (n, n)
+        ``L`` in the lower triangle, in ``A``'s memory order.
+    """
+    F, lower = _fortran(A)
+    C, info = lapack.dpotrf(F, lower=lower, clean=int(clean), overwrite_a=int(overwrite))
+    _check("dpotrf", info)
+    return np.asarray(C if lower else C.T)
+
+
+def inverse_lower(L: np.ndarray) -> np.ndarray:
+    """``L^-1`` of a lower-triangular ``L`` (upper triangle not read), lower triangular."""
+    F, lower = _fortran(L)
+    K, info = lapack.dtrtri(F, lower=lower)
+    _check("dtrtri", info)
+    return np.tril(K if lower else K.T)
+
+
+def inverse_from_cholesky(L: np.ndarray, overwrite: bool = False) -> np.ndarray:
+    """``S = (L L')^-1`` from its lower Cholesky factor.
+
+    Parameters
+    ----------
+    L : ndarray, shape (n, n)
+        Lower triangle read.
+    overwrite : bool
+        Compute ``S`` in ``L``'s memory (C- or Fortran-ordered ``L``) and
+        return only its lower triangle there, the strict upper triangle left
+        as it was: no copy and no full-size temporary. Otherwise a new
+        array with both triangles filled.
 
     Returns
     -------
     ndarray, shape (n, n)
     """
-    L, info = lapack.dpotrf(A, lower=1, clean=int(clean), overwrite_a=int(overwrite))
-    _check("dpotrf", info)
-    return np.asarray(L)
-
-
-def inverse_lower(L: np.ndarray) -> np.ndarray:
-    """``L^-1`` of a lower-triangular ``L`` (upper triangle not read), lower triangular."""
-    K, info = lapack.dtrtri(L, lower=1)
-    _check("dtrtri", info)
-    return np.tril(K)
-
-
-def inverse_from_cholesky(L: np.ndarray) -> np.ndarray:
-    """``(L L')^-1`` from its lower Cholesky factor, both triangles filled, shape (n, n)."""
-    S, info = lapack.dpotri(L, lower=1)
+    F, lower = _fortran(L)
+    S, info = lapack.dpotri(F, lower=lower, overwrite_c=int(overwrite))
     _check("dpotri", info)
+    S = S if lower else S.T
+    if overwrite:
+        return np.asarray(S)
     return np.tril(S) + np.tril(S, -1).T
 
 
@@ -62,6 +101,8 @@ def solve_lower(L: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.nda
     L : ndarray, shape (n, n)
     b : ndarray, shape (n,) or (n, k)
     """
-    x, info = lapack.dtrtrs(L, b, lower=1, trans=int(transpose))
+    F, lower = _fortran(L)
+    trans = int(transpose) if lower else 1 - int(transpose)
+    x, info = lapack.dtrtrs(F, b, lower=lower, trans=trans)
     _check("dtrtrs", info)
     return np.asarray(x)

@@ -125,9 +125,15 @@ class Objective:
         Small models have it in closed form (:meth:`DenseSystem.hessian`); for
         others the caller differences the gradient.
         """
+        out = self.second_order(theta)
+        return None if out is None else out[2]
+
+    def second_order(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """The objective, gradient and Hessian from one factorization (small models; else None)."""
         if self.dense is None:
             return None
-        return self.dense.hessian(np.asarray(theta, dtype=float), self._dense_weights)
+        parts, g, h = self.dense.second_order(np.asarray(theta, dtype=float), self._dense_weights)
+        return self.criterion(*parts), g, h
 
     def blocked(self, theta: np.ndarray) -> tuple[float, np.ndarray]:
         """The objective and its gradient from the blocked factor, whatever the model's size."""

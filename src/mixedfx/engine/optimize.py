@@ -1,15 +1,19 @@
-"""Minimise the profiled objective over theta with bounds: BOBYQA, as lme4 does.
+"""Minimise the profiled objective over theta with bounds.
 
-lme4 fits linear mixed models with NLopt's BOBYQA (``nloptwrap``), starting
-from identity relative covariance factors, with absolute tolerances 1e-8 on
-theta and on the objective. We use the same algorithm from the same library,
-so evaluation counts are comparable with lme4's ``optinfo$feval``.
+The optimizer is chosen for the model. Where an evaluation costs
+microseconds (the small models of :mod:`mixedfx.engine.dense`) it is
+BOBYQA, as lme4 does: NLopt's ``LN_BOBYQA`` (lme4's ``nloptwrap``) from
+identity relative covariance factors, absolute tolerances 1e-8 on theta
+and on the objective, so evaluation counts compare with lme4's
+``optinfo$feval``. Blocked models, whose evaluations factor a large matrix,
+use L-BFGS-B on the analytic gradient (:mod:`mixedfx.engine.descent`).
 
-:func:`fit_theta` is the whole sequence: :func:`minimize`, then
+:func:`fit_theta` is the whole sequence: the local method, then
 :func:`boundary_restarts`, then :func:`settle`. BOBYQA's optimum is settled: Newton steps on the
 analytic gradient (:mod:`mixedfx.engine.gradient`) locate it to the precision of
 the sums, so fits on rows in another order or on Dask partitions give the
-same theta to ~1e-10, where BOBYQA alone leaves ~1e-5.
+same theta to ~1e-10, where BOBYQA alone leaves ~1e-5. L-BFGS-B stops there
+by itself (its last step below 1e-10); it is settled only when it did not.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field, replace
 import nlopt
 import numpy as np
 
+from .descent import HANDOVER, MAXITER, descend, escape, gain, projected
 from .objective import Objective
 
 _STATUS = {
@@ -65,6 +70,9 @@ class OptSummary:
     extra: dict[str, float] = field(default_factory=dict)
 
 
+NEAR_BOUND = 1e-6  # a start this close to its bound (relative) starts on it
+
+
 def minimize(
     fun: Callable[[np.ndarray], float],
     start: np.ndarray,
@@ -77,6 +85,14 @@ def minimize(
 ) -> OptSummary:
     """Minimise ``fun`` from ``start`` subject to ``theta >= lower``.
 
+    NLopt's default initial step of an element is three quarters of its
+    distance to a finite bound, and BOBYQA's first trust region is the
+    smallest step: from a start a hair above a bound (a variance of 3e-18
+    left by an earlier optimum, a profile's warm start) it began and, at
+    ``xtol_abs``, ended within 1e-18 of the start. Elements closer to their
+    bound than :data:`NEAR_BOUND` (relative to ``max(1, |start|)``) start on
+    it instead, where NLopt's step is 1, as from lme4's start at 0.
+
     Parameters
     ----------
     fun : callable, theta (k,) -> float
@@ -87,6 +103,8 @@ def minimize(
         NLopt's relative tolerance on the objective (0: none).
     """
     k = len(start)
+    scale = max(1.0, float(np.abs(start).max(initial=0.0)))
+    begin = np.where((start > lower) & (start - lower < NEAR_BOUND * scale), lower, start)
     best_x, best_f, count = [start.copy()], [np.inf], [0]
 
     def wrapped(x: np.ndarray, grad: np.ndarray) -> float:
@@ -106,7 +124,7 @@ def minimize(
     if step is not None:
         opt.set_initial_step(np.asarray(step, dtype=float).tolist())
     try:
-        opt.optimize(start.astype(float))
+        opt.optimize(begin.astype(float))
         code = opt.last_optimize_result()
     except nlopt.RoundoffLimited:
         code = nlopt.FTOL_REACHED
@@ -127,16 +145,93 @@ def minimize(
     )
 
 
+Local = Callable[[np.ndarray, bool], OptSummary]
+"""A local minimiser: (start, tight) -> result; ``tight`` asks for a polish's tolerances."""
+
+
+def bobyqa(
+    fun: Callable[[np.ndarray], float], lower: np.ndarray, polish_tol: float = 1e-12
+) -> Local:
+    """:func:`minimize` as a :data:`Local`: lme4's tolerances, or ``polish_tol`` when tight."""
+
+    def local(start: np.ndarray, tight: bool) -> OptSummary:
+        tol = polish_tol if tight else 1e-8
+        res = minimize(fun, start, lower, tol, tol)
+        return replace(res, xtol_abs=1e-8, ftol_abs=1e-8) if tight else res
+
+    return local
+
+
+def quasi_newton(fungrad: ValueGradient, lower: np.ndarray, tol: float = 1e-8) -> Local:
+    """:func:`mixedfx.engine.descent.descend`, then :func:`polish` on its Hessian (always tight).
+
+    Where the result sits on a bound that the gradient does not hold it on
+    and the objective falls one step off it (a saddle,
+    :func:`~mixedfx.engine.descent.escape`), the descent starts again from
+    there, as long as each restart ends lower. ``feval`` and
+    ``extra["gradient_evals"]`` both count its calls of ``fungrad`` (each an
+    objective and a gradient); ``extra["first_order"]`` is 1 where the
+    polish converged and the first-order gain
+    (:func:`~mixedfx.engine.descent.gain`) is below ``tol * max(1, |f|)``;
+    ``extra["escapes"]`` counts the restarts off a saddle.
+    """
+
+    def once(start: np.ndarray) -> tuple[OptSummary, np.ndarray]:
+        d = descend(fungrad, start, lower)
+        extra = {"gradient_evals": float(d.evals)}
+        out = OptSummary(
+            "L-BFGS-B", start.copy(), d.x, lower.copy(), d.f, d.evals, d.status, d.converged,
+            HANDOVER, 0.0, MAXITER, extra,
+        )  # fmt: skip
+        out = polish(fungrad, out, lambda x: d.hessian)
+        f, g = fungrad(out.final)
+        met = out.extra["newton_converged"] and gain(g, out.final, lower) <= tol * max(1.0, abs(f))
+        out = replace(
+            out, converged=d.converged or bool(met), extra={**out.extra, "first_order": float(met)}
+        )
+        return out, g
+
+    def local(start: np.ndarray, tight: bool) -> OptSummary:
+        out, g = once(start)
+        feval, gevals, escapes = out.feval, out.extra["gradient_evals"], 0
+        for _ in range(len(start)):  # each restart must end lower: a few at most
+            point, probes = escape(fungrad, out.final, out.fmin, g, lower, tol)
+            feval, gevals = feval + probes, gevals + probes
+            if point is None:
+                break
+            again, g_again = once(point)
+            feval, gevals = feval + again.feval, gevals + again.extra["gradient_evals"]
+            if not again.fmin < out.fmin:
+                break
+            out, g, escapes = again, g_again, escapes + 1
+        extra = {**out.extra, "gradient_evals": gevals, "escapes": float(escapes)}
+        return replace(out, start=start.copy(), feval=feval, extra=extra)
+
+    return local
+
+
+def _counted(opt: OptSummary, *runs: OptSummary) -> dict[str, float]:
+    """``opt.extra`` with the gradient evaluations of ``runs`` added."""
+    extra = dict(opt.extra)
+    more = sum(r.extra.get("gradient_evals", 0.0) for r in runs)
+    if more:
+        extra["gradient_evals"] = extra.get("gradient_evals", 0.0) + more
+    return extra
+
+
 def boundary_probe(
-    fun: Callable[[np.ndarray], float], first: OptSummary, diagonal: np.ndarray
+    fun: Callable[[np.ndarray], float],
+    first: OptSummary,
+    diagonal: np.ndarray,
+    local: Local | None = None,
 ) -> OptSummary:
     """From an interior optimum, look at the boundary before trusting it.
 
     BOBYQA can stop at an interior local minimum while the global minimum is
     on the boundary (a variance of 0; seen with a few singleton groups). We
     evaluate the objective with all of theta at 0 and with each diagonal of T
-    at 0 in turn; if one is lower, we minimise again from the lowest. Every
-    evaluation counts in ``feval``.
+    at 0 in turn; if one is lower, we minimise again from the lowest with
+    ``local`` (BOBYQA by default). Every evaluation counts in ``feval``.
     """
     probes = [np.where(diagonal, 0.0, 0.0)]
     for i in np.flatnonzero(diagonal):
@@ -149,10 +244,10 @@ def boundary_probe(
     total = first.feval + len(probes)
     if not values[best] < first.fmin - 1e-10 * max(1.0, abs(first.fmin)):
         return replace(first, feval=total)
-    res = minimize(fun, probes[best], first.lower, first.xtol_abs, first.ftol_abs, first.maxeval)
+    res = (local or bobyqa(fun, first.lower))(probes[best], False)
     if res.fmin >= first.fmin:
-        return replace(first, feval=total + res.feval)
-    extra = {"boundary_probe": 1.0, "first_fmin": first.fmin}
+        return replace(first, feval=total + res.feval, extra=_counted(first, res))
+    extra = {**_counted(res, first), "boundary_probe": 1.0, "first_fmin": first.fmin}
     return replace(res, start=first.start, feval=total + res.feval, extra=extra)
 
 
@@ -160,8 +255,9 @@ def boundary_restarts(
     fun: Callable[[np.ndarray], float],
     first: OptSummary,
     diagonal: np.ndarray,
+    local: Local,
+    probe: bool = True,
     tol: float = 1e-4,
-    polish_tol: float = 1e-12,
 ) -> OptSummary:
     """Re-run from other starts when the optimum is on the boundary; keep the best.
 
@@ -176,9 +272,9 @@ def boundary_restarts(
     the lowest objective wins and ``feval`` counts every evaluation.
 
     The winner, its near-zero diagonals set to 0 where that is no worse, is
-    then polished by one more run from there with tolerances of
-    ``polish_tol``: at a boundary the objective is so flat that lme4's 1e-8
-    leaves theta uncertain in its fourth digit.
+    then polished by one more run from there with tight tolerances: at a
+    boundary the objective is so flat that lme4's 1e-8 leaves theta uncertain
+    in its fourth digit.
 
     Parameters
     ----------
@@ -187,9 +283,14 @@ def boundary_restarts(
         The result from lme4's start.
     diagonal : bool ndarray, shape (k,)
         Which elements of theta are diagonals of T (bounded at 0).
+    local : Local
+        The local minimiser for the restarts.
+    probe : bool
+        Probe the boundary (:func:`boundary_probe`) from an interior optimum.
     """
     if not np.any(first.final[diagonal] < tol):
-        first = boundary_probe(fun, first, diagonal)
+        if probe:
+            first = boundary_probe(fun, first, diagonal, local)
         if not np.any(first.final[diagonal] < tol):
             return first
     starts = [np.where(diagonal, 0.5, 0.0), np.where(diagonal, 2.0, 0.0)]
@@ -200,26 +301,30 @@ def boundary_restarts(
             face = np.where(diagonal, 1.0, 0.0)
             face[i] = 0.0
             starts.append(face)
-    best, total = first, first.feval
+    best, total, runs = first, first.feval, []
     for start in starts:
-        res = minimize(fun, start, first.lower, first.xtol_abs, first.ftol_abs, first.maxeval)
+        res = local(start, False)
         total += res.feval
+        runs.append(res)
         if res.fmin < best.fmin - 1e-10 * max(1.0, abs(best.fmin)):
             best = res
     start = best.final
     snapped = np.where(diagonal & (start < tol), 0.0, start)  # BOBYQA stops near, not on, 0
     if float(fun(snapped)) <= best.fmin:
         start = snapped
-    polished = minimize(fun, start, first.lower, polish_tol, polish_tol, first.maxeval)
+    polished = local(start, True)
     total += polished.feval + 1
+    runs.append(polished)
     if polished.fmin <= best.fmin:
-        best = replace(polished, xtol_abs=best.xtol_abs, ftol_abs=best.ftol_abs)
+        best = polished
     extra = {
-        **first.extra,
+        **_counted(first, *runs),
         "restarts": float(len(starts)),
         "first_fmin": first.extra.get("first_fmin", first.fmin),
         "polished": 1.0,
     }
+    if "first_order" in best.extra:
+        extra["first_order"] = best.extra["first_order"]
     return replace(best, start=first.start, feval=total, extra=extra)
 
 
@@ -229,23 +334,33 @@ Gradient = Callable[[np.ndarray], np.ndarray]
 ValueGradient = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
-def remembered(fungrad: ValueGradient) -> ValueGradient:
-    """``fungrad`` that returns its last value again when called at the same point."""
-    last: list[tuple[bytes, float, np.ndarray]] = []
+class Remembered:
+    """``fungrad`` that returns its value again when called at one of its last points.
 
-    def cached(x: np.ndarray) -> tuple[float, np.ndarray]:
+    Attributes
+    ----------
+    evals : int
+        Calls that computed (not remembered) a value and gradient.
+    """
+
+    def __init__(self, fungrad: ValueGradient, size: int = 4) -> None:
+        self.fungrad, self.size, self.evals = fungrad, size, 0
+        self.last: list[tuple[bytes, float, np.ndarray]] = []
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         key = np.asarray(x, dtype=float).tobytes()
-        if not last or last[0][0] != key:
-            f, g = fungrad(x)
-            last[:] = [(key, float(f), np.asarray(g))]
-        return last[0][1], last[0][2].copy()
+        for k, f, g in self.last:
+            if k == key:
+                return f, g.copy()
+        f, g = self.fungrad(x)
+        self.evals += 1
+        self.remember(x, f, g)
+        return float(f), np.asarray(g, dtype=float).copy()
 
-    return cached
-
-
-def projected(g: np.ndarray, x: np.ndarray, lower: np.ndarray) -> np.ndarray:
-    """The gradient with components that push out of the feasible set at a bound set to 0."""
-    return np.where((x <= lower) & (g > 0), 0.0, g)
+    def remember(self, x: np.ndarray, f: float, g: np.ndarray) -> None:
+        """Keep a value and gradient computed elsewhere (it counts as computed)."""
+        key = np.asarray(x, dtype=float).tobytes()
+        self.last = [(key, float(f), np.asarray(g, dtype=float)), *self.last[: self.size - 1]]
 
 
 def polish(
@@ -276,15 +391,17 @@ def polish(
     -------
     OptSummary
         ``final`` and ``fmin`` of the polished point (or ``opt`` unchanged);
-        ``feval`` and ``extra["gradient_evals"]`` count the work.
+        ``feval`` and ``extra["gradient_evals"]`` count the work;
+        ``extra["newton_converged"]`` is 1 where the steps ended because the
+        next one was below the sums' precision (or nothing was free to move).
     """
     x, f = opt.final.copy(), opt.fmin
     lower = opt.lower
-    nfev, ngev, steps = 0, 0, 0
+    nfev, ngev, steps, done = 0, 0, 0, False
     try:
+        exact = None if hess is None else hess(x)
         _, g = fungrad(x)
         ngev += 1
-        exact = None if hess is None else hess(x)
         if exact is None:
             exact = np.empty((len(x), len(x)))
             for j in range(len(x)):
@@ -297,6 +414,7 @@ def polish(
         for _ in range(max_steps):
             free = ~((x <= lower) & (g >= 0))
             if not free.any():
+                done = True
                 break
             sub = curvature[np.ix_(free, free)]
             step = np.zeros_like(x)
@@ -307,7 +425,8 @@ def polish(
                 break
             new = np.maximum(x + step, lower)
             if np.all(np.abs(new - x) <= 1e-11 * np.maximum(1.0, np.abs(x))):
-                break  # converged: a further step is below the sums' precision
+                done = True  # converged: a further step is below the sums' precision
+                break
             f_new, g_new = fungrad(new)
             nfev, ngev = nfev + 1, ngev + 1
             before = np.abs(projected(g, x, lower)).max()
@@ -322,13 +441,12 @@ def polish(
         **opt.extra,
         "gradient_evals": opt.extra.get("gradient_evals", 0.0) + ngev,
         "newton_steps": opt.extra.get("newton_steps", 0.0) + steps,
+        "newton_converged": float(done),
     }
     return replace(opt, final=x, fmin=f, feval=opt.feval + nfev, extra=extra)
 
 
-def gain(g: np.ndarray, x: np.ndarray, lower: np.ndarray) -> float:
-    """The largest first-order decrease ``|g_i| * max(|x_i|, 0.1)`` along a free direction."""
-    return float((np.abs(projected(g, x, lower)) * np.maximum(np.abs(x), 0.1)).max(initial=0.0))
+SETTLE_TOL = 1e-8  # a gradient is flat when its gain is below this times max(1, |f|)
 
 
 def settle(
@@ -336,7 +454,7 @@ def settle(
     fungrad: ValueGradient,
     opt: OptSummary,
     hess: Callable[[np.ndarray], np.ndarray | None] | None = None,
-    tol: float = 1e-8,
+    tol: float = SETTLE_TOL,
 ) -> OptSummary:
     """:func:`polish` and :func:`snap`; when the gradient is still not flat, BOBYQA again.
 
@@ -405,37 +523,61 @@ def snap(fun: Callable[[np.ndarray], float], opt: OptSummary) -> OptSummary:
     return replace(opt, final=x, fmin=f, feval=opt.feval + nfev)
 
 
-def fit_theta(objective: Objective, w: np.ndarray, start: np.ndarray | None = None) -> OptSummary:
-    """Minimise ``objective`` over theta: BOBYQA, boundary restarts, then :func:`settle`.
+def fit_theta(objective: Objective, start: np.ndarray | None = None) -> OptSummary:
+    """Minimise ``objective`` over theta: a local method, boundary restarts, :func:`settle`.
+
+    Small models (an evaluator of :mod:`mixedfx.engine.dense`) use BOBYQA
+    and are always settled; blocked models use L-BFGS-B and are settled
+    (and probed for a lower boundary point) only when it stopped without
+    meeting the first-order conditions.
+
+    The objective's blocks are in standardized coordinates
+    (:mod:`mixedfx.engine.standard`), so theta is in units where every
+    random-effect column has root mean square 1 and the start (identity
+    factors) does not depend on the data's units or offsets.
 
     Parameters
     ----------
     objective : Objective
-    w : ndarray, shape (ntheta,)
-        The optimizer works in scaled units ``s`` with ``theta = s * w``
-        (w = 1, lme4's parameterisation, for most models; see
-        :func:`mixedfx.fit.column_scales`).
     start : ndarray, shape (ntheta,), optional
-        A warm start in theta's units (e.g. a bootstrap refit from the
-        fit's theta); lme4's identity start by default.
+        A warm start in the objective's (standardized) theta units, e.g. a
+        bootstrap refit from the fit's standardized theta; lme4's identity
+        start by default.
 
     Returns
     -------
     OptSummary
-        With ``start`` and ``final`` in theta's units.
+        With ``start`` and ``final`` in the objective's theta units.
     """
-    fun = lambda s: objective(s * w)  # noqa: E731
+    fun = objective
+    lower, cached, before = (
+        objective.lower(),
+        Remembered(objective.value_and_gradient),
+        objective.nevals,
+    )
 
-    def fungrad(s: np.ndarray) -> tuple[float, np.ndarray]:
-        f, g = objective.value_and_gradient(s * w)
-        return f, g * w
+    def hess(x: np.ndarray) -> np.ndarray | None:  # the value and gradient are kept
+        out = objective.second_order(x)
+        if out is None:
+            return None
+        f, g, h = out
+        cached.evals += 1
+        cached.remember(x, f, g)
+        return h
 
-    def hess(s: np.ndarray) -> np.ndarray | None:
-        h = objective.hessian(s * w)
-        return None if h is None else h * np.outer(w, w)
-
-    first = objective.start() if start is None else np.asarray(start, dtype=float) / w
-    opt = minimize(fun, first, objective.lower())
-    opt = boundary_restarts(fun, opt, objective.lower() == 0.0)
-    opt = settle(fun, remembered(fungrad), opt, hess)
-    return replace(opt, start=opt.start * w, final=opt.final * w)
+    diagonal = lower == 0.0
+    first = objective.start() if start is None else np.asarray(start, dtype=float)
+    if objective.dense is not None:
+        local = bobyqa(fun, lower)
+        opt = boundary_restarts(fun, local(first, False), diagonal, local)
+        opt = settle(fun, cached, opt, hess)
+    else:
+        local = quasi_newton(cached, lower)
+        opt = local(first, False)
+        opt = boundary_restarts(fun, opt, diagonal, local, probe=not opt.extra["first_order"])
+        if not opt.extra["first_order"]:
+            opt = settle(fun, cached, opt)
+    # the counts of work actually done (remembered values are not counted again)
+    extra = {**opt.extra, "gradient_evals": float(cached.evals)}
+    feval = objective.nevals - before + cached.evals
+    return replace(opt, feval=feval, extra=extra)

@@ -4,7 +4,7 @@ A new response changes only the y parts of the blocks (:mod:`mixedfx.engine.bloc
 A21's last row ``y'Z0`` and A22's last row and column ``[Zr X y]'y``. Everything
 else (and the theta layout and the optimizer's units) is the fit's, so a
 refit forms no design and sums no rows beyond three products with y, and
-starts the optimizer from the fit's theta.
+starts the optimizer from the fit's theta (in the blocks' coordinates).
 """
 
 from __future__ import annotations
@@ -97,17 +97,19 @@ SINGULAR = 1e-4  # a diagonal of T below this goes to the full fit (boundary res
 
 
 def refit(
-    bl: Blocks, layout: ThetaLayout, reml: bool, w: np.ndarray, start: np.ndarray
+    bl: Blocks, layout: ThetaLayout, reml: bool, start: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, float, OptSummary]:
     """Fit theta on ``bl`` from ``start``; theta, beta, sigma and the optimizer's summary.
 
     :func:`newton` where it applies (a small model whose optimum is interior),
     else the full fit (:func:`~mixedfx.engine.optimize.fit_theta`) from ``start``.
+    Everything is in the blocks' coordinates (the fit's standardized ones,
+    :mod:`mixedfx.engine.standard`, for a bootstrap).
     """
     obj = Objective(bl, layout, reml)
-    opt = newton(obj, start) if np.all(w == 1.0) else None
+    opt = newton(obj, start)
     if opt is None:
-        opt = fit_theta(obj, w, start)
+        opt = fit_theta(obj, start)
     f = obj.factorize(opt.final)
     beta = solve.modes(f)[0]
     sigma = float(np.sqrt(f.r2 / (bl.n - bl.p if reml else bl.n)))

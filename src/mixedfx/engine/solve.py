@@ -10,10 +10,14 @@ estimates, as lme4's ``condVar``) is ``sigma^2 Lambda (L_Z L_Z')^-1 Lambda'``.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import smallmat
-from .cholesky import BlockedCholesky
-from .linalg import inverse_lower, solve_lower
+from .blocks import Blocks
+from .cholesky import BlockedCholesky, scale_both
+from .gradient import schur_adjoint
+from .linalg import inverse_from_cholesky, inverse_lower, solve_lower
+from .schur import GroupedSchur, level_pairs
 
 
 def _split_rest(f: BlockedCholesky, vec: np.ndarray) -> dict[int, np.ndarray]:
@@ -59,30 +63,73 @@ def modes(f: BlockedCholesky) -> tuple[np.ndarray, list[np.ndarray], list[np.nda
 def condcov(f: BlockedCholesky, sigma: float) -> list[np.ndarray]:
     """Conditional covariance of each level's random effects.
 
+    With ``M = L_Z L_Z'`` the Z block of the scaled system, split into the
+    first term's ``M11 = L11 L11'`` and the rest, ``S = L22z L22z'`` (the
+    Schur complement) and ``B = Lr' A21z T0``, block inversion gives::
+
+        (M^-1)_rest = S^-1
+        (M^-1)_kk   = M11_k^-1 + M11_k^-1 T0' (a_k' G a_k) T0 M11_k^-1,  G = Lr S^-1 Lr'
+
+    where ``a_k' G a_k`` is the adjoint of the Schur update
+    (:func:`~mixedfx.engine.gradient.schur_adjoint`): one inverse of the
+    (mr, mr) factor and one pass over the pattern, never a product with
+    every column of L21.
+
     Returns
     -------
     list per design term of ndarray, shape (l_t, q_t, q_t)
-        ``sigma^2 T (M^-1)_kk T'`` with ``M = L_Z L_Z'`` the Z block.
+        ``sigma^2 T (M^-1)_kk T'``.
     """
     bl = f.blocks
-    mr = bl.mr
+    mr, m = bl.mr, bl.m
     L11inv = smallmat.inv_lower(f.L11)  # (l0, q0, q0)
-    diag0 = smallmat.matmul(smallmat.transpose(L11inv), L11inv)  # L11^-T L11^-1
-    out: dict[int, np.ndarray] = {}
+    Minv = smallmat.matmul(smallmat.transpose(L11inv), L11inv)  # M11_k^-1
+    out: dict[int, np.ndarray] = {bl.first: Minv}
     if mr:
-        L22z = f.L22[:mr, :mr]
-        L21z = f.L21[:mr]
-        L21z = L21z if isinstance(L21z, np.ndarray) else L21z.toarray()
-        L22inv = inverse_lower(L22z)
-        W = (L22inv @ L21z).reshape(mr, bl.l0, bl.q0)
-        W = np.einsum("mlq,lqr->mlr", W, L11inv)  # L22^-1 L21 L11^-1 per level
-        diag0 = diag0 + np.einsum("mlq,mlr->lqr", W, W)
+        Sinv = np.zeros((m, m))
+        Sinv[:mr, :mr] = inverse_from_cholesky(f.L22[:mr, :mr])
         for t in bl.rest:
-            cols = L22inv[:, t.offset : t.offset + t.nlevels * t.q].reshape(mr, t.nlevels, t.q)
-            out[t.term] = np.einsum("mlq,mlr->lqr", cols, cols)
-    out[bl.first] = diag0
+            rows = slice(t.offset, t.offset + t.nlevels * t.q)
+            block = Sinv[rows, rows].reshape(t.nlevels, t.q, t.nlevels, t.q)
+            out[t.term] = np.einsum("lalb->lab", block)
+        G = scale_both(Sinv, bl, [T.T for T in f.Ts])  # Lr S^-1 Lr'
+        K = np.moveaxis(level_quadratic(bl, G), -1, 0)  # a_k' G a_k, (l0, q0, q0)
+        T0 = f.Ts[bl.first]
+        MT = smallmat.matmul(Minv, T0.T)
+        out[bl.first] = Minv + smallmat.matmul(smallmat.matmul(MT, K), smallmat.transpose(MT))
     mm, tr = smallmat.matmul, smallmat.transpose
     return [sigma**2 * mm(mm(T, out[k]), tr(T)) for k, T in enumerate(f.Ts)]
+
+
+def level_quadratic(blocks: Blocks, G: np.ndarray, budget: int = 4_000_000) -> np.ndarray:
+    """``a_k' G a_k`` for every level k of the first term, level last, (q0, q0, l0).
+
+    The adjoint of the Schur update (:func:`~mixedfx.engine.gradient.schur_adjoint`)
+    gives it, except for levels grouped by their A11
+    (:class:`~mixedfx.engine.schur.GroupedSchur`, q0 = 1), whose adjoint
+    holds group totals only. For those the pairs of each level's entries of
+    A21 are summed directly (:func:`~mixedfx.engine.schur.level_pairs`), a
+    few million pairs at a time: ``sum_k c_k^2 / 2`` products for ``c_k``
+    entries per level, where a product with G costs ``nnz(A21) m``.
+    """
+    if not (blocks.sparse and isinstance(blocks.schur, GroupedSchur)):
+        return schur_adjoint(blocks, G)
+    csc = sp.csc_matrix(blocks.A21)
+    csc.sum_duplicates()
+    counts = np.diff(csc.indptr)
+    ends = np.cumsum(counts * (counts + 1) // 2)
+    out = np.zeros(blocks.l0)
+    k0 = 0
+    while k0 < blocks.l0:
+        done = ends[k0 - 1] if k0 else 0
+        k1 = max(k0 + 1, int(np.searchsorted(ends, done + budget, side="right")))
+        level, e1, e2 = level_pairs(counts[k0:k1])
+        e1, e2 = e1 + csc.indptr[k0], e2 + csc.indptr[k0]
+        values = csc.data[e1] * csc.data[e2] * G[csc.indices[e1], csc.indices[e2]]
+        values[e1 != e2] *= 2.0  # (i, j) and (j, i)
+        out[k0:k1] = np.bincount(level, weights=values, minlength=k1 - k0)
+        k0 = k1
+    return out[None, None]
 
 
 def vcov_beta(f: BlockedCholesky, sigma: float) -> np.ndarray:

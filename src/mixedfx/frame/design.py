@@ -25,7 +25,7 @@ import pandas as pd
 
 from ..engine.layout import ThetaLayout
 from ..errors import DataError, FormulaError, RankDeficiencyWarning
-from . import reterm, syntax
+from . import intercept, reterm, syntax
 from . import state as state_mod
 from . import transforms as tf
 from .evaluate import Evaluator
@@ -373,7 +373,9 @@ def learn(
             f"the fixed-effects matrix has NaN or infinite values in {len(rows)} row(s) "
             f"(first at row {rows[0]}, column {names_[col]!r}); check the predictors"
         )
-    kept, dropped = drop_dependent(full, names_, stacklevel=4)
+    kept, dropped = drop_dependent(
+        intercept.standardized(full, names_, fixed), names_, stacklevel=4
+    )
     learned = [reterm.learn(term, data, states) for term in parsed.random]
     for term, (_, _, M) in zip(parsed.random, learned, strict=True):
         if not np.isfinite(M).all():

@@ -52,7 +52,7 @@ class ReTerm:
         The model matrices whose columns the term stacks: one, or for ``||``
         lme4's ``(1 | g)`` and ``(0 + t | g)`` per term ``t``.
     scales : ndarray, shape (q,), or None
-        Column scales the optimizer worked in (see :func:`mixedfx.fit.column_scales`);
+        Root mean squares of columns of extreme size (see :func:`mixedfx.fit.column_scales`);
         None means all 1. The boundary check of :attr:`LinearMixedModel.singular`
         uses ``|T_jj| * scales[j]``, so it does not depend on the units of a
         random-slope column.

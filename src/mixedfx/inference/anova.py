@@ -24,6 +24,7 @@ from scipy.stats import chi2
 
 from ..errors import DataError
 from ..glmm_model import GeneralizedLinearMixedModel
+from .scope import require_unweighted
 from .varpar import refit
 
 if TYPE_CHECKING:
@@ -76,6 +77,9 @@ def anova(*models: LinearMixedModel | GeneralizedLinearMixedModel) -> pd.DataFra
     if len(models) < 2:
         raise ValueError("anova needs two or more models to compare")
     check_kinds(models)
+    for m in models:
+        if not isinstance(m, GeneralizedLinearMixedModel):
+            require_unweighted(m, "anova")
     if len({m.nobs for m in models}) > 1:
         raise DataError(
             "models were not all fitted to the same rows (nobs "

@@ -4,9 +4,12 @@ Each replicate draws a response for the training rows with new random
 effects (:mod:`mixedfx.inference.simulate`; ``ranef="fitted"`` keeps the
 BLUPs, lme4's ``use.u = TRUE``), puts its three products into the fit's
 blocks (:func:`mixedfx.engine.resample.with_response`) and refits theta from
-the fit's estimate. Replicate ``i`` uses its own generator spawned from
-``seed``, so the draws do not depend on ``n_jobs`` or the order in which
-workers finish.
+the fit's estimate. Like the fit, the refits run in the fit's standardized
+coordinates (:mod:`mixedfx.engine.standard`): the response is standardized
+with the fit's centre and scale, the products are those of the standardized
+``Z`` and ``X``, and the estimates are mapped back. Replicate ``i`` uses its
+own generator spawned from ``seed``, so the draws do not depend on
+``n_jobs`` or the order in which workers finish.
 
 Refits run in parallel with joblib (``n_jobs``; on the workers of an active
 Dask distributed client when one is active), with a tqdm progress bar
@@ -19,6 +22,7 @@ singular refits, are counted too.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import sys
 from collections.abc import Iterator
@@ -30,18 +34,19 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..engine import resample
-from ..engine.blocks import Blocks
+from ..engine.blocks import Blocks, term_matrix
 from ..engine.layout import ThetaLayout
 from ..engine.sdcor import to_sdcor
+from ..engine.standard import Standardization
 from ..errors import DataError
-from .scope import require_lmm
+from .scope import require_unweighted
 from .simulate import RANEF, Simulator, simulator
 from .varpar import fit_objective
 
 if TYPE_CHECKING:
     from ..model import LinearMixedModel
 
-SINGULAR_TOL = 1e-4  # as the model's flag, on the diagonal of T (in the optimizer's units)
+SINGULAR_TOL = 1e-4  # as the model's flag, on the diagonal of T times its column's scale
 
 
 @dataclass(frozen=True)
@@ -108,12 +113,21 @@ class BootstrapResult:
 
 @dataclass(frozen=True)
 class Problem:
-    """What a worker needs (picklable arrays only; no frames, no model)."""
+    """What a worker needs (picklable arrays only; no frames, no model).
+
+    ``blocks``, ``start``, ``Z0``, ``Zr`` and ``X`` are in the fit's
+    standardized coordinates ``coords``; ``sim`` draws the working response
+    less the fit's centre ``c`` (:meth:`~mixedfx.LinearMixedModel.simulate`'s
+    draws minus ``c``, without the rounding of adding ``c``, which may be
+    1e10 sd(y)), and ``scales`` are the terms' column scales of the
+    singular flag, spread over theta.
+    """
 
     blocks: Blocks
     layout: ThetaLayout
     reml: bool
-    w: np.ndarray
+    coords: Standardization
+    scales: np.ndarray
     start: np.ndarray
     sim: Simulator
     Z0: sp.csr_matrix
@@ -122,21 +136,24 @@ class Problem:
     ranef: str
 
     def y_parts(self, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``Z0'y`` and ``[Zr X y]'y``."""
+        """``Z0'y_s`` and ``[Zr X y_s]'y_s`` of the standardized response ``y_s = y / s``."""
+        y = y / self.coords.y_scale
         parts = [] if self.Zr is None else [self.Zr.T @ y]
         parts += [self.X.T @ y, [y @ y]]
         return self.Z0.T @ y, np.concatenate(parts)
 
     def replicate(self, seed: np.random.SeedSequence) -> tuple[Any, ...]:
-        """One refit: (theta, beta, sigma, failed, converged, singular)."""
+        """One refit: (theta, beta, sigma, failed, converged, singular), in the user's units."""
         y = self.sim.draw(np.random.default_rng(seed), 1, self.ranef)[:, 0]
         try:
             bl = resample.with_response(self.blocks, *self.y_parts(y))
-            theta, beta, sigma, opt = resample.refit(bl, self.layout, self.reml, self.w, self.start)
+            theta_s, beta_s, sigma_s, opt = resample.refit(bl, self.layout, self.reml, self.start)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):
             nan = np.full(len(self.start), np.nan)
             return nan, np.full(self.X.shape[1], np.nan), np.nan, True, False, False
-        singular = bool(np.any((theta / self.w)[self.layout.diagonal] < SINGULAR_TOL))
+        theta = self.coords.theta(self.layout, theta_s)
+        beta, sigma = self.coords.beta(beta_s), self.coords.y_scale * sigma_s
+        singular = bool(np.any(np.abs(theta * self.scales)[self.layout.diagonal] < SINGULAR_TOL))
         return theta, beta, sigma, False, opt.converged, singular
 
     def run(self, seeds: list[np.random.SeedSequence]) -> list[tuple[Any, ...]]:
@@ -152,15 +169,21 @@ def problem(model: LinearMixedModel, ranef: str) -> Problem:
             "none (fitted on Dask or loaded from a file): refit it on an in-memory frame"
         )
     sim = simulator(model)
-    bl = model.blocks
-    w = model.spec.layout.by_row(
-        [1.0 / (np.ones(t.q) if t.scales is None else t.scales) for t in model.spec.terms]
+    bl, spec, std = model.blocks, model.spec, model.standardized
+    coords = std.coords
+    scales = spec.layout.by_row(
+        [np.ones(t.q) if t.scales is None else t.scales for t in spec.terms]
     )
-    Zr = sp.hstack([sim.Z[t.term] for t in bl.rest]).tocsr() if bl.rest else None
     assert model.data is not None  # simulator() has checked
-    X = model.spec.X(model.data)
+    Zs = [  # the standardized Z of the training rows (their levels are the model's)
+        term_matrix(t.codes(model.data), coords.z_rows(k, t.model_matrix(model.data)), t.nlevels)
+        for k, t in enumerate(spec.terms)
+    ]
+    Zr = sp.hstack([Zs[t.term] for t in bl.rest]).tocsr() if bl.rest else None
+    X = coords.x_rows(spec.X(model.data))
+    sim = dataclasses.replace(sim, mean=coords.y_scale * (X @ std.beta))  # X beta - c
     return Problem(
-        bl, model.spec.layout, model.reml, w, model.theta, sim, sim.Z[bl.first], Zr, X, ranef
+        bl, spec.layout, model.reml, coords, scales, std.theta, sim, Zs[bl.first], Zr, X, ranef
     )
 
 
@@ -207,7 +230,7 @@ def bootstrap(
     ranef: str = "sample",
 ) -> BootstrapResult:
     """See :meth:`mixedfx.LinearMixedModel.bootstrap`."""
-    require_lmm(model, "bootstrap")
+    require_unweighted(model, "bootstrap")
     from .confint import parameter_names
 
     if ranef not in RANEF:

@@ -25,6 +25,16 @@ then (Kenward and Roger 1997; pbkrtest's ``vcovAdj`` and ``Lb_ddf``)::
 
 with ``Phi`` the REML covariance of beta-hat. Memory is ``(q + p)^2`` per
 parameter: fine for thousands of random effects, not for millions.
+
+Everything is computed in the fit's standardized coordinates
+(:mod:`mixedfx.engine.standard`: its blocks, theta and sigma), where a
+shifted or rescaled column does not cancel, and mapped back: with
+``beta = A beta_s + c v_X`` (``A = s G_X``), ``Phi = A Phi_s A'``,
+``Phi_A = A Phi_A,s A'`` and ``P_r = A^-T P_r,s A^-1``. The covariance
+parameters stay the standardized ones (``gamma`` of ``Sigma / s^2``), a
+linear reparameterisation of the user's, which the method does not see:
+``W`` and ``P`` only enter through contractions over them, so ``Phi_A`` and
+every df are the user's.
 """
 
 from __future__ import annotations
@@ -35,7 +45,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from ..engine import solve
+from ..engine.blocks import Blocks
 from ..engine.crossprod import dense_A, lambda_matrix, term_columns
+from ..engine.layout import ThetaLayout
+from ..engine.objective import Objective
 from .varpar import cached, fit_objective
 
 if TYPE_CHECKING:
@@ -52,9 +66,9 @@ class KenwardRoger:
         The unadjusted covariance of beta-hat.
     phi_adj : ndarray, shape (p, p)
     P : list of ndarray, shape (p, p)
-        One per covariance parameter.
+        One per covariance parameter (the standardized ones; see the module docstring).
     W : ndarray, shape (g, g)
-        Twice the inverse expected information of the covariance parameters.
+        Twice the inverse expected information of those covariance parameters.
     """
 
     phi: np.ndarray
@@ -63,13 +77,12 @@ class KenwardRoger:
     W: np.ndarray
 
 
-def patterns(model: LinearMixedModel) -> list[sp.csr_matrix]:
+def patterns(bl: Blocks, layout: ThetaLayout) -> list[sp.csr_matrix]:
     """``E_r`` (q, q) for every variance and covariance of every term, in engine order."""
-    bl = model.blocks
     q = bl.l0 * bl.q0 + bl.mr
     out = []
     for t, (start, nlev, qt) in term_columns(bl).items():
-        rows, cols = model.spec.layout.index[t]
+        rows, cols = layout.index[t]
         for i, j in zip(rows, cols, strict=True):
             small = np.zeros((qt, qt))
             small[i, j] = small[j, i] = 1.0
@@ -81,12 +94,32 @@ def patterns(model: LinearMixedModel) -> list[sp.csr_matrix]:
 
 
 def kenward_roger(model: LinearMixedModel) -> KenwardRoger:
-    """pbkrtest's ``vcovAdj`` for a REML fit (cached); see the module docstring.
+    """pbkrtest's ``vcovAdj`` for a REML fit, of the user's beta (cached); see the module doc.
 
     Raises
     ------
     ValueError
         For an ML fit (as lmerTest: Kenward-Roger's method assumes REML).
+    """
+    kr, A, A_inv = standardized(model)
+    return cached(
+        model,
+        "kenward_roger",
+        lambda: KenwardRoger(
+            A @ kr.phi @ A.T, A @ kr.phi_adj @ A.T, [A_inv.T @ P @ A_inv for P in kr.P], kr.W
+        ),
+    )
+
+
+def standardized(model: LinearMixedModel) -> tuple[KenwardRoger, np.ndarray, np.ndarray]:
+    """:func:`_compute` in the fit's standardized coordinates, ``A`` and ``A^-1`` (cached).
+
+    ``beta = A beta_s + c v_X`` with ``A = s G_X`` (p, p), its inverse in closed form.
+
+    Raises
+    ------
+    ValueError
+        For an ML fit.
     """
     if not model.reml:
         raise ValueError(
@@ -94,14 +127,26 @@ def kenward_roger(model: LinearMixedModel) -> KenwardRoger:
             "or use ddf='satterthwaite'"
         )
     fit_objective(model)  # refuses a conditioned model
-    return cached(model, "kenward_roger", lambda: _compute(model))
+
+    def compute() -> tuple[KenwardRoger, np.ndarray, np.ndarray]:
+        std, layout = model.standardized, model.spec.layout
+        coords = std.coords
+        f = Objective(model.blocks, layout, model.reml).factorize(std.theta)
+        phi = solve.vcov_beta(f, std.sigma)
+        kr = _compute(model.blocks, layout, layout.Ts(std.theta), std.sigma, phi)
+        s, xy = coords.y_scale, coords.xy
+        return kr, s * xy.matrix()[:-1, :-1], xy.inverse()[:-1, :-1] / s
+
+    return cached(model, "kenward_roger_standardized", compute)
 
 
-def _compute(model: LinearMixedModel) -> KenwardRoger:
-    bl = model.blocks
-    q, p, s2 = bl.l0 * bl.q0 + bl.mr, bl.p, model.sigma**2
+def _compute(
+    bl: Blocks, layout: ThetaLayout, Ts: list[np.ndarray], sigma: float, phi: np.ndarray
+) -> KenwardRoger:
+    """pbkrtest's pieces from the blocks, the factors ``T_t``, sigma and ``Phi`` (one system)."""
+    q, p, s2 = bl.l0 * bl.q0 + bl.mr, bl.p, sigma**2
     C = dense_A(bl)[:-1, :-1]
-    Lam = lambda_matrix(bl, model.Ts()).toarray()
+    Lam = lambda_matrix(bl, Ts).toarray()
     CZ = C[:q]
     M = Lam.T @ CZ[:, :q] @ Lam + np.eye(q)
     Minv = np.linalg.inv(M)
@@ -111,7 +156,7 @@ def _compute(model: LinearMixedModel) -> KenwardRoger:
     RJ = R[:, :q]
     Qz = CZ @ RJ  # Z' V^-1 Z
     Qz2 = RJ.T @ C @ RJ  # Z' V^-2 Z
-    Es = patterns(model)
+    Es = patterns(bl, layout)
     ops: list[sp.csr_matrix | None] = [*Es, None]  # None: sigma^2, G = I
 
     def apply(E: sp.csr_matrix | None, S: np.ndarray) -> np.ndarray:
@@ -143,7 +188,6 @@ def _compute(model: LinearMixedModel) -> KenwardRoger:
                 assert E is not None
                 k = E.multiply(Qz2).sum()
             K[r, s] = K[s, r] = k / (s2 * s2)
-    phi = model.vcov_beta
     info = np.empty((ng, ng))
     for r in range(ng):
         phiP = phi @ P[r]
@@ -175,8 +219,9 @@ def kenward_roger_df(model: LinearMixedModel, L: np.ndarray) -> np.ndarray:
     -------
     ndarray, shape (r,)
     """
-    kr = kenward_roger(model)
-    return np.array([_lb_ddf(np.atleast_2d(row), kr) for row in np.atleast_2d(L)])
+    kr, A, _ = standardized(model)  # a contrast L of beta is the contrast L A of beta_s
+    L_s = np.atleast_2d(np.asarray(L, dtype=float)) @ A
+    return np.array([_lb_ddf(np.atleast_2d(row), kr) for row in L_s])
 
 
 def _lb_ddf(L: np.ndarray, kr: KenwardRoger) -> float:

@@ -84,15 +84,25 @@ class VariancePath:
 
 
 class FixedPath:
-    """The ML deviance with one fixed effect held, minimised over theta (sigma profiled)."""
+    """The ML deviance with one fixed effect held, minimised over theta (sigma profiled).
+
+    ``obj`` is over the user blocks, whose response is centred on ``c``:
+    their fixed effects are ``beta - c v_X`` (see
+    :attr:`~mixedfx.LinearMixedModel.user_blocks`), so ``beta_j = v`` is
+    held there at ``v - c v_j``.
+    """
 
     def __init__(self, model: LinearMixedModel, obj: Objective) -> None:
         self.model, self.obj = model, obj
         self.dev_hat = model.objective
+        coords = model.standardized.coords
+        v = coords.x_weights
+        self.shift = np.zeros(len(model.beta)) if v is None else coords.y_centre * v
         self.warm: dict[tuple[int, int], np.ndarray] = {}
 
     def profile(self, j: int, v: float, side: int) -> float:
-        held = Objective(hold_fixed(self.obj.blocks, j, v), self.obj.layout, reml=False)
+        held_at = v - self.shift[j]
+        held = Objective(hold_fixed(self.obj.blocks, j, held_at), self.obj.layout, reml=False)
         start = self.warm.get((j, side), self.model.theta)
         opt = minimize(held, start, held.lower(), 1e-10, 1e-10)
         self.warm[(j, side)] = opt.final

@@ -23,7 +23,7 @@ import scipy.sparse as sp
 from ..condition import with_new_levels
 from ..engine.blocks import term_matrix
 from ..errors import DataError
-from .scope import require_lmm
+from .scope import require_unweighted
 
 if TYPE_CHECKING:
     from ..model import LinearMixedModel
@@ -117,7 +117,7 @@ def simulate(
 
     Indexed like ``newdata`` (the training data frame by default).
     """
-    require_lmm(model, "simulate")
+    require_unweighted(model, "simulate")
     if ranef not in RANEF:
         raise ValueError(f"ranef must be one of {RANEF}, got {ranef!r}")
     if int(nsim) < 1:

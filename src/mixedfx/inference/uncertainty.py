@@ -35,9 +35,10 @@ from ..condition import conditioned, given_blocks
 from ..engine import solve
 from ..engine import varpar as engine_varpar
 from ..engine.objective import Objective
+from ..engine.standard import Standardized
 from ..frame import rows as rows_mod
 from ..predict import predict, variance
-from .scope import require_lmm
+from .scope import require_unweighted
 from .varpar import cached, fit_objective
 
 if TYPE_CHECKING:
@@ -49,23 +50,37 @@ HESSIAN_DRAWS = 1000
 
 
 def at_parameters(model: LinearMixedModel, theta: np.ndarray, sigma: float) -> LinearMixedModel:
-    """The model with theta and sigma set, beta and the random effects solved again."""
-    f = Objective(model.blocks, model.spec.layout, model.reml).factorize(theta)
-    beta, _, b = solve.modes(f)
+    """The model with theta and sigma set, beta and the random effects solved again.
+
+    ``theta`` and ``sigma`` are in the user's units; they are moved to the
+    model's standardized coordinates (:mod:`mixedfx.engine.standard`), where
+    its blocks are and predictions start, and the estimates mapped back.
+    """
+    std = model.standardized
+    coords, layout = std.coords, model.spec.layout
+    theta_s = coords.fit_theta(layout, np.asarray(theta, dtype=float))
+    sigma_s = float(sigma) / coords.y_scale
+    f = Objective(model.blocks, layout, model.reml).factorize(theta_s)
+    beta_s, _, b_s = solve.modes(f)
     return dataclasses.replace(
         model,
         theta=np.asarray(theta, dtype=float),
-        beta=beta,
+        beta=coords.beta(beta_s),
         sigma=float(sigma),
-        b=b,
-        b_condcov=solve.condcov(f, sigma),
-        vcov_beta=solve.vcov_beta(f, sigma),
+        b=coords.b(b_s),
+        b_condcov=coords.condcov(solve.condcov(f, sigma_s)),
+        vcov_beta=coords.vcov(solve.vcov_beta(f, sigma_s)),
         fitted_values=None,
+        standardized=Standardized(coords, theta_s, beta_s, sigma_s, b_s),
     )
 
 
 def hessian_draws(model: LinearMixedModel, n: int = HESSIAN_DRAWS, seed: int = 0) -> np.ndarray:
-    """``n`` draws of ``(theta, sigma)`` from the profiled objective's curvature, (n, k + 1)."""
+    """``n`` draws of ``(theta, sigma)`` from the profiled objective's curvature, (n, k + 1).
+
+    The curvature is over the user's theta (:func:`~mixedfx.inference.varpar.fit_objective`);
+    each draw's profiled sigma is computed in the standardized coordinates.
+    """
     obj = fit_objective(model)
 
     def curvature() -> np.ndarray:
@@ -80,8 +95,14 @@ def hessian_draws(model: LinearMixedModel, n: int = HESSIAN_DRAWS, seed: int = 0
     cov = cached(model, "theta_cov", curvature)
     rng = np.random.default_rng(seed)
     thetas = rng.multivariate_normal(model.theta, cov, size=n, method="eigh")
+    coords, layout = model.standardized.coords, model.spec.layout
+    std_obj = Objective(model.blocks, layout, model.reml)
     dof = obj.blocks.n - obj.blocks.p if model.reml else obj.blocks.n
-    sigmas = [np.sqrt(engine_varpar.parts(obj, th)[2] / dof) for th in thetas]
+    sigmas = [
+        coords.y_scale
+        * np.sqrt(engine_varpar.parts(std_obj, coords.fit_theta(layout, th))[2] / dof)
+        for th in thetas
+    ]
     return np.column_stack([thetas, sigmas])
 
 
@@ -135,7 +156,7 @@ def predict_uncertain(
     bootstrap: BootstrapResult | None,
 ) -> pd.DataFrame:
     """Intervals over draws of the variance parameters (see module docstring)."""
-    require_lmm(model, "predict(uncertainty=...)")
+    require_unweighted(model, "predict(uncertainty=...)")
     if interval not in ("confidence", "prediction"):
         raise ValueError(f"uncertainty={uncertainty!r} needs interval='confidence' or 'prediction'")
     if uncertainty == "bootstrap":

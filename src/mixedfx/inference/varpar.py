@@ -1,7 +1,11 @@
 """The fit's objective, ML refits, and the derivatives of the deviance that tests need.
 
 Inference reuses the model's cross-product blocks (its sufficient
-statistics): nothing here needs the training rows.
+statistics): nothing here needs the training rows. It works on theta, beta
+and sigma in the user's parameterisation (lme4's and lmerTest's), so it
+reads the blocks moved to the user's coordinates
+(:attr:`~mixedfx.LinearMixedModel.user_blocks`); refits start again from
+the standardized blocks (:func:`refit`), as every fit does.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ def cached(model: LinearMixedModel, key: str, compute: Callable[[], T]) -> T:
 def fit_objective(model: LinearMixedModel, reml: bool | None = None) -> Objective:
     """The model's profiled objective over its training blocks (REML or ML as fitted).
 
+    In the user's coordinates (:attr:`~mixedfx.LinearMixedModel.user_blocks`):
+    its theta is ``model.theta``.
+
     Raises
     ------
     DataError
@@ -53,21 +60,24 @@ def fit_objective(model: LinearMixedModel, reml: bool | None = None) -> Objectiv
             "inference needs the fitted model, not one conditioned on given rows: "
             "call it on the model before .condition() / given="
         )
-    return Objective(model.blocks, model.spec.layout, model.reml if reml is None else reml)
+    return Objective(model.user_blocks, model.spec.layout, model.reml if reml is None else reml)
 
 
 def refit(model: LinearMixedModel, reml: bool) -> LinearMixedModel:
     """The same model refitted by REML or ML (lme4's ``refitML``) from its blocks; no rows needed.
 
     The refit keeps the model's training data frame (``data``), so it can
-    predict without newdata, but holds no fitted values.
+    predict without newdata, but holds no fitted values. It runs in the
+    model's standardized coordinates and blocks, as the fit did, so it is as
+    invariant to shifts and scales of the data.
     """
     if model.reml == reml:
         return model
     fit_objective(model)  # refuses a conditioned model
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SingularFitWarning)
-        return fit_model(model.spec, None, model.blocks, reml, model.data)
+        coords = model.standardized.coords
+        return fit_model(model.spec, None, coords, model.blocks, reml, model.data)
 
 
 @dataclass(frozen=True)

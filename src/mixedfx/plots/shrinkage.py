@@ -41,11 +41,12 @@ def _least_squares(
     """
     spec = model.spec
     r = rows_mod.build(spec, data)
-    partial = spec.working_response(data) - r.X @ model.beta
+    std = model.standardized  # the fit's coordinates: no cancellation with shifted columns
+    partial = spec.working_response(data) - std.fixed_part(r.X)
     mine = group_terms(model, group)
-    for k, (codes, M, b) in enumerate(zip(r.codes, r.M, model.b, strict=True)):
+    for k, (codes, M) in enumerate(zip(r.codes, r.M, strict=True)):
         if k not in mine:
-            partial = partial - np.einsum("nq,nq->n", M, b[np.maximum(codes, 0)]) * (codes >= 0)
+            partial = partial - std.random_part(k, M, np.maximum(codes, 0)) * (codes >= 0)
     codes = r.codes[mine[0]]
     M = np.concatenate([r.M[k] for k in mine], axis=1)
     nlevels = spec.terms[mine[0]].nlevels

@@ -16,6 +16,7 @@ from scipy.stats import chi2
 import mixedfx as mfx
 from glmm_reference import fit, minus2loglik, newdata
 from mixedfx.inference import bootstrap, coeftable, confint, simulate, tidy, uncertainty
+from tolerance import assert_close
 
 NAME = "cbpp_cbind_laplace"
 
@@ -105,3 +106,44 @@ def test_anova_refuses_mixed_kinds_and_families(g) -> None:
     )
     with pytest.raises(mfx.DataError, match="different families or links"):
         mfx.anova(g, probit)
+
+
+# -- a linear mixed model with prior weights ---------------------------------------------------
+@pytest.fixture(scope="module")
+def weighted() -> mfx.LinearMixedModel:
+    sleep = mfx.datasets.load("sleepstudy").assign(w=lambda d: 1.0 + d.Days % 3)
+    return mfx.lmm("Reaction ~ Days + (Days | Subject)", sleep, weights="w")
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda m: m.confint("profile"), "confint\\(method='profile'\\)"),
+        (lambda m: m.confint("bootstrap"), "confint\\(method='bootstrap'\\)"),
+        (lambda m: m.coef_table("kenward-roger"), "coef_table\\(ddf='kenward-roger'\\)"),
+        (lambda m: m.simulate(2, seed=0), "simulate"),
+        (lambda m: m.bootstrap(2, progress=False), "bootstrap"),
+        (lambda m: mfx.anova(m, m), "anova"),
+        (
+            lambda m: m.predict(interval="prediction", uncertainty="hessian"),
+            "predict\\(uncertainty=...\\)",
+        ),
+    ],
+)
+def test_unverified_methods_refuse_prior_weights_by_name(weighted, call, name: str) -> None:
+    with pytest.raises(NotImplementedError, match=rf"^{name} is not implemented for a linear"):
+        call(weighted)
+
+
+def test_wald_and_satterthwaite_work_with_weights(weighted) -> None:
+    """Weights c * w are the same model with sigma * sqrt(c): the same df, se and intervals."""
+    sleep = mfx.datasets.load("sleepstudy").assign(w=lambda d: 4.0 * (1.0 + d.Days % 3))
+    scaled = mfx.lmm("Reaction ~ Days + (Days | Subject)", sleep, weights="w")
+    a, b = weighted.coef_table(), scaled.coef_table()
+    # two fits to the optimizer's tolerance (theta to ~1e-6): their se and df to 1e-5
+    assert_close(b["se"].to_numpy(), a["se"].to_numpy(), rtol=1e-5)
+    assert_close(b["df"].to_numpy(), a["df"].to_numpy(), rtol=1e-5)
+    assert_close(a["se"].to_numpy(), np.sqrt(np.diag(weighted.vcov_beta)), rtol=0)
+    assert "Satterthwaite" in weighted.summary()
+    wald = weighted.confint("wald")
+    assert np.isfinite(wald.loc["Days"]).all()

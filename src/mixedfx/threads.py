@@ -1,0 +1,129 @@
+"""How many BLAS threads a fit uses, pinned with threadpoolctl while it runs.
+
+OpenBLAS threads wait for each other by spinning. When another process
+holds one of the cores, every parallel BLAS call waits for a thread that is
+not running: InstEval fits (a 1159 x 1159 factorization per evaluation)
+took 3.3, 42, 46, 66 and 170 s with 2 threads next to one busy process,
+against 2.8 s with one thread. Measured on 2 shared cores
+(``bench/threads.py``), 2 threads were slower than 1 for ``dpotrf`` and
+``dpotri`` of every size from 300 to 4500 whenever the machine had other
+work; on a quiet machine they pay only for large matrices.
+
+So a fit uses one BLAS thread unless its dense factorization has at least
+:data:`PARALLEL_MIN` rows and cores are idle right now; then as many as are
+idle (at most the cores it may run on). ``threads=`` overrides the choice.
+The limit holds for the whole fit, from the first evaluation to the model;
+concurrent fits in one process share the limit of the first to start, which
+is restored when the last one ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from .engine.blocks import Blocks
+
+PARALLEL_MIN = 2000  # rows of the dense factor below which one thread is used
+
+_lock = threading.Lock()
+_active = 0
+_limiter: Any = None
+
+
+def usable_cpus() -> int:
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def busy_elsewhere() -> float:
+    """Tasks competing for the cores: the larger of those runnable right now (Linux) and
+    the 1-minute load average, less this process; every core counts as busy where neither
+    is known (Windows).
+
+    The instantaneous count sees a process that started a second ago; the average
+    sees the load that comes and goes between two samples.
+    """
+    signals = []
+    try:
+        with open("/proc/loadavg", encoding="ascii") as f:
+            signals.append(float(f.read().split()[3].split("/")[0]))
+    except (OSError, IndexError, ValueError):
+        pass
+    try:
+        signals.append(os.getloadavg()[0])
+    except (AttributeError, OSError):
+        pass
+    return max(signals) - 1.0 if signals else float(usable_cpus())
+
+
+def choose(blocks: Blocks, threads: int | None = None) -> int:
+    """The number of BLAS threads for a fit over ``blocks`` (see module docstring).
+
+    Parameters
+    ----------
+    blocks : Blocks
+    threads : int, optional
+        The user's choice; None for the policy.
+
+    Raises
+    ------
+    ValueError
+        When ``threads`` is not None or a positive integer.
+    """
+    chosen = checked(threads)
+    if chosen is not None:
+        return chosen
+    if blocks.m < PARALLEL_MIN:
+        return 1
+    idle = usable_cpus() - max(0.0, busy_elsewhere())
+    return max(1, min(usable_cpus(), int(idle)))
+
+
+def checked(threads: int | None) -> int | None:
+    """``threads`` if it is None or a positive integer, else a ValueError naming it."""
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
+        raise ValueError(f"threads must be None or a positive integer, got {threads!r}")
+    return threads
+
+
+@functools.cache
+def _controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def pinned(threads: int | None) -> Iterator[None]:
+    """Limit the BLAS libraries to ``threads`` threads inside the block (None: no limit).
+
+    Reentrant and shared: the first block to enter sets the limit, the last
+    to leave restores the original one; blocks entered meanwhile (nested,
+    or a concurrent fit in another thread) keep the limit already set.
+    """
+    global _active, _limiter
+    if threads is None:
+        yield
+        return
+    with _lock:
+        if _active == 0:
+            _limiter = _controller().limit(limits=threads, user_api="blas")
+        _active += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _active -= 1
+            if _active == 0:
+                _limiter.restore_original_limits()
+                _limiter = None

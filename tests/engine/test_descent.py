@@ -1,0 +1,117 @@
+"""L-BFGS-B on the analytic gradient (descent.py) and the optimizer chosen for the model."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedfx as mfx
+from mixedfx.engine.descent import descend, escape
+from mixedfx.engine.optimize import quasi_newton
+
+
+def quadratic(center: np.ndarray, hess: np.ndarray):
+    def fungrad(x: np.ndarray) -> tuple[float, np.ndarray]:
+        d = x - center
+        return float(0.5 * d @ hess @ d), hess @ d
+
+    return fungrad
+
+
+def test_descends_to_an_interior_minimum_and_learns_the_curvature() -> None:
+    hess = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 0.5], [0.0, 0.5, 2.0]])
+    center = np.array([0.7, -0.3, 1.2])
+    d = descend(quadratic(center, hess), np.ones(3), np.array([0.0, -np.inf, 0.0]))
+    assert d.status == "near the optimum"
+    # handed over once the predicted step is below 1e-7: within about that of the minimum
+    np.testing.assert_allclose(d.x, center, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(d.hessian, hess, rtol=0.2, atol=0.2 * np.abs(hess).max())
+
+
+def test_stops_on_a_bound_with_the_gradient_pointing_out() -> None:
+    hess = np.diag([2.0, 5.0])
+    d = descend(quadratic(np.array([-0.5, 0.4]), hess), np.ones(2), np.zeros(2))
+    assert d.x[0] == 0.0 and d.converged
+    assert abs(d.x[1] - 0.4) < 1e-6
+
+
+def test_an_objective_that_is_not_finite_is_not_converged() -> None:
+    def fungrad(x: np.ndarray) -> tuple[float, np.ndarray]:
+        if x[0] > 1.5:
+            return np.inf, np.zeros(1)
+        return float((x[0] - 2.0) ** 2), np.array([2.0 * (x[0] - 2.0)])
+
+    d = descend(fungrad, np.array([0.0]), np.array([0.0]))
+    assert not d.converged  # stuck below the minimum at 2: the caller must settle
+
+
+def even_saddle(x: np.ndarray) -> tuple[float, np.ndarray]:
+    """Even in x0 (its derivative is 0 at the bound 0), falling away from it: minimum at 0.5."""
+    a = x[0] ** 2 - 0.25
+    return float(a * a + (x[1] - 0.3) ** 2), np.array([4.0 * x[0] * a, 2.0 * (x[1] - 0.3)])
+
+
+def test_a_saddle_on_the_bound_is_left() -> None:
+    """The first-order conditions hold at x0 = 0; L-BFGS-B alone stays there."""
+    lower = np.array([0.0, -np.inf])
+    start = np.array([0.0, 1.0])
+    assert descend(even_saddle, start, lower).x[0] == 0.0
+    point, evals = escape(even_saddle, np.array([0.0, 0.3]), 0.0625, np.zeros(2), lower)
+    assert evals == 1 and point is not None and point[0] > 0.0
+    opt = quasi_newton(even_saddle, lower)(start, False)
+    assert opt.extra["escapes"] == 1.0 and opt.converged
+    np.testing.assert_allclose(opt.final, [0.5, 0.3], rtol=0, atol=1e-6)  # as the descent's
+
+
+def test_a_minimum_on_the_bound_is_kept() -> None:
+    def fungrad(x: np.ndarray) -> tuple[float, np.ndarray]:
+        return float(x[0] ** 2 + x[0] ** 4), np.array([2.0 * x[0] + 4.0 * x[0] ** 3])
+
+    point, evals = escape(fungrad, np.zeros(1), 0.0, np.zeros(1), np.zeros(1))
+    assert point is None and evals == 1
+    # a gradient that holds x on the bound: nothing to look at
+    assert escape(fungrad, np.zeros(1), 0.0, np.ones(1), np.zeros(1)) == (None, 0)
+
+
+def crossed(n: int, users: int, items: int, item_sd: float, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    u, i = rng.integers(0, users, n), rng.integers(0, items, n)
+    x = rng.normal(size=n)
+    y = 1 + x + rng.normal(size=users)[u] + item_sd * rng.normal(size=items)[i]
+    return pd.DataFrame({"y": y + rng.normal(size=n), "x": x, "u": u, "i": i})
+
+
+def quiet(formula: str, data: pd.DataFrame, **kw: object) -> mfx.LinearMixedModel:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return mfx.lmm(formula, data, **kw)  # type: ignore[arg-type]
+
+
+def test_the_optimizer_is_chosen_for_the_model_and_counted_honestly() -> None:
+    small = quiet("Reaction ~ Days + (Days | Subject)", mfx.datasets.load("sleepstudy"))
+    assert small.optsummary.optimizer == "NLOPT_LN_BOBYQA"
+    big = quiet("y ~ x + (1 | u) + (1 | i)", crossed(3000, 250, 60, 0.5, 1))
+    opt = big.optsummary
+    assert opt.optimizer == "L-BFGS-B" and opt.converged
+    # an interior optimum where the first-order conditions held: neither probed nor
+    # settled, so every evaluation came with a gradient
+    assert opt.extra["first_order"] == 1.0
+    assert opt.feval == opt.extra["gradient_evals"] > 0
+
+
+@pytest.mark.parametrize("item_sd", [0.0, 0.5])
+def test_blocked_fits_settle_on_one_optimum_in_every_row_order(item_sd: float) -> None:
+    """The gradient path, singular (no item variance) and not: theta to 1e-10 across orders."""
+    data = crossed(4000, 250, 60, item_sd, 2)
+    fits = []
+    for seed in range(4):
+        order = np.random.default_rng(seed).permutation(len(data))
+        fits.append(quiet("y ~ x + (1 | u) + (1 | i)", data.iloc[order].reset_index(drop=True)))
+    assert fits[0].optsummary.optimizer == "L-BFGS-B"
+    assert fits[0].singular == (item_sd == 0.0)
+    for m in fits[1:]:
+        np.testing.assert_allclose(m.theta, fits[0].theta, rtol=1e-10, atol=1e-12)
+        assert m.objective == pytest.approx(fits[0].objective, rel=1e-12)

@@ -1,0 +1,103 @@
+"""Inference on shifted data: the same tables, intervals and draws as without the shift.
+
+The fit runs in standardized coordinates; inference reads the blocks moved back
+to the user's columns with the response left centred (``LinearMixedModel.user_blocks``),
+and refits (ML for profiles, bootstrap replicates) run in the fit's coordinates.
+So ``Reaction + c`` gives what ``Reaction`` gives, for ``c`` up to 1e10 sd: each
+fit of the shifted data is compared with the fit of the same numbers shifted back
+(the data's rounding is not counted), to the brief's 1e-8.
+
+Kenward-Roger is computed in the standardized coordinates themselves (a linear
+reparameterisation it does not see), so shifted and rescaled predictors and
+random slopes leave it unchanged too. Satterthwaite's df and the profiles are
+lmerTest's and lme4's functions of theta in the user's parameterisation, which
+a shifted or rescaled random-slope column makes ill-conditioned (not tested
+here; see the numerics notes in the merge report).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mixedfx as mfx
+from conftest import quiet_fit
+from mixedfx.inference.kenward_roger import kenward_roger
+
+RTOL = 1e-8  # the fits agree to ~1e-10 in theta; Hessians are differenced to ~1e-10
+FORMULA = "Reaction ~ Days + (Days | Subject)"
+SLEEP = mfx.datasets.load("sleepstudy")
+SHIFTS = [1e6, 1e10 * float(SLEEP["Reaction"].std())]
+
+
+@pytest.fixture(scope="module", params=SHIFTS)
+def pair(
+    request: pytest.FixtureRequest,
+) -> tuple[mfx.LinearMixedModel, mfx.LinearMixedModel, float]:
+    c = request.param
+    shifted = SLEEP.assign(Reaction=SLEEP["Reaction"] + c)
+    back = shifted.assign(Reaction=shifted["Reaction"] - c)  # the same numbers, exactly
+    return quiet_fit(FORMULA, shifted), quiet_fit(FORMULA, back), c
+
+
+def close(got: object, want: object, rtol: float = RTOL, near: float = 0.0) -> None:
+    got, want = np.asarray(got, dtype=float), np.asarray(want, dtype=float)
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=near)
+
+
+def test_coefficient_tables(pair) -> None:
+    m, ref, c = pair
+    for ddf in ("satterthwaite", "kenward-roger"):
+        a, b = m.coef_table(ddf), ref.coef_table(ddf)
+        close(a["df"], b["df"])
+        close(a["se"], b["se"])
+        close(a["t"].iloc[1:], b["t"].iloc[1:])
+        close(a["p"].iloc[1:], b["p"].iloc[1:], rtol=10 * RTOL)
+
+
+def test_profile_intervals(pair) -> None:
+    m, ref, c = pair
+    a, b = m.confint("profile"), ref.confint("profile")
+    rest = [k for k in b.index if k != "(Intercept)"]
+    close(a.loc[rest], b.loc[rest])
+    # the ends are located to 1e-9 of |estimate| (the root finder's tolerance): for the
+    # intercept, near c, that is 1e-9 c
+    close(a.loc["(Intercept)"] - c, b.loc["(Intercept)"], near=1e-9 * c)
+
+
+def test_bootstrap_refits(pair) -> None:
+    m, ref, c = pair
+    a = m.bootstrap(4, seed=2, progress=False, n_jobs=1)
+    b = ref.bootstrap(4, seed=2, progress=False, n_jobs=1)
+    close(a.theta, b.theta)
+    close(a.sigma, b.sigma)
+    close(a.beta[:, 1], b.beta[:, 1])
+    close(a.beta[:, 0] - c, b.beta[:, 0], near=4 * float(np.spacing(c)))
+    rows = SLEEP.head(3)
+    for unc in ("hessian", "bootstrap"):
+        kw = {"interval": "prediction", "uncertainty": unc}
+        got = m.predict(rows.assign(Reaction=rows["Reaction"] + c), bootstrap=a, **kw)
+        want = ref.predict(rows, bootstrap=b, **kw)
+        assert isinstance(got, pd.DataFrame) and isinstance(want, pd.DataFrame)
+        # the draws' predictions sit near c: each is no better than a few ulps of c
+        near = 4 * float(np.spacing(c))
+        close(got["se"], want["se"], near=near)
+        close(got["upper"] - c, want["upper"], near=near)
+
+
+@pytest.mark.parametrize(("s", "c"), [(1.0, 1e3), (1.0, 1e6), (1e4, 0.0), (1e-4, 0.0)])
+def test_kenward_roger_with_a_shifted_random_slope(s: float, c: float) -> None:
+    """``Days * s + c`` in the fixed part and the random slope: beta maps by ``B``."""
+    data = SLEEP.assign(Days=SLEEP["Days"] * s + c)
+    back = data.assign(Days=(data["Days"] - c) / s)
+    m, ref = quiet_fit(FORMULA, data), quiet_fit(FORMULA, back)
+    B = np.array([[1.0, -c / s], [0.0, 1.0 / s]])  # beta_new = B beta_days
+    a, b = m.coef_table("kenward-roger"), ref.coef_table("kenward-roger")
+    close(a["df"], b["df"])
+    close(a["se"].iloc[1], b["se"].iloc[1] / s)
+    want = B @ kenward_roger(ref).phi_adj @ B.T
+    # relative to the array's scale (the intercept's variance, up to 1e12 times the
+    # slope's when c = 1e6); the slope's own se is compared above
+    got = kenward_roger(m).phi_adj
+    np.testing.assert_allclose(got, want, rtol=RTOL, atol=RTOL * abs(want).max())
