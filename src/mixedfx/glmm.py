@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import family as family_mod
+from . import threads as threads_mod
 from .engine import blocks as blocks_mod
 from .engine import solve
 from .engine.cholesky import factorize
@@ -108,8 +109,10 @@ def fit(
     rows = glm_rows(design, arrays, outcome, fam)
     design, w = theta_units(design, rows)
     dev = Deviance(rows, design.layout, max(nagq, 1))
-    opt = fit_glmm(dev, w, nagq)
-    return make_model(design, spec, rows, opt, nagq, data, stacklevel=4)
+    shape = rows.weighted_blocks(rows.offset, None)  # the blocks' sizes, for the thread policy
+    with threads_mod.pinned(threads_mod.choose(shape)):  # as lmm: parallel BLAS only when idle
+        opt = fit_glmm(dev, w, nagq)
+        return make_model(design, spec, rows, opt, nagq, data, stacklevel=4)
 
 
 def learn_design(

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import threads as threads_mod
 from .base import MixedModel
 from .engine.blocks import Blocks
 from .engine.family import Family
@@ -208,8 +209,9 @@ class GeneralizedLinearMixedModel(MixedModel):
             given = in_memory(given, "given")
         if newdata is not None and backend(newdata) is None:
             newdata = in_memory(newdata, "newdata")
-        model = self if given is None else self.condition(given)
-        return predict(model, newdata, re, new_levels, interval, level, type, given=given)
+        with threads_mod.pinned(threads_mod.choose(self.blocks)):  # as the fit (threads.py)
+            model = self if given is None else self.condition(given)
+            return predict(model, newdata, re, new_levels, interval, level, type, given=given)
 
     def condition(self, given: Any) -> GeneralizedLinearMixedModel:
         """A model with the same parameters and conditional modes updated by ``given``.
@@ -218,7 +220,8 @@ class GeneralizedLinearMixedModel(MixedModel):
         """
         from .glmm_condition import condition
 
-        return condition(self, given)
+        with threads_mod.pinned(threads_mod.choose(self.blocks)):
+            return condition(self, given)
 
     # -- inference: the LMM's methods, not (yet) for GLMMs ------------------------------
     def confint(self, *args: Any, **kwargs: Any) -> pd.DataFrame:
