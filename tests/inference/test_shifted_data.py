@@ -7,12 +7,10 @@ So ``Reaction + c`` gives what ``Reaction`` gives, for ``c`` up to 1e10 sd: each
 fit of the shifted data is compared with the fit of the same numbers shifted back
 (the data's rounding is not counted), to the brief's 1e-8.
 
-Kenward-Roger is computed in the standardized coordinates themselves (a linear
-reparameterisation it does not see), so shifted and rescaled predictors and
-random slopes leave it unchanged too. Satterthwaite's df and the profiles are
-lmerTest's and lme4's functions of theta in the user's parameterisation, which
-a shifted or rescaled random-slope column makes ill-conditioned (not tested
-here; see the numerics notes in the merge report).
+Kenward-Roger and Satterthwaite are computed in the standardized coordinates
+themselves and mapped back exactly (a linear map of beta; for Satterthwaite,
+the user's Hessian of the variance parameters by the chain rule), so shifted
+and rescaled predictors and random slopes leave them unchanged too.
 """
 
 from __future__ import annotations
@@ -101,3 +99,23 @@ def test_kenward_roger_with_a_shifted_random_slope(s: float, c: float) -> None:
     # slope's when c = 1e6); the slope's own se is compared above
     got = kenward_roger(m).phi_adj
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=RTOL * abs(want).max())
+
+
+SLOPES = [(1.0, 1e3), (1.0, 1e6), (1e4, 0.0), (1e-4, 0.0)]
+
+
+@pytest.mark.parametrize(("s", "c"), SLOPES)
+def test_satterthwaite_with_a_shifted_random_slope(s: float, c: float) -> None:
+    """``Days * s + c`` in the fixed part and the random slope: the same df and t.
+
+    The df is a function of the standardized fit alone (the same numbers up to
+    the data's rounding, ~1e-10 in theta) and of ``L A``, which for the unit
+    contrasts is the same up to the map's rounding: 1e-8 relative (seen: 1e-10).
+    """
+    data = SLEEP.assign(Days=SLEEP["Days"] * s + c)
+    back = data.assign(Days=(data["Days"] - c) / s)
+    a = quiet_fit(FORMULA, data).coef_table("satterthwaite")
+    b = quiet_fit(FORMULA, back).coef_table("satterthwaite")
+    close(a["df"], b["df"])
+    close(a["t"].iloc[1], b["t"].iloc[1])
+    close(a["se"].iloc[1], b["se"].iloc[1] / s)
