@@ -10,7 +10,8 @@ fit of the shifted data is compared with the fit of the same numbers shifted bac
 Kenward-Roger and Satterthwaite are computed in the standardized coordinates
 themselves and mapped back exactly (a linear map of beta; for Satterthwaite,
 the user's Hessian of the variance parameters by the chain rule), so shifted
-and rescaled predictors and random slopes leave them unchanged too.
+and rescaled predictors and random slopes leave them unchanged too. So do the
+profiles, whose deviances and free parameters are the standardized ones.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import pytest
 
 import mixedfx as mfx
 from conftest import quiet_fit
+from mixedfx.inference.confint import estimates
 from mixedfx.inference.kenward_roger import kenward_roger
+from mixedfx.inference.varpar import refit
 
 RTOL = 1e-8  # the fits agree to ~1e-10 in theta; Hessians are differenced to ~1e-10
 FORMULA = "Reaction ~ Days + (Days | Subject)"
@@ -119,3 +122,30 @@ def test_satterthwaite_with_a_shifted_random_slope(s: float, c: float) -> None:
     close(a["df"], b["df"])
     close(a["t"].iloc[1], b["t"].iloc[1])
     close(a["se"].iloc[1], b["se"].iloc[1] / s)
+
+
+@pytest.mark.parametrize(("s", "c"), SLOPES)
+def test_profile_intervals_with_a_shifted_random_slope(s: float, c: float) -> None:
+    """``Days * s + c`` in a random slope: the profiles run in the standardized coordinates.
+
+    The slope's sd and fixed effect map by ``1 / s``, sigma is unchanged; the
+    intercept's sd and correlation are those of the intercept at ``Days = -c``
+    (equal for a scale alone). The ends are located to 1e-9 of the estimate and
+    each profile point minimised to 1e-10 in the deviance: 1e-8 relative (seen:
+    1.5e-10).
+    """
+    data = SLEEP.assign(Days=SLEEP["Days"] * s + c)
+    back = data.assign(Days=(data["Days"] - c) / s)
+    m = quiet_fit(FORMULA, data)
+    a, b = m.confint("profile"), quiet_fit(FORMULA, back).confint("profile")
+    close(a.loc["sd_Days|Subject"], b.loc["sd_Days|Subject"] / s)
+    close(a.loc["Days"], b.loc["Days"] / s)
+    close(a.loc["sigma"], b.loc["sigma"])
+    rows = ["sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject", "(Intercept)"]
+    if c == 0.0:
+        close(a.loc[rows], b.loc[rows])
+    else:  # the intercept far from the data: an interval about the ML estimate
+        hat = pd.Series(estimates(refit(m, reml=False)), index=a.index)
+        for row in rows:
+            assert a.loc[row, "lower"] <= hat[row] <= a.loc[row, "upper"]
+        assert -1.0 <= a.loc[rows[1], "lower"] and a.loc[rows[1], "upper"] < 0.0
