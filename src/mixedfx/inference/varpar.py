@@ -1,11 +1,12 @@
 """The fit's objective, ML refits, and the derivatives of the deviance that tests need.
 
 Inference reuses the model's cross-product blocks (its sufficient
-statistics): nothing here needs the training rows. It works on theta, beta
-and sigma in the user's parameterisation (lme4's and lmerTest's), so it
-reads the blocks moved to the user's coordinates
-(:attr:`~mixedfx.LinearMixedModel.user_blocks`); refits start again from
-the standardized blocks (:func:`refit`), as every fit does.
+statistics): nothing here needs the training rows. :func:`fit_objective`
+is over the blocks moved to the user's coordinates
+(:attr:`~mixedfx.LinearMixedModel.user_blocks`), whose theta is the user's;
+Satterthwaite's pieces (:func:`varpar_covariance`) are computed on the
+standardized blocks and carried to the user's parameters exactly; refits
+start again from the standardized blocks (:func:`refit`), as every fit does.
 """
 
 from __future__ import annotations
