@@ -167,12 +167,43 @@ class VariancePath:
         return self._solve(psi, i, k, v)
 
     def _solve(self, psi: np.ndarray, i: int, k: int, v: float) -> np.ndarray | None:
-        """``psi`` with ``psi_k`` (an sd) solved for the user's correlation ``i`` to equal ``v``."""
+        """``psi`` with ``psi_k`` (an sd) solved for the user's correlation ``i`` to equal ``v``.
+
+        With the term's other standardized sds and correlations fixed, each
+        entry of the user's covariance ``G Sigma_s G'`` is a quadratic in that
+        sd ``x`` (``Sigma_s = C + x (e u' + u e') + x^2 e e'``), so the
+        correlation is a closed form in ``x``, solved over ``log x``.
+        """
+        t = int(self.term[i])
+        start = self.layout.slices[t].start
+        rows, cols = self.layout.index[t]
+        q = self.layout.qs[t]
+        sd, R = np.zeros(q), np.eye(q)
+        for a, b, val in zip(rows, cols, psi[self.layout.slices[t]], strict=True):
+            if a == b:
+                sd[a] = val
+            else:
+                R[a, b] = R[b, a] = val
+        if q > 2 and np.linalg.eigvalsh(R)[0] < 0.0:
+            return None  # not a correlation matrix: no point of the chart
+        kc, r, c = rows[k - start], rows[i - start], cols[i - start]
+        G = self.coords.terms[t].matrix()
+        g = G[:, kc]
+        u = R[kc] * sd
+        u[kc] = 0.0
+        C0 = R * np.outer(sd, sd)
+        C0[kc, :] = C0[:, kc] = 0.0
+        Gu, C = G @ u, G @ C0 @ G.T
+
+        def entry(x: float, a: int, b: int) -> float:
+            return float(x * x * g[a] * g[b] + x * (g[a] * Gu[b] + Gu[a] * g[b]) + C[a, b])
 
         def gap(log_sd: float) -> float:
-            psi[k] = math.exp(log_sd)
-            user = self.user(psi)
-            return math.nan if user is None else float(user[i]) - v
+            x = math.exp(log_sd)
+            den = entry(x, r, r) * entry(x, c, c)
+            if not den > 0.0:  # a variance of 0: a correlation of 0 (as to_sdcor)
+                return -v
+            return min(max(entry(x, r, c) / math.sqrt(den), -1.0), 1.0) - v
 
         centre = math.log(self.scale[k])
         lo, hi = centre - 40.0, centre + 25.0  # e^25 = 7e10 times the estimate
