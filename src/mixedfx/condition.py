@@ -30,8 +30,10 @@ from .frame.design import DesignSpec
 from .frame.reterm import ReTerm
 from .frame.rows import Rows, build
 from .frames import backend, in_memory
+from .outcome import positive_weights
 
 if TYPE_CHECKING:
+    from .base import MixedModel
     from .model import LinearMixedModel
 
 
@@ -86,7 +88,7 @@ def condition(model: LinearMixedModel, given: pd.DataFrame) -> LinearMixedModel:
         return model
     terms, y, r = given_rows(model, given)
     warn_training_copies(model, y, r, stacklevel=3)
-    return conditioned(model, terms, _blocks(model, terms, y, r))
+    return conditioned(model, terms, _blocks(model, terms, y, r, given_weights(model, given)))
 
 
 def given_rows(
@@ -115,8 +117,20 @@ def given_rows(
     DataError
         For a missing response, predictor, group label or random-term value.
     """
+    y = model.spec.working_response(given)
+    new_terms, r = given_design(model, given, terms)
+    return new_terms, y, r
+
+
+def given_design(
+    model: MixedModel, given: pd.DataFrame, terms: list[ReTerm] | None = None
+) -> tuple[list[ReTerm], Rows]:
+    """The terms with new levels and the model rows of the given rows, without the response.
+
+    What a linear and a generalized linear model share (a GLMM reads its
+    outcome itself); see :func:`given_rows` for the parameters.
+    """
     spec = model.spec
-    y = spec.working_response(given)
     X = spec.X(given)
     if not np.isfinite(X).all():
         bad = int((~np.isfinite(X).all(axis=1)).sum())
@@ -135,24 +149,36 @@ def given_rows(
         new_terms.append(nt)
         codes.append(c)
         Ms.append(M)
-    return new_terms, y, Rows(X, tuple(codes), tuple(Ms), spec.offset(given))
+    return new_terms, Rows(X, tuple(codes), tuple(Ms), spec.offset(given))
+
+
+def given_weights(model: LinearMixedModel, given: pd.DataFrame) -> np.ndarray | None:
+    """The prior weights of given rows of a weighted model (its weights column), else None."""
+    return None if model.weights is None else positive_weights(given, model.weights)
 
 
 def _blocks(
-    model: LinearMixedModel, terms: list[ReTerm], y: np.ndarray, r: Rows
+    model: LinearMixedModel,
+    terms: list[ReTerm],
+    y: np.ndarray,
+    r: Rows,
+    weights: np.ndarray | None = None,
 ) -> blocks_mod.Blocks:
     """The given rows' blocks in the training blocks' (standardized) coordinates."""
     nlevels = [t.nlevels for t in terms]
-    Xs, ys, Ms = model.standardized.coords.apply(r.X, y, r.M)
-    return blocks_mod.form(Xs, ys, r.codes, Ms, nlevels, first=model.blocks.first)
+    Xs, ys, Ms = model.standardized.coords.apply(r.X, y, r.M)  # the training blocks' coordinates
+    return blocks_mod.form(Xs, ys, r.codes, Ms, nlevels, model.blocks.first, weights)
 
 
 def given_blocks(
     model: LinearMixedModel, given: pd.DataFrame, terms: list[ReTerm] | None = None
 ) -> tuple[list[ReTerm], blocks_mod.Blocks]:
-    """The terms with new levels and the given rows' cross-product blocks (:func:`given_rows`)."""
+    """The terms with new levels and the given rows' cross-product blocks (:func:`given_rows`).
+
+    Weighted by the model's prior weights (a DataError when given lacks that column).
+    """
     new_terms, y, r = given_rows(model, given, terms)
-    return new_terms, _blocks(model, new_terms, y, r)
+    return new_terms, _blocks(model, new_terms, y, r, given_weights(model, given))
 
 
 def _row_table(y: np.ndarray, r: Rows) -> pd.DataFrame:

@@ -28,17 +28,21 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from .engine.cholesky import factorize
 from .engine.objective import Objective
 from .errors import FormulaError, ModelFileError
 from .frame import reterm
 from .frame.formula import ParsedFormula, RandomTerm, parse
 
 if TYPE_CHECKING:
-    from .model import LinearMixedModel
+    from .base import MixedModel
+    from .engine.standard import Standardized
+    from .frame.design import DesignSpec
 
 MAX_TERMS = 1_000  # random-effects terms
 MAX_TERM_COLUMNS = 2_000  # q of one term
 MAX_THETA = 20_000  # covariance parameters: far beyond what any optimizer fits
+MAX_NAGQ = 25  # quadrature nodes of a GLMM, as mixedfx.glmm allows
 F8 = (np.dtype("<f8"),)
 I8 = (np.dtype("<i8"),)
 INDEX = (np.dtype("<i4"), np.dtype("<i8"))  # scipy's sparse index types
@@ -127,6 +131,8 @@ class Declared:
         Rows of A21 and A22: ``sum of the rest's l q + p + 1``.
     arrays : dict
         Member name (without ``arrays/`` and ``.npy``) -> (allowed dtypes, shape).
+    nagq : int
+        A GLMM's quadrature nodes (0 for a linear mixed model).
     """
 
     terms: tuple[TermSize, ...]
@@ -135,6 +141,7 @@ class Declared:
     rest: tuple[tuple[int, int], ...]
     m: int
     arrays: dict[str, tuple[tuple[np.dtype, ...], tuple[int, ...]]]
+    nagq: int = 0
 
     @property
     def nlevels(self) -> int:
@@ -167,8 +174,12 @@ def _term_size(t: Any, k: int) -> TermSize:
     return TermSize(q, nlevels, nfactors, sum(b * (b + 1) // 2 for b in sizes))
 
 
-def declared(d: dict[str, Any]) -> Declared:
+def declared(d: dict[str, Any], kind: str = "lmm") -> Declared:
     """Check the manifest's model section with arithmetic only; the arrays it implies.
+
+    ``kind`` is the manifest's: ``"lmm"``, or ``"glmm"`` whose optimizer ran
+    over theta and beta together (``opt_*`` arrays of ``k + p`` values; ``k``
+    for nAGQ = 0) and whose nAGQ > 1 needs one scalar random term.
 
     Raises
     ------
@@ -200,6 +211,12 @@ def declared(d: dict[str, Any]) -> Declared:
     m = offset + p + 1
     n = integer(bd.get("n"), "model.blocks.n", lo=p + 1)
     integer(d.get("nobs_given"), "model.nobs_given", hi=n - 1)
+    nagq, nopt = 0, ntheta
+    if kind == "glmm":
+        nagq = integer(d.get("nagq"), "model.nagq", hi=MAX_NAGQ)
+        if nagq > 1 and (len(terms) != 1 or terms[0].q != 1):
+            raise bad("model.nagq", f"= {nagq} needs a single scalar random-effects term")
+        nopt = ntheta + p if nagq >= 1 else ntheta
     t0 = terms[first]
     arrays: dict[str, tuple[tuple[np.dtype, ...], tuple[int, ...]]] = {
         "theta": (F8, (ntheta,)),
@@ -208,9 +225,9 @@ def declared(d: dict[str, Any]) -> Declared:
         "kept": (I8, (p,)),
         "A11": (F8, (t0.nlevels, t0.q, t0.q)),
         "A22": (F8, (m, m)),
-        "opt_start": (F8, (ntheta,)),
-        "opt_final": (F8, (ntheta,)),
-        "opt_lower": (F8, (ntheta,)),
+        "opt_start": (F8, (nopt,)),
+        "opt_final": (F8, (nopt,)),
+        "opt_lower": (F8, (nopt,)),
     }
     width = t0.nlevels * t0.q
     if flag(bd.get("sparse"), "model.blocks.sparse"):
@@ -225,13 +242,14 @@ def declared(d: dict[str, Any]) -> Declared:
     for k, t in enumerate(terms):
         arrays[f"b{k}"] = (F8, (t.nlevels, t.q))
         arrays[f"condcov{k}"] = (F8, (t.nlevels, t.q, t.q))
-    number(d.get("std_sigma"), "model.std_sigma", positive=True)
-    arrays |= {"std_theta": (F8, (ntheta,)), "std_beta": (F8, (p,))}
-    arrays["std_moments_xy"] = (F8, (2, p + 1))
-    for k, t in enumerate(terms):
-        arrays[f"std_b{k}"] = (F8, (t.nlevels, t.q))
-        arrays[f"std_moments{k}"] = (F8, (2, t.q))
-    return Declared(terms, p, first, tuple(rest), m, arrays)
+    if kind == "lmm":  # the fit's standardized coordinates (a GLMM has none)
+        number(d.get("std_sigma"), "model.std_sigma", positive=True)
+        arrays |= {"std_theta": (F8, (ntheta,)), "std_beta": (F8, (p,))}
+        arrays["std_moments_xy"] = (F8, (2, p + 1))
+        for k, t in enumerate(terms):
+            arrays[f"std_b{k}"] = (F8, (t.nlevels, t.q))
+            arrays[f"std_moments{k}"] = (F8, (2, t.q))
+    return Declared(terms, p, first, tuple(rest), m, arrays, nagq)
 
 
 def formula(text: str) -> ParsedFormula:
@@ -314,32 +332,10 @@ def sparse_block(
     return A21
 
 
-def check_values(model: LinearMixedModel) -> None:
-    """Values of a model built from a file: finite, in range, symmetric, PSD, factorable.
-
-    Raises
-    ------
-    ModelFileError
-        Naming the first array that is inconsistent with the model.
-    """
-    spec, bl, std = model.spec, model.blocks, model.standardized
-    for name, values in (
-        ("theta", model.theta),
-        ("beta", model.beta),
-        ("vcov_beta", model.vcov_beta),
-        ("std_theta", std.theta),
-        ("std_beta", std.beta),
-        ("A11", bl.A11),
-        ("A21", np.asarray(bl.A21.data if sp.issparse(bl.A21) else bl.A21)),
-        ("A22", bl.A22),
-        ("opt_start", model.optsummary.start),
-        ("opt_final", model.optsummary.final),
-    ):
+def check_standardized(spec: DesignSpec, std: Standardized) -> None:
+    """An LMM's standardized estimates and coordinates: finite, in range, as stored."""
+    for name, values in (("std_theta", std.theta), ("std_beta", std.beta)):
         finite(values, f"array {name}")
-    if np.isnan(model.optsummary.lower).any():
-        raise bad("array opt_lower", "holds NaN")
-    if (model.theta[spec.layout.diagonal] < 0).any():
-        raise bad("array theta", "has a negative diagonal element")
     if (std.theta[spec.layout.diagonal] < 0).any():
         raise bad("array std_theta", "has a negative diagonal element")
     moments = [("std_moments_xy", std.coords.xy)]
@@ -351,9 +347,42 @@ def check_values(model: LinearMixedModel) -> None:
         centred = np.zeros(len(m.mean), bool) if m.weights is None else m.weights == 0
         if m.mean[~centred].any():  # G = (I - v mean') D^-1 is inverted as if mean'v = 0
             raise bad(f"array {name}", "has a mean for a column that is not centred")
+    for k, b in enumerate(std.b):
+        finite(b, f"array std_b{k}")
+
+
+def check_values(model: MixedModel) -> None:
+    """Values of a model built from a file: finite, in range, symmetric, PSD, factorable.
+
+    Raises
+    ------
+    ModelFileError
+        Naming the first array that is inconsistent with the model.
+    """
+    spec, bl = model.spec, model.blocks
+    from .model import LinearMixedModel  # not at import: modelcheck is imported by the models
+
+    lmm = isinstance(model, LinearMixedModel)
+    std = model.standardized if lmm else None  # a GLMM's blocks are in the user's coordinates
+    for name, values in (
+        ("theta", model.theta),
+        ("beta", model.beta),
+        ("vcov_beta", model.vcov_beta),
+        ("A11", bl.A11),
+        ("A21", np.asarray(bl.A21.data if sp.issparse(bl.A21) else bl.A21)),
+        ("A22", bl.A22),
+        ("opt_start", model.optsummary.start),
+        ("opt_final", model.optsummary.final),
+    ):
+        finite(values, f"array {name}")
+    if np.isnan(model.optsummary.lower).any():
+        raise bad("array opt_lower", "holds NaN")
+    if (model.theta[spec.layout.diagonal] < 0).any():
+        raise bad("array theta", "has a negative diagonal element")
+    if std is not None:
+        check_standardized(spec, std)
     for k, (t, b, c) in enumerate(zip(spec.terms, model.b, model.b_condcov, strict=True)):
         finite(b, f"array b{k}")
-        finite(std.b[k], f"array std_b{k}")
         finite(c, f"array condcov{k}")
         symmetric_psd(c, f"array condcov{k}")
         check_levels(k, t)
@@ -361,6 +390,9 @@ def check_values(model: LinearMixedModel) -> None:
     symmetric_psd(model.vcov_beta[None], "array vcov_beta")
     symmetric(bl.A22, "array A22")
     try:  # the factor that intervals use: fails unless [Z X y]'[Z X y] is PSD as it must be
-        Objective(bl, spec.layout, model.reml).factorize(std.theta)  # the blocks' coordinates
+        if isinstance(model, LinearMixedModel):
+            Objective(bl, spec.layout, model.reml).factorize(model.standardized.theta)
+        else:  # a GLMM: its blocks are in the user's coordinates
+            factorize(bl, spec.layout.Ts(model.theta))
     except np.linalg.LinAlgError as exc:
         raise bad("arrays A11, A21, A22", f"are not positive definite: {exc}") from exc

@@ -244,6 +244,19 @@ class Standardization:
         terms = tuple(Moments.of(M, w) for M, w in zip(Ms, term_weights, strict=True))
         return cls(xy, terms)
 
+    @classmethod
+    def identity(cls, n: int, p: int, qs: list[int]) -> Standardization:
+        """The user's own coordinates (``G = I``): nothing centred, every scale 1.
+
+        For models fitted without standardizing (a GLMM's blocks are in the
+        user's columns): every map is then exact, ``(w - 0) / 1 = w``.
+        """
+
+        def plain(k: int) -> Moments:
+            return Moments(n, None, np.zeros(k), np.ones(k))
+
+        return cls(plain(p + 1), tuple(plain(q) for q in qs))
+
     def merge(self, other: Standardization) -> Standardization:
         """The coordinates of both sets of rows."""
         terms = tuple(a.merge(b) for a, b in zip(self.terms, other.terms, strict=True))

@@ -167,14 +167,15 @@ class DesignSpec:
             out = out + ev.numeric(Name(self.offset_column))
         return out
 
-    def response_values(self, data: pd.DataFrame) -> np.ndarray:
+    def response_values(self, data: pd.DataFrame, binary: bool = False) -> np.ndarray:
         """The response of each row, shape (n,), or (n, 2) for ``cbind(successes, failures)``.
 
-        NaN where missing; a missing or non-numeric column is a DataError.
+        NaN where missing; a missing or non-numeric column is a DataError, and
+        so is a boolean column unless ``binary`` (a GLMM's 0/1 outcome).
         """
         lhs = self.parsed.lhs
         if isinstance(lhs, Name):
-            return response(data, lhs.id, finite=False)
+            return response(data, lhs.id, finite=False, binary=binary)
         check_columns(data, syntax.names(lhs), "response")
         ev = Evaluator(data, self.states)
         if self.parsed.two_column:
@@ -228,11 +229,17 @@ def check_columns(data: pd.DataFrame, names: list[str], what: str) -> None:
         )
 
 
-def response(data: pd.DataFrame, name: str, finite: bool = True) -> np.ndarray:
-    """A response column as a float vector, shape (n,); a boolean one is refused (binary data)."""
+def response(
+    data: pd.DataFrame, name: str, finite: bool = True, binary: bool = False
+) -> np.ndarray:
+    """A response column as a float vector, shape (n,).
+
+    A boolean column is refused (binary data, for a GLMM) unless ``binary``
+    (a GLMM's outcome: True is 1).
+    """
     check_columns(data, [name], "response")
     col = data[name]
-    if pd.api.types.is_bool_dtype(col):
+    if pd.api.types.is_bool_dtype(col) and not binary:
         raise DataError(
             f"response {name!r} is boolean: a linear mixed model would treat it as a "
             "number; fit binary outcomes with mfx.glmm(formula, data, family='binomial')"
@@ -325,8 +332,9 @@ def learn(
     offset : str, optional
         A column of ``data`` added to the linear predictor.
     two_column : bool, default False
-        Accept a ``cbind(successes, failures)`` response (GLMMs): the
-        arrays' ``y`` then has shape (n, 2) and holds the response itself.
+        Accept a ``cbind(successes, failures)`` response and a boolean one
+        (GLMMs): the arrays' ``y`` then has shape (n, 2) for ``cbind`` and
+        holds the response itself.
 
     Returns
     -------
@@ -355,7 +363,7 @@ def learn(
     everything = np.arange(len(names_), dtype=np.int64)
     design = DesignSpec(formula, parsed, fixed, everything, tuple(names_), (), (), states, offset)
     fixed_vars = fixed.data_columns()
-    y = design.response_values(data) if two_column else design.response_vector(data)
+    y = design.response_values(data, binary=True) if two_column else design.response_vector(data)
     _check_finite_inputs(data, fixed_vars)
     full = fixed.matrix(data)
     if not np.isfinite(full).all():

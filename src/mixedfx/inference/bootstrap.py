@@ -39,6 +39,7 @@ from ..engine.layout import ThetaLayout
 from ..engine.sdcor import to_sdcor
 from ..engine.standard import Standardization
 from ..errors import DataError
+from .scope import require_lmm
 from .simulate import RANEF, Simulator, simulator
 from .varpar import fit_objective
 
@@ -229,6 +230,7 @@ def bootstrap(
     ranef: str = "sample",
 ) -> BootstrapResult:
     """See :meth:`mixedfx.LinearMixedModel.bootstrap`."""
+    require_lmm(model, "bootstrap")
     from .confint import parameter_names
 
     if ranef not in RANEF:

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from ..condition import with_new_levels
 from ..engine.blocks import term_matrix
 from ..errors import DataError
+from .scope import require_lmm
 
 if TYPE_CHECKING:
     from ..model import LinearMixedModel
@@ -116,6 +117,7 @@ def simulate(
 
     Indexed like ``newdata`` (the training data frame by default).
     """
+    require_lmm(model, "simulate")
     if ranef not in RANEF:
         raise ValueError(f"ranef must be one of {RANEF}, got {ranef!r}")
     if int(nsim) < 1:

@@ -22,6 +22,7 @@ from ..engine import varpar as engine_varpar
 from ..engine.objective import Objective
 from ..errors import DataError, SingularFitWarning
 from ..fit import fit_model
+from ..outcome import positive_weights
 
 if TYPE_CHECKING:
     from ..model import LinearMixedModel
@@ -74,10 +75,20 @@ def refit(model: LinearMixedModel, reml: bool) -> LinearMixedModel:
     if model.reml == reml:
         return model
     fit_objective(model)  # refuses a conditioned model
+    log_w = 0.0  # lme4's criterion has -sum log w for prior weights
+    if model.weights is not None:
+        if model.data is None:
+            raise DataError(
+                "refitting a model with prior weights needs its training rows (their "
+                f"weights {model.weights!r}); this model holds none (loaded from a file?)"
+            )
+        log_w = float(np.log(positive_weights(model.data, model.weights)).sum())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SingularFitWarning)
         coords = model.standardized.coords
-        return fit_model(model.spec, None, coords, model.blocks, reml, model.data)
+        return fit_model(
+            model.spec, None, coords, model.blocks, reml, model.data, log_weights=log_w
+        )
 
 
 @dataclass(frozen=True)
