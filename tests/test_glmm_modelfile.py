@@ -116,7 +116,7 @@ def test_nagq_above_1_needs_one_scalar_term(tmp_path: Path) -> None:
     ("kind", "message"),
     [
         ("nlmm", "model kind 'nlmm' is not supported"),
-        ("lmm", r"'opt_start' is float64 \(5,\); the model needs float64 \(1,\)"),  # theta only
+        ("lmm", "model.std_sigma must be a number"),  # an LMM's standardized fit is missing
     ],
 )
 def test_a_glmm_is_not_read_as_another_kind(kind: str, message: str, tmp_path: Path) -> None:

@@ -284,7 +284,7 @@ CASES = {
     "weights not a column name": ("slope", set_field("weights", value=[1]), "model.weights must"),
     "an lmm relabelled glmm": ("slope", set_kind("glmm"), "model.nagq must be an integer"),
     # -- a GLMM's fields: family, link, nAGQ, trials, and the optimizer over theta and beta
-    "glmm relabelled lmm": ("glmm", set_kind("lmm"), r"'opt_start' is float64 \(5,\)"),
+    "glmm relabelled lmm": ("glmm", set_kind("lmm"), "model.std_sigma must be a number"),
     "glmm family unknown": ("glmm", set_field("family", value="gamma"), "unknown family"),
     "glmm family not text": ("glmm", set_field("family", value=1), "model.family must be a str"),
     "glmm link of another family": ("glmm", set_field("link", value="log"), "takes the links"),
