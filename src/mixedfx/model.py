@@ -329,9 +329,9 @@ class LinearMixedModel(MixedModel):
         :func:`~mixedfx.engine.blocks.transform`), computed once. Their
         objective at ``theta`` is the model's, with sigma, and their fixed
         effects are ``beta - c v_X`` (``v_X`` the intercept combination,
-        ``standardized.coords.x_weights``). Inference that works on theta in
-        the user's parameterisation (profiles, Satterthwaite, Hessian draws)
-        reads these; Kenward-Roger runs in the standardized coordinates. A
+        ``standardized.coords.x_weights``). The Hessian draws of
+        ``uncertainty="hessian"`` read these; Kenward-Roger, Satterthwaite
+        and the profiles run in the standardized coordinates. A
         shifted response does not cancel in them, but shifted columns of X or
         Z do, as the raw columns' would; fits and predictions never read them.
         """
