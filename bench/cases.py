@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import peers
-from peers import StatsmodelsModel, Task
+from peers import GlmmCase, StatsmodelsModel, Task
 
 import mixedfx as mfx
 
@@ -176,6 +176,61 @@ def big_strings(ctx: Context) -> dict[str, Task]:
         statsmodels=StatsmodelsModel("y ~ x", groups="g", re_formula="~x"),
         statsmodels_timeout=ctx.timeout,
     )
+
+
+# --- GLMM fit cases: Laplace, lme4's two stages ------------------------------------
+
+
+def glmm_tasks(ctx: Context, name: str, model: GlmmCase, data: pd.DataFrame) -> dict[str, Task]:
+    """Tasks that fit the GLMM `model` to `data` with each peer (statsmodels has none)."""
+    tasks: dict[str, Task] = {}
+    for peer in ctx.peers:
+        reason = peers.missing(peer)
+        if reason is not None:
+            tasks[peer] = peers.Skip(reason)
+        elif peer == "mixedfx":
+            tasks[peer] = peers.mixedfx_glmm(model, data)
+        elif peer == "mixedlm":
+            tasks[peer] = peers.mixedlm_glmer(model, data)
+        elif peer == "statsmodels":
+            tasks[peer] = peers.Skip("n/a (no Laplace GLMM; BinomialBayesMixedGLM is Bayes)")
+        elif peer == "lme4":
+            tasks[peer] = peers.lme4_glmer(model, data, ctx.workdir, name)
+    return tasks
+
+
+def bernoulli_slopes_data(n_groups: int = 5_000, n: int = 100_000, seed: int = 1) -> pd.DataFrame:
+    """y ~ x + (x | g), Bernoulli, logit: intercept sd 0.8, slope sd 0.4."""
+    rng = np.random.default_rng(seed)
+    g = rng.integers(0, n_groups, size=n)
+    x = rng.standard_normal(n)
+    b = rng.standard_normal((n_groups, 2)) * [0.8, 0.4]
+    eta = -0.3 + 0.6 * x + b[g, 0] + b[g, 1] * x
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-eta))).astype(int)
+    return pd.DataFrame({"y": y, "x": x, "g": g})
+
+
+@case(
+    "cbpp",
+    title="cbpp, binomial Laplace: incidence/size ~ period + (1 | herd), weights size",
+    repeats=10,
+    quick_repeats=3,
+)
+def cbpp(ctx: Context) -> dict[str, Task]:
+    data = mfx.datasets.load("cbpp").assign(prop=lambda d: d.incidence / d["size"])
+    model = GlmmCase("prop ~ period + (1 | herd)", "binomial", "size")
+    return glmm_tasks(ctx, "cbpp", model, data)
+
+
+@case(
+    "bernoulli_big",
+    title="synthetic Bernoulli, Laplace: y ~ x + (x | g), 5,000 groups, 100,000 rows",
+    repeats=3,
+    quick_repeats=1,
+)
+def bernoulli_big(ctx: Context) -> dict[str, Task]:
+    model = GlmmCase("y ~ x + (x | g)", "binomial")
+    return glmm_tasks(ctx, "bernoulli_big", model, bernoulli_slopes_data())
 
 
 # --- prediction cases: a fitted model (setup, not timed) applied to new rows -----

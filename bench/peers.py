@@ -39,6 +39,7 @@ PEERS = ("mixedfx", "statsmodels", "mixedlm", "lme4")
 
 R_SCRIPT = Path(__file__).with_name("lme4_fit.R")
 R_PREDICT = Path(__file__).with_name("lme4_predict.R")
+R_GLMER = Path(__file__).with_name("lme4_glmer.R")
 R_TIMEOUT_S = 3600.0  # a safety net only: a hung R must not hang the benchmark
 
 
@@ -184,6 +185,54 @@ def run_r(script: Path, args: list[str], check: str) -> SelfTiming:
     return SelfTiming(
         seconds=[float(s) for s in fields["times_s"].split()], check=float(fields[check])
     )
+
+
+# --- GLMM fit adapters: the check value is -2 log L (Laplace), as lme4's logLik --------
+
+
+@dataclass(frozen=True)
+class GlmmCase:
+    """A GLMM to fit: formula in plain columns, family, optional prior-weights column."""
+
+    formula: str
+    family: str  # "binomial" or "poisson"
+    weights: str | None = None
+
+
+def mixedfx_glmm(model: GlmmCase, data: pd.DataFrame) -> Task:
+    import mixedfx as mfx
+
+    def fit() -> float:
+        m = mfx.glmm(model.formula, data, family=model.family, weights=model.weights)
+        return float(m.objective)
+
+    return InProcess(fit)
+
+
+def mixedlm_glmer(model: GlmmCase, data: pd.DataFrame) -> Task:
+    import mixedlm
+
+    family = {"binomial": mixedlm.families.Binomial, "poisson": mixedlm.families.Poisson}
+    fam = family[model.family]()
+
+    def fit() -> float:
+        result = mixedlm.glmer(model.formula, data, family=fam, weights=model.weights)
+        return -2.0 * float(result.logLik().value)
+
+    return InProcess(fit)
+
+
+def lme4_glmer(model: GlmmCase, data: pd.DataFrame, workdir: Path, name: str) -> Task:
+    """glmer in R on the same data written to a CSV; R times the glmer calls only."""
+    csv = workdir / f"{name}.csv"
+    data.to_csv(csv, index=False)
+    factors = [col for col in data.columns if not pd.api.types.is_numeric_dtype(data[col])]
+
+    def run(warmup: int, repeats: int) -> SelfTiming:
+        args = [str(csv), model.formula, model.family, model.weights or "", ",".join(factors)]
+        return run_r(R_GLMER, [*args, str(warmup), str(repeats)], check="objective")
+
+    return SelfTimed(run)
 
 
 # --- prediction adapters: the model is fitted when the task is built (not timed) ---

@@ -125,3 +125,41 @@ def test_empty_data_is_an_error(Xy):
     X, y = Xy
     with pytest.raises(ValueError, match="no rows"):
         MixedLMRegressor(groups="Subject").fit(X.iloc[:0], y.iloc[:0])
+
+
+# -- the sample-weight checks' properties, on DataFrames ---------------------------------------
+def test_sample_weight_as_series_list_or_array_is_one_fit(Xy):
+    X, y = Xy
+    w = 1.0 + X["Days"].to_numpy() % 3
+    fits = [fitted(Xy).fit(X, y, sample_weight=v) for v in (w, list(w), pd.Series(w))]
+    for est in fits[1:]:
+        np.testing.assert_array_equal(est.predict(X), fits[0].predict(X))
+
+
+def test_sample_weight_is_not_overwritten_and_its_shape_is_checked(Xy):
+    X, y = Xy
+    w = 1.0 + X["Days"].to_numpy() % 3
+    kept = w.copy()
+    fitted(Xy).fit(X, y, sample_weight=w)
+    np.testing.assert_array_equal(w, kept)
+    with pytest.raises(ValueError, match="sample_weight has shape"):
+        fitted(Xy).fit(X, y, sample_weight=w[:-1])
+    with pytest.raises(ValueError, match="must be positive"):
+        fitted(Xy).fit(X, y, sample_weight=np.zeros(len(X)))  # all zero: an error
+
+
+def test_sample_weights_are_precisions_not_repetitions(Xy):
+    """check_sample_weight_equivalence: lmer's weights scale a row's residual precision.
+
+    Weight 2 is not the row twice for an LMM (the rows counted in the REML
+    criterion differ); weights 1 are no weights.
+    """
+    X, y = Xy
+    plain = fitted(Xy)
+    ones = fitted(Xy).fit(X, y, sample_weight=np.ones(len(X)))
+    np.testing.assert_allclose(ones.predict(X), plain.predict(X), rtol=1e-9)
+    twice = fitted(Xy).fit(pd.concat([X, X.iloc[:1]]), pd.concat([y, y.iloc[:1]]))
+    w = np.ones(len(X))
+    w[0] = 2.0
+    weighted = fitted(Xy).fit(X, y, sample_weight=w)
+    assert not np.allclose(weighted.model_.theta, twice.model_.theta, rtol=1e-6)

@@ -33,48 +33,16 @@ random-effects covariance, well determined).
 
 from __future__ import annotations
 
-import json
-import warnings
-from pathlib import Path
-
 import numpy as np
-import pandas as pd
 import pytest
 
-import mixedfx as mfx
+from random_designs import DESIGNS, fit, keys
 from tolerance import assert_close
 
-REFERENCE = Path(__file__).parent / "reference" / "lme4_random_designs.json"
-DESIGNS = json.loads(REFERENCE.read_text())
 NAMES = sorted(DESIGNS)
-TYPES = {"string": object, "integer": np.int64, "double": np.float64}
-CAST = {"string": str, "integer": int, "double": float}
 
 OBJECTIVE = 1e-6  # relative: second order in the optimizer's error in theta
 ESTIMATES = 1e-4  # of the array's scale: first order, times the conditioning
-
-
-def frame(design: dict) -> pd.DataFrame:
-    """The design's rows with the reference's column types (labels typed as in R)."""
-    data = pd.DataFrame.from_records(design["data"])
-    for column, kind in design["column_types"].items():
-        if kind == "factor":
-            data[column] = pd.Categorical(data[column], categories=design["factor_levels"][column])
-    for column, kind in design["label_types"].items():
-        data[column] = pd.Series(data[column].tolist(), dtype=TYPES[kind], index=data.index)
-    return data
-
-
-_FITS: dict[str, mfx.LinearMixedModel] = {}
-
-
-def fit(name: str) -> mfx.LinearMixedModel:
-    if name not in _FITS:
-        design = DESIGNS[name]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", mfx.MixedFXWarning)  # singular fits, as lme4's
-            _FITS[name] = mfx.lmm(design["formula"], frame(design), reml=design["reml"])
-    return _FITS[name]
 
 
 def target(design: dict) -> dict:
@@ -89,15 +57,6 @@ def lme4_regular(design: dict) -> bool:
 
 # lme4 converged, or its fit of the unshifted data is the reference: estimates to compare
 SETTLED = [n for n in NAMES if DESIGNS[n]["converged"] or "expected" in DESIGNS[n]]
-
-
-def keys(design: dict, group: str) -> list:
-    """lme4's levels of a group as typed labels (tuples for an interaction such as "b:a")."""
-    casts = [CAST[design["label_types"][f]] for f in group.split(":")]
-    values = design["level_values"][group]
-    if len(casts) == 1:
-        return [casts[0](v) for v in values]
-    return [tuple(c(v) for c, v in zip(casts, pair, strict=True)) for pair in values]
 
 
 @pytest.mark.parametrize("name", NAMES)

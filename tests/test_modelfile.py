@@ -156,10 +156,16 @@ def test_newer_format_version_names_both(saved):
     refused(saved, f"version {VERSION + 1} is not supported: .* reads version {VERSION}; upgrade")
 
 
-@pytest.mark.parametrize("kind", ["glmm", None, 3])
+@pytest.mark.parametrize("kind", ["nlmm", None, 3])
 def test_unknown_model_kind(saved, kind):
     edit_manifest(saved, lambda d: d.__setitem__("kind", kind))
     refused(saved, f"model kind {kind!r} is not supported")
+
+
+def test_an_lmm_is_not_read_as_a_glmm(saved):
+    """kind "glmm" needs a GLMM's fields: an LMM's file relabelled has no nAGQ."""
+    edit_manifest(saved, lambda d: d.__setitem__("kind", "glmm"))
+    refused(saved, "model.nagq must be an integer, got None")
 
 
 def test_wrong_format_name(saved):

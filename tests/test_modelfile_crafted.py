@@ -51,6 +51,22 @@ def slope_model(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="module")
+def glmm_model(tmp_path_factory) -> Path:
+    """cbpp's binomial GLMM (cbind response, Laplace: opt arrays of theta and beta), saved."""
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    path = tmp_path_factory.mktemp("glmm") / "m.mfx"
+    mfx.glmm(formula, mfx.datasets.load("cbpp"), family="binomial").save(path)
+    return path
+
+
+def set_kind(value: object) -> Callable:
+    def edit(content: Content, doc: dict) -> None:
+        doc["kind"] = value
+
+    return edit
+
+
 def crafted(source: Path, tmp_path: Path, edit: Callable[[Content, dict], None]) -> Path:
     """A copy of ``source`` changed by ``edit(content, manifest)``, then resealed."""
     content = members(source)
@@ -265,14 +281,35 @@ CASES = {
     ),
     "dropped count": ("slope", set_field("dropped", value=["x"]), "model.dropped"),
     "not an object": ("slope", set_field("blocks", value=[1]), "model.blocks must be an object"),
+    "weights not a column name": ("slope", set_field("weights", value=[1]), "model.weights must"),
+    "an lmm relabelled glmm": ("slope", set_kind("glmm"), "model.nagq must be an integer"),
+    # -- a GLMM's fields: family, link, nAGQ, trials, and the optimizer over theta and beta
+    "glmm relabelled lmm": ("glmm", set_kind("lmm"), "model.std_sigma must be a number"),
+    "glmm family unknown": ("glmm", set_field("family", value="gamma"), "unknown family"),
+    "glmm family not text": ("glmm", set_field("family", value=1), "model.family must be a str"),
+    "glmm link of another family": ("glmm", set_field("link", value="log"), "takes the links"),
+    "glmm link missing": ("glmm", set_field("link", value=None), "model.link must be a string"),
+    "glmm nAGQ a bool": ("glmm", set_field("nagq", value=True), "model.nagq must be an integer"),
+    "glmm nAGQ too large": ("glmm", set_field("nagq", value=10**9), "model.nagq = 1000000000"),
+    "glmm nAGQ 0, beta optimized": ("glmm", set_field("nagq", value=0), "'opt_start' is float64"),
+    "glmm trials not a flag": ("glmm", set_field("trials", value=1), "model.trials must be true"),
+    "glmm weights not text": ("glmm", set_field("weights", value=2.0), "model.weights must be"),
+    "glmm NaN bound": ("glmm", set_array("opt_lower", lambda a: a * np.nan), "opt_lower holds NaN"),
+    "glmm NaN mode": ("glmm", set_array("b0", lambda a: a * np.nan), "array b0 holds NaN"),
+    "glmm indefinite A11": ("glmm", set_array("A11", lambda a: -a), "A11 is not positive"),
 }
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_inconsistent_model(sparse_model, slope_model, tmp_path, case):
+def test_inconsistent_model(sparse_model, slope_model, glmm_model, tmp_path, case):
     which, edit, match = CASES[case]
-    source = sparse_model if which == "sparse" else slope_model
+    source = {"sparse": sparse_model, "slope": slope_model, "glmm": glmm_model}[which]
     refused(crafted(source, tmp_path, edit), match)
+
+
+def test_resealed_intact_glmm_loads(glmm_model, tmp_path):
+    m = mfx.load(crafted(glmm_model, tmp_path, lambda c, d: None))
+    assert isinstance(m, mfx.GeneralizedLinearMixedModel) and m.nagq == 1
 
 
 # -- sizes: members, manifest, memory --------------------------------------------------------------

@@ -38,6 +38,16 @@ def test_every_manifest_field_is_documented(saved):
     assert [f for f in fields if not documented(f)] == []
 
 
+def test_every_glmm_field_is_documented(tmp_path):
+    cbpp = mfx.datasets.load("cbpp")
+    path = tmp_path / "glmm.mfx"
+    formula = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
+    mfx.glmm(formula, cbpp, family="binomial").save(path)
+    doc = json.loads(members(path)[modelfile.MANIFEST])
+    assert doc["kind"] == "glmm" and '`"glmm"`' in DOC
+    assert [f for f in doc["model"] if not documented(f)] == []
+
+
 def test_every_member_and_array_is_documented(saved):
     names = [n.removeprefix("arrays/").removesuffix(".npy") for n in members(saved)]
     generic = [re.sub(r"^(b|condcov|std_b|std_moments)\d+$", r"\1<t>", n) for n in names]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import datasets
+from . import datasets, family
 from .errors import (
     ConvergenceWarning,
     DataError,
@@ -17,6 +17,8 @@ from .errors import (
     SingularFitWarning,
 )
 from .fit import lmm
+from .glmm import glmm
+from .glmm_model import GeneralizedLinearMixedModel
 from .model import LinearMixedModel
 from .modelfile import load
 
@@ -24,7 +26,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> object:
-    """``MixedLMRegressor``, ``anova`` and ``cross_validate`` are imported on first use.
+    """The estimators, ``anova`` and ``cross_validate`` are imported on first use.
 
     So ``import mixedfx`` imports neither sklearn nor scipy.stats.
     """
@@ -32,6 +34,10 @@ def __getattr__(name: str) -> object:
         from .estimator import MixedLMRegressor
 
         return MixedLMRegressor
+    if name in ("MixedGLMClassifier", "MixedPoissonRegressor"):
+        from . import glm_estimator
+
+        return getattr(glm_estimator, name)
     if name == "anova":  # lazily: it imports scipy.stats
         from .inference.anova import anova
 
@@ -47,9 +53,12 @@ __all__ = [
     "ConvergenceWarning",
     "DataError",
     "FormulaError",
+    "GeneralizedLinearMixedModel",
     "GivenWarning",
     "LinearMixedModel",
+    "MixedGLMClassifier",
     "MixedLMRegressor",
+    "MixedPoissonRegressor",
     "MissingDataWarning",
     "MixedFXError",
     "MixedFXWarning",
@@ -60,6 +69,8 @@ __all__ = [
     "anova",
     "cross_validate",
     "datasets",
+    "family",
+    "glmm",
     "lmm",
     "load",
 ]

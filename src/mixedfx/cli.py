@@ -26,6 +26,9 @@ from .clifiles import CommandError, check_output, kind, output, read_table, writ
 
 EXAMPLES = """examples:
   mixedfx fit sleep.csv --formula "Reaction ~ Days + (Days | Subject)" --out sleep.mfx
+  mixedfx fit herds.csv --formula "cbind(incidence, size - incidence) ~ period + (1 | herd)" \
+      --family binomial --out herds.mfx
+  mixedfx predict herds.mfx new.csv --type link --interval confidence
   mixedfx predict sleep.mfx new.csv --out preds.csv
   mixedfx predict sleep.mfx new.csv --given first_days.csv --interval prediction --level 0.9
   mixedfx predict sleep.mfx new.tsv --keep Subject,Days --float-format %.6g --out preds.tsv
@@ -41,13 +44,14 @@ PLOT_OPTIONS = {  # the keywords of each plot function that the command line exp
     "shrinkage": ("group", "term"),
     "groups": ("group", "x", "which"),
     "observed": (),
+    "calibration": ("group",),
 }
-NEEDS_DATA = ("shrinkage", "groups", "observed")
+NEEDS_DATA = ("shrinkage", "groups", "observed", "calibration")
 PREDICTION_COLUMNS = ("fit", "se", "lower", "upper")
 # Python keyword arguments named in messages of the API, and the flags that set them
 FLAGS = {"missing": "--missing", "new_levels": "--new-levels", "re": "--re", "level": "--level"}
 FLAGS |= {"interval": "--interval", "x": "--x", "group": "--group", "term": "--term"}
-FLAGS |= {"which": "--which"}
+FLAGS |= {"which": "--which", "weights": "--weights", "offset": "--offset", "nAGQ": "--nagq"}
 PY_ARGUMENT = re.compile(
     r"(?<![\w.])(" + "|".join(FLAGS) + r")=('[^']*'(?: or '[^']*')*|[^\s,;)'\"]*)"
 )
@@ -66,14 +70,39 @@ def cli_message(message: str) -> str:
 # -- commands ---------------------------------------------------------------------------------
 def _fit(args: argparse.Namespace) -> None:
     from .fit import lmm
+    from .glmm import glmm
     from .modelfile import save
 
     if args.out == "-":
         raise CommandError("fit writes a model file: give --out a file name, e.g. model.mfx")
     check_output(args.out, [args.data], args.force)
-    model = lmm(
-        args.formula, read_table(args.data, args.sep), reml=not args.ml, missing=args.missing
-    )
+    data = read_table(args.data, args.sep)
+    model: Any
+    if args.family is None:
+        for flag in ("link", "nagq"):
+            if getattr(args, flag) is not None:
+                raise CommandError(f"--{flag} is for GLMMs: give --family binomial or poisson")
+        model = lmm(
+            args.formula,
+            data,
+            reml=not args.ml,
+            missing=args.missing,
+            offset=args.offset,
+            weights=args.weights,
+        )
+    else:
+        if args.ml:
+            raise CommandError("--ml is for linear mixed models (GLMMs are fitted by ML)")
+        family = args.family if args.link is None else f"{args.family}(link='{args.link}')"
+        model = glmm(
+            args.formula,
+            data,
+            family=family,
+            weights=args.weights,
+            offset=args.offset,
+            nAGQ=1 if args.nagq is None else args.nagq,
+            missing=args.missing,
+        )
     save(model, args.out, overwrite=args.force)
     print(model.summary())
     print(f"\nsaved {args.out}")
@@ -93,6 +122,7 @@ def _keep(args: argparse.Namespace, columns: list[str]) -> list[str]:
 
 
 def _predict(args: argparse.Namespace) -> None:
+    from .glmm_model import GeneralizedLinearMixedModel
     from .modelfile import load
 
     check_output(
@@ -104,7 +134,7 @@ def _predict(args: argparse.Namespace) -> None:
         except (TypeError, ValueError) as exc:
             message = f"--float-format {args.float_format!r} is not a format: {exc}"
             raise CommandError(message) from None
-    model = load(args.model)
+    model: Any = load(args.model)  # an LMM or a GLMM
     new = read_table(args.newdata, args.sep)
     keep = _keep(args, [str(c) for c in new.columns])
     clash = [c for c in keep if c in PREDICTION_COLUMNS]
@@ -114,6 +144,11 @@ def _predict(args: argparse.Namespace) -> None:
             "out with --keep"
         )
     given = read_table(args.given, args.sep) if args.given else None
+    kw: dict[str, str] = {}
+    if isinstance(model, GeneralizedLinearMixedModel):
+        kw["type"] = args.type or "response"
+    elif args.type is not None:
+        raise CommandError("--type is for GLMMs (a linear mixed model predicts its response)")
     out = model.predict(
         new,
         re=args.re,
@@ -121,6 +156,7 @@ def _predict(args: argparse.Namespace) -> None:
         given=given,
         interval=args.interval,
         level=args.level,
+        **kw,
     )
     frame = out if isinstance(out, pd.DataFrame) else pd.DataFrame({"fit": out})
     passthrough = new[keep]
@@ -161,7 +197,7 @@ def _plot(args: argparse.Namespace) -> None:
         raise CommandError(f"plot --kind {plot} needs the training data: add --data train.csv")
     inputs = [args.model, *([args.data] if args.data else [])]
     check_output(args.out, inputs, args.force)
-    model = load(args.model)
+    model: Any = load(args.model)  # an LMM or a GLMM
     if args.data:
         model = dataclasses.replace(model, data=read_table(args.data, args.sep))
     if "which" in given:
@@ -222,7 +258,8 @@ def _sep(p: argparse.ArgumentParser) -> None:
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="mixedfx",
-        description="Linear mixed models with lme4's numbers that predict with the random effects.",
+        description="Linear and generalized linear mixed models with lme4's numbers that "
+        "predict with the random effects.",
         epilog=EXAMPLES,
         formatter_class=_Formatter,
         allow_abbrev=False,
@@ -240,6 +277,32 @@ def parser() -> argparse.ArgumentParser:
         choices=["error", "drop"],
         help="rows with NaN, inf or missing labels in a used column: an error, or drop "
         "them (the count is reported)",
+    )
+    p.add_argument(
+        "--family",
+        choices=["binomial", "poisson"],
+        help="fit a GLMM: binomial (0/1, cbind(successes, failures), or proportions with "
+        "--weights trials) or poisson (default: a linear mixed model)",
+    )
+    p.add_argument(
+        "--link",
+        choices=["logit", "probit", "cloglog", "log"],
+        help="GLMM link (default: the family's, logit or log)",
+    )
+    p.add_argument(
+        "--weights",
+        metavar="COL",
+        help="prior-weights column (binomial: trials per row of a proportion response) "
+        "(default: none)",
+    )
+    p.add_argument(
+        "--offset",
+        metavar="COL",
+        help="column added to the linear predictor, e.g. log exposure, besides offset() terms "
+        "(default: none)",
+    )
+    p.add_argument(
+        "--nagq", type=int, help="GLMM quadrature nodes: 1 Laplace (default), >1 one (1 | g) term"
     )
     _sep(p)
     _outputs(p, "model file to write (.mfx)", required=True)
@@ -269,6 +332,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--level", type=float, default=0.95, help="interval level")
     p.add_argument(
+        "--type",
+        choices=["response", "link"],
+        help="GLMMs: means, e.g. probabilities (default), or the linear predictor",
+    )
+    p.add_argument(
         "--keep",
         help="newdata columns to write before the predictions, comma-separated; empty for "
         "none (default: all, as in the input file)",
@@ -292,8 +360,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", choices=list(PLOT_OPTIONS), default="caterpillar", help="which plot")
     p.add_argument(
         "--data",
-        help="the training data, which shrinkage, groups and observed need (a model file "
-        "holds no rows) (default: none)",
+        help="the training data, which shrinkage, groups, observed and calibration need (a "
+        "model file holds no rows) (default: none)",
     )
     p.add_argument("--group", help="grouping factor (default: the model's first)")
     p.add_argument("--term", help="random-effects column, e.g. Days (default: the first)")

@@ -30,8 +30,10 @@ from .frame.design import DesignSpec, check_count
 from .frame.reterm import ReTerm
 from .frame.rows import Rows, Tally, build
 from .frames import backend, in_memory
+from .outcome import positive_weights
 
 if TYPE_CHECKING:
+    from .base import MixedModel
     from .model import LinearMixedModel
 
 
@@ -119,7 +121,7 @@ def condition(model: LinearMixedModel, given: pd.DataFrame) -> LinearMixedModel:
         return model
     terms, r = given_rows(model, given)
     warn_training_copies(model, r, stacklevel=3)
-    return conditioned(model, terms, _blocks(model, terms, r))
+    return conditioned(model, terms, _blocks(model, terms, r, given_weights(model, given)))
 
 
 def given_rows(
@@ -155,19 +157,49 @@ def given_rows(
     return with_new_levels(model.spec, given, build(model.spec, given, response=True))
 
 
-def _blocks(model: LinearMixedModel, terms: list[ReTerm], r: Rows) -> blocks_mod.Blocks:
+def given_design(
+    model: MixedModel, given: pd.DataFrame, rows: Rows | None = None
+) -> tuple[list[ReTerm], Rows]:
+    """The terms with new levels and the given rows in them.
+
+    What a linear and a generalized linear model share: a GLMM reads its
+    outcome (response, trials, weights) from the same rows itself. Checked
+    as :func:`given_rows` checks.
+
+    Parameters
+    ----------
+    model : MixedModel
+    given : DataFrame, shape (n, ...)
+    rows : Rows, optional
+        ``given``'s rows under ``model.spec`` when built already
+        (:func:`~mixedfx.frame.rows.build`).
+    """
+    return with_new_levels(model.spec, given, build(model.spec, given) if rows is None else rows)
+
+
+def given_weights(model: LinearMixedModel, given: pd.DataFrame) -> np.ndarray | None:
+    """The prior weights of given rows of a weighted model (its weights column), else None."""
+    return None if model.weights is None else positive_weights(given, model.weights)
+
+
+def _blocks(
+    model: LinearMixedModel, terms: list[ReTerm], r: Rows, weights: np.ndarray | None = None
+) -> blocks_mod.Blocks:
     """The given rows' blocks in the training blocks' (standardized) coordinates."""
     nlevels = [t.nlevels for t in terms]
     Xs, ys, Ms = model.standardized.coords.apply(r.X, r.working, r.M)
-    return blocks_mod.form(Xs, ys, r.codes, Ms, nlevels, first=model.blocks.first)
+    return blocks_mod.form(Xs, ys, r.codes, Ms, nlevels, model.blocks.first, weights)
 
 
 def given_blocks(
     model: LinearMixedModel, given: pd.DataFrame, terms: list[ReTerm] | None = None
 ) -> tuple[list[ReTerm], blocks_mod.Blocks]:
-    """The terms with new levels and the given rows' cross-product blocks (:func:`given_rows`)."""
+    """The terms with new levels and the given rows' cross-product blocks (:func:`given_rows`).
+
+    Weighted by the model's prior weights (a DataError when given lacks that column).
+    """
     new_terms, r = given_rows(model, given, terms)
-    return new_terms, _blocks(model, new_terms, r)
+    return new_terms, _blocks(model, new_terms, r, given_weights(model, given))
 
 
 def _row_table(r: Rows) -> pd.DataFrame:

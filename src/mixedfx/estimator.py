@@ -1,5 +1,10 @@
 """``MixedLMRegressor``: a linear mixed model as a scikit-learn estimator.
 
+The machinery every mixedfx estimator shares (naming the model by a formula
+or by ``groups=``, the response and sample weights put into a copy of ``X``,
+``given`` rows, prediction modes) is :class:`MixedEstimator`; the GLMM
+estimators (:mod:`mixedfx.glm_estimator`) build on it.
+
 Two ways to name the model:
 
 * ``MixedLMRegressor("y ~ x + (x | g)")``: an lme4 formula. ``X`` is a
@@ -48,10 +53,11 @@ from .frames import in_memory
 from .model import LinearMixedModel
 from .predict import NEW_LEVELS
 
-__all__ = ["MixedLMRegressor", "expected_failed_checks"]
+__all__ = ["MixedEstimator", "MixedLMRegressor", "expected_failed_checks"]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_RESPONSE = "y"
+WEIGHT_COLUMN = "__sample_weight__"  # sample weights travel as this column of a copy of X
 
 
 def quote(name: str) -> str:
@@ -91,7 +97,10 @@ def _as_frame(X: Any, what: str) -> pd.DataFrame:
         raise TypeError(f"{exc}; in a Pipeline use set_output(transform='pandas')") from exc
     bad = [c for c in X.columns if not isinstance(c, str)]
     if bad:
-        raise ValueError(f"{what} has column names that are not strings: {bad[:10]}")
+        raise ValueError(
+            f"{what} must be a pandas DataFrame with string column names (a formula names "
+            f"them); it has column names that are not strings: {bad[:10]}"
+        )
     return X
 
 
@@ -115,7 +124,177 @@ def _with_response(X: pd.DataFrame, y: Any, response: str, what: str) -> pd.Data
     return data
 
 
-class MixedLMRegressor(RegressorMixin, BaseEstimator):
+class MixedEstimator(BaseEstimator):
+    """What the mixedfx estimators share (see :class:`MixedLMRegressor` for the parameters).
+
+    Subclasses give ``_fit_model(formula, data, weights)``: the model fitted
+    on ``data`` (a copy of ``X`` with the response, and the sample weights in
+    the column ``weights`` when given).
+    """
+
+    formula: str | None
+    groups: str | None
+    random: str
+    response: str | None
+    new_levels: str
+    missing: str
+
+    def __sklearn_tags__(self) -> Any:
+        """scikit-learn's tags: X is a DataFrame whose columns may hold strings and categories.
+
+        scikit-learn's common checks pass NumPy arrays, which a formula cannot
+        name; :func:`expected_failed_checks` lists the checks that fail for
+        that reason alone.
+        """
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True  # grouping labels
+        tags.input_tags.categorical = True
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = self.missing == "drop"
+        tags.target_tags.required = True
+        return tags
+
+    # -- the model formula ----------------------------------------------------------
+    def _check_params(self) -> None:
+        _check_naming(self)
+        if self.new_levels not in NEW_LEVELS:
+            raise ValueError(f"new_levels must be one of {NEW_LEVELS}, got {self.new_levels!r}")
+        if self.missing not in MISSING:
+            raise ValueError(f"missing must be one of {MISSING}, got {self.missing!r}")
+
+    def _model_formula(self, X: pd.DataFrame, exclude: tuple[str, ...] = ()) -> tuple[str, str]:
+        """The formula to fit and its response name (parameters already checked).
+
+        ``exclude`` columns of ``X`` are not fixed effects in ``groups=`` mode.
+        """
+        if self.formula is not None:
+            return self.formula, parse(self.formula).response
+        groups = str(self.groups)
+        response = DEFAULT_RESPONSE if self.response is None else self.response
+        if groups not in X.columns:
+            raise ValueError(
+                f"groups column {groups!r} is not in X (it has {list(X.columns)[:20]})"
+            )
+        fixed = [quote(c) for c in X.columns if c != groups and c not in exclude]
+        rhs = " + ".join(fixed) if fixed else "1"
+        return f"{response} ~ {rhs} + ({self.random} | {quote(groups)})", response
+
+    def _fit_model(self, formula: str, data: pd.DataFrame, weights: str | None) -> Any:
+        raise NotImplementedError
+
+    def _fit(
+        self, X: pd.DataFrame, y: Any, sample_weight: Any = None, exclude: tuple[str, ...] = ()
+    ) -> Any:
+        """Check, build the formula and the data, fit; set the fitted attributes."""
+        self._check_params()
+        X = _as_frame(X, "X")
+        formula, response = self._model_formula(X, exclude)
+        data = _with_response(X, y, response, "X")
+        weights = None
+        if sample_weight is not None:
+            data[WEIGHT_COLUMN] = _sample_weight(sample_weight, len(X))
+            weights = WEIGHT_COLUMN
+        # the model would keep a reference to ``data``, a copy of the training rows
+        # that nothing here needs: drop it, so pickles do not carry it
+        model = dataclasses.replace(self._fit_model(formula, data, weights), data=None)
+        self.model_ = model
+        self.formula_ = formula
+        self.response_ = response
+        self.n_features_in_ = X.shape[1]
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        return model
+
+    def _given_frame(self, given: Any) -> pd.DataFrame | None:
+        """``given`` as a DataFrame holding the response (and unit weights), or None."""
+        if given is None:
+            return None
+        if isinstance(given, tuple):
+            if len(given) != 2:
+                raise ValueError("given must be a DataFrame or a pair (X_given, y_given)")
+            frame = _with_response(
+                _as_frame(given[0], "given X"), given[1], self.response_, "given X"
+            )
+        else:
+            frame = _as_frame(given, "given")
+            if self.response_ not in frame.columns:
+                raise ValueError(
+                    f"given must hold the observed response in a column {self.response_!r} "
+                    "(the model's response name), or be a pair (X_given, y_given)"
+                )
+        return self._weighted_given(frame)
+
+    def _weighted_given(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Given rows of a model fitted with sample weights count with weight 1."""
+        uses = WEIGHT_COLUMN in (getattr(self.model_, "weights", None), _outcome_weights(self))
+        if uses and WEIGHT_COLUMN not in frame.columns:
+            frame = frame.assign(**{WEIGHT_COLUMN: 1.0})
+        return frame
+
+    def _predict(
+        self, X: pd.DataFrame, re: str | None, new_levels: str | None, given: Any, **kw: Any
+    ) -> Any:
+        """``model_.predict`` with the estimator's defaults."""
+        check_is_fitted(self)
+        X = _as_frame(X, "X")
+        levels = self.new_levels if new_levels is None else new_levels
+        return self.model_.predict(
+            X, re=re, new_levels=levels, given=self._given_frame(given), **kw
+        )
+
+
+def _outcome_weights(est: MixedEstimator) -> str | None:
+    outcome = getattr(est.model_, "outcome", None)
+    return None if outcome is None else outcome.weights
+
+
+def _sample_weight(sample_weight: Any, n: int) -> np.ndarray:
+    """Sample weights as floats, shape (n,)."""
+    w = np.asarray(sample_weight, dtype=float)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight has shape {w.shape} for {n} rows of X")
+    return w
+
+
+def _check_naming(est: MixedEstimator) -> None:
+    """Exactly one of formula= and groups=, and their companions, well formed."""
+    if (est.formula is None) == (est.groups is None):
+        raise ValueError(
+            "give exactly one of formula= (an lme4 formula such as 'y ~ x + (x | g)') "
+            "and groups= (the grouping column; the other columns are fixed effects)"
+            + ("; both were given" if est.formula is not None else "; neither was given")
+        )
+    if est.formula is not None:
+        if not isinstance(est.formula, str):
+            raise ValueError(f"formula must be a string, got {est.formula!r}")
+        if est.response is not None:
+            raise ValueError(
+                "response= is for groups= mode; with formula= the formula's left-hand "
+                f"side names the response (got response={est.response!r})"
+            )
+        if est.random != "1":
+            raise ValueError(
+                "random= is for groups= mode; with formula= write the random terms "
+                f"in the formula (got random={est.random!r})"
+            )
+        return
+    if not isinstance(est.groups, str):
+        raise ValueError(
+            f"groups must be the name of one column of X, got {est.groups!r}; "
+            "for several grouping factors use formula="
+        )
+    if not isinstance(est.random, str) or not est.random.strip():
+        raise ValueError(f"random must be a string such as '1' or '1 + x', got {est.random!r}")
+    if "|" in est.random or "~" in est.random:
+        raise ValueError(
+            f"random={est.random!r} should be only the left side of the bar, "
+            "e.g. '1 + x'; for anything more use formula="
+        )
+    response = DEFAULT_RESPONSE if est.response is None else est.response
+    if not isinstance(response, str) or not response.strip() or "~" in response:
+        raise ValueError(f"response must be a column name, got {response!r}")
+
+
+class MixedLMRegressor(RegressorMixin, MixedEstimator):
     """A linear mixed model that predicts with the random effects.
 
     Give exactly one of ``formula`` and ``groups``.
@@ -196,83 +375,16 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         self.new_levels = new_levels
         self.missing = missing
 
-    def __sklearn_tags__(self) -> Any:
-        """scikit-learn's tags: X is a DataFrame whose columns may hold strings and categories.
-
-        scikit-learn's common checks pass NumPy arrays, which a formula cannot
-        name; :func:`expected_failed_checks` lists the checks that fail for
-        that reason alone.
-        """
-        tags = super().__sklearn_tags__()
-        tags.input_tags.string = True  # grouping labels
-        tags.input_tags.categorical = True
-        tags.input_tags.sparse = False
-        tags.input_tags.allow_nan = self.missing == "drop"
-        tags.target_tags.required = True
-        return tags
-
-    # -- the model formula ----------------------------------------------------------
     def _check_params(self) -> None:
-        if (self.formula is None) == (self.groups is None):
-            raise ValueError(
-                "give exactly one of formula= (an lme4 formula such as 'y ~ x + (x | g)') "
-                "and groups= (the grouping column; the other columns are fixed effects)"
-                + ("; both were given" if self.formula is not None else "; neither was given")
-            )
-        if self.formula is not None:
-            if not isinstance(self.formula, str):
-                raise ValueError(f"formula must be a string, got {self.formula!r}")
-            if self.response is not None:
-                raise ValueError(
-                    "response= is for groups= mode; with formula= the formula's left-hand "
-                    f"side names the response (got response={self.response!r})"
-                )
-            if self.random != "1":
-                raise ValueError(
-                    "random= is for groups= mode; with formula= write the random terms "
-                    f"in the formula (got random={self.random!r})"
-                )
-        else:
-            if not isinstance(self.groups, str):
-                raise ValueError(
-                    f"groups must be the name of one column of X, got {self.groups!r}; "
-                    "for several grouping factors use formula="
-                )
-            if not isinstance(self.random, str) or not self.random.strip():
-                raise ValueError(
-                    f"random must be a string such as '1' or '1 + x', got {self.random!r}"
-                )
-            if "|" in self.random or "~" in self.random:
-                raise ValueError(
-                    f"random={self.random!r} should be only the left side of the bar, "
-                    "e.g. '1 + x'; for anything more use formula="
-                )
-            response = DEFAULT_RESPONSE if self.response is None else self.response
-            if not isinstance(response, str) or not response.strip() or "~" in response:
-                raise ValueError(f"response must be a column name, got {response!r}")
+        super()._check_params()
         if not isinstance(self.reml, bool | np.bool_):
             raise ValueError(f"reml must be True or False, got {self.reml!r}")
-        if self.new_levels not in NEW_LEVELS:
-            raise ValueError(f"new_levels must be one of {NEW_LEVELS}, got {self.new_levels!r}")
-        if self.missing not in MISSING:
-            raise ValueError(f"missing must be one of {MISSING}, got {self.missing!r}")
 
-    def _model_formula(self, X: pd.DataFrame) -> tuple[str, str]:
-        """The formula to fit and its response name (parameters already checked)."""
-        if self.formula is not None:
-            return self.formula, parse(self.formula).response
-        groups = str(self.groups)
-        response = DEFAULT_RESPONSE if self.response is None else self.response
-        if groups not in X.columns:
-            raise ValueError(
-                f"groups column {groups!r} is not in X (it has {list(X.columns)[:20]})"
-            )
-        fixed = [quote(c) for c in X.columns if c != groups]
-        rhs = " + ".join(fixed) if fixed else "1"
-        return f"{response} ~ {rhs} + ({self.random} | {quote(groups)})", response
+    def _fit_model(self, formula: str, data: pd.DataFrame, weights: str | None) -> Any:
+        return lmm(formula, data, reml=bool(self.reml), missing=str(self.missing), weights=weights)
 
     # -- scikit-learn API -----------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y: Any) -> MixedLMRegressor:
+    def fit(self, X: pd.DataFrame, y: Any, sample_weight: Any = None) -> MixedLMRegressor:
         """Fit the model.
 
         Parameters
@@ -281,6 +393,10 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             Predictor and grouping columns (not the response).
         y : array-like, shape (n,)
             The response, matched to the rows of ``X`` by position.
+        sample_weight : array-like, shape (n,), optional
+            Positive prior weights (``lmm(weights=)``, as ``lmer``): row
+            ``i``'s residual variance is ``sigma^2 / w_i``. ``given`` rows
+            count with weight 1.
 
         Returns
         -------
@@ -294,37 +410,8 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
             that cannot be fitted (:class:`mixedfx.DataError`,
             :class:`mixedfx.FormulaError`).
         """
-        self._check_params()
-        X = _as_frame(X, "X")
-        formula, response = self._model_formula(X)
-        data = _with_response(X, y, response, "X")
-        # the model would keep a reference to ``data``, a copy of the training rows
-        # that nothing here needs: drop it, so pickles do not carry it
-        model = lmm(formula, data, reml=bool(self.reml), missing=str(self.missing))
-        self.model_: LinearMixedModel = dataclasses.replace(model, data=None)
-        self.formula_ = formula
-        self.response_ = response
-        self.n_features_in_ = X.shape[1]
-        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.model_: LinearMixedModel = self._fit(X, y, sample_weight)
         return self
-
-    def _given_frame(self, given: Any) -> pd.DataFrame | None:
-        """``given`` as a DataFrame holding the response, or None."""
-        if given is None:
-            return None
-        if isinstance(given, tuple):
-            if len(given) != 2:
-                raise ValueError("given must be a DataFrame or a pair (X_given, y_given)")
-            return _with_response(
-                _as_frame(given[0], "given X"), given[1], self.response_, "given X"
-            )
-        given = _as_frame(given, "given")
-        if self.response_ not in given.columns:
-            raise ValueError(
-                f"given must hold the observed response in a column {self.response_!r} "
-                "(the model's response name), or be a pair (X_given, y_given)"
-            )
-        return given
 
     def predict(
         self,
@@ -355,11 +442,7 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         -------
         ndarray, shape (n,)
         """
-        check_is_fitted(self)
-        X = _as_frame(X, "X")
-        levels = self.new_levels if new_levels is None else new_levels
-        out = self.model_.predict(X, re=re, new_levels=levels, given=self._given_frame(given))
-        return np.asarray(out, dtype=float)
+        return np.asarray(self._predict(X, re, new_levels, given), dtype=float)
 
     def predict_interval(
         self,
@@ -387,19 +470,9 @@ class MixedLMRegressor(RegressorMixin, BaseEstimator):
         DataFrame, shape (n, 4)
             Columns ``fit, se, lower, upper``, indexed like ``X``.
         """
-        check_is_fitted(self)
-        X = _as_frame(X, "X")
         if interval not in ("prediction", "confidence"):
             raise ValueError(f"interval must be 'prediction' or 'confidence', got {interval!r}")
-        levels = self.new_levels if new_levels is None else new_levels
-        out = self.model_.predict(
-            X,
-            re=re,
-            new_levels=levels,
-            given=self._given_frame(given),
-            interval=interval,
-            level=level,
-        )
+        out = self._predict(X, re, new_levels, given, interval=interval, level=level)
         assert isinstance(out, pd.DataFrame)
         return out
 
@@ -441,6 +514,13 @@ _ARRAY_CHECKS = (
     "check_fit1d",
     "check_fit2d_predict1d",
     "check_requires_y_none",
+    "check_sample_weights_pandas_series",
+    "check_sample_weights_not_an_array",
+    "check_sample_weights_list",
+    "check_all_zero_sample_weights_error",
+    "check_sample_weights_shape",
+    "check_sample_weights_not_overwritten",
+    "check_sample_weight_equivalence_on_dense_data",
 )
 
 

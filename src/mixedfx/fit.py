@@ -22,6 +22,7 @@ from .frame import intercept
 from .frame import missing as missing_mod
 from .frames import backend, in_memory
 from .model import LinearMixedModel
+from .outcome import positive_weights as prior_weights
 
 
 def lmm(
@@ -31,6 +32,7 @@ def lmm(
     missing: str = "error",
     progress: bool = False,
     offset: str | np.ndarray | pd.Series | None = None,
+    weights: str | None = None,
     threads: int | None = None,
 ) -> LinearMixedModel:
     """Fit a linear mixed model with lme4's formula language and lme4's numbers.
@@ -72,6 +74,10 @@ def lmm(
         new data must supply it (the column, or ``"(offset)"`` for an array).
         Unlike lme4, whose ``predict(newdata)`` drops an ``offset=``
         argument, predictions always include it. Dask frames take a column name.
+    weights : str, optional
+        Column of positive prior weights, as ``lmer(weights=)``: row ``i``
+        has residual variance ``sigma^2 / w_i``; the criterion is lme4's
+        (with ``-sum log w``). In-memory frames only.
     threads : int, optional
         BLAS threads for the fit. By default one, unless the dense
         factorization is large and cores are idle (see
@@ -92,6 +98,8 @@ def lmm(
     """
     remote = backend(data)
     if remote is not None:
+        if weights is not None:
+            raise DataError("weights= is not supported for Dask frames yet; fit in memory")
         if offset is not None and not isinstance(offset, str):
             raise DataError("offset= must be the name of a column for a Dask frame")
         with threads_mod.pinned(threads_mod.checked(threads)):  # None: chosen in fit_model
@@ -99,13 +107,17 @@ def lmm(
     threads_mod.checked(threads)
     data = in_memory(data, "data")
     data, offset = offset_column(data, offset)
-    data = missing_mod.handle(formula, data, missing, also=[offset] if offset else [])
+    also = [c for c in (offset, weights) if c is not None]
+    data = missing_mod.handle(formula, data, missing, also=also)
     design, arrays = learn_design(formula, data, offset)
-    coords, blocks = form_blocks(design, arrays)
+    w = None if weights is None else prior_weights(data, weights)
+    coords, blocks = form_blocks(design, arrays, w)
+    log_w = 0.0 if w is None else float(np.log(w).sum())
     with threads_mod.pinned(threads_mod.choose(blocks, threads)):
-        objective = make_objective(design, blocks, reml)
+        objective = make_objective(design, blocks, reml, log_w)
         opt = fit_theta(objective)
-        return make_model(design, arrays, coords, blocks, objective, opt, data, stacklevel=3)
+        model = make_model(design, arrays, coords, blocks, objective, opt, data, stacklevel=3)
+    return model if weights is None else dataclasses.replace(model, weights=weights)
 
 
 def offset_column(
@@ -132,14 +144,19 @@ def learn_design(
 
 
 def form_blocks(
-    design: design_mod.DesignSpec, arrays: design_mod.TrainingArrays
+    design: design_mod.DesignSpec,
+    arrays: design_mod.TrainingArrays,
+    weights: np.ndarray | None = None,
 ) -> tuple[Standardization, blocks_mod.Blocks]:
     """The standardized coordinates and the cross-product blocks of ``[Z X y]`` in them.
 
     One pass over the rows (:func:`standard_blocks`); see
     :mod:`mixedfx.engine.standard` for why the engine never sees the raw columns.
+    With prior ``weights`` (n,) the blocks are ``[Z X y]' W [Z X y]``; the
+    coordinates are the rows' unweighted moments (any centring and scaling is
+    an exact reparameterisation, and ``-sum log w`` is the same in both).
     """
-    coords, blocks = standard_blocks(design, arrays.X, arrays.y, arrays.codes, arrays.M)
+    coords, blocks = standard_blocks(design, arrays.X, arrays.y, arrays.codes, arrays.M, weights)
     check_range(design, coords)
     return coords, blocks
 
@@ -150,8 +167,11 @@ def standard_blocks(
     y: np.ndarray,
     codes: tuple[np.ndarray, ...],
     Ms: tuple[np.ndarray, ...],
+    weights: np.ndarray | None = None,
 ) -> tuple[Standardization, blocks_mod.Blocks]:
     """Rows (X (n, p), y (n,), per term codes (n,) and M (n, q_t)) -> coordinates and blocks.
+
+    ``weights`` (n,): prior weights of the rows, or None.
 
     The coordinates are the rows' own moments: each Dask partition does the
     same, and the partials are moved to the merged coordinates when added.
@@ -160,14 +180,17 @@ def standard_blocks(
     coords = Standardization.learn(X, y, Ms, x_weights, term_weights)
     Xs, ys, Mss = coords.apply(X, y, Ms)
     nlevels = [t.nlevels for t in design.terms]
-    return coords, blocks_mod.form(Xs, ys, codes, Mss, nlevels)
+    return coords, blocks_mod.form(Xs, ys, codes, Mss, nlevels, weights=weights)
 
 
 def make_objective(
-    design: design_mod.DesignSpec, blocks: blocks_mod.Blocks, reml: bool
+    design: design_mod.DesignSpec, blocks: blocks_mod.Blocks, reml: bool, log_weights: float = 0.0
 ) -> Objective:
-    """The profiled objective over the (standardized) blocks (lme4's ``mkLmerDevfun``)."""
-    return Objective(blocks, design.layout, reml)
+    """The profiled objective over the (standardized) blocks (lme4's ``mkLmerDevfun``).
+
+    ``log_weights``: ``sum log w`` of prior weights (lme4's criterion subtracts it).
+    """
+    return Objective(blocks, design.layout, reml, log_weights)
 
 
 def fit_model(
@@ -298,7 +321,9 @@ def check_sizes(design: design_mod.DesignSpec, arrays: design_mod.TrainingArrays
     check_counts(design, len(arrays.y), float(np.ptp(arrays.y)))
 
 
-def check_counts(design: design_mod.DesignSpec, n: int, y_range: float) -> None:
+def check_counts(
+    design: design_mod.DesignSpec, n: int, y_range: float, allow_n: bool = False
+) -> None:
     """The identifiability checks from the number of rows and the response's range.
 
     lme4's defaults, which stop the fit: ``check.nlev.gtr.1`` (two or more
@@ -306,6 +331,8 @@ def check_counts(design: design_mod.DesignSpec, n: int, y_range: float) -> None:
     ``check.nobs.vs.nRE``: per term, fewer random effects than rows
     (``nrow(Zt_i) < n``; lme4 splits ``(x || g)`` into one term per block of
     ``T``, so such a term counts its levels times each block's size).
+    ``allow_n`` (GLMMs, as lme4's ``glmer``) allows as many levels and random
+    effects per term as rows (an observation-level effect).
     """
     for t in design.terms:
         if t.nlevels < 2:
@@ -313,18 +340,25 @@ def check_counts(design: design_mod.DesignSpec, n: int, y_range: float) -> None:
                 f"grouping factor {t.group!r} has only one level; "
                 "a random effect needs two or more groups"
             )
-        if t.nlevels >= n:
+        if t.nlevels > n or (t.nlevels == n and not allow_n):
+            less = "at most" if allow_n else "less than"
             raise DataError(
                 f"grouping factor {t.group!r} has {t.nlevels} levels for {n} rows; "
-                "the number of levels must be less than the number of observations"
+                f"the number of levels must be {less} the number of observations"
             )
     nre = sum(t.nlevels * t.q for t in design.terms)
-    big = [(t, t.nlevels * b) for t in design.terms for b in t.blocks if t.nlevels * b >= n]
+    big = [
+        (t, t.nlevels * b)
+        for t in design.terms
+        for b in t.blocks
+        if t.nlevels * b > n or (t.nlevels * b == n and not allow_n)
+    ]
     if big:  # lme4's check.nobs.vs.nRE, per lme4 term (a block of ours)
         raise DataError(
             f"term {big[0][0].term} has {big[0][1]} random effects for "
             f"{n} observations ({nre} in all): the number of observations must be "
-            "greater than the number of random effects of each term, or the "
+            f"{'at least' if allow_n else 'greater than'} the number of random effects of "
+            "each term, or the "
             "random-effects parameters and the residual variance are not identifiable "
             "(lme4's check.nobs.vs.nRE); use fewer levels or columns, or more rows"
         )

@@ -10,31 +10,27 @@ loaded from a file or fitted on Dask holds no rows.
 
 from __future__ import annotations
 
-import os
-import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 import pandas as pd
 
 from . import threads as threads_mod
+from .base import _PREDICTION_ERROR_LOCK, MixedModel, ModelMatrices
 from .engine.blocks import Blocks
-from .engine.intervals import PredictionError
 from .engine.optimize import OptSummary
 from .engine.standard import Standardized
 from .errors import DataError
 from .frame.design import DesignSpec
-from .frame.levels import as_array
-from .frame.reterm import ReTerm
 from .frames import backend, in_memory
 
 if TYPE_CHECKING:
     from .inference.bootstrap import BootstrapResult
     from .predict import PredictionInfo
 
-_PREDICTION_ERROR_LOCK = threading.Lock()
-SINGULAR_TOL = 1e-4  # lme4's isSingular tolerance on the diagonal of T
+__all__ = ["LinearMixedModel", "ModelMatrices"]
+
 NO_ROWS = (
     "this model holds no training rows (it was fitted on a Dask frame or loaded from a "
     "file), so it has no {what}: compute them from the training data "
@@ -42,23 +38,8 @@ NO_ROWS = (
 )
 
 
-class ModelMatrices(NamedTuple):
-    """X and Z of some rows (see :meth:`LinearMixedModel.design`)."""
-
-    X: pd.DataFrame
-    Z: Any  # scipy.sparse.csr_matrix, shape (n, sum_t l_t q_t)
-    z_names: list[str]
-
-
-def level_index(t: ReTerm) -> pd.Index:
-    """A term's levels as an index: its labels, or a MultiIndex for an interaction."""
-    if len(t.term.factors) == 1:
-        return pd.Index(as_array(t.keys), name=t.group, dtype=object).infer_objects()
-    return pd.MultiIndex.from_tuples(list(t.keys), names=list(t.term.factors))
-
-
 @dataclass(frozen=True, eq=False)
-class LinearMixedModel:
+class LinearMixedModel(MixedModel):
     """A fitted linear mixed model (create it with :func:`mixedfx.lmm`).
 
     Attributes
@@ -92,6 +73,8 @@ class LinearMixedModel:
     nobs_given : int
         Rows that :meth:`condition` added to the random effects (0 for a
         fit). They are not counted in :attr:`nobs`.
+    weights : str or None
+        The prior-weights column (``lmm(weights=)``); given rows need it too.
     standardized : Standardized
         The estimates in the coordinates the fit ran in (centred and scaled
         columns); ``theta``, ``beta``, ``sigma``, ``b`` and the covariances
@@ -114,154 +97,11 @@ class LinearMixedModel:
     response_values: np.ndarray | None = field(repr=False)
     data: pd.DataFrame | None = field(default=None, repr=False)
     nobs_given: int = 0
+    weights: str | None = None
     standardized: Standardized = field(kw_only=True, repr=False)
 
-    # -- sizes and parameters ---------------------------------------------------
-    @property
-    def nobs(self) -> int:
-        """Observations of the fit, as in lme4; given rows of :meth:`condition` not counted.
-
-        The parameters, :attr:`objective`, :attr:`loglik`, :attr:`aic` and
-        :attr:`bic` are the fit's, on these rows.
-        """
-        return self.blocks.n - self.nobs_given
-
-    @property
-    def conditioned(self) -> bool:
-        """True for a model from :meth:`condition`: its random effects also use given rows."""
-        return self.nobs_given > 0
-
-    @property
-    def converged(self) -> bool:
-        return self.optsummary.converged
-
-    def Ts(self) -> list[np.ndarray]:
-        """Per term, the relative covariance factor ``T_t``, shape (q_t, q_t)."""
-        return self.spec.layout.Ts(self.theta)
-
-    def covariances(self) -> list[np.ndarray]:
-        """Per term, the covariance of one level's random effects ``sigma^2 T T'``."""
-        return [self.sigma**2 * T @ T.T for T in self.Ts()]
-
-    @property
-    def singular(self) -> bool:
-        """True when some diagonal of T is (near) zero: a boundary fit.
-
-        A diagonal is compared with lme4's tolerance after scaling by its
-        column's scale (1 unless the column's size was extreme; see
-        :func:`mixedfx.fit.column_scales`), so the flag does not change when
-        a random-slope variable changes units.
-        """
-        for t, T in zip(self.spec.terms, self.Ts(), strict=True):
-            scales = np.ones(t.q) if t.scales is None else t.scales
-            if np.any(np.abs(np.diag(T)) * scales < SINGULAR_TOL):
-                return True
-        return False
-
-    @property
-    def fixef(self) -> pd.Series:
-        return pd.Series(self.beta, index=list(self.spec.fixed_names), name="fixef")
-
-    @property
-    def vcov(self) -> pd.DataFrame:
-        names = list(self.spec.fixed_names)
-        return pd.DataFrame(self.vcov_beta, index=names, columns=names)
-
-    # -- likelihood -------------------------------------------------------------
-    @property
-    def npar(self) -> int:
-        """Parameters counted by AIC: beta, theta and sigma."""
-        return len(self.beta) + len(self.theta) + 1
-
-    @property
-    def loglik(self) -> float:
-        """Log-likelihood (REML log-likelihood when ``reml``), as lme4's logLik."""
-        return -0.5 * self.objective
-
-    @property
-    def aic(self) -> float:
-        return self.objective + 2 * self.npar
-
-    @property
-    def bic(self) -> float:
-        return self.objective + np.log(self.nobs) * self.npar
-
-    # -- random effects -----------------------------------------------------------
-    def _by_group(self, values: list[np.ndarray]) -> dict[str, pd.DataFrame]:
-        out: dict[str, pd.DataFrame] = {}
-        for t, v in zip(self.spec.terms, values, strict=True):
-            frame = pd.DataFrame(v, index=level_index(t), columns=t.columns)
-            if t.group in out:  # (1 | g) + (0 + x | g): one frame per factor
-                frame = out[t.group].join(frame, rsuffix=".1")
-            out[t.group] = frame
-        return out
-
-    @property
-    def ranef(self) -> dict[str, pd.DataFrame]:
-        """BLUPs: grouping factor -> DataFrame (levels x terms).
-
-        Indexed by the training labels as found (``"07"`` and ``7`` stay
-        themselves); an interaction or nested factor (``cask:batch``) has a
-        MultiIndex with one level per grouping column.
-        """
-        return self._by_group(self.b)
-
-    @property
-    def ranef_condvar(self) -> dict[str, pd.DataFrame]:
-        """Conditional variances of the BLUPs, the shape of :attr:`ranef`."""
-        return self._by_group([np.diagonal(c, axis1=1, axis2=2) for c in self.b_condcov])
-
-    @property
-    def coef(self) -> dict[str, pd.DataFrame]:
-        """Per grouping factor: fixed effects plus that level's random effects."""
-        fe = self.fixef
-        out = {}
-        for group, re in self.ranef.items():
-            frame = pd.DataFrame(
-                np.tile(fe.to_numpy(), (len(re), 1)), index=re.index, columns=fe.index
-            )
-            for col in re.columns:
-                frame[col] = frame[col] + re[col] if col in frame else re[col]
-            out[group] = frame
-        return out
-
-    @property
-    def varcorr(self) -> pd.DataFrame:
-        """Variance components: group, term1, term2, variance, sd, correlation.
-
-        Rows with ``term2`` empty give a variance and its sd; rows with
-        ``term2`` set give a covariance (in ``variance``) and the correlation.
-        """
-        rows: list[dict[str, Any]] = []
-        for t, S in zip(self.spec.terms, self.covariances(), strict=True):
-            sd = np.sqrt(np.diag(S))
-            for i, name in enumerate(t.columns):
-                rows.append(
-                    dict(
-                        group=t.group,
-                        term1=name,
-                        term2=None,
-                        variance=S[i, i],
-                        sd=sd[i],
-                        correlation=np.nan,
-                    )
-                )
-            block = np.repeat(np.arange(len(t.blocks)), t.blocks)  # correlations within blocks
-            for j in range(t.q):
-                for i in range(j + 1, t.q):
-                    if block[i] == block[j]:
-                        corr = S[i, j] / (sd[i] * sd[j]) if sd[i] * sd[j] > 0 else np.nan
-                        rows.append(
-                            dict(
-                                group=t.group,
-                                term1=t.columns[j],
-                                term2=t.columns[i],
-                                variance=S[i, j],
-                                sd=np.nan,
-                                correlation=corr,
-                            )
-                        )
-        rows.append(
+    def _residual_rows(self) -> list[dict[str, Any]]:
+        return [
             dict(
                 group="Residual",
                 term1=None,
@@ -270,8 +110,18 @@ class LinearMixedModel:
                 sd=self.sigma,
                 correlation=np.nan,
             )
-        )
-        return pd.DataFrame(rows)
+        ]
+
+    @property
+    def residual_variance(self) -> float:
+        """The variance of a new observation around its conditional mean, ``sigma^2``."""
+        return self.sigma**2
+
+    # -- likelihood -------------------------------------------------------------
+    @property
+    def npar(self) -> int:
+        """Parameters counted by AIC: beta, theta and sigma."""
+        return len(self.beta) + len(self.theta) + 1
 
     # -- training rows ------------------------------------------------------------
     def fitted(self) -> np.ndarray:
@@ -466,31 +316,6 @@ class LinearMixedModel:
         with threads_mod.pinned(threads_mod.choose(self.blocks)):
             return condition(self, given)
 
-    def design(self, newdata: Any = None) -> ModelMatrices:
-        """The fixed-effects matrix X and the sparse random-effects matrix Z of rows.
-
-        Returns
-        -------
-        ModelMatrices
-            ``X`` (DataFrame, n x p), ``Z`` (scipy.sparse CSR, n x sum l_t q_t)
-            and ``z_names``, one ``"group[level]:column"`` per column of Z.
-        """
-        from .frame import rows
-
-        data = self.data if newdata is None else in_memory(newdata, "newdata")
-        if data is None:
-            raise DataError("this model holds no training data; pass newdata")
-        r = rows.build(self.spec, data)
-        Z, names = rows.z_matrix(self.spec, r)
-        X = pd.DataFrame(r.X, index=data.index, columns=list(self.spec.fixed_names))
-        return ModelMatrices(X, Z, names)
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Save to a ``.mfx`` file: JSON and arrays in a zip, no pickle, no training rows."""
-        from .modelfile import save
-
-        save(self, path)
-
     @property
     def user_blocks(self) -> Blocks:
         """:attr:`blocks` moved to the user's coordinates: those of ``theta`` and ``sigma``.
@@ -503,9 +328,9 @@ class LinearMixedModel:
         :func:`~mixedfx.engine.blocks.transform`), computed once. Their
         objective at ``theta`` is the model's, with sigma, and their fixed
         effects are ``beta - c v_X`` (``v_X`` the intercept combination,
-        ``standardized.coords.x_weights``). Inference that works on theta in
-        the user's parameterisation (profiles, Satterthwaite, Hessian draws)
-        reads these; Kenward-Roger runs in the standardized coordinates. A
+        ``standardized.coords.x_weights``). The Hessian draws of
+        ``uncertainty="hessian"`` read these; Kenward-Roger, Satterthwaite
+        and the profiles run in the standardized coordinates. A
         shifted response does not cancel in them, but shifted columns of X or
         Z do, as the raw columns' would; fits and predictions never read them.
         """
@@ -518,26 +343,6 @@ class LinearMixedModel:
 
                     cached = transform(self.blocks, *self.standardized.coords.back())
                     object.__setattr__(self, "_user_blocks", cached)  # frozen: cache only
-        return cached
-
-    def prediction_error(self) -> PredictionError:
-        """The factored mixed-model equations at the estimates (computed once).
-
-        Thread-safe: the first caller computes it under a lock, and every
-        thread gets the same object (a model is read-only after fitting, so
-        many threads may predict from one model at once).
-        """
-        cached = self.__dict__.get("_prediction_error")
-        if cached is None:
-            with _PREDICTION_ERROR_LOCK:
-                cached = self.__dict__.get("_prediction_error")
-                if cached is None:
-                    from .engine.objective import Objective
-
-                    objective = Objective(self.blocks, self.spec.layout, self.reml)
-                    f = objective.factorize(self.standardized.theta)
-                    cached = PredictionError(f)
-                    object.__setattr__(self, "_prediction_error", cached)  # frozen: cache only
         return cached
 
     # -- inference (mixedfx.inference) -------------------------------------------------

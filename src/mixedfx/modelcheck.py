@@ -28,17 +28,18 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .engine.objective import Objective
+from .engine.cholesky import factorize
 from .errors import FormulaError, ModelFileError
 from .frame import reterm
 from .frame.formula import ParsedFormula, RandomTerm, parse
 
 if TYPE_CHECKING:
-    from .model import LinearMixedModel
+    from .base import MixedModel
 
 MAX_TERMS = 1_000  # random-effects terms
 MAX_TERM_COLUMNS = 2_000  # q of one term
 MAX_THETA = 20_000  # covariance parameters: far beyond what any optimizer fits
+MAX_NAGQ = 25  # quadrature nodes of a GLMM, as mixedfx.glmm allows
 F8 = (np.dtype("<f8"),)
 I8 = (np.dtype("<i8"),)
 INDEX = (np.dtype("<i4"), np.dtype("<i8"))  # scipy's sparse index types
@@ -127,6 +128,8 @@ class Declared:
         Rows of A21 and A22: ``sum of the rest's l q + p + 1``.
     arrays : dict
         Member name (without ``arrays/`` and ``.npy``) -> (allowed dtypes, shape).
+    nagq : int
+        A GLMM's quadrature nodes (0 for a linear mixed model).
     """
 
     terms: tuple[TermSize, ...]
@@ -135,6 +138,7 @@ class Declared:
     rest: tuple[tuple[int, int], ...]
     m: int
     arrays: dict[str, tuple[tuple[np.dtype, ...], tuple[int, ...]]]
+    nagq: int = 0
 
     @property
     def nlevels(self) -> int:
@@ -167,8 +171,12 @@ def _term_size(t: Any, k: int) -> TermSize:
     return TermSize(q, nlevels, nfactors, sum(b * (b + 1) // 2 for b in sizes))
 
 
-def declared(d: dict[str, Any]) -> Declared:
+def declared(d: dict[str, Any], kind: str = "lmm") -> Declared:
     """Check the manifest's model section with arithmetic only; the arrays it implies.
+
+    ``kind`` is the manifest's: ``"lmm"``, or ``"glmm"`` whose optimizer ran
+    over theta and beta together (``opt_*`` arrays of ``k + p`` values; ``k``
+    for nAGQ = 0) and whose nAGQ > 1 needs one scalar random term.
 
     Raises
     ------
@@ -200,6 +208,12 @@ def declared(d: dict[str, Any]) -> Declared:
     m = offset + p + 1
     n = integer(bd.get("n"), "model.blocks.n", lo=p + 1)
     integer(d.get("nobs_given"), "model.nobs_given", hi=n - 1)
+    nagq, nopt = 0, ntheta
+    if kind == "glmm":
+        nagq = integer(d.get("nagq"), "model.nagq", hi=MAX_NAGQ)
+        if nagq > 1 and (len(terms) != 1 or terms[0].q != 1):
+            raise bad("model.nagq", f"= {nagq} needs a single scalar random-effects term")
+        nopt = ntheta + p if nagq >= 1 else ntheta
     t0 = terms[first]
     arrays: dict[str, tuple[tuple[np.dtype, ...], tuple[int, ...]]] = {
         "theta": (F8, (ntheta,)),
@@ -208,9 +222,9 @@ def declared(d: dict[str, Any]) -> Declared:
         "kept": (I8, (p,)),
         "A11": (F8, (t0.nlevels, t0.q, t0.q)),
         "A22": (F8, (m, m)),
-        "opt_start": (F8, (ntheta,)),
-        "opt_final": (F8, (ntheta,)),
-        "opt_lower": (F8, (ntheta,)),
+        "opt_start": (F8, (nopt,)),
+        "opt_final": (F8, (nopt,)),
+        "opt_lower": (F8, (nopt,)),
     }
     width = t0.nlevels * t0.q
     if flag(bd.get("sparse"), "model.blocks.sparse"):
@@ -225,13 +239,14 @@ def declared(d: dict[str, Any]) -> Declared:
     for k, t in enumerate(terms):
         arrays[f"b{k}"] = (F8, (t.nlevels, t.q))
         arrays[f"condcov{k}"] = (F8, (t.nlevels, t.q, t.q))
-    number(d.get("std_sigma"), "model.std_sigma", positive=True)
-    arrays |= {"std_theta": (F8, (ntheta,)), "std_beta": (F8, (p,))}
-    arrays["std_moments_xy"] = (F8, (2, p + 1))
-    for k, t in enumerate(terms):
-        arrays[f"std_b{k}"] = (F8, (t.nlevels, t.q))
-        arrays[f"std_moments{k}"] = (F8, (2, t.q))
-    return Declared(terms, p, first, tuple(rest), m, arrays)
+    if kind == "lmm":  # a GLMM's fit is in the user's coordinates: no std_* members
+        number(d.get("std_sigma"), "model.std_sigma", positive=True)
+        arrays |= {"std_theta": (F8, (ntheta,)), "std_beta": (F8, (p,))}
+        arrays["std_moments_xy"] = (F8, (2, p + 1))
+        for k, t in enumerate(terms):
+            arrays[f"std_b{k}"] = (F8, (t.nlevels, t.q))
+            arrays[f"std_moments{k}"] = (F8, (2, t.q))
+    return Declared(terms, p, first, tuple(rest), m, arrays, nagq)
 
 
 def formula(text: str) -> ParsedFormula:
@@ -314,7 +329,7 @@ def sparse_block(
     return A21
 
 
-def check_values(model: LinearMixedModel) -> None:
+def check_values(model: MixedModel) -> None:
     """Values of a model built from a file: finite, in range, symmetric, PSD, factorable.
 
     Raises
@@ -361,6 +376,6 @@ def check_values(model: LinearMixedModel) -> None:
     symmetric_psd(model.vcov_beta[None], "array vcov_beta")
     symmetric(bl.A22, "array A22")
     try:  # the factor that intervals use: fails unless [Z X y]'[Z X y] is PSD as it must be
-        Objective(bl, spec.layout, model.reml).factorize(std.theta)  # the blocks' coordinates
+        factorize(bl, spec.layout.Ts(std.theta))  # the blocks' coordinates
     except np.linalg.LinAlgError as exc:
         raise bad("arrays A11, A21, A22", f"are not positive definite: {exc}") from exc

@@ -2,10 +2,12 @@
 
 Members of a ``.mfx`` file (a zip archive), and nothing else::
 
-    mixedfx.json        the manifest: format name, version and model kind, the
-                        model's scalars and design (formula as text, its learned
-                        state as plain numbers and strings, terms and their
-                        sizes, the block layout), the size
+    mixedfx.json        the manifest: format name, version and model kind
+                        (``lmm`` or ``glmm``), the model's scalars (a GLMM's
+                        family, link, nAGQ and weights column) and design
+                        (formula as text, its learned state as plain numbers
+                        and strings, terms and their sizes, the block
+                        layout), the size
                         and SHA-256 of every other member, and the SHA-256 of the
                         manifest itself (``sha256``, over its canonical JSON
                         without that key)
@@ -46,7 +48,9 @@ import scipy.sparse as sp
 from . import modelcheck as mc
 from . import modelzip, statecodec
 from .atomicfile import replacing
+from .base import MixedModel
 from .engine.blocks import Blocks, RestTerm
+from .engine.family import make as make_family
 from .engine.optimize import OptSummary
 from .engine.standard import Moments, Standardization, Standardized
 from .errors import DataError, FormulaError, ModelFileError
@@ -56,11 +60,13 @@ from .frame.formula import RandomTerm
 from .frame.levels import as_array
 from .frame.modelmatrix import MatrixSpec
 from .frame.reterm import ReTerm
+from .glmm_model import GeneralizedLinearMixedModel
 from .model import LinearMixedModel
+from .outcome import OutcomeSpec
 
 FORMAT = "mixedfx-model"
-VERSION = 4  # 4: standardized coordinates; 3: kind, levels.json, member sizes, plain state
-KIND = "lmm"  # the kinds this version reads; a GLMM adds its own
+VERSION = 4  # 4: standardized coordinates, kind glmm; 3: kind, levels.json, member sizes
+KINDS = ("lmm", "glmm")  # the kinds of model this version reads
 MANIFEST = "mixedfx.json"
 LEVELS = "levels.json"
 MAX_MANIFEST_BYTES = 4 * 2**20
@@ -91,7 +97,7 @@ def _plain(values: np.ndarray) -> list[Any]:
     return out
 
 
-def _arrays(model: LinearMixedModel) -> dict[str, np.ndarray]:
+def _arrays(model: MixedModel) -> dict[str, np.ndarray]:
     bl = model.blocks
     arrays = {
         "theta": model.theta,
@@ -113,7 +119,8 @@ def _arrays(model: LinearMixedModel) -> dict[str, np.ndarray]:
     for k, (b, c) in enumerate(zip(model.b, model.b_condcov, strict=True)):
         arrays[f"b{k}"] = b
         arrays[f"condcov{k}"] = c
-    arrays |= _standardized_arrays(model.standardized)
+    if isinstance(model, LinearMixedModel):  # a GLMM's coordinates are the user's own
+        arrays |= _standardized_arrays(model.standardized)
     return {name: np.ascontiguousarray(a) for name, a in arrays.items()}
 
 
@@ -130,15 +137,38 @@ def _standardized_arrays(std: Standardized) -> dict[str, np.ndarray]:
     return out | {f"std_b{k}": b for k, b in enumerate(std.b)}
 
 
-def _model_json(model: LinearMixedModel, nnz: int | None) -> dict[str, Any]:
+def kind(model: MixedModel) -> str:
+    """The manifest's ``kind`` of a model: ``"lmm"`` or ``"glmm"``."""
+    return "glmm" if isinstance(model, GeneralizedLinearMixedModel) else "lmm"
+
+
+def _kind_json(model: MixedModel) -> dict[str, Any]:
+    """The fields of the model's kind: an LMM's REML flag, sigma and weights; a GLMM's family."""
+    if isinstance(model, GeneralizedLinearMixedModel):
+        out = model.outcome
+        return {
+            "family": out.family.name,
+            "link": out.family.link.name,
+            "nagq": model.nagq,
+            "weights": out.weights,
+            "trials": out.trials,
+        }
+    assert isinstance(model, LinearMixedModel)
+    return {
+        "reml": model.reml,
+        "sigma": model.sigma,
+        "std_sigma": model.standardized.sigma,
+        "weights": model.weights,
+    }
+
+
+def _model_json(model: MixedModel, nnz: int | None) -> dict[str, Any]:
     spec, bl, opt = model.spec, model.blocks, model.optsummary
     return {
         "formula": spec.formula,
-        "reml": model.reml,
-        "sigma": model.sigma,
+        **_kind_json(model),
         "objective": model.objective,
         "nobs_given": model.nobs_given,
-        "std_sigma": model.standardized.sigma,
         "states": statecodec.encode(spec.states),
         "offset_column": spec.offset_column,
         "fixed_names": list(spec.fixed_names),
@@ -176,7 +206,7 @@ def _model_json(model: LinearMixedModel, nnz: int | None) -> dict[str, Any]:
     }
 
 
-def _levels_json(model: LinearMixedModel) -> bytes:
+def _levels_json(model: MixedModel) -> bytes:
     terms = [
         {
             "keys": _plain(t.keys),
@@ -188,7 +218,7 @@ def _levels_json(model: LinearMixedModel) -> bytes:
     return json.dumps(terms, allow_nan=True).encode()
 
 
-def save(model: LinearMixedModel, path: str | os.PathLike[str], overwrite: bool = True) -> None:
+def save(model: MixedModel, path: str | os.PathLike[str], overwrite: bool = True) -> None:
     """Write ``model`` to ``path`` atomically (a zip of JSON and .npy arrays; see module doc).
 
     With ``overwrite=False`` an existing ``path`` is left alone
@@ -204,9 +234,9 @@ def save(model: LinearMixedModel, path: str | os.PathLike[str], overwrite: bool 
     """
     arrays = _arrays(model)
     nnz = len(arrays["A21_data"]) if "A21_data" in arrays else None
-    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "kind": KIND}
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "kind": kind(model)}
     doc["model"] = _model_json(model, nnz)
-    declared = mc.declared(doc["model"])  # never write a file that load would refuse
+    declared = mc.declared(doc["model"], doc["kind"])  # never write a file load would refuse
     levels = _levels_json(model)
     if len(levels) > _levels_cap(declared):
         raise ModelFileError(
@@ -255,10 +285,10 @@ def _manifest(zf: zipfile.ZipFile) -> dict[str, Any]:
             f"model file format version {version!r} is not supported: this mixedfx "
             f"reads version {VERSION}; {hint}"
         )
-    if doc.get("kind") != KIND:
+    if doc.get("kind") not in KINDS:
         raise ModelFileError(
-            f"model kind {doc.get('kind')!r} is not supported by this mixedfx (it reads "
-            f"{KIND!r} models); upgrade mixedfx"
+            f"model kind {doc.get('kind')!r:.40} is not supported by this mixedfx (it reads "
+            f"{' and '.join(map(repr, KINDS))} models); upgrade mixedfx"
         )
     if doc.get("sha256") != manifest_checksum(doc):
         raise ModelFileError("model file manifest fails its checksum (tampered or corrupted)")
@@ -294,8 +324,8 @@ def _members(zf: zipfile.ZipFile, doc: dict[str, Any], declared: mc.Declared) ->
     return out
 
 
-def load(path: str | os.PathLike[str]) -> LinearMixedModel:
-    """Read a model written by :meth:`LinearMixedModel.save`.
+def load(path: str | os.PathLike[str]) -> LinearMixedModel | GeneralizedLinearMixedModel:
+    """Read a model written by ``save`` (a linear or a generalized linear mixed model).
 
     Raises
     ------
@@ -316,14 +346,14 @@ def load(path: str | os.PathLike[str]) -> LinearMixedModel:
                 raise ModelFileError(f"model file has {len(zf.infolist())} members, too many")
             doc = _manifest(zf)
             d = mc.mapping(doc.get("model"), "model")
-            declared = mc.declared(d)
+            declared = mc.declared(d, doc["kind"])
             members = _members(zf, doc, declared)
             levels = _levels(modelzip.read(zf, LEVELS, *members[LEVELS]), declared)
             arrays = {}
             for a, (dtypes, shape) in declared.arrays.items():
                 blob = modelzip.read(zf, f"arrays/{a}.npy", *members[f"arrays/{a}.npy"])
                 arrays[a] = modelzip.npy(blob, a, dtypes, shape)
-        model = _build(d, declared, levels, arrays)
+        model = _build(d, doc["kind"], declared, levels, arrays)
         mc.check_values(model)
         return model
     except (ModelFileError, MemoryError):
@@ -468,10 +498,11 @@ def _term(t: dict[str, Any], states: dict[str, Any], level: tuple[Any, Any, Any]
 
 def _build(
     d: dict[str, Any],
+    kind: str,
     declared: mc.Declared,
     levels: list[tuple[Any, Any, Any]],
     arrays: dict[str, np.ndarray],
-) -> LinearMixedModel:
+) -> LinearMixedModel | GeneralizedLinearMixedModel:
     """The model from checked manifest fields, levels and arrays."""
     design = _design(d, arrays["kept"], levels)
     terms = design.terms
@@ -496,24 +527,65 @@ def _build(
         A21,
         arrays["A22"],
     )
+    b = [arrays[f"b{k}"] for k in range(len(terms))]
+    condcov = [arrays[f"condcov{k}"] for k in range(len(terms))]
+    objective = mc.number(d.get("objective"), "model.objective")
+    opt = _optsummary(d.get("optsummary"), arrays)
+    weights = _column(d.get("weights"), "model.weights")
+    if kind == "glmm":
+        return GeneralizedLinearMixedModel(
+            design,
+            _outcome(d, weights),
+            declared.nagq,
+            arrays["theta"],
+            arrays["beta"],
+            objective,
+            b,
+            condcov,
+            arrays["vcov_beta"],
+            opt,
+            blocks,
+            None,
+            None,
+            None,
+            None,
+            d["nobs_given"],
+        )
     return LinearMixedModel(
         design,
         mc.flag(d.get("reml"), "model.reml"),
         arrays["theta"],
         arrays["beta"],
         mc.number(d.get("sigma"), "model.sigma", positive=True),
-        mc.number(d.get("objective"), "model.objective"),
-        [arrays[f"b{k}"] for k in range(len(terms))],
-        [arrays[f"condcov{k}"] for k in range(len(terms))],
+        objective,
+        b,
+        condcov,
         arrays["vcov_beta"],
-        _optsummary(d.get("optsummary"), arrays),
+        opt,
         blocks,
         None,
         None,
         None,
         d["nobs_given"],
+        weights,
         standardized=_standardized(d, design, blocks.n - d["nobs_given"], arrays),
     )
+
+
+def _column(value: Any, field: str) -> str | None:
+    """A column name, or None, from the file."""
+    return None if value is None else mc.text(value, field)
+
+
+def _outcome(d: dict[str, Any], weights: str | None) -> OutcomeSpec:
+    """A GLMM's family and link, weights column and how its weights count."""
+    name = mc.text(d.get("family"), "model.family")
+    link = mc.text(d.get("link"), "model.link")
+    try:
+        family = make_family(name, link)
+    except ValueError as exc:
+        raise mc.bad("model.family and model.link", f"are not a family and link: {exc}") from exc
+    return OutcomeSpec(family, weights, mc.flag(d.get("trials"), "model.trials"))
 
 
 def _standardized(

@@ -14,7 +14,8 @@ effects, ``inc``/``om`` the included and omitted columns of a term):
   level is new (their effect is unknown: prior variance).
 * ``"prediction"``: the confidence variance, plus ``z_om' Sigma_t z_om`` for
   omitted effects (e.g. all of them with ``re="none"``), the rest of
-  ``z' Sigma_t z`` for new levels, and ``sigma^2`` for the new observation.
+  ``z' Sigma_t z`` for new levels, and the model's ``residual_variance``
+  (``sigma^2``) for the new observation.
 
 Intervals are ``fit +/- z_(1+level)/2 * se`` with normal quantiles.
 """
@@ -34,7 +35,7 @@ from .errors import DataError, MixedFXWarning
 from .frame import rows as rows_mod
 
 if TYPE_CHECKING:
-    from .model import LinearMixedModel
+    from .base import MixedModel
 
 NEW_LEVELS = ("population", "nan", "error")
 
@@ -92,7 +93,7 @@ class PredictionInfo:
 
 
 def predict(
-    model: LinearMixedModel,
+    model: MixedModel,
     newdata: pd.DataFrame | None = None,
     re: str | None = "all",
     new_levels: str = "population",
@@ -103,6 +104,7 @@ def predict(
     return_info: bool = False,
     rows: rows_mod.Rows | None = None,
     quiet: bool = False,
+    stacklevel: int = 3,
 ) -> Any:
     """See :meth:`mixedfx.LinearMixedModel.predict`.
 
@@ -110,7 +112,9 @@ def predict(
     which is passed only to check that newdata uses its groups. ``rows``:
     ``newdata``'s model matrices when already built under this model's design
     (many predictions of the same rows); ``quiet``: no warnings about new
-    levels, given groups or missing predictors (the caller has warned).
+    levels, given groups or missing predictors (the caller has warned);
+    ``stacklevel``: of those warnings, counted from here (3: the user's call of
+    a model's ``predict``).
     """
     if new_levels not in NEW_LEVELS:
         raise ValueError(f"new_levels must be one of {NEW_LEVELS}, got {new_levels!r}")
@@ -148,9 +152,9 @@ def predict(
         bad |= r.missing_effects(k, mask)
     # after the loop: with new_levels="error" an unseen level has raised, without a warning
     if not quiet:
-        rows_mod.warn_unseen(spec, newdata, r, masks, stacklevel=3)
+        rows_mod.warn_unseen(spec, newdata, r, masks, stacklevel=stacklevel)
     if given is not None and n and not quiet:
-        warn_unused_given(spec, given, r.codes, masks, stacklevel=3)
+        warn_unused_given(spec, given, r.codes, masks, stacklevel=stacklevel)
     fit = np.where(bad, np.nan, fit)
     if new_levels == "nan":
         fit = np.where(unknown_used, np.nan, fit)
@@ -159,7 +163,7 @@ def predict(
             f"{int(bad.sum())} row(s) of newdata have missing predictors; their "
             "predictions are NaN",
             MixedFXWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     out: np.ndarray | pd.DataFrame = fit
     if interval is not None:
@@ -175,7 +179,7 @@ def predict(
 
 
 def variance(
-    model: LinearMixedModel,
+    model: MixedModel,
     r: rows_mod.Rows,
     masks: list[np.ndarray],
     interval: str,
@@ -223,5 +227,5 @@ def variance(
         if interval == "prediction":
             var = var + np.where(unseen, full - part_inc, np.einsum("nq,qr,nr->n", om, S, om))
     if interval == "prediction":
-        var = var + model.sigma**2
+        var = var + model.residual_variance
     return np.where(invalid, np.nan, var)

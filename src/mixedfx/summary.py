@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from .base import MixedModel
+    from .glmm_model import GeneralizedLinearMixedModel
     from .model import LinearMixedModel
 
 
@@ -58,6 +60,23 @@ def fixed_effects(m: LinearMixedModel) -> list[str]:
     ]
 
 
+def wald_z(m: MixedModel) -> list[str]:
+    """The fixed-effects table of a GLMM: Wald z tests, as lme4's ``summary(glmer)``."""
+    from scipy.stats import norm  # lazily: importing mixedfx does not import scipy.stats
+
+    se = np.sqrt(np.diag(m.vcov_beta))
+    rows = [["", "Estimate", "Std. Error", "z value", "Pr(>|z|)"]]
+    for name, est, s in zip(m.spec.fixed_names, m.beta, se, strict=True):
+        if s > 0:
+            z = est / s
+            rows.append(
+                [name, f"{est:.4f}", f"{s:.4f}", f"{z:.3f}", _pvalue(2.0 * norm.sf(abs(z)))]
+            )
+        else:
+            rows.append([name, f"{est:.4f}", f"{s:.4f}", "NA", "NA"])
+    return ["Fixed effects:", _table([[r[0], "", *r[1:]] for r in rows])]
+
+
 def render(m: LinearMixedModel) -> str:
     """The summary text: criterion, variance components, fixed effects, flags."""
     kind = "REML" if m.reml else "maximum likelihood"
@@ -66,8 +85,35 @@ def render(m: LinearMixedModel) -> str:
     lines.append(
         f"{crit}: {m.objective:.4f}   logLik: {m.loglik:.4f}   AIC: {m.aic:.4f}   BIC: {m.bic:.4f}"
     )
-    lines.append("")
-    lines.append("Random effects:")
+    return "\n".join(lines + _body(m, fixed_effects(m)))
+
+
+def render_glmm(m: GeneralizedLinearMixedModel) -> str:
+    """The summary of a GLMM: family, -2 log L, variance components, Wald z tests, flags."""
+    if m.nagq == 0:
+        how = "maximum likelihood (nAGQ = 0: fixed effects in penalized IRLS)"
+    elif m.nagq == 1:
+        how = "maximum likelihood (Laplace approximation)"
+    else:
+        how = f"maximum likelihood (adaptive Gauss-Hermite quadrature, nAGQ = {m.nagq})"
+    lines = [
+        f"Generalized linear mixed model fit by {how}",
+        f"Family: {m.family.name} ( {m.family.link.name} )",
+        f"Formula: {m.spec.formula}",
+    ]
+    columns = {"weights": m.outcome.weights, "offset": m.spec.offset_column}
+    lines += [f"{k}: {v}" for k, v in columns.items() if v is not None]
+    lines += [
+        "",
+        f"-2 log L: {m.objective:.4f}   logLik: {m.loglik:.4f}   AIC: {m.aic:.4f}   "
+        f"BIC: {m.bic:.4f}",
+    ]
+    return "\n".join(lines + _body(m, wald_z(m)))
+
+
+def _body(m: MixedModel, fixed: list[str]) -> list[str]:
+    """Variance components, the fixed-effects table ``fixed`` and the flags."""
+    lines = ["", "Random effects:"]
     rows = [["Groups", "Name", "Variance", "Std.Dev.", "Corr"]]
     vc = m.varcorr
     for _, r in vc[vc["term2"].isna()].iterrows():
@@ -92,11 +138,11 @@ def render(m: LinearMixedModel) -> str:
             "(parameters and criterion are the fit's)"
         )
     lines.append("")
-    lines.extend(fixed_effects(m))
+    lines.extend(fixed)
     if m.spec.dropped:
         lines.append(f"fixed-effect columns dropped as rank deficient: {list(m.spec.dropped)}")
     if m.singular:
         lines.append("boundary (singular) fit: a variance is zero or a correlation is +/-1")
     if not m.converged:
         lines.append(f"optimizer did not converge: {m.optsummary.status}")
-    return "\n".join(lines)
+    return lines

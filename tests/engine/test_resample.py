@@ -12,7 +12,7 @@ from mixedfx.engine import blocks as blocks_mod
 from mixedfx.engine import resample
 from mixedfx.engine.objective import Objective
 from mixedfx.engine.optimize import fit_theta
-from mixedfx.engine.profiling import hold_fixed
+from mixedfx.engine.profiling import hold_fixed, hold_linear
 from mixedfx.fit import learn_design
 from tolerance import REORDERED, assert_close
 
@@ -44,6 +44,26 @@ def test_hold_fixed_equals_an_offset_response() -> None:
     # products with G^-1): rounding relative to the largest cross-products, not elementwise
     assert_close(held.A22, formed.A22, REORDERED)
     assert_close(held.A21, formed.A21, REORDERED)
+
+
+def test_hold_linear_is_the_constraint_whichever_element_it_eliminates() -> None:
+    # beta_0 + 3 beta_1 = 5 eliminates beta_1 (the larger coefficient): with
+    # beta_1 = (5 - beta_0) / 3, y - 5 x / 3 on the column 1 - x / 3 alone
+    df = mfx.datasets.load("sleepstudy")
+    m = fit_case("sleepstudy_ml")
+    held = hold_linear(m.user_blocks, np.array([1.0, 3.0]), 5.0)
+    c = m.standardized.coords.y_centre
+    data = df.assign(y=df.Reaction - 5.0 * df.Days / 3.0, x=1.0 - df.Days / 3.0)
+    _, arrays = learn_design("y ~ 0 + x + (Days | Subject)", data)
+    formed = blocks_mod.form(arrays.X, arrays.y - c, arrays.codes, arrays.M, [18])
+    assert_close(held.A22, formed.A22, REORDERED)  # as above: sums of a few products
+    assert_close(held.A21, formed.A21, REORDERED)
+    # the same constraint scaled is the same system
+    twice = hold_linear(m.user_blocks, np.array([2.0, 6.0]), 10.0)
+    theta = m.theta
+    a = Objective(held, m.spec.layout, reml=False)(theta)
+    b = Objective(twice, m.spec.layout, reml=False)(theta)
+    assert a == pytest.approx(b, rel=1e-12)  # the same numbers up to a division's rounding
 
 
 @pytest.mark.parametrize("seed", range(8))

@@ -111,3 +111,17 @@ def test_parameter_maps_invert() -> None:
     G = coords.xy.matrix()[:-1, :-1]
     want = coords.y_scale * G @ beta_s + coords.y_centre * np.array([1.0, 0, 0])
     np.testing.assert_allclose(coords.beta(beta_s), want, rtol=1e-14)
+
+
+def test_signed_factors_are_smooth_through_a_zero_diagonal() -> None:
+    """signed_Ts is Ts for a positive diagonal, and linear in T_s,22 through 0 (q = 2)."""
+    coords = coords_of(rows(200, 2, offset=1e3))
+    T1 = np.array([[1.3]])
+    Ts = [np.array([[0.8, 0.0], [-0.3, 0.4]]), T1]
+    for a, b in zip(coords.signed_Ts(Ts), coords.Ts(Ts), strict=True):
+        np.testing.assert_array_equal(a, b)  # the same function on the same inputs
+    # L_22 = det(G T_s) / L_11, with L_11 independent of T_s,22: odd and linear in it
+    L = [coords.signed_Ts([np.array([[0.8, 0.0], [-0.3, t]]), T1])[0] for t in (-0.1, 0.0, 0.1)]
+    np.testing.assert_allclose(L[0][1, 1], -L[2][1, 1], rtol=1e-12)
+    assert L[1][1, 1] == 0.0
+    np.testing.assert_allclose(L[0][:, 0], L[2][:, 0], rtol=1e-12)

@@ -7,12 +7,11 @@ So ``Reaction + c`` gives what ``Reaction`` gives, for ``c`` up to 1e10 sd: each
 fit of the shifted data is compared with the fit of the same numbers shifted back
 (the data's rounding is not counted), to the brief's 1e-8.
 
-Kenward-Roger is computed in the standardized coordinates themselves (a linear
-reparameterisation it does not see), so shifted and rescaled predictors and
-random slopes leave it unchanged too. Satterthwaite's df and the profiles are
-lmerTest's and lme4's functions of theta in the user's parameterisation, which
-a shifted or rescaled random-slope column makes ill-conditioned (not tested
-here; see the numerics notes in the merge report).
+Kenward-Roger and Satterthwaite are computed in the standardized coordinates
+themselves and mapped back exactly (a linear map of beta; for Satterthwaite,
+the user's Hessian of the variance parameters by the chain rule), so shifted
+and rescaled predictors and random slopes leave them unchanged too. So do the
+profiles, whose deviances and free parameters are the standardized ones.
 """
 
 from __future__ import annotations
@@ -23,7 +22,9 @@ import pytest
 
 import mixedfx as mfx
 from conftest import quiet_fit
+from mixedfx.inference.confint import estimates
 from mixedfx.inference.kenward_roger import kenward_roger
+from mixedfx.inference.varpar import refit
 
 RTOL = 1e-8  # the fits agree to ~1e-10 in theta; Hessians are differenced to ~1e-10
 FORMULA = "Reaction ~ Days + (Days | Subject)"
@@ -101,3 +102,50 @@ def test_kenward_roger_with_a_shifted_random_slope(s: float, c: float) -> None:
     # slope's when c = 1e6); the slope's own se is compared above
     got = kenward_roger(m).phi_adj
     np.testing.assert_allclose(got, want, rtol=RTOL, atol=RTOL * abs(want).max())
+
+
+SLOPES = [(1.0, 1e3), (1.0, 1e6), (1e4, 0.0), (1e-4, 0.0)]
+
+
+@pytest.mark.parametrize(("s", "c"), SLOPES)
+def test_satterthwaite_with_a_shifted_random_slope(s: float, c: float) -> None:
+    """``Days * s + c`` in the fixed part and the random slope: the same df and t.
+
+    The df is a function of the standardized fit alone (the same numbers up to
+    the data's rounding, ~1e-10 in theta) and of ``L A``, which for the unit
+    contrasts is the same up to the map's rounding: 1e-8 relative (seen: 1e-10).
+    """
+    data = SLEEP.assign(Days=SLEEP["Days"] * s + c)
+    back = data.assign(Days=(data["Days"] - c) / s)
+    a = quiet_fit(FORMULA, data).coef_table("satterthwaite")
+    b = quiet_fit(FORMULA, back).coef_table("satterthwaite")
+    close(a["df"], b["df"])
+    close(a["t"].iloc[1], b["t"].iloc[1])
+    close(a["se"].iloc[1], b["se"].iloc[1] / s)
+
+
+@pytest.mark.parametrize(("s", "c"), SLOPES)
+def test_profile_intervals_with_a_shifted_random_slope(s: float, c: float) -> None:
+    """``Days * s + c`` in a random slope: the profiles run in the standardized coordinates.
+
+    The slope's sd and fixed effect map by ``1 / s``, sigma is unchanged; the
+    intercept's sd and correlation are those of the intercept at ``Days = -c``
+    (equal for a scale alone). The ends are located to 1e-9 of the estimate and
+    each profile point minimised to 1e-10 in the deviance: 1e-8 relative (seen:
+    1.5e-10).
+    """
+    data = SLEEP.assign(Days=SLEEP["Days"] * s + c)
+    back = data.assign(Days=(data["Days"] - c) / s)
+    m = quiet_fit(FORMULA, data)
+    a, b = m.confint("profile"), quiet_fit(FORMULA, back).confint("profile")
+    close(a.loc["sd_Days|Subject"], b.loc["sd_Days|Subject"] / s)
+    close(a.loc["Days"], b.loc["Days"] / s)
+    close(a.loc["sigma"], b.loc["sigma"])
+    rows = ["sd_(Intercept)|Subject", "cor_Days.(Intercept)|Subject", "(Intercept)"]
+    if c == 0.0:
+        close(a.loc[rows], b.loc[rows])
+    else:  # the intercept far from the data: an interval about the ML estimate
+        hat = pd.Series(estimates(refit(m, reml=False)), index=a.index)
+        for row in rows:
+            assert a.loc[row, "lower"] <= hat[row] <= a.loc[row, "upper"]
+        assert -1.0 <= a.loc[rows[1], "lower"] and a.loc[rows[1], "upper"] < 0.0

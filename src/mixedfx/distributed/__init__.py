@@ -52,17 +52,18 @@ def lmm(
 
 
 def predict(
-    model: LinearMixedModel,
+    model: Any,
     newdata: Any,
     re: str | None,
     new_levels: str,
     interval: str | None,
     level: float,
+    kind: str | None = None,
 ) -> Any:
-    """:meth:`LinearMixedModel.predict` on a Dask frame: lazy, partition by partition."""
+    """``predict`` on a Dask frame: lazy, partition by partition (``kind``: a GLMM's type)."""
     from .score import predict as dask_predict
 
-    return dask_predict(model, newdata, re, new_levels, interval, level)
+    return dask_predict(model, newdata, re, new_levels, interval, level, kind)
 
 
 def condition(model: LinearMixedModel, given: Any) -> LinearMixedModel:

@@ -30,6 +30,7 @@ from ..condition import check_complete, conditioned, given_blocks
 from ..engine import blocks as blocks_mod
 from ..errors import MixedFXWarning
 from ..frame import rows as rows_mod
+from ..glmm_predict import predict as predict_glmm
 from ..predict import predict as predict_frame
 from .learn import memory_dtypes
 from .run import compute, per_partition, tree_reduce
@@ -38,8 +39,8 @@ if TYPE_CHECKING:
     from ..model import LinearMixedModel
 
 
-def slim(model: LinearMixedModel, interval: str | None) -> LinearMixedModel:
-    """A copy of the model with what prediction needs and no cross-product blocks."""
+def slim(model: Any, interval: str | None) -> Any:
+    """A copy of the model (LMM or GLMM) with what prediction needs and no cross-product blocks."""
     bl = model.blocks
     empty = np.empty((0, 0))
     light = blocks_mod.Blocks(
@@ -48,39 +49,49 @@ def slim(model: LinearMixedModel, interval: str | None) -> LinearMixedModel:
     out = dataclasses.replace(
         model, blocks=light, fitted_values=None, response_values=None, data=None
     )
+    if hasattr(out, "weight_values"):  # a GLMM's training weights: not needed either
+        out = dataclasses.replace(out, weight_values=None)
     if interval is not None:
         pe = copy.copy(model.prediction_error())
-        pe.f = None  # type: ignore[assignment]  # the factor was only needed to build it
+        pe.f = None  # the factor was only needed to build it
         out.__dict__["_prediction_error"] = pe  # prediction_error()'s cache, filled in
     return out
 
 
 def _predict_part(
     part: pd.DataFrame,
-    model: LinearMixedModel,
+    model: Any,
     re: str | None,
     new_levels: str,
     interval: str | None,
     level: float,
+    kind: str | None = None,
 ) -> pd.Series | pd.DataFrame:
+    """One partition's predictions (``kind``: a GLMM's ``type``; None for an LMM)."""
     part = memory_dtypes(part)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixedFXWarning)
-        out = predict_frame(model, part, re, new_levels, interval, level)
+        if kind is None:
+            out = predict_frame(model, part, re, new_levels, interval, level)
+        else:
+            out = predict_glmm(model, part, re, new_levels, interval, level, kind)
     if isinstance(out, pd.DataFrame):
         return out
     return pd.Series(out, index=part.index, name="fit")
 
 
 def predict(
-    model: LinearMixedModel,
+    model: Any,
     ddf: Any,
     re: str | None = "all",
     new_levels: str = "population",
     interval: str | None = None,
     level: float = 0.95,
+    kind: str | None = None,
 ) -> Any:
     """Lazy predictions for the rows of a Dask frame (see :meth:`LinearMixedModel.predict`).
+
+    ``kind`` is a GLMM's ``type`` (``"response"`` or ``"link"``); None for an LMM.
 
     Returns
     -------
@@ -88,11 +99,19 @@ def predict(
     columns ``fit, se, lower, upper``, partitioned and indexed as ``ddf``.
     """
     small = slim(model, interval)
-    meta = _predict_part(ddf._meta, small, re, new_levels, interval, level)  # validates
+    meta = _predict_part(ddf._meta, small, re, new_levels, interval, level, kind)  # validates
     model.spec.X(memory_dtypes(ddf._meta))  # a missing fixed-effects column, named now
     model_d = dask.delayed(small, traverse=False)
     return ddf.map_partitions(
-        _predict_part, model_d, re, new_levels, interval, level, meta=meta, align_dataframes=False
+        _predict_part,
+        model_d,
+        re,
+        new_levels,
+        interval,
+        level,
+        kind,
+        meta=meta,
+        align_dataframes=False,
     )
 
 

@@ -154,6 +154,7 @@ def form(
     Ms: tuple[np.ndarray, ...],
     nlevels: list[int],
     first: int | None = None,
+    weights: np.ndarray | None = None,
 ) -> Blocks:
     """Form the blocks from the training arrays.
 
@@ -166,6 +167,8 @@ def form(
     nlevels : per term, number of levels
     first : int, optional
         Force the first term (to match the layout of other blocks).
+    weights : ndarray, shape (n,), optional
+        Row weights ``w``: the blocks of ``W^(1/2) [Z X y]``, i.e. ``[Z X y]' W [Z X y]``.
     """
     n, p = X.shape
     chosen, rest_idx = engine_order([(nlevels[t], Ms[t].shape[1]) for t in range(len(Ms))])
@@ -174,12 +177,14 @@ def form(
     first = chosen if first is None else first
     c0, M0, l0 = codes[first], Ms[first], nlevels[first]
     q0 = M0.shape[1]
+    wM0 = M0 if weights is None else M0 * weights[:, None]
     A11 = np.empty((l0, q0, q0))
     for i in range(q0):
         for j in range(i, q0):
-            A11[:, i, j] = np.bincount(c0, weights=M0[:, i] * M0[:, j], minlength=l0)
+            A11[:, i, j] = np.bincount(c0, weights=wM0[:, i] * M0[:, j], minlength=l0)
             A11[:, j, i] = A11[:, i, j]
     Xy = np.column_stack([X, y])
+    wXy = Xy if weights is None else Xy * weights[:, None]
     rest, offset = [], 0
     for t in rest_idx:
         rest.append(RestTerm(t, offset, nlevels[t], Ms[t].shape[1]))
@@ -189,14 +194,19 @@ def form(
     xy_z0 = np.empty((p + 1, l0, q0))
     for k in range(q0):
         for j in range(p + 1):
-            xy_z0[j, :, k] = np.bincount(c0, weights=Xy[:, j] * M0[:, k], minlength=l0)
+            xy_z0[j, :, k] = np.bincount(c0, weights=Xy[:, j] * wM0[:, k], minlength=l0)
     xy_z0 = xy_z0.reshape(p + 1, l0 * q0)
     if not rest:
         A21: np.ndarray | sp.csr_matrix = xy_z0
-        A22 = Xy.T @ Xy
+        A22 = wXy.T @ Xy
     else:
-        Zr = sp.hstack([term_matrix(codes[t.term], Ms[t.term], t.nlevels) for t in rest]).tocsc()
-        Z0 = term_matrix(c0, M0, l0).tocsc()
+        sw = None if weights is None else np.sqrt(weights)[:, None]
+        Mw = [Ms[t.term] if sw is None else Ms[t.term] * sw for t in rest]
+        Zr = sp.hstack(
+            [term_matrix(codes[t.term], M, t.nlevels) for t, M in zip(rest, Mw, strict=True)]
+        ).tocsc()
+        Z0 = term_matrix(c0, M0 if sw is None else M0 * sw, l0).tocsc()
+        Xy = Xy if sw is None else Xy * sw
         zr_z0 = (Zr.T @ Z0).tocsr()
         if m * l0 * q0 <= DENSE_LIMIT:
             A21 = np.vstack([zr_z0.toarray(), xy_z0])

@@ -5,6 +5,10 @@ With ``L`` the factor of :mod:`mixedfx.engine.cholesky`, ``r^2`` the penalized R
 
     ML:   log|L_Z|^2 + n (1 + log(2 pi r^2 / n))
     REML: log|L_Z|^2 + log|L_X|^2 + (n - p)(1 + log(2 pi r^2 / (n - p)))
+
+With prior weights ``w`` (blocks of ``W^(1/2) [Z X y]``) both subtract
+``sum log w``, the log-determinant of the weights in the likelihood of
+``y ~ N(X beta + Z b, sigma^2 W^-1)`` (lme4's ``lmerResp::Laplace``).
 """
 
 from __future__ import annotations
@@ -31,12 +35,17 @@ class Objective:
         Where each element of theta sits in the terms' factors (the design's
         terms, in order).
     reml : bool
+    log_weights : float, default 0
+        ``sum log w`` of the prior weights (0 without weights).
     """
 
-    def __init__(self, blocks: Blocks, layout: ThetaLayout, reml: bool) -> None:
+    def __init__(
+        self, blocks: Blocks, layout: ThetaLayout, reml: bool, log_weights: float = 0.0
+    ) -> None:
         self.blocks = blocks
         self.layout = layout
         self.reml = reml
+        self.log_weights = log_weights
         self.nevals = 0
 
     @functools.cached_property
@@ -157,5 +166,5 @@ class Objective:
         n, p = self.blocks.n, self.blocks.p
         if self.reml:
             dof = n - p
-            return ldz + ldx + dof * (1.0 + math.log(2.0 * math.pi * r2 / dof))
-        return ldz + n * (1.0 + math.log(2.0 * math.pi * r2 / n))
+            return ldz + ldx + dof * (1.0 + math.log(2.0 * math.pi * r2 / dof)) - self.log_weights
+        return ldz + n * (1.0 + math.log(2.0 * math.pi * r2 / n)) - self.log_weights

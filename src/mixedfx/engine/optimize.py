@@ -80,6 +80,8 @@ def minimize(
     xtol_abs: float = 1e-8,
     ftol_abs: float = 1e-8,
     maxeval: int = 100_000,
+    step: np.ndarray | None = None,
+    ftol_rel: float = 0.0,
 ) -> OptSummary:
     """Minimise ``fun`` from ``start`` subject to ``theta >= lower``.
 
@@ -95,6 +97,10 @@ def minimize(
     ----------
     fun : callable, theta (k,) -> float
     start, lower : ndarray, shape (k,)
+    step : ndarray, shape (k,), optional
+        BOBYQA's initial step per coordinate (NLopt's default otherwise).
+    ftol_rel : float
+        NLopt's relative tolerance on the objective (0: none).
     """
     k = len(start)
     scale = max(1.0, float(np.abs(start).max(initial=0.0)))
@@ -113,7 +119,10 @@ def minimize(
     opt.set_lower_bounds(lower.tolist())
     opt.set_xtol_abs(xtol_abs)
     opt.set_ftol_abs(ftol_abs)
+    opt.set_ftol_rel(ftol_rel)
     opt.set_maxeval(maxeval)
+    if step is not None:
+        opt.set_initial_step(np.asarray(step, dtype=float).tolist())
     try:
         opt.optimize(begin.astype(float))
         code = opt.last_optimize_result()

@@ -244,6 +244,20 @@ class Standardization:
         terms = tuple(Moments.of(M, w) for M, w in zip(Ms, term_weights, strict=True))
         return cls(xy, terms)
 
+    @classmethod
+    def identity(cls, n: int, p: int, qs: tuple[int, ...] | list[int]) -> Standardization:
+        """The user's own coordinates (``G = I`` everywhere): for fits that are not standardized.
+
+        ``n`` rows, ``p`` fixed effects, ``q_t`` columns per term. A GLMM's
+        penalized IRLS runs on the raw columns, so its estimates are their
+        own "standardized" ones and every map here is the identity.
+        """
+
+        def unit(k: int) -> Moments:
+            return Moments(n, None, np.zeros(k), np.ones(k))
+
+        return cls(unit(p + 1), tuple(unit(q) for q in qs))
+
     def merge(self, other: Standardization) -> Standardization:
         """The coordinates of both sets of rows."""
         terms = tuple(a.merge(b) for a, b in zip(self.terms, other.terms, strict=True))
@@ -337,6 +351,18 @@ class Standardization:
             for m, T in zip(self.terms, Ts_s, strict=True)
         ]
 
+    def signed_Ts(self, Ts_s: list[np.ndarray]) -> list[np.ndarray]:
+        """:meth:`Ts` with each column's sign that of ``T_s``'s diagonal: smooth in ``T_s``.
+
+        ``L S`` (``S`` the signs of ``diag T_s``, + for 0) has ``L S (L S)' =
+        L L'``; where every diagonal of ``T_s`` is positive it is :meth:`Ts`.
+        A diagonal that crosses 0 (a variance at its bound) moves ``L``'s
+        smoothly through 0 instead of folding it (``L_22 = det / L_11``), so
+        this map can be differentiated there (Satterthwaite's chain rule).
+        """
+        out = self.Ts(Ts_s)
+        return [L * np.where(np.diag(T) < 0.0, -1.0, 1.0) for L, T in zip(out, Ts_s, strict=True)]
+
     def fit_Ts(self, Ts: list[np.ndarray]) -> list[np.ndarray]:
         """The standardized relative factors from the user's (the inverse of :meth:`Ts`)."""
         return [
@@ -349,6 +375,10 @@ class Standardization:
     def theta(self, layout: ThetaLayout, theta_s: np.ndarray) -> np.ndarray:
         """The user's theta from the standardized one (:meth:`Ts`), shape (ntheta,)."""
         return layout.theta(self.Ts(layout.Ts(theta_s)))
+
+    def signed_theta(self, layout: ThetaLayout, theta_s: np.ndarray) -> np.ndarray:
+        """The user's theta from the standardized one by :meth:`signed_Ts`, shape (ntheta,)."""
+        return layout.theta(self.signed_Ts(layout.Ts(theta_s)))
 
     def fit_theta(self, layout: ThetaLayout, theta: np.ndarray) -> np.ndarray:
         """The standardized theta from the user's (:meth:`fit_Ts`), shape (ntheta,)."""

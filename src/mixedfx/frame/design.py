@@ -169,14 +169,15 @@ class DesignSpec:
             out = out + ev.numeric(Name(self.offset_column))
         return out
 
-    def response_values(self, data: pd.DataFrame) -> np.ndarray:
+    def response_values(self, data: pd.DataFrame, binary: bool = False) -> np.ndarray:
         """The response of each row, shape (n,), or (n, 2) for ``cbind(successes, failures)``.
 
-        NaN where missing; a missing or non-numeric column is a DataError.
+        NaN where missing; a missing or non-numeric column is a DataError, and
+        so is a boolean column unless ``binary`` (a GLMM's 0/1 outcome).
         """
         lhs = self.parsed.lhs
         if isinstance(lhs, Name):
-            return response(data, lhs.id)
+            return response(data, lhs.id, binary=binary)
         check_columns(data, syntax.names(lhs), "response")
         ev = Evaluator(data, self.states)
         if self.parsed.two_column:
@@ -234,14 +235,16 @@ def check_columns(data: pd.DataFrame, names: list[str], what: str) -> None:
         )
 
 
-def response(data: pd.DataFrame, name: str) -> np.ndarray:
+def response(data: pd.DataFrame, name: str, binary: bool = False) -> np.ndarray:
     """A response column as a float vector, shape (n,), NaN where missing.
 
-    A boolean one is refused (binary data), as is one that is not numeric.
+    A column that is not numeric is refused, and so is a boolean one unless
+    ``binary`` (a GLMM's outcome: True is 1); a linear model of binary data
+    is a mistake.
     """
     check_columns(data, [name], "response")
     col = data[name]
-    if pd.api.types.is_bool_dtype(col):
+    if pd.api.types.is_bool_dtype(col) and not binary:
         raise DataError(
             f"response {name!r} is boolean: a linear mixed model would treat it as a "
             "number; fit binary outcomes with mfx.glmm(formula, data, family='binomial')"
@@ -334,8 +337,9 @@ def learn(
     offset : str, optional
         A column of ``data`` added to the linear predictor.
     two_column : bool, default False
-        Accept a ``cbind(successes, failures)`` response (GLMMs): the
-        arrays' ``y`` then has shape (n, 2) and holds the response itself.
+        Accept a ``cbind(successes, failures)`` response and a boolean one
+        (GLMMs): the arrays' ``y`` then has shape (n, 2) for ``cbind`` and
+        holds the response itself.
 
     Returns
     -------
@@ -367,7 +371,7 @@ def learn(
     design = DesignSpec(
         formula, parsed, fixed, everything, tuple(names_), (), tuple(terms), states, offset
     )
-    rows = rows_mod.build(design, data, response=True)
+    rows = rows_mod.build(design, data, response=True, binary=two_column)
     check_training(rows_mod.Tally.of(rows), design)
     kept, dropped = drop_dependent(
         intercept.standardized(rows.X, names_, fixed), names_, stacklevel=4

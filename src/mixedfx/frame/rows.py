@@ -108,7 +108,9 @@ class Rows:
         return ~np.isfinite(M).all(axis=1)
 
 
-def build(spec: DesignSpec, data: pd.DataFrame, response: bool = False) -> Rows:
+def build(
+    spec: DesignSpec, data: pd.DataFrame, response: bool = False, binary: bool = False
+) -> Rows:
     """The model rows of ``data`` (a pandas frame, see :mod:`mixedfx.frames`) under a design.
 
     The one function from a frame to rows: training (:func:`mixedfx.frame.design.learn`),
@@ -120,6 +122,9 @@ def build(spec: DesignSpec, data: pd.DataFrame, response: bool = False) -> Rows:
     data : DataFrame, shape (n, ...)
     response : bool, default False
         Also read the response (``Rows.y``).
+    binary : bool, default False
+        Accept a boolean response (a GLMM's outcome, True is 1); a linear
+        model refuses one.
 
     Raises
     ------
@@ -130,7 +135,7 @@ def build(spec: DesignSpec, data: pd.DataFrame, response: bool = False) -> Rows:
     needed = [c for t in spec.terms for c in (*t.term.factors, *t.data_columns())]
     design_mod.check_columns(data, list(dict.fromkeys(needed)), "model")
     n = len(data)
-    y = spec.response_values(data) if response else None
+    y = spec.response_values(data, binary=binary) if response else None
     X = spec.X(data) if n else np.empty((0, len(spec.fixed_names)))
     found = [t.lookup(data) for t in spec.terms]
     M = tuple(t.model_matrix(data) if n else np.empty((0, t.q)) for t in spec.terms)

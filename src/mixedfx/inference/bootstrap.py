@@ -39,6 +39,8 @@ from ..engine.layout import ThetaLayout
 from ..engine.sdcor import to_sdcor
 from ..engine.standard import Standardization
 from ..errors import DataError
+from ..frame import rows as rows_mod
+from .scope import require_unweighted
 from .simulate import RANEF, Simulator, simulator
 from .varpar import fit_objective
 
@@ -174,12 +176,13 @@ def problem(model: LinearMixedModel, ranef: str) -> Problem:
         [np.ones(t.q) if t.scales is None else t.scales for t in spec.terms]
     )
     assert model.data is not None  # simulator() has checked
-    Zs = [  # the standardized Z of the training rows (their levels are the model's)
-        term_matrix(t.codes(model.data), coords.z_rows(k, t.model_matrix(model.data)), t.nlevels)
+    r = rows_mod.build(spec, model.data)  # the training rows: every level is the model's
+    Zs = [
+        term_matrix(r.codes[k], coords.z_rows(k, r.M[k]), t.nlevels)
         for k, t in enumerate(spec.terms)
     ]
     Zr = sp.hstack([Zs[t.term] for t in bl.rest]).tocsr() if bl.rest else None
-    X = coords.x_rows(spec.X(model.data))
+    X = coords.x_rows(r.X)
     sim = dataclasses.replace(sim, mean=coords.y_scale * (X @ std.beta))  # X beta - c
     return Problem(
         bl, spec.layout, model.reml, coords, scales, std.theta, sim, Zs[bl.first], Zr, X, ranef
@@ -229,6 +232,7 @@ def bootstrap(
     ranef: str = "sample",
 ) -> BootstrapResult:
     """See :meth:`mixedfx.LinearMixedModel.bootstrap`."""
+    require_unweighted(model, "bootstrap")
     from .confint import parameter_names
 
     if ranef not in RANEF:

@@ -16,6 +16,7 @@ from scipy.stats import t as student_t
 
 from .kenward_roger import kenward_roger, kenward_roger_df
 from .satterthwaite import satterthwaite_df
+from .scope import require_lmm, require_unweighted
 
 if TYPE_CHECKING:
     from ..model import LinearMixedModel
@@ -31,11 +32,13 @@ def coef_table(model: LinearMixedModel, ddf: str = "satterthwaite") -> pd.DataFr
     ValueError
         For an unknown ``ddf``, or ``"kenward-roger"`` on an ML fit.
     """
+    require_lmm(model, "coef_table")
     if ddf not in DDF:
         raise ValueError(f"ddf must be one of {DDF}, got {ddf!r}")
     p = len(model.beta)
     eye = np.eye(p)
     if ddf == "kenward-roger":
+        require_unweighted(model, "coef_table(ddf='kenward-roger')")
         se = np.sqrt(np.diag(kenward_roger(model).phi_adj))
         df = kenward_roger_df(model, eye) if p else np.zeros(0)
     else:

@@ -21,6 +21,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from ..engine.sdcor import to_sdcor
+from .scope import require_lmm, require_unweighted
 
 if TYPE_CHECKING:
     from ..model import LinearMixedModel
@@ -53,8 +54,11 @@ def confint(
     bootstrap: BootstrapResult | None = None,
 ) -> pd.DataFrame:
     """Confidence intervals: DataFrame indexed by parameter with columns ``lower, upper``."""
+    require_lmm(model, "confint")
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method != "wald":
+        require_unweighted(model, f"confint(method={method!r})")
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be between 0 and 1, got {level!r}")
     names = parameter_names(model)

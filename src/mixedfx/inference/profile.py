@@ -13,9 +13,14 @@ through a grid of profile points instead; the two agree to its spline's
 accuracy). Variance parameters are on lme4's sd/cor scale
 (:mod:`mixedfx.engine.sdcor`; ``sigma`` explicit), each other parameter free
 within its bounds (sd >= 0, |cor| <= 1); fixed effects are held through the
-response (:func:`mixedfx.engine.profiling.hold_fixed`), with theta free and
-sigma profiled. An end that the profile does not reach before a bound
-(an sd of 0, a correlation of +/-1) is that bound.
+response (:func:`mixedfx.engine.profiling.hold_linear`), with theta free and
+sigma profiled. Every deviance is evaluated in the fit's standardized
+coordinates (:mod:`mixedfx.engine.standard`), and the free parameters are
+standardized ones (:mod:`mixedfx.inference.variance_path`), so shifted or
+rescaled columns, also in a random slope, neither cancel nor make the
+minimisation ill-conditioned. An end that the profile
+does not reach before a bound (an sd of 0, a correlation of +/-1) is that
+bound.
 """
 
 from __future__ import annotations
@@ -29,81 +34,43 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from ..engine import varpar as engine_varpar
 from ..engine.objective import Objective
 from ..engine.optimize import minimize
-from ..engine.profiling import hold_fixed
-from ..engine.sdcor import from_sdcor, to_sdcor
+from ..engine.profiling import hold_linear
+from .variance_path import VariancePath
 from .varpar import fit_objective, refit
 
 if TYPE_CHECKING:
     from ..model import LinearMixedModel
 
-PENALTY = 1e10  # deviance where a covariance is not positive semidefinite
-
-
-class VariancePath:
-    """The ML deviance with one sd/cor/sigma parameter held, minimised over the others."""
-
-    def __init__(self, model: LinearMixedModel, obj: Objective) -> None:
-        self.obj, self.layout = obj, model.spec.layout
-        self.psi_hat = to_sdcor(self.layout, model.theta, model.sigma)
-        self.dev_hat = engine_varpar.deviance(obj, model.theta, model.sigma)
-        self.scale = np.maximum(np.abs(self.psi_hat), 1e-3 * model.sigma)
-        diag = np.append(self.layout.diagonal, True)
-        self.is_cor = ~diag
-        self.warm: dict[tuple[int, int], np.ndarray] = {}
-
-    def deviance(self, psi: np.ndarray) -> float:
-        back = from_sdcor(self.layout, psi)
-        if back is None:
-            return self.dev_hat + PENALTY
-        return engine_varpar.deviance(self.obj, back[0], back[1])
-
-    def _full(self, i: int, v: float, free: np.ndarray) -> np.ndarray:
-        """psi with element i at v and the others from optimizer units (cor through tanh)."""
-        rest = np.delete(np.arange(len(self.psi_hat)), i)
-        psi = np.empty(len(self.psi_hat))
-        psi[i] = v
-        cor = self.is_cor[rest]
-        psi[rest] = np.where(cor, np.tanh(free), free * self.scale[rest])
-        return psi
-
-    def profile(self, i: int, v: float, side: int) -> float:
-        """``dev(v) - dev_hat`` with element ``i`` held at ``v``."""
-        rest = np.delete(np.arange(len(self.psi_hat)), i)
-        cor = self.is_cor[rest]
-        start = self.warm.get((i, side))
-        if start is None:
-            hat = self.psi_hat[rest]
-            start = np.where(cor, np.arctanh(np.clip(hat, -0.999, 0.999)), hat / self.scale[rest])
-        lower = np.where(cor, -np.inf, 0.0)
-        opt = minimize(lambda u: self.deviance(self._full(i, v, u)), start, lower, 1e-10, 1e-10)
-        self.warm[(i, side)] = opt.final
-        return opt.fmin - self.dev_hat
-
 
 class FixedPath:
     """The ML deviance with one fixed effect held, minimised over theta (sigma profiled).
 
-    ``obj`` is over the user blocks, whose response is centred on ``c``:
-    their fixed effects are ``beta - c v_X`` (see
-    :attr:`~mixedfx.LinearMixedModel.user_blocks`), so ``beta_j = v`` is
-    held there at ``v - c v_j``.
+    In the fit's standardized coordinates: the user's ``beta = s G_X beta_s
+    + c v_X`` (:mod:`mixedfx.engine.standard`), so ``beta_j = v`` is the
+    linear constraint ``a' beta_s = (v - c v_j) / s`` with ``a`` row j of
+    ``G_X``, held on the standardized blocks
+    (:func:`~mixedfx.engine.profiling.hold_linear`). Theta is the
+    standardized one; the deviance is the standardized one, the user's less
+    a constant.
     """
 
-    def __init__(self, model: LinearMixedModel, obj: Objective) -> None:
-        self.model, self.obj = model, obj
-        self.dev_hat = model.objective
-        coords = model.standardized.coords
+    def __init__(self, model: LinearMixedModel) -> None:
+        std = model.standardized
+        self.theta_hat, self.blocks, self.layout = std.theta, model.blocks, model.spec.layout
+        self.dev_hat = Objective(model.blocks, self.layout, reml=False)(std.theta)
+        coords = std.coords
         v = coords.x_weights
         self.shift = np.zeros(len(model.beta)) if v is None else coords.y_centre * v
+        self.G = coords.xy.matrix()[:-1, :-1]
+        self.s = coords.y_scale
         self.warm: dict[tuple[int, int], np.ndarray] = {}
 
     def profile(self, j: int, v: float, side: int) -> float:
-        held_at = v - self.shift[j]
-        held = Objective(hold_fixed(self.obj.blocks, j, held_at), self.obj.layout, reml=False)
-        start = self.warm.get((j, side), self.model.theta)
+        held_at = (v - self.shift[j]) / self.s
+        held = Objective(hold_linear(self.blocks, self.G[j], held_at), self.layout, reml=False)
+        start = self.warm.get((j, side), self.theta_hat)
         opt = minimize(held, start, held.lower(), 1e-10, 1e-10)
         self.warm[(j, side)] = opt.final
         return opt.fmin - self.dev_hat
@@ -137,22 +104,35 @@ def end(
     return float(brentq(lambda v: excess(v, side) - level, inner, x, xtol=1e-9 * scale))
 
 
+def first_step(var: VariancePath, i: int, hat: float) -> float:
+    """The first step out of ``hat``: a quarter of an sd (floored), 0.1 of a correlation.
+
+    Of a correlation within 0.2 of +/-1, half its distance to the bound
+    (an intercept far from the data has one of -1 + 1e-11, where 0.1 is
+    far outside the interval and a warm start from there is lost).
+    """
+    if not var.is_cor[i]:
+        return 0.25 * max(abs(hat), float(var.floor[i]))
+    gap = 1.0 - abs(hat)
+    return 0.1 if gap <= 0.0 else min(0.1, 0.5 * gap)
+
+
 def profile_intervals(model: LinearMixedModel, level: float) -> tuple[np.ndarray, np.ndarray]:
     """Lower and upper ends for the sd/cor/sigma parameters then the fixed effects."""
+    fit_objective(model)  # refuses a conditioned model
     ml = refit(model, reml=False)
-    obj = fit_objective(ml)
     target = float(norm.ppf(0.5 + level / 2.0))
-    var = VariancePath(ml, obj)
+    var = VariancePath(ml)
     lows, highs = [], []
-    n_var = len(var.psi_hat)
-    for i in range(n_var):
-        hat = var.psi_hat[i]
+    for i, hat in enumerate(var.user_hat):
         bounds = (-1.0, 1.0) if var.is_cor[i] else (0.0, math.inf)
-        step = 0.1 if var.is_cor[i] else 0.25 * max(abs(hat), 1e-3 * ml.sigma)
-        ends = [end(partial(var.profile, i), hat, step, side, target, bounds) for side in (-1, 1)]
+        ends = [
+            end(partial(var.profile, i), hat, first_step(var, i, hat), side, target, bounds)
+            for side in (-1, 1)
+        ]
         lows.append(ends[0])
         highs.append(ends[1])
-    fixed = FixedPath(ml, obj)
+    fixed = FixedPath(ml)
     se = np.sqrt(np.diag(ml.vcov_beta))
     for j, hat in enumerate(ml.beta):
         free = (-math.inf, math.inf)

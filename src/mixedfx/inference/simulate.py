@@ -24,6 +24,7 @@ from ..condition import with_new_levels
 from ..engine.blocks import term_matrix
 from ..errors import DataError
 from ..frame import rows as rows_mod
+from .scope import require_unweighted
 
 if TYPE_CHECKING:
     from ..model import LinearMixedModel
@@ -110,6 +111,7 @@ def simulate(
 
     Indexed like ``newdata`` (the training data frame by default).
     """
+    require_unweighted(model, "simulate")
     if ranef not in RANEF:
         raise ValueError(f"ranef must be one of {RANEF}, got {ranef!r}")
     if int(nsim) < 1:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine.sdcor import to_sdcor
+from .scope import require_lmm
 
 if TYPE_CHECKING:
     from ..model import LinearMixedModel
@@ -43,6 +44,7 @@ def tidy(
     conf_method: str = "wald",
 ) -> pd.DataFrame:
     """See the module docstring."""
+    require_lmm(model, "tidy")
     table = model.coef_table() if not model.conditioned else model.coef_table("none")
     fixed = pd.DataFrame(
         {
@@ -68,6 +70,7 @@ def tidy(
 
 def glance(model: LinearMixedModel) -> pd.DataFrame:
     """One row: nobs, sigma, loglik, aic, bic, the criterion, df_residual, reml, singular."""
+    require_lmm(model, "glance")
     return pd.DataFrame(
         [
             dict(

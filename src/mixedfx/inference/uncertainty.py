@@ -38,6 +38,7 @@ from ..engine.objective import Objective
 from ..engine.standard import Standardized
 from ..frame import rows as rows_mod
 from ..predict import predict, variance
+from .scope import require_unweighted
 from .varpar import cached, fit_objective
 
 if TYPE_CHECKING:
@@ -155,6 +156,7 @@ def predict_uncertain(
     bootstrap: BootstrapResult | None,
 ) -> pd.DataFrame:
     """Intervals over draws of the variance parameters (see module docstring)."""
+    require_unweighted(model, "predict(uncertainty=...)")
     if interval not in ("confidence", "prediction"):
         raise ValueError(f"uncertainty={uncertainty!r} needs interval='confidence' or 'prediction'")
     if uncertainty == "bootstrap":

@@ -1,11 +1,12 @@
 """The fit's objective, ML refits, and the derivatives of the deviance that tests need.
 
 Inference reuses the model's cross-product blocks (its sufficient
-statistics): nothing here needs the training rows. It works on theta, beta
-and sigma in the user's parameterisation (lme4's and lmerTest's), so it
-reads the blocks moved to the user's coordinates
-(:attr:`~mixedfx.LinearMixedModel.user_blocks`); refits start again from
-the standardized blocks (:func:`refit`), as every fit does.
+statistics): nothing here needs the training rows. :func:`fit_objective`
+is over the blocks moved to the user's coordinates
+(:attr:`~mixedfx.LinearMixedModel.user_blocks`), whose theta is the user's;
+Satterthwaite's pieces (:func:`varpar_covariance`) are computed on the
+standardized blocks and carried to the user's parameters exactly; refits
+start again from the standardized blocks (:func:`refit`), as every fit does.
 """
 
 from __future__ import annotations
@@ -82,18 +83,29 @@ def refit(model: LinearMixedModel, reml: bool) -> LinearMixedModel:
 
 @dataclass(frozen=True)
 class VarparCovariance:
-    """lmerTest's pieces for Satterthwaite's df (see :mod:`mixedfx.engine.varpar`).
+    """lmerTest's pieces for Satterthwaite's df, in the fit's standardized coordinates.
+
+    ``u = (theta_s, sigma_s)`` are the standardized variance parameters
+    (:mod:`mixedfx.engine.standard`) and ``x = phi(u)`` the user's (lmerTest's
+    ``(theta, sigma)``: ``theta = coords.signed_theta(theta_s)``, ``sigma =
+    s sigma_s``); beta is the standardized ``beta_s`` (``beta = A beta_s + c
+    v_X``, ``A = s G_X``).
 
     Attributes
     ----------
     hessian : ndarray, shape (k + 1, k + 1)
-        Of the deviance over ``(theta, sigma)`` at the estimates.
+        ``J' H_x J``: the Hessian of the deviance over the user's ``x``
+        (lmerTest's), carried to ``u`` by ``J = d phi / d u``. The deviance
+        over u is the user's plus a constant, with Hessian ``H_u = J' H_x J +
+        sum_k (d dev / d x_k) d^2 phi_k / du^2``; the second term, zero at
+        the optimum, is taken off, so that at any supplied parameters this is
+        the user's Hessian, not one of a different parameterisation.
     vcov : ndarray, shape (k + 1, k + 1)
-        ``2 H^-1`` over the eigenvalues above 1e-8 (lmerTest's pseudo-inverse).
+        ``2 hessian^-1`` over the eigenvalues above 1e-8 (lmerTest's pseudo-inverse).
     jacobian : ndarray, shape (k + 1, p, p)
-        ``d vcov(beta) / d (theta, sigma)``.
+        ``d vcov(beta_s) / d u``.
     small_eigenvalues : ndarray
-        Eigenvalues of H at or below 1e-8 (a boundary or flat fit).
+        Eigenvalues of ``hessian`` at or below 1e-8 (a boundary or flat fit).
     """
 
     hessian: np.ndarray
@@ -106,15 +118,32 @@ EIGEN_TOL = 1e-8  # lmerTest's tolerance on the Hessian's eigenvalues
 
 
 def varpar_covariance(model: LinearMixedModel) -> VarparCovariance:
-    """The asymptotic covariance of ``(theta, sigma)`` and the Jacobian of vcov(beta) (cached)."""
+    """The asymptotic covariance of the variance parameters and the Jacobian of vcov(beta_s).
+
+    In the standardized coordinates (see :class:`VarparCovariance`), cached.
+    The Satterthwaite df built from them are the user's: ``g_u = J' g_x``
+    and ``g_u' (J' H_x J)^-1 g_u = g_x' H_x^-1 g_x``.
+    """
 
     def compute() -> VarparCovariance:
-        obj = fit_objective(model)
-        H = engine_varpar.hessian(obj, model.theta, model.sigma)
+        fit_objective(model)  # refuses a conditioned model
+        std, layout = model.standardized, model.spec.layout
+        obj = Objective(model.blocks, layout, model.reml)
+        coords, s = std.coords, std.coords.y_scale
+        u = np.append(std.theta, std.sigma)
+
+        def phi(x: np.ndarray) -> np.ndarray:
+            return np.append(coords.signed_theta(layout, x[:-1]), s * x[-1])
+
+        H = engine_varpar.hessian(obj, std.theta, std.sigma)
+        J_t = engine_varpar.jacobian(phi, u)  # J'
+        g_x = np.linalg.solve(J_t, engine_varpar.gradient(obj, u))
+        C = engine_varpar.jacobian(lambda x: engine_varpar.jacobian(phi, x) @ g_x, u)
+        H = H - 0.5 * (C + C.T)
         values, vectors = np.linalg.eigh(H)
         pos = values > EIGEN_TOL
         inv = (vectors[:, pos] / values[pos]) @ vectors[:, pos].T
-        J = engine_varpar.vcov_beta_jacobian(obj, model.theta, model.sigma)
+        J = engine_varpar.vcov_beta_jacobian(obj, std.theta, std.sigma)
         return VarparCovariance(H, 2.0 * inv, J, values[~pos])
 
     return cached(model, "varpar", compute)

@@ -13,6 +13,7 @@ display object, already drawn::
     disp = mfp.residuals_vs_fitted(m)
     disp = mfp.residual_spread(m, group="Subject")
     disp = mfp.cv_curve(results)                 # mixedfx.cross_validate results
+    disp = mfp.calibration(g)                    # a GLMM: observed vs predicted by group
     disp.figure_.savefig("plot.png")
 
 A display holds the numbers it draws as plain attributes (so they can be
@@ -26,6 +27,7 @@ imported only when something is drawn, so importing this module does not
 import it.
 """
 
+from .calibration import CalibrationDisplay, calibration
 from .caterpillar import CaterpillarDisplay, caterpillar
 from .cv_curve import CVCurveDisplay, cv_curve
 from .groups import GroupsDisplay, groups
@@ -37,6 +39,7 @@ from .spread import ResidualSpreadDisplay, residual_spread
 
 __all__ = [
     "CVCurveDisplay",
+    "CalibrationDisplay",
     "CaterpillarDisplay",
     "GroupsDisplay",
     "ObservedPredictedDisplay",
@@ -44,6 +47,7 @@ __all__ = [
     "ResidualSpreadDisplay",
     "ResidualsDisplay",
     "ShrinkageDisplay",
+    "calibration",
     "caterpillar",
     "cv_curve",
     "groups",

@@ -47,11 +47,14 @@ class CaterpillarDisplay:
     ax_: Axes
     figure_: Figure
 
-    def __init__(self, estimates: pd.DataFrame, group: str, term: str, level: float) -> None:
+    def __init__(
+        self, estimates: pd.DataFrame, group: str, term: str, level: float, scale: str = "BLUP"
+    ) -> None:
         self.estimates = estimates
         self.group = group
         self.term = term
         self.level = level
+        self.scale = scale
 
     @classmethod
     def from_model(
@@ -76,7 +79,8 @@ class CaterpillarDisplay:
             index=pd.Index([display(v) for v in blups.index], name=group),
         )
         order = np.argsort(b, kind="stable")
-        return cls(estimates.iloc[order], group, term, level).plot(ax)
+        scale = "conditional mode, link scale" if hasattr(model, "family") else "BLUP"
+        return cls(estimates.iloc[order], group, term, level, scale).plot(ax)
 
     def plot(self, ax: Axes | None = None) -> CaterpillarDisplay:
         """Draw on ``ax`` (a new figure when None) and return self."""
@@ -103,7 +107,7 @@ class CaterpillarDisplay:
         else:
             ax.set_yticks([])
         ax.set_ylim(-0.7, n - 0.3)
-        ax.set_xlabel(f"{self.term} (BLUP, {self.level:.0%} interval)")
+        ax.set_xlabel(f"{self.term} ({self.scale}, {self.level:.0%} interval)")
         ax.set_ylabel(self.group)
         ax.set_title(f"Random effects of {self.group}: {self.term}")
         self.ax_ = ax
@@ -123,7 +127,9 @@ def caterpillar(
     Each level's interval is ``b +/- z * sqrt(condvar)`` with ``z`` the normal
     quantile for ``level`` and ``condvar`` the conditional variance of the
     BLUP (:attr:`~mixedfx.LinearMixedModel.ranef_condvar`). A vertical line
-    marks 0; level labels are shown on the y axis up to 60 levels.
+    marks 0; level labels are shown on the y axis up to 60 levels. For a
+    GLMM the effects are the conditional modes on the link scale (log odds,
+    log rate) with the Laplace approximation's conditional variances.
 
     Parameters
     ----------

@@ -12,7 +12,7 @@ from ..errors import DataError
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from ..model import LinearMixedModel
+    from ..base import MixedModel
 
 
 MISSING_MATPLOTLIB = "plots need matplotlib: pip install 'mixedfx[plot]'"
@@ -35,7 +35,7 @@ def check_level(level: float) -> float:
     return float(level)
 
 
-def check_group(model: LinearMixedModel, group: str | None) -> str:
+def check_group(model: MixedModel, group: str | None) -> str:
     """The grouping factor's name; the first one when ``group`` is None."""
     names = list(dict.fromkeys(t.group for t in model.spec.terms))
     if group is None:
@@ -59,7 +59,7 @@ def check_term(frame: pd.DataFrame, group: str, term: str | None) -> str:
     return term
 
 
-def training_data(model: LinearMixedModel, what: str) -> pd.DataFrame:
+def training_data(model: MixedModel, what: str) -> pd.DataFrame:
     if model.data is None:
         raise DataError(
             f"the {what} plot needs the training data, but this model holds none (models "
@@ -69,7 +69,19 @@ def training_data(model: LinearMixedModel, what: str) -> pd.DataFrame:
     return model.data
 
 
-def group_terms(model: LinearMixedModel, group: str) -> list[int]:
+def observed_response(model: MixedModel, data: pd.DataFrame) -> np.ndarray:
+    """The observed response of rows, on the scale of ``predict``, shape (n,).
+
+    A GLMM's is its outcome (a binomial proportion, also of a ``cbind``
+    response; a count); a linear model's its response column or expression.
+    """
+    outcome = getattr(model, "outcome", None)  # a GLMM's OutcomeSpec
+    if outcome is not None:
+        return np.asarray(outcome.outcome(model.spec, data).y, dtype=float)
+    return model.spec.response_vector(data)
+
+
+def group_terms(model: MixedModel, group: str) -> list[int]:
     """Indices of the random-effects terms of one grouping factor."""
     return [k for k, t in enumerate(model.spec.terms) if t.group == group]
 

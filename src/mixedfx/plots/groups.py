@@ -13,6 +13,7 @@ from .common import (
     MAX_CATEGORY_LABELS,
     check_group,
     group_terms,
+    observed_response,
     pyplot,
     training_data,
 )
@@ -193,7 +194,7 @@ class GroupsDisplay:
             frame = pd.DataFrame(
                 {
                     "x": xvals[rows],
-                    "observed": model.spec.response_vector(sub),
+                    "observed": observed_response(model, sub),
                     "fixed": np.asarray(model.predict(sub, re="none"), dtype=float),
                     "conditional": np.asarray(model.predict(sub, re="all"), dtype=float),
                 }

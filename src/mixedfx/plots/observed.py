@@ -9,6 +9,7 @@ import numpy as np
 from .common import (
     identity_line,
     new_axes,
+    observed_response,
     pyplot,
     training_data,
 )
@@ -53,7 +54,7 @@ class ObservedPredictedDisplay:
             fitted = np.asarray(model.fitted_values, dtype=float)
         else:
             data = training_data(model, "observed-vs-predicted")
-            observed = model.spec.response_vector(data)
+            observed = observed_response(model, data)
             fitted = np.asarray(model.predict(data, re="all"), dtype=float)
         return cls(fitted, observed, model.spec.response).plot(ax)
 

@@ -175,4 +175,9 @@ def shrinkage(
     ImportError
         matplotlib is not installed.
     """
+    if hasattr(model, "family"):  # a GLMM: no least-squares estimate on the link scale
+        raise ValueError(
+            "the shrinkage plot compares per-group least-squares estimates with the BLUPs of a "
+            "linear mixed model; for a GLMM use caterpillar (conditional modes) or calibration"
+        )
     return ShrinkageDisplay.from_model(model, group, term, ax)
