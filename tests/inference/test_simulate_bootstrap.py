@@ -48,6 +48,23 @@ def test_simulate_moments_new_and_known_groups(sleep: mfx.LinearMixedModel) -> N
     np.testing.assert_allclose(fitted.var(), sleep.sigma**2, rtol=5 * np.sqrt(2 / n))
 
 
+def test_simulate_includes_the_offset(sleep: mfx.LinearMixedModel) -> None:
+    # A model with an offset: the simulated responses are centred on the
+    # prediction, offset included (lme4's simulate.merMod), and a bootstrap
+    # refit of them recovers the model (it simulates the working response).
+    data = sleep.data.assign(o=np.linspace(-500.0, 500.0, len(sleep.data)))
+    m = quiet_fit("Reaction ~ Days + (Days | Subject)", data, offset="o")
+    rows = data.iloc[[0, 95]]
+    n = 20000
+    sims = m.simulate(n, newdata=rows, ranef="fitted", seed=5).to_numpy()
+    # the mean of n draws has sd sigma / sqrt(n): 5 sd
+    np.testing.assert_allclose(sims.mean(axis=1), m.predict(rows), atol=5 * m.sigma / np.sqrt(n))
+    b = m.bootstrap(1, seed=11, progress=False, n_jobs=1)
+    y = m.simulate(1, seed=np.random.default_rng(np.random.SeedSequence(11).spawn(1)[0]))
+    refit = quiet_fit(m.spec.formula, data.assign(Reaction=y["sim_1"]), offset="o")
+    np.testing.assert_allclose(b.beta[0], refit.beta, rtol=1e-8)
+
+
 def test_simulate_checks(sleep: mfx.LinearMixedModel) -> None:
     with pytest.raises(ValueError, match="ranef"):
         sleep.simulate(ranef="new")

@@ -97,7 +97,8 @@ def simulator(model: LinearMixedModel, newdata: pd.DataFrame | None = None) -> S
     ]
     known = [t.nlevels for t in spec.terms]
     chol = [model.sigma * T for T in model.Ts()]
-    return Simulator(r.X @ model.beta, Zs, known, chol, list(model.b), model.sigma)
+    mean = r.X @ model.beta + r.offset  # lme4: the population prediction, offset included
+    return Simulator(mean, Zs, known, chol, list(model.b), model.sigma)
 
 
 def simulate(
