@@ -134,7 +134,7 @@ def predict(
     r = rows_mod.build(spec, newdata) if rows is None else rows
     n = r.n
     std = model.standardized  # computed in the fit's coordinates: no cancellation
-    fit = std.fixed_part(r.X) + r.offset if n else np.zeros(0)
+    fit = std.fixed_part(_finite(r.X)) + _finite(r.offset) if n else np.zeros(0)
     bad = r.missing_x | r.missing_offset
     unknown_used = np.zeros(n, dtype=bool)
     for k, (t, codes, M, mask) in enumerate(zip(spec.terms, r.codes, r.M, masks, strict=True)):
@@ -147,7 +147,7 @@ def predict(
             absent = r.missing_labels[k]
             raise DataError(_unseen_message(t.group, newdata, factors, unseen & ~absent, absent))
         unknown_used |= unseen
-        contrib = std.random_part(k, M, np.maximum(codes, 0), mask)
+        contrib = std.random_part(k, _finite(M), np.maximum(codes, 0), mask)
         fit = fit + np.where(known, contrib, 0.0)
         bad |= r.missing_effects(k, mask)
     # after the loop: with new_levels="error" an unseen level has raised, without a warning
@@ -196,7 +196,7 @@ def variance(
     Ts = model.spec.layout.Ts(std.theta)
     covs = [model.sigma**2 * T @ T.T for T in Ts]
     first = bl.first
-    clean = [np.nan_to_num(M) for M in r.M]
+    clean = [_zeroed(M, invalid) for M in r.M]  # inf * 0 would be NaN, inf ** 2 overflow
     inc = [coords.z_rows(t, M, mask) for t, (M, mask) in enumerate(zip(clean, masks, strict=True))]
     # first term: T0'z0 where the level is known and columns included
     c0, mask0 = r.codes[first], masks[first]
@@ -213,7 +213,7 @@ def variance(
         pos.append(base[:, None] + np.arange(rt.q)[None, :])
         val.append(tz)
     pos.append(np.broadcast_to(bl.mr + np.arange(bl.p), (n, bl.p)))
-    val.append(coords.x_rows(np.nan_to_num(r.X)))  # rows with a NaN are invalid anyway
+    val.append(coords.x_rows(_zeroed(r.X, invalid)))  # rows with a NaN are invalid anyway
     P = np.concatenate(pos, axis=1).astype(np.int64)
     V = np.concatenate(val, axis=1)
     var = model.sigma**2 * model.prediction_error().relative_variance(z0, k0, P, V)
@@ -229,3 +229,19 @@ def variance(
     if interval == "prediction":
         var = var + model.residual_variance
     return np.where(invalid, np.nan, var)
+
+
+def _finite(A: np.ndarray) -> np.ndarray:
+    """``A`` with its non-finite values set to 0 (their rows are marked missing apart).
+
+    So that a missing value (NaN, or inf whose products would be inf - inf)
+    never reaches the arithmetic: no RuntimeWarning, and the row's NaN is
+    set from the masks alone.
+    """
+    ok = np.isfinite(A)
+    return A if ok.all() else np.where(ok, A, 0.0)
+
+
+def _zeroed(A: np.ndarray, invalid: np.ndarray) -> np.ndarray:
+    """``A`` (n, k) with its non-finite values and the rows of ``invalid`` (n,) set to 0."""
+    return np.where(np.isfinite(A) & ~invalid[:, None], A, 0.0)
