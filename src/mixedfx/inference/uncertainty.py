@@ -78,32 +78,34 @@ def at_parameters(model: LinearMixedModel, theta: np.ndarray, sigma: float) -> L
 def hessian_draws(model: LinearMixedModel, n: int = HESSIAN_DRAWS, seed: int = 0) -> np.ndarray:
     """``n`` draws of ``(theta, sigma)`` from the profiled objective's curvature, (n, k + 1).
 
-    The curvature is over the user's theta (:func:`~mixedfx.inference.varpar.fit_objective`);
-    each draw's profiled sigma is computed in the standardized coordinates.
+    Drawn in the fit's standardized coordinates (:mod:`mixedfx.engine.standard`),
+    ``theta_s ~ N(theta_s_hat, 2 H_s^-1)`` with ``H_s`` the Hessian of the
+    objective the optimizer minimised, and mapped to the user's theta. The
+    draws, and so the intervals, do not depend on shifts and scales of the
+    data, which can make the user's Hessian arbitrarily ill-conditioned (a
+    random slope of ``Days + 1e6``). Each draw's sigma is profiled there too.
     """
-    obj = fit_objective(model)
+    fit_objective(model)  # refuses a conditioned model
+    std, layout = model.standardized, model.spec.layout
+    coords = std.coords
+    obj = Objective(model.blocks, layout, model.reml)
 
     def curvature() -> np.ndarray:
-        H = obj.hessian(model.theta)
+        H = obj.hessian(std.theta)
         if H is None:
-            H = engine_varpar.jacobian(obj.gradient, model.theta)
+            H = engine_varpar.jacobian(obj.gradient, std.theta)
         H = 0.5 * (H + H.T)
         values, vectors = np.linalg.eigh(H)
         keep = values > 1e-8 * max(1.0, float(values.max(initial=0.0)))
         return np.asarray((vectors[:, keep] / values[keep]) @ vectors[:, keep].T * 2.0)
 
-    cov = cached(model, "theta_cov", curvature)
+    cov = cached(model, "std_theta_cov", curvature)
     rng = np.random.default_rng(seed)
-    thetas = rng.multivariate_normal(model.theta, cov, size=n, method="eigh")
-    coords, layout = model.standardized.coords, model.spec.layout
-    std_obj = Objective(model.blocks, layout, model.reml)
+    thetas = rng.multivariate_normal(std.theta, cov, size=n, method="eigh")
     dof = obj.blocks.n - obj.blocks.p if model.reml else obj.blocks.n
-    sigmas = [
-        coords.y_scale
-        * np.sqrt(engine_varpar.parts(std_obj, coords.fit_theta(layout, th))[2] / dof)
-        for th in thetas
-    ]
-    return np.column_stack([thetas, sigmas])
+    sigmas = [coords.y_scale * np.sqrt(engine_varpar.parts(obj, th)[2] / dof) for th in thetas]
+    users = [coords.theta(layout, th) for th in thetas]
+    return np.column_stack([np.array(users).reshape(n, -1), sigmas])
 
 
 def basic_draws(model: LinearMixedModel, bootstrap: BootstrapResult) -> np.ndarray:
