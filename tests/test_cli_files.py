@@ -23,11 +23,6 @@ from mixedfx import cli
 FORMULA = "Reaction ~ Days + (Days | Subject)"
 
 
-@pytest.fixture(autouse=True)
-def restore_warning_format(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)
-
-
 @pytest.fixture(scope="module")
 def model() -> mfx.LinearMixedModel:
     return mfx.lmm(FORMULA, mfx.datasets.load("sleepstudy"))
@@ -54,6 +49,22 @@ def refused(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert {p: digest(p) for p in os.listdir(".")} == before
+
+
+def test_main_prints_warnings_and_leaves_the_warning_state(files, capsys) -> None:
+    """In-process, ``cli.main`` shows its warnings its way and restores every filter and hook."""
+    Path("gap.csv").write_text("Subject,Days\n308,\n309,2\n")
+    before = (list(warnings.filters), warnings.showwarning, warnings.formatwarning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a caller's filter: main shows its warnings anyway
+        inner = list(warnings.filters)
+        assert cli.main(["predict", "sleep.mfx", "gap.csv"]) == 0
+        assert warnings.filters == inner
+    assert (list(warnings.filters), warnings.showwarning, warnings.formatwarning) == before
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "mixedfx: warning: 1 row(s) of newdata have missing predictors; their predictions are NaN"
+    ]
 
 
 # -- never clobber -------------------------------------------------------------------------------

@@ -60,3 +60,27 @@ def test_frame_side_imports_nothing_above_it(path: Path) -> None:
 def test_core_never_imports_the_dask_backend(path: Path) -> None:
     for name in imports(path):
         assert not name.startswith(("mixedfx.distributed", "dask")), f"{path} imports {name}"
+
+
+PROCESS_OWNERS = {"cli.py", "demo.py"}  # entry points that own their process's warnings
+FILTER_CALLS = {"simplefilter", "filterwarnings", "catch_warnings", "resetwarnings"}
+
+
+@pytest.mark.parametrize("path", files(""), ids=lambda p: str(p.relative_to(SRC)))
+def test_library_code_never_changes_the_warning_filters(path: Path) -> None:
+    """Warning filters are process-wide: changing them in a library call races other threads.
+
+    (Issue 12 §4: 212 of 300 concurrent predicts raised while predict did.) Only
+    the command line and the demo, which own their process, set them.
+    """
+    if path.relative_to(SRC).as_posix() in PROCESS_OWNERS:
+        return
+    calls = [
+        node.attr
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute)
+        and node.attr in FILTER_CALLS
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "warnings"
+    ]
+    assert not calls, f"{path.name} calls warnings.{calls[0]}; pass quiet= or warn_...= instead"

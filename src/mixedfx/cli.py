@@ -416,12 +416,11 @@ def main(argv: list[str] | None = None) -> int:
         print(problem, file=sys.stderr)
         return 2
     args = top.parse_args(argv)
-    warnings.simplefilter("default")
-    warnings.formatwarning = lambda msg, cat, *a, **k: (
-        f"mixedfx: warning: {cli_message(str(msg))}\n"
-    )
     try:
-        args.run(args)
+        with warnings.catch_warnings():  # restored on return: main() may run in-process
+            warnings.simplefilter("default")
+            warnings.showwarning = show_warning
+            args.run(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
     except BrokenPipeError:
         _silence_stdout()
@@ -430,6 +429,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mixedfx: error: {cli_message(str(exc))}", file=sys.stderr)
         return 2
     return 0
+
+
+def show_warning(message: Warning | str, *args: object, **kwargs: object) -> None:
+    """Print a warning as ``mixedfx: warning: ...`` on stderr (no file or line)."""
+    print(f"mixedfx: warning: {cli_message(str(message))}", file=sys.stderr)
 
 
 def _silence_stdout() -> None:

@@ -201,17 +201,21 @@ def fit_model(
     reml: bool,
     data: pd.DataFrame | None = None,
     stacklevel: int = 4,
+    warn_singular: bool = True,
 ) -> LinearMixedModel:
     """From the blocks to the model: :func:`make_objective`, ``fit_theta``, :func:`make_model`.
 
     The steps after the rows are summed, shared by every path that forms
     blocks (in memory, Dask). ``stacklevel`` of the fit warnings, counted
-    from :func:`make_model`.
+    from :func:`make_model`; ``warn_singular=False`` for a refit that is a
+    step of something else (an ML refit for a profile or anova).
     """
     with threads_mod.pinned(threads_mod.choose(blocks)):
         objective = make_objective(design, blocks, reml)
         opt = fit_theta(objective)
-        return make_model(design, arrays, coords, blocks, objective, opt, data, stacklevel)
+        return make_model(
+            design, arrays, coords, blocks, objective, opt, data, stacklevel, warn_singular
+        )
 
 
 def fitted_values(fit: Standardized, arrays: design_mod.TrainingArrays) -> np.ndarray:
@@ -375,6 +379,7 @@ def make_model(
     opt: OptSummary,
     data: pd.DataFrame | None = None,
     stacklevel: int = 3,
+    warn_singular: bool = True,
 ) -> LinearMixedModel:
     """Estimates, random effects and flags at the optimum, in the user's coordinates.
 
@@ -417,7 +422,7 @@ def make_model(
         data,
         standardized=fit,
     )
-    if model.singular:
+    if model.singular and warn_singular:
         warnings.warn(
             "boundary (singular) fit: a random-effect variance is (near) zero or a "
             "correlation is +/-1; see model.varcorr",

@@ -56,11 +56,14 @@ def predict(
     level: float,
     type: str,
     given: pd.DataFrame | None = None,
+    quiet: bool = False,
 ) -> np.ndarray | pd.DataFrame:
     """See :meth:`mixedfx.GeneralizedLinearMixedModel.predict`.
 
     ``model`` is already conditioned on ``given`` (in memory, or None), which
     is passed to check that newdata uses its groups, as for the LMM.
+    ``quiet``: no warnings about the rows (a Dask partition's; the client
+    warns once for all of them).
     """
     remote = backend(newdata)
     if remote is not None:
@@ -75,7 +78,7 @@ def predict(
     if backend(given) is not None:
         given = None  # a Dask given is never collected, so not checked against newdata
     part = predict_mod.predict(  # the linear predictor, offset included
-        model, newdata, re, new_levels, interval, level, given=given, stacklevel=4
+        model, newdata, re, new_levels, interval, level, given=given, quiet=quiet, stacklevel=4
     )
     link = model.family.link
     if interval is None:

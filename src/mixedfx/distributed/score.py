@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +27,6 @@ import pandas as pd
 
 from ..condition import check_complete, conditioned, given_blocks
 from ..engine import blocks as blocks_mod
-from ..errors import MixedFXWarning
 from ..frame import rows as rows_mod
 from ..glmm_predict import predict as predict_glmm
 from ..predict import predict as predict_frame
@@ -69,12 +67,12 @@ def _predict_part(
 ) -> pd.Series | pd.DataFrame:
     """One partition's predictions (``kind``: a GLMM's ``type``; None for an LMM)."""
     part = memory_dtypes(part)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MixedFXWarning)
-        if kind is None:
-            out = predict_frame(model, part, re, new_levels, interval, level)
-        else:
-            out = predict_glmm(model, part, re, new_levels, interval, level, kind)
+    # quiet: the client has warned once for all partitions (warning filters are
+    # process-wide, so a worker thread must not change them)
+    if kind is None:
+        out = predict_frame(model, part, re, new_levels, interval, level, quiet=True)
+    else:
+        out = predict_glmm(model, part, re, new_levels, interval, level, kind, quiet=True)
     if isinstance(out, pd.DataFrame):
         return out
     return pd.Series(out, index=part.index, name="fit")

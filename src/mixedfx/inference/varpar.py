@@ -12,7 +12,6 @@ start again from the standardized blocks (:func:`refit`), as every fit does.
 from __future__ import annotations
 
 import threading
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -21,7 +20,7 @@ import numpy as np
 
 from ..engine import varpar as engine_varpar
 from ..engine.objective import Objective
-from ..errors import DataError, SingularFitWarning
+from ..errors import DataError
 from ..fit import fit_model
 
 if TYPE_CHECKING:
@@ -75,10 +74,8 @@ def refit(model: LinearMixedModel, reml: bool) -> LinearMixedModel:
     if model.reml == reml:
         return model
     fit_objective(model)  # refuses a conditioned model
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", SingularFitWarning)
-        coords = model.standardized.coords
-        return fit_model(model.spec, None, coords, model.blocks, reml, model.data)
+    coords = model.standardized.coords
+    return fit_model(model.spec, None, coords, model.blocks, reml, model.data, warn_singular=False)
 
 
 @dataclass(frozen=True)
