@@ -29,6 +29,45 @@ def test_boolean_and_0_1_responses_fit_alike() -> None:
     np.testing.assert_array_equal(a.beta, b.beta)
 
 
+def with_missing_outcomes(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """``df`` with rows 3 and 8 of its boolean ``y`` missing, as users' frames hold them."""
+    if kind == "nullable":  # pandas' boolean dtype (convert_dtypes, read_parquet)
+        y = pd.array(df.y, dtype="boolean")
+        y[[3, 8]] = pd.NA
+        return df.assign(y=y)
+    if kind == "polars":  # a polars Boolean with nulls
+        import polars as pl
+
+        return pl.from_pandas(df).with_columns(
+            pl.when(pl.int_range(pl.len()).is_in([3, 8]))
+            .then(None)
+            .otherwise(pl.col("y"))
+            .alias("y")
+        )
+    return df.assign(y=df.y.astype(object).where(~df.index.isin([3, 8]), None))  # object
+
+
+@pytest.mark.parametrize("kind", ["nullable", "polars", "object"])
+def test_boolean_responses_with_missing_values(kind: str) -> None:
+    # A boolean with missing values is still a boolean: missing='drop' fits
+    # the other rows, the default names the rows, a given row is refused by
+    # row, and a linear model points to the GLMM, however the frame holds it.
+    df = binary()
+    holey = with_missing_outcomes(df, kind)
+    want = mfx.glmm("y ~ x + (1 | g)", df.drop(index=[3, 8]))
+    with pytest.warns(mfx.MissingDataWarning, match="dropped 2 of 240"):
+        got = mfx.glmm("y ~ x + (1 | g)", holey, missing="drop")
+    assert got.objective == want.objective
+    with pytest.raises(mfx.DataError, match="'y'"):
+        mfx.glmm("y ~ x + (1 | g)", holey)
+    given = with_missing_outcomes(df.head(10), kind)
+    with pytest.raises(mfx.DataError, match=r"response 'y' has NaN .* rows \[3, 8\]"):
+        want.predict(df.head(2), given=given)
+    with pytest.raises(mfx.DataError, match=r"boolean.*family='binomial'"):
+        with pytest.warns(mfx.MissingDataWarning):  # the rows are dropped first
+            mfx.lmm("y ~ x + (1 | g)", holey, missing="drop")
+
+
 @pytest.mark.parametrize(
     ("column", "values", "message"),
     [

@@ -32,7 +32,7 @@ from . import transforms as tf
 from .evaluate import Evaluator
 from .formula import ParsedFormula, parse
 from .modelmatrix import MatrixSpec
-from .na import Count
+from .na import Count, is_missing
 from .syntax import Call, Name
 
 RANK_TOL = 1e-7  # lme4's tolerance for dropping columns of X
@@ -244,14 +244,26 @@ def response(data: pd.DataFrame, name: str, binary: bool = False) -> np.ndarray:
     """
     check_columns(data, [name], "response")
     col = data[name]
-    if pd.api.types.is_bool_dtype(col) and not binary:
+    boolean = pd.api.types.is_bool_dtype(col) or _booleans(col)
+    if boolean and not binary:
         raise DataError(
             f"response {name!r} is boolean: a linear mixed model would treat it as a "
             "number; fit binary outcomes with mfx.glmm(formula, data, family='binomial')"
         )
+    if boolean:  # True is 1; a missing value (None, pd.NA, NaN) is NaN
+        gone = is_missing(col)
+        return np.where(gone, np.nan, np.where(gone, False, col.to_numpy()).astype(float))
     if not pd.api.types.is_numeric_dtype(col) or isinstance(col.dtype, pd.CategoricalDtype):
         raise DataError(f"response {name!r} is not numeric (dtype {col.dtype}); convert it first")
     return col.to_numpy(dtype=float, na_value=np.nan)
+
+
+def _booleans(col: pd.Series) -> bool:
+    """An object column whose present values are all booleans (a boolean with missing values)."""
+    if not pd.api.types.is_object_dtype(col.dtype):
+        return False
+    values = col.to_numpy()[~is_missing(col)]
+    return len(values) > 0 and all(isinstance(v, bool | np.bool_) for v in values)
 
 
 def check_training(tally: rows_mod.Tally, design: DesignSpec) -> None:
