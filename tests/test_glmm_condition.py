@@ -8,6 +8,8 @@ for a new group of a single factor against the mode from its given rows alone.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -134,3 +136,18 @@ def test_given_rows_outside_the_support_name_the_rows() -> None:
     bad = GIVEN["poisson_crossed_offset"].assign(count=[1.0, -2.0, 3.0, 0.5])
     with pytest.raises(mfx.DataError, match=r"rows \[1\]"):
         m.condition(bad)
+
+
+@pytest.mark.parametrize("name", ["cbpp_prop_laplace", "poisson_crossed_offset"])
+def test_given_copies_of_training_rows_warn_that_they_count_twice(name: str) -> None:
+    """As for an LMM: rows the model holds already would count twice."""
+    m = fit(name)
+    rows = training(name)
+    copies = rows.head(3)
+    with pytest.warns(mfx.GivenWarning, match=r"3 row\(s\) identical to training rows"):
+        m.condition(copies)
+    response = m.spec.response if name.startswith("poisson") else "incidence"
+    later = copies.assign(**{response: copies[response] + 1})  # new observations
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mfx.GivenWarning)
+        m.condition(later)

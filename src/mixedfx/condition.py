@@ -203,17 +203,19 @@ def given_blocks(
 
 
 def _row_table(r: Rows) -> pd.DataFrame:
-    """One row per model row: working response, X, level codes and M, as numbers."""
-    columns = [r.working[:, None], r.X, *[c[:, None] for c in r.codes], *r.M]
+    """One row per model row: response (1 or 2 columns), offset, X, level codes and M."""
+    assert r.y is not None
+    columns = [r.y.reshape(r.n, -1), r.offset[:, None], r.X, *[c[:, None] for c in r.codes], *r.M]
     return pd.DataFrame(np.hstack([np.asarray(c, dtype=float) for c in columns]))
 
 
-def warn_training_copies(model: LinearMixedModel, r: Rows, stacklevel: int) -> None:
+def warn_training_copies(model: MixedModel, r: Rows, stacklevel: int) -> None:
     """Warn when given rows repeat training rows exactly: they would count twice.
 
     Only possible when the model holds its training frame (``model.data``);
     only given rows whose groups are all known can be copies. Rows are
-    compared as the model sees them (response, X, levels, random-term columns).
+    compared as the model sees them (response, offset, X, levels,
+    random-term columns), for a linear and a generalized model alike.
     """
     spec = model.spec
     known = np.logical_and.reduce([c < t.nlevels for c, t in zip(r.codes, spec.terms, strict=True)])
@@ -224,7 +226,8 @@ def warn_training_copies(model: LinearMixedModel, r: Rows, stacklevel: int) -> N
     training = model.data.iloc[np.flatnonzero(same_group)]
     if not len(training):
         return
-    train = _row_table(build(spec, training, response=True))
+    # binary: a GLMM's boolean outcome (an LMM's training response is never boolean)
+    train = _row_table(build(spec, training, response=True, binary=True))
     copies = _row_table(r).merge(train.drop_duplicates(), how="left", indicator=True)
     twice = (copies["_merge"] == "both").to_numpy()
     if twice.any():

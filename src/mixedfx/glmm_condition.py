@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from .condition import given_design
+from .condition import given_design, warn_training_copies
 from .engine import blocks as blocks_mod
 from .engine import solve
 from .engine.cholesky import factorize
@@ -80,6 +80,7 @@ def condition(
     r = build(model.spec, given, response=True, binary=True)
     outcome = model.outcome.outcome(model.spec, given, r)
     terms, g = given_design(model, given, r)
+    warn_training_copies(model, g, stacklevel=3)
     nlevels = [t.nlevels for t in terms]
     rows = GlmRows(
         g.X,
