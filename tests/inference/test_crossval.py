@@ -92,3 +92,74 @@ def test_callable_metric(data: pd.DataFrame) -> None:
         warnings.simplefilter("error")
         out = mfx.cross_validate(FORMULA, data, mode="new", metric=[bias], cv=2)
     assert set(out["metric"]) == {"bias"}
+
+
+def binary_frame(n_groups: int = 16, size: int = 12, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(n_groups), size)
+    x = rng.normal(size=len(g))
+    eta = -0.3 + 0.9 * x + rng.normal(size=n_groups)[g]
+    y = rng.random(len(g)) < 1 / (1 + np.exp(-eta))
+    return pd.DataFrame({"y": y, "x": x, "g": [f"g{k:02d}" for k in g]})
+
+
+def test_glmm_given_mode_against_a_hand_rolled_loop() -> None:
+    data = binary_frame()
+    out = mfx.cross_validate(
+        FORMULA, data, mode="given", given_rows=[0, 2], cv=4, family="binomial"
+    )
+    assert set(out["metric"]) == {"log_loss", "brier"}
+    for fold, (train, test) in enumerate(GroupKFold(4).split(data, groups=data["g"])):
+        m = mfx.glmm(FORMULA, data.iloc[train], family="binomial")
+        held = data.iloc[test]
+        rank = held.groupby("g").cumcount()
+        scored = held[rank >= 2]
+        y = scored["y"].to_numpy(dtype=float)
+        for k in (0, 2):
+            p = m.predict(scored, given=held[rank < k] if k else None)
+            got = out[(out.fold == fold) & (out.k == k)].set_index("metric")["value"]
+            log_loss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+            np.testing.assert_allclose(got["log_loss"], log_loss, rtol=1e-12)
+            np.testing.assert_allclose(got["brier"], np.mean((y - p) ** 2), rtol=1e-12)
+
+
+def test_glmm_metrics_weigh_rows_by_trials() -> None:
+    # A proportion with its trials as weights counts as that many Bernoulli
+    # rows: the same log loss and deviance as the 0/1 rows it summarises, per trial.
+    data = binary_frame(n_groups=12, size=10, seed=5)
+    data["t"] = np.repeat(np.arange(len(data) // 2), 2)
+    rows = data.groupby(["g", "t"], as_index=False).agg(p=("y", "mean"), x=("x", "first"))
+    rows["n"] = 2.0
+    out = mfx.cross_validate(
+        "p ~ x + (1 | g)",
+        rows,
+        mode="new",
+        cv=3,
+        family="binomial",
+        weights="n",
+        metric=["log_loss", "deviance", "brier"],
+    )
+    for fold, (train, test) in enumerate(GroupKFold(3).split(rows, groups=rows["g"])):
+        m = mfx.glmm("p ~ x + (1 | g)", rows.iloc[train], family="binomial", weights="n")
+        held = rows.iloc[test]
+        mu, y, w = m.predict(held), held["p"].to_numpy(), held["n"].to_numpy()
+        got = out[out.fold == fold].set_index("metric")["value"]
+        ll = -np.sum(w * (y * np.log(mu) + (1 - y) * np.log(1 - mu))) / w.sum()
+        np.testing.assert_allclose(got["log_loss"], ll, rtol=1e-12)
+        dev = m.family.dev_resid(y, mu, w).sum() / w.sum()
+        np.testing.assert_allclose(got["deviance"], dev, rtol=1e-12)
+        np.testing.assert_allclose(got["brier"], np.sum(w * (y - mu) ** 2) / w.sum(), rtol=1e-12)
+
+
+def test_poisson_defaults_and_checks() -> None:
+    rng = np.random.default_rng(7)
+    g = np.repeat(np.arange(12), 8)
+    data = pd.DataFrame({"g": g.astype(str), "x": rng.normal(size=len(g))})
+    data["y"] = rng.poisson(np.exp(0.5 + 0.3 * data["x"] + rng.normal(0, 0.8, 12)[g]))
+    out = mfx.cross_validate(FORMULA, data, mode="new", cv=3, family="poisson")
+    assert set(out["metric"]) == {"deviance", "rmse"}
+    assert (out["value"] > 0).all()
+    with pytest.raises(ValueError, match="'log_loss' is for binomial"):
+        mfx.cross_validate(FORMULA, data, family="poisson", metric="log_loss")
+    with pytest.raises(ValueError, match="need family="):
+        mfx.cross_validate(FORMULA, data, metric="deviance")

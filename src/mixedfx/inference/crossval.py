@@ -15,6 +15,14 @@ New groups are expected here, so predictions do not warn about them.
 Each fold refits the model on its training rows. The result is tidy: one
 row per fold, mode, ``k`` (0 for ``"new"``, NaN for ``"known"``) and
 metric, with the number of rows scored.
+
+With ``family`` the model is a GLMM (:func:`mixedfx.glmm`), predictions are
+means on the response scale (probabilities, rates) and its metrics weigh
+each row by its binomial trials times its prior weights ``w``:
+
+* ``"log_loss"``: ``-sum w (y log p + (1 - y) log(1 - p)) / sum w``;
+* ``"brier"``: ``sum w (y - p)^2 / sum w``;
+* ``"deviance"``: the family's deviance per unit weight, ``sum d_i / sum w``.
 """
 
 from __future__ import annotations
@@ -24,8 +32,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import xlogy
 
+from ..engine.family import Family
 from ..errors import DataError
+from ..family import resolve
 from ..frame.formula import parse
 from ..predict import predict
 
@@ -37,19 +48,44 @@ METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 
 
+WeightedMetric = Callable[[np.ndarray, np.ndarray, np.ndarray, Family], float]
+GLMM_METRICS: dict[str, WeightedMetric] = {
+    "log_loss": lambda y, p, w, fam: float(
+        -(w * (xlogy(y, p) + xlogy(1.0 - y, 1.0 - p))).sum() / w.sum()
+    ),
+    "brier": lambda y, p, w, fam: float((w * (y - p) ** 2).sum() / w.sum()),
+    "deviance": lambda y, p, w, fam: float(fam.dev_resid(y, p, w).sum() / w.sum()),
+}
+BINOMIAL_ONLY = ("log_loss", "brier")
+
+
 def _metrics(
-    metric: str | Callable[..., float] | Sequence[str | Callable[..., float]],
-) -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
+    metric: str | Callable[..., float] | Sequence[str | Callable[..., float]] | None,
+    family: Family | None,
+) -> dict[str, Callable[..., float]]:
+    """The metrics by name: ``f(y, pred)``, or for a GLMM's named ones ``f(y, p, w, family)``."""
+    if metric is None:
+        metric = ("rmse", "mae") if family is None else default_glmm_metrics(family)
     items = [metric] if isinstance(metric, str) or callable(metric) else list(metric)
-    out = {}
+    known = list(METRICS) + (list(GLMM_METRICS) if family is not None else [])
+    out: dict[str, Callable[..., float]] = {}
     for m in items:
         if callable(m):
             out[getattr(m, "__name__", "metric")] = m
         elif m in METRICS:
             out[m] = METRICS[m]
+        elif m in GLMM_METRICS and family is not None:
+            if m in BINOMIAL_ONLY and not family.binomial:
+                raise ValueError(f"metric {m!r} is for binomial models; use 'deviance'")
+            out[m] = GLMM_METRICS[m]
         else:
-            raise ValueError(f"metric must be one of {list(METRICS)} or a callable, got {m!r}")
+            hint = "" if family is not None else f" ({list(GLMM_METRICS)} need family=)"
+            raise ValueError(f"metric must be one of {known} or a callable, got {m!r}{hint}")
     return out
+
+
+def default_glmm_metrics(family: Family) -> tuple[str, ...]:
+    return ("log_loss", "brier") if family.binomial else ("deviance", "rmse")
 
 
 def splits(
@@ -81,10 +117,12 @@ def cross_validate(
     mode: str = "known",
     given_rows: int | Sequence[int] = 3,
     cv: int = 5,
-    metric: str | Callable[..., float] | Sequence[str | Callable[..., float]] = ("rmse", "mae"),
+    metric: str | Callable[..., float] | Sequence[str | Callable[..., float]] | None = None,
     reml: bool = True,
     group: str | None = None,
     seed: int = 0,
+    family: str | Family | None = None,
+    weights: str | None = None,
 ) -> pd.DataFrame:
     """Cross-validated prediction error of ``formula`` on ``data`` in one prediction mode.
 
@@ -98,24 +136,32 @@ def cross_validate(
     cv : int, default 5
         Folds.
     metric : name, callable ``f(y, pred) -> float``, or a sequence of them
-        Names: ``"rmse"``, ``"mae"``, ``"mse"``.
+        Names: ``"rmse"``, ``"mae"``, ``"mse"``; for a GLMM also
+        ``"log_loss"``, ``"brier"`` (binomial) and ``"deviance"`` (module
+        docstring). Default: ``("rmse", "mae")``; for a GLMM ``("log_loss",
+        "brier")`` (binomial) or ``("deviance", "rmse")`` (Poisson).
     reml : bool, default True
+        For a linear model.
     group : str, optional
         The grouping column to split by; by default the first grouping
         factor of the formula's first random term.
     seed : int, default 0
         Shuffling of ``mode="known"``'s rows.
+    family : str or Family, optional
+        Fit GLMMs (:func:`mixedfx.glmm`): ``"binomial"``, ``"poisson"``, ...
+    weights : str, optional
+        A column of prior weights (binomial trials for a proportion), as for
+        :func:`mixedfx.lmm` and :func:`mixedfx.glmm`.
 
     Returns
     -------
     DataFrame
         Columns ``fold, mode, k, metric, value, n`` (``n`` rows scored).
     """
-    from ..fit import lmm
-
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-    funcs = _metrics(metric)
+    fam = None if family is None else resolve(family)
+    funcs = _metrics(metric, fam)
     ks = sorted({int(k) for k in np.atleast_1d(given_rows)}) if mode == "given" else []
     if any(k < 0 for k in ks):
         raise ValueError(f"given_rows must be non-negative, got {given_rows!r}")
@@ -126,24 +172,60 @@ def cross_validate(
     groups = data[column].to_numpy()
     records: list[dict[str, Any]] = []
     for fold, (train, test) in enumerate(splits(data, groups, mode, cv, seed)):
-        model = lmm(formula, data.iloc[train], reml=reml)
+        model = _fit(formula, data.iloc[train], reml, fam, weights)
         held = data.iloc[test]
-        y = model.spec.response_vector(held)
-        scored: dict[float, tuple[np.ndarray, np.ndarray]]
+        y, w = _observed(model, held)
+        scored: dict[float, tuple[np.ndarray, np.ndarray, np.ndarray]]
         if mode != "given":
-            pred = np.asarray(predict(model, held, quiet=True))
-            scored = {np.nan if mode == "known" else 0.0: (y, pred)}
+            scored = {np.nan if mode == "known" else 0.0: (y, _predict(model, held), w)}
         else:
             last = revealed(groups, test, max(ks))
             scored = {}
             for k in ks:
                 show = revealed(groups, test, k)
                 seen = model.condition(held[show]) if show.any() else model
-                pred = np.asarray(predict(seen, held[~last], quiet=True))
-                scored[float(k)] = (y[~last], pred)
-        for kk, (yy, pp) in scored.items():
+                scored[float(k)] = (y[~last], _predict(seen, held[~last]), w[~last])
+        for kk, (yy, pp, ww) in scored.items():
             for name, f in funcs.items():
+                value = f(yy, pp, ww, fam) if name in GLMM_METRICS and fam else f(yy, pp)
                 records.append(
-                    dict(fold=fold, mode=mode, k=kk, metric=name, value=f(yy, pp), n=len(yy))
+                    dict(fold=fold, mode=mode, k=kk, metric=name, value=value, n=len(yy))
                 )
     return pd.DataFrame(records)
+
+
+def _fit(
+    formula: str, data: pd.DataFrame, reml: bool, family: Family | None, weights: str | None
+) -> Any:
+    """The fold's model: an LMM, or a GLMM of ``family``."""
+    if family is None:
+        from ..fit import lmm
+
+        return lmm(formula, data, reml=reml, weights=weights)
+    from ..glmm import glmm
+
+    return glmm(formula, data, family=family, weights=weights)
+
+
+def _observed(model: Any, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out rows' response on the scale of the predictions, and their weights (n,).
+
+    A linear model's response column (weights 1); a GLMM's outcome, a
+    binomial proportion with weights trials times prior weights, or a count.
+    """
+    outcome = getattr(model, "outcome", None)
+    if outcome is None:
+        return model.spec.response_vector(rows), np.ones(len(rows))
+    o = outcome.outcome(model.spec, rows)
+    return o.y, o.weights
+
+
+def _predict(model: Any, rows: pd.DataFrame) -> np.ndarray:
+    """Predictions with the random effects: means on the response scale; quiet about new groups."""
+    if getattr(model, "outcome", None) is None:
+        return np.asarray(predict(model, rows, quiet=True))
+    from ..glmm_predict import predict as predict_glmm
+
+    return np.asarray(
+        predict_glmm(model, rows, "all", "population", None, 0.95, "response", quiet=True)
+    )
