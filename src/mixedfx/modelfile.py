@@ -46,15 +46,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import modelcheck as mc
-from . import modelzip, statecodec
+from . import modelkind, modelzip, statecodec
 from .atomicfile import replacing
 from .base import MixedModel
 from .engine.blocks import Blocks, RestTerm
-from .engine.family import make as make_family
 from .engine.optimize import OptSummary
-from .engine.standard import Moments, Standardization, Standardized
 from .errors import DataError, FormulaError, ModelFileError
-from .frame import intercept, reterm
+from .frame import reterm
 from .frame.design import DesignSpec
 from .frame.formula import RandomTerm
 from .frame.levels import as_array
@@ -62,11 +60,10 @@ from .frame.modelmatrix import MatrixSpec
 from .frame.reterm import ReTerm
 from .glmm_model import GeneralizedLinearMixedModel
 from .model import LinearMixedModel
-from .outcome import OutcomeSpec
 
 FORMAT = "mixedfx-model"
 VERSION = 4  # 4: standardized coordinates, kind glmm; 3: kind, levels.json, member sizes
-KINDS = ("lmm", "glmm")  # the kinds of model this version reads
+KINDS = modelkind.KINDS  # the kinds of model this version reads
 MANIFEST = "mixedfx.json"
 LEVELS = "levels.json"
 MAX_MANIFEST_BYTES = 4 * 2**20
@@ -119,54 +116,15 @@ def _arrays(model: MixedModel) -> dict[str, np.ndarray]:
     for k, (b, c) in enumerate(zip(model.b, model.b_condcov, strict=True)):
         arrays[f"b{k}"] = b
         arrays[f"condcov{k}"] = c
-    if isinstance(model, LinearMixedModel):  # a GLMM's coordinates are the user's own
-        arrays |= _standardized_arrays(model.standardized)
+    arrays |= modelkind.arrays(model)
     return {name: np.ascontiguousarray(a) for name, a in arrays.items()}
-
-
-def _standardized_arrays(std: Standardized) -> dict[str, np.ndarray]:
-    """The fit's coordinates and its estimates in them (the blocks are in those coordinates).
-
-    Each set of moments is stored as its means and root mean squares,
-    shape (2, k); the intercept combinations follow from the design.
-    """
-    out = {"std_theta": std.theta, "std_beta": std.beta}
-    out["std_moments_xy"] = np.vstack([std.coords.xy.mean, std.coords.xy.rms])
-    for k, m in enumerate(std.coords.terms):
-        out[f"std_moments{k}"] = np.vstack([m.mean, m.rms])
-    return out | {f"std_b{k}": b for k, b in enumerate(std.b)}
-
-
-def kind(model: MixedModel) -> str:
-    """The manifest's ``kind`` of a model: ``"lmm"`` or ``"glmm"``."""
-    return "glmm" if isinstance(model, GeneralizedLinearMixedModel) else "lmm"
-
-
-def _kind_json(model: MixedModel) -> dict[str, Any]:
-    """The fields of the model's kind: an LMM's REML flag, sigma and weights; a GLMM's family."""
-    if isinstance(model, GeneralizedLinearMixedModel):
-        out = model.outcome
-        return {
-            "family": out.family.name,
-            "link": out.family.link.name,
-            "nagq": model.nagq,
-            "weights": out.weights,
-            "trials": out.trials,
-        }
-    assert isinstance(model, LinearMixedModel)
-    return {
-        "reml": model.reml,
-        "sigma": model.sigma,
-        "std_sigma": model.standardized.sigma,
-        "weights": model.weights,
-    }
 
 
 def _model_json(model: MixedModel, nnz: int | None) -> dict[str, Any]:
     spec, bl, opt = model.spec, model.blocks, model.optsummary
     return {
         "formula": spec.formula,
-        **_kind_json(model),
+        **modelkind.fields(model),
         "objective": model.objective,
         "nobs_given": model.nobs_given,
         "states": statecodec.encode(spec.states),
@@ -234,7 +192,7 @@ def save(model: MixedModel, path: str | os.PathLike[str], overwrite: bool = True
     """
     arrays = _arrays(model)
     nnz = len(arrays["A21_data"]) if "A21_data" in arrays else None
-    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "kind": kind(model)}
+    doc: dict[str, Any] = {"format": FORMAT, "version": VERSION, "kind": modelkind.of(model)}
     doc["model"] = _model_json(model, nnz)
     declared = mc.declared(doc["model"], doc["kind"])  # never write a file load would refuse
     levels = _levels_json(model)
@@ -532,80 +490,10 @@ def _build(
     objective = mc.number(d.get("objective"), "model.objective")
     opt = _optsummary(d.get("optsummary"), arrays)
     weights = _column(d.get("weights"), "model.weights")
-    if kind == "glmm":
-        return GeneralizedLinearMixedModel(
-            design,
-            _outcome(d, weights),
-            declared.nagq,
-            arrays["theta"],
-            arrays["beta"],
-            objective,
-            b,
-            condcov,
-            arrays["vcov_beta"],
-            opt,
-            blocks,
-            None,
-            None,
-            None,
-            None,
-            d["nobs_given"],
-        )
-    return LinearMixedModel(
-        design,
-        mc.flag(d.get("reml"), "model.reml"),
-        arrays["theta"],
-        arrays["beta"],
-        mc.number(d.get("sigma"), "model.sigma", positive=True),
-        objective,
-        b,
-        condcov,
-        arrays["vcov_beta"],
-        opt,
-        blocks,
-        None,
-        None,
-        None,
-        d["nobs_given"],
-        weights,
-        standardized=_standardized(d, design, blocks.n - d["nobs_given"], arrays),
-    )
+    common = (objective, opt, b, condcov, weights, declared.nagq)
+    return modelkind.model(kind, d, design, blocks, arrays, common)
 
 
 def _column(value: Any, field: str) -> str | None:
     """A column name, or None, from the file."""
     return None if value is None else mc.text(value, field)
-
-
-def _outcome(d: dict[str, Any], weights: str | None) -> OutcomeSpec:
-    """A GLMM's family and link, weights column and how its weights count."""
-    name = mc.text(d.get("family"), "model.family")
-    link = mc.text(d.get("link"), "model.link")
-    try:
-        family = make_family(name, link)
-    except ValueError as exc:
-        raise mc.bad("model.family and model.link", f"are not a family and link: {exc}") from exc
-    return OutcomeSpec(family, weights, mc.flag(d.get("trials"), "model.trials"))
-
-
-def _standardized(
-    d: dict[str, Any], design: DesignSpec, n: int, arrays: dict[str, np.ndarray]
-) -> Standardized:
-    """:func:`_standardized_arrays` read back; the intercept combinations from the design.
-
-    ``n``: the training rows (the blocks' rows without the given ones).
-    """
-    x_weights, term_weights = intercept.design_weights(design)
-    xy_weights = None if x_weights is None else np.append(x_weights, 0.0)
-
-    def moments(name: str, weights: np.ndarray | None) -> Moments:
-        mean, rms = arrays[name]
-        return Moments(n, weights, mean, rms)
-
-    coords = Standardization(
-        moments("std_moments_xy", xy_weights),
-        tuple(moments(f"std_moments{k}", w) for k, w in enumerate(term_weights)),
-    )
-    b = [arrays[f"std_b{k}"] for k in range(len(design.terms))]
-    sigma = mc.number(d.get("std_sigma"), "model.std_sigma", positive=True)
-    return Standardized(coords, arrays["std_theta"], arrays["std_beta"], sigma, b)
