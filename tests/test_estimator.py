@@ -379,3 +379,29 @@ def test_import_mixedfx_does_not_import_sklearn():
 
 def test_exported_lazily_from_package():
     assert mfx.MixedLMRegressor is MixedLMRegressor
+
+
+@pytest.mark.parametrize(
+    "formula",
+    ["log(Reaction) ~ Days + (Days | Subject)", "I(Reaction / 100) ~ Days + (1 | Subject)"],
+)
+def test_a_transformed_response_is_refused_with_the_sklearn_recipe(Xy, formula: str) -> None:
+    # y is the response itself: a formula that transforms it would predict and
+    # score on another scale than y, silently
+    X, y = Xy
+    with pytest.raises(ValueError, match="TransformedTargetRegressor"):
+        MixedLMRegressor(formula=formula).fit(X, y)
+
+
+def test_the_recipe_for_a_log_response_is_lmm_of_the_log(Xy, sleep: pd.DataFrame) -> None:
+    from sklearn.compose import TransformedTargetRegressor
+
+    X, y = Xy
+    est = TransformedTargetRegressor(
+        regressor=MixedLMRegressor(formula="Reaction ~ Days + (Days | Subject)"),
+        func=np.log,
+        inverse_func=np.exp,
+    ).fit(X, y)
+    m = mfx.lmm("log(Reaction) ~ Days + (Days | Subject)", sleep)
+    # the same function on the same numbers (log y by numpy in both): exactly equal
+    np.testing.assert_array_equal(est.predict(X), np.exp(m.predict(sleep)))

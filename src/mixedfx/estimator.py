@@ -48,7 +48,7 @@ from .errors import DataError
 from .fit import lmm
 from .frame.formula import parse
 from .frame.missing import MISSING
-from .frame.syntax import deparse_name
+from .frame.syntax import Name, deparse_name
 from .frames import in_memory
 from .model import LinearMixedModel
 from .predict import NEW_LEVELS
@@ -168,7 +168,16 @@ class MixedEstimator(BaseEstimator):
         ``exclude`` columns of ``X`` are not fixed effects in ``groups=`` mode.
         """
         if self.formula is not None:
-            return self.formula, parse(self.formula).response
+            parsed = parse(self.formula)
+            if not isinstance(parsed.lhs, Name):
+                raise ValueError(
+                    f"the formula's response {parsed.response} is an expression, but y is the "
+                    "response itself: predict and score would then be on another scale than "
+                    "y. Name the response (e.g. 'y ~ ...') and transform y yourself, or wrap "
+                    "the estimator in sklearn.compose.TransformedTargetRegressor(func=np.log, "
+                    "inverse_func=np.exp)"
+                )
+            return self.formula, parsed.response
         groups = str(self.groups)
         response = DEFAULT_RESPONSE if self.response is None else self.response
         if groups not in X.columns:
