@@ -132,3 +132,35 @@ def test_polars_is_imported_only_when_given() -> None:
         "assert 'polars' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("kind", ["convert_dtypes", "polars", "pyarrow Table"])
+def test_simulate_and_cross_validate_take_every_frame_type(
+    kind: str, train: pd.DataFrame, new: pd.DataFrame
+) -> None:
+    to = CONVERT[kind]
+    m = mfx.lmm(FORMULA, train)
+    want = m.simulate(3, newdata=new, seed=4)
+    got = m.simulate(3, newdata=to(new), seed=4)
+    np.testing.assert_array_equal(got.to_numpy(), want.to_numpy())
+    want = mfx.cross_validate(FORMULA, train, mode="new", cv=3)
+    got = mfx.cross_validate(FORMULA, to(train), mode="new", cv=3)
+    pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize("kind", ["convert_dtypes", "polars", "pyarrow Table"])
+def test_calibration_plot_takes_every_frame_type(kind: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import mixedfx.plots as mfp
+
+    rng = np.random.default_rng(3)
+    g = np.repeat(np.arange(10), 12)
+    x = rng.normal(size=len(g))
+    y = rng.random(len(g)) < 1 / (1 + np.exp(-(x + rng.normal(size=10)[g])))
+    data = pd.DataFrame({"y": y.astype(int), "x": x, "g": [f"g{k}" for k in g]})
+    m = mfx.glmm("y ~ x + (1 | g)", data, family="binomial")
+    want = mfp.calibration(m, data=data).table
+    got = mfp.calibration(m, data=CONVERT[kind](data)).table
+    pd.testing.assert_frame_equal(got, want)

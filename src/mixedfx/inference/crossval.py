@@ -38,6 +38,7 @@ from ..engine.family import Family
 from ..errors import DataError
 from ..family import resolve
 from ..frame.formula import parse
+from ..frames import in_memory
 from ..predict import predict
 
 MODES = ("known", "new", "given")
@@ -130,6 +131,7 @@ def cross_validate(
     ----------
     formula : str
     data : DataFrame
+        A pandas, polars or pyarrow frame (:func:`mixedfx.frames.in_memory`).
     mode : {"known", "new", "given"}
     given_rows : int or sequence of int, default 3
         ``k``, the rows revealed per held-out group (``mode="given"``).
@@ -165,6 +167,7 @@ def cross_validate(
     ks = sorted({int(k) for k in np.atleast_1d(given_rows)}) if mode == "given" else []
     if any(k < 0 for k in ks):
         raise ValueError(f"given_rows must be non-negative, got {given_rows!r}")
+    data = in_memory(data, "data")
     parsed = parse(formula)
     column = group if group is not None else parsed.random[0].factors[0]
     if column not in data.columns:

@@ -24,6 +24,7 @@ from ..condition import with_new_levels
 from ..engine.blocks import term_matrix
 from ..errors import DataError
 from ..frame import rows as rows_mod
+from ..frames import in_memory
 from .scope import require_unweighted
 
 if TYPE_CHECKING:
@@ -88,8 +89,7 @@ def simulator(model: LinearMixedModel, newdata: pd.DataFrame | None = None) -> S
     data = model.data if newdata is None else newdata
     if data is None:
         raise DataError("this model holds no training rows; pass newdata to simulate")
-    if not isinstance(data, pd.DataFrame):
-        raise DataError(f"newdata must be a pandas DataFrame, got {type(data).__name__}")
+    data = in_memory(data, "newdata")
     spec = model.spec
     terms, r = with_new_levels(spec, data, rows_mod.build(spec, data), "newdata")
     Zs = [
@@ -117,8 +117,8 @@ def simulate(
         raise ValueError(f"ranef must be one of {RANEF}, got {ranef!r}")
     if int(nsim) < 1:
         raise ValueError(f"nsim must be a positive integer, got {nsim!r}")
-    data = model.data if newdata is None else newdata
-    sim = simulator(model, newdata)
+    data = model.data if newdata is None else in_memory(newdata, "newdata")
+    sim = simulator(model, None if newdata is None else data)
     Y = sim.draw(np.random.default_rng(seed), int(nsim), ranef)
     columns = [f"sim_{k + 1}" for k in range(int(nsim))]
     assert data is not None

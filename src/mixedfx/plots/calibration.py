@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..frame.rows import build
+from ..frames import in_memory
 from .common import check_group, identity_line, new_axes, pyplot, training_data
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ class CalibrationDisplay:
                 "calibration plots are for GLMMs (mixedfx.glmm); use observed_vs_predicted"
             )
         group = check_group(model, group)
-        rows = training_data(model, "calibration") if data is None else data
+        rows = training_data(model, "calibration") if data is None else in_memory(data, "data")
         outcome = model.outcome.outcome(model.spec, rows)
         weight = outcome.trials if model.family.binomial else outcome.weights
         predicted = np.asarray(model.predict(rows, re=re), dtype=float)
