@@ -120,6 +120,21 @@ class Blocks:
         return SchurPattern.build(A21, self.A22, self.l0, self.q0)
 
 
+DOTS_MAX = 3  # up to this many columns, dot products of columns beat BLAS's gemm on (n, k)
+
+
+def tall_product(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A' B`` for tall arrays A (n, k) and B (n, k), shape (k, k).
+
+    With few columns (column-major, as the rows' matrices are) it is the
+    k^2 dot products of the columns: gemm on such shapes costs several times that.
+    """
+    k = A.shape[1]
+    if k > DOTS_MAX:
+        return A.T @ B
+    return np.array([[A[:, i] @ B[:, j] for j in range(k)] for i in range(k)])
+
+
 def term_matrix(codes: np.ndarray, M: np.ndarray, nlevels: int) -> sp.csr_matrix:
     """A term's block of Z as a sparse matrix, shape (n, nlevels * q).
 
@@ -198,7 +213,7 @@ def form(
     xy_z0 = xy_z0.reshape(p + 1, l0 * q0)
     if not rest:
         A21: np.ndarray | sp.csr_matrix = xy_z0
-        A22 = wXy.T @ Xy
+        A22 = tall_product(wXy, Xy)
     else:
         sw = None if weights is None else np.sqrt(weights)[:, None]
         Mw = [Ms[t.term] if sw is None else Ms[t.term] * sw for t in rest]

@@ -61,6 +61,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import smallmat
 from .layout import ThetaLayout
 
 
@@ -108,10 +109,12 @@ class Moments:
         k = W.shape[1]
         if len(W) == 0:
             return cls(0, weights, np.zeros(k), np.zeros(k))
-        unit = _pow2(np.abs(W).max(axis=0))
+        unit = _pow2(np.maximum(W.max(axis=0), -W.min(axis=0)))  # max |W| per column
         Wu = W / unit
         mean = Wu.mean(axis=0) * _centred(weights, k)
-        rms = np.sqrt(((Wu - mean) ** 2).mean(axis=0))
+        Wu -= mean
+        np.square(Wu, out=Wu)
+        rms = np.sqrt(Wu.mean(axis=0))
         return cls(len(W), weights, mean * unit, rms * unit)
 
     @property
@@ -420,7 +423,7 @@ class Standardization:
         out = []
         for m, C in zip(self.terms, C_s, strict=True):
             G = m.matrix() * self.y_scale
-            out.append(np.einsum("ij,ljk,mk->lim", G, C, G))
+            out.append(smallmat.matmul(smallmat.matmul(G, C), G.T))
         return out
 
     def objective(self, value: float, reml: bool) -> float:
@@ -464,4 +467,8 @@ class Standardized:
     ) -> np.ndarray:
         """``z'b_t[k]`` in the user's units for rows of M (n, q_t) at levels ``codes`` (>= 0)."""
         Ms = self.coords.z_rows(t, M, mask)
-        return self.coords.y_scale * np.einsum("nq,nq->n", Ms, self.b[t][codes])
+        out = Ms[:, 0] * self.b[t][:, 0][codes]  # column by column: M and Ms are column-major
+        for j in range(1, Ms.shape[1]):
+            out += Ms[:, j] * self.b[t][:, j][codes]
+        out *= self.coords.y_scale
+        return out

@@ -373,9 +373,10 @@ def learn(
     )
     rows = rows_mod.build(design, data, response=True, binary=two_column, codes=tuple(codes))
     check_training(rows_mod.Tally.of(rows), design)
-    kept, dropped = drop_dependent(
-        intercept.standardized(rows.X, names_, fixed), names_, stacklevel=4
-    )
+    # the R factor of X's QR (in the rank check's coordinates) has X's column relations
+    # in a (p, p) matrix, as on Dask: the check then never walks the rows
+    R = np.linalg.qr(intercept.standardized(rows.X, names_, fixed), mode="r")
+    kept, dropped = drop_dependent(np.asarray(R), names_, stacklevel=4)
     design = dataclasses.replace(
         design, kept=kept, fixed_names=tuple(names_[j] for j in kept), dropped=dropped
     )
