@@ -39,6 +39,8 @@ def _grouped_limit() -> int:
 
 GROUPED_LIMIT = _grouped_limit()
 GROUPED_OVER_PATTERN = 8  # grouping is chosen up to this many times the pattern's entries
+CHUNK_BYTES = 384 * 1024  # a chunk's largest per-level array (its m rows of A21) at most ...
+MIN_CHUNK = 4096  # ... but at least this many levels (each chunk costs ~100 numpy calls)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,34 @@ class Blocks:
     def a21_columns(self) -> list[np.ndarray]:
         """Dense A21 split by column within level: q0 arrays of shape (m, l0)."""
         return split_columns(np.asarray(self.A21), self.q0)
+
+    @functools.cached_property
+    def level_chunks(self) -> tuple[Blocks, ...]:
+        """The first term's levels in runs, each as the blocks of its levels (dense A21).
+
+        The objective's per-level sums (``log|L11|^2``, the update ``A21 W A21'``
+        and the gradient's chain back to ``T0``) run chunk by chunk, so that the
+        ~100 array operations of an evaluation work on arrays that stay in the
+        cache (16,384 levels for m = 3) rather than streaming arrays over every
+        level from memory: 10-15 % off an evaluation with 125,000 levels. A
+        chunk's ``A11`` and ``A21`` (and their per-entry caches) are views of
+        these; its ``A22`` is the whole's. Few levels: one chunk, the blocks.
+        """
+        size = max(MIN_CHUNK, CHUNK_BYTES // (8 * max(self.m, self.q0)))
+        if self.sparse or self.l0 <= size:
+            return (self,)
+        chunks = []
+        entries, columns, q0 = self.a11_entries, self.a21_columns, self.q0
+        for s in range(0, self.l0, size):
+            e = min(s + size, self.l0)
+            A21 = np.asarray(self.A21)[:, s * q0 : e * q0]
+            chunk = Blocks(
+                self.first, e - s, q0, self.rest, self.p, self.n, self.A11[s:e], A21, self.A22
+            )
+            chunk.__dict__["a11_entries"] = [x[s:e] for x in entries]  # views: no copies
+            chunk.__dict__["a21_columns"] = [c[:, s:e] for c in columns]
+            chunks.append(chunk)
+        return tuple(chunks)
 
     @functools.cached_property
     def schur(self) -> SchurPattern | GroupedSchur | DenseSchur:

@@ -237,6 +237,25 @@ def rest_matrix(blocks: Blocks, Ts: list[np.ndarray], W: np.ndarray) -> np.ndarr
     return M22
 
 
+def first_update(
+    blocks: Blocks, T0: np.ndarray, keep: bool = False
+) -> tuple[float, np.ndarray, list[Gram2 | None]]:
+    """``log|L11|^2`` and ``U = A21 W A21'`` (m, m) for a dense A21, summed by level chunks.
+
+    The chunks are :attr:`~mixedfx.engine.blocks.Blocks.level_chunks`. With
+    ``keep``, also each chunk's :func:`gram_2x2` (q0 = 2; None otherwise), which
+    the gradient's second pass over the chunks reads.
+    """
+    logdet, U, grams = 0.0, np.zeros((blocks.m, blocks.m)), []
+    for chunk in blocks.level_chunks:
+        gram = gram_2x2(chunk, T0) if chunk.q0 == 2 else None
+        part, W = first_gram(chunk, T0, gram)
+        logdet += part
+        U += dense_update(chunk, W)
+        grams.append(gram if keep else None)
+    return logdet, U, grams
+
+
 def objective_parts(blocks: Blocks, Ts: list[np.ndarray]) -> tuple[float, float, float]:
     """``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2``, without forming L11, R or L21.
 
@@ -245,6 +264,9 @@ def objective_parts(blocks: Blocks, Ts: list[np.ndarray]) -> tuple[float, float,
     numpy.linalg.LinAlgError
         When L22 is not positive definite.
     """
+    if not blocks.sparse:
+        logdet11, U, _ = first_update(blocks, Ts[blocks.first])
+        return logdets(blocks, cholesky(_rest_block(blocks, Ts, U), clean=False), logdet11)
     logdet11, W = first_gram(blocks, Ts[blocks.first])
     return logdets(blocks, cholesky(rest_matrix(blocks, Ts, W), clean=False), logdet11)
 

@@ -39,6 +39,7 @@ from .cholesky import (
     Gram2,
     dense_update,
     first_gram,
+    first_update,
     gram_2x2,
     level_last,
     logdets,
@@ -259,15 +260,25 @@ def gradient(
         When M22 is not positive definite (the objective is infinite there).
     """
     T0 = Ts[blocks.first]
+    w = weights(blocks, reml) if w is None else w
+    if not blocks.sparse:  # two passes over the level chunks: U, then the chain to T0
+        logdet11, U, grams = first_update(blocks, T0, keep=True)
+        parts, out, Ub = _on_dense(blocks, Ts, blocks.A22 - U, w, logdet11)
+        pairs = zip(blocks.level_chunks, grams, strict=True)
+        out[blocks.first] = sum(
+            (first_term(c, T0, schur_adjoint(c, Ub), gram) for c, gram in pairs),
+            np.zeros((blocks.q0, blocks.q0)),
+        )
+        return parts, [out[t] for t in range(len(Ts))]
     gram = gram_2x2(blocks, T0) if blocks.q0 == 2 else None
     logdet11, W = first_gram(blocks, T0, gram)
-    w = weights(blocks, reml) if w is None else w
     d = rest_diagonal(blocks, Ts)
-    schur = blocks.schur if blocks.sparse else None
+    schur = blocks.schur
     if isinstance(schur, Positions) and d is not None:
         parts, out, Wb = _on_positions(blocks, schur, W, d, w, logdet11)
     else:
-        parts, out, Wb = _on_dense(blocks, Ts, W, w, logdet11)
+        parts, out, Ub = _on_dense(blocks, Ts, unscaled_rest(blocks, W), w, logdet11)
+        Wb = schur_adjoint(blocks, Ub)
     out[blocks.first] = first_term(blocks, T0, Wb, gram)
     return parts, [out[t] for t in range(len(Ts))]
 
@@ -299,15 +310,16 @@ def _on_positions(
 
 
 def _on_dense(
-    blocks: Blocks, Ts: list[np.ndarray], W: np.ndarray, w: np.ndarray, logdet11: float
+    blocks: Blocks, Ts: list[np.ndarray], C: np.ndarray, w: np.ndarray, logdet11: float
 ) -> tuple[Parts, dict[int, np.ndarray], np.ndarray]:
-    """Parts, rest terms' gradients and ``df/dW`` from dense (m, m) matrices."""
-    C = unscaled_rest(blocks, W)
+    """Parts, rest terms' gradients and ``df/dU = -Lr H Lr'`` from ``C = A22 - U`` (m, m).
+
+    The caller chains ``df/dU`` to ``df/dW`` (:func:`schur_adjoint`).
+    """
     M22 = scale_both(C, blocks, Ts) if blocks.rest else C.copy()
     M22.reshape(-1)[: blocks.mr * (blocks.m + 1) : blocks.m + 1] += 1.0
     L22 = cholesky(M22, clean=False)
     parts = logdets(blocks, L22, logdet11)
     H = inverse_weighted(L22, w)
     out = rest_terms(blocks, Ts, C, H)
-    Ub = -scale_both(H, blocks, [T.T for T in Ts])  # Lr H Lr'
-    return parts, out, schur_adjoint(blocks, Ub)
+    return parts, out, -scale_both(H, blocks, [T.T for T in Ts])  # -Lr H Lr'

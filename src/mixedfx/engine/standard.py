@@ -144,7 +144,9 @@ class Moments:
 
     def rows(self, W: np.ndarray) -> np.ndarray:
         """``W G`` for rows with ``W v = 1``: ``(W - mean) / d``, shape (n, k)."""
-        return (W - self.mean) / self.scale
+        out = W - self.mean
+        out /= self.scale
+        return out
 
     def matrix(self) -> np.ndarray:
         """``G = (I - v mean') D^-1``, shape (k, k)."""
@@ -310,11 +312,15 @@ class Standardization:
 
     def x_rows(self, X: np.ndarray) -> np.ndarray:
         """``X_s`` of rows of the fixed-effects matrix (each with ``x'v = 1``), (n, p)."""
-        return (X - self.xy.mean[:-1]) / self.xy.scale[:-1]
+        out = X - self.xy.mean[:-1]
+        out /= self.xy.scale[:-1]
+        return out
 
     def y_rows(self, y: np.ndarray) -> np.ndarray:
         """``(y - c) / s``, shape (n,)."""
-        return (y - self.y_centre) / self.y_scale
+        out = y - self.y_centre
+        out /= self.y_scale
+        return out
 
     def z_rows(self, t: int, M: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """``M G_t`` of a term's rows, shape (n, q_t).
@@ -330,7 +336,9 @@ class Standardization:
 
     def y_back(self, fit: np.ndarray) -> np.ndarray:
         """Standardized responses back to the user's: ``c + s fit``."""
-        return self.y_centre + self.y_scale * fit
+        out = self.y_scale * fit
+        out += self.y_centre
+        return out
 
     def apply(
         self, X: np.ndarray, y: np.ndarray, Ms: tuple[np.ndarray, ...] | list[np.ndarray]

@@ -137,7 +137,13 @@ class DesignSpec:
         categorical predictor is an error naming it.
         """
         check_columns(data, self.fixed_variables(), "fixed-effects")
-        return self.fixed.matrix(data)[:, self.kept]
+        X = self.fixed.matrix(data)
+        return X if len(self.kept) == X.shape[1] else X[:, self.kept]
+
+    @property
+    def has_offset(self) -> bool:
+        """Whether the formula has ``offset()`` terms or the model an offset column."""
+        return bool(self.parsed.offsets) or self.offset_column is not None
 
     def offset(self, data: pd.DataFrame) -> np.ndarray:
         """The offset of each row: the formula's ``offset()`` terms and the offset column, summed.
@@ -151,7 +157,7 @@ class DesignSpec:
             Naming an offset column missing from ``data``.
         """
         out = np.zeros(len(data))
-        if not self.parsed.offsets and self.offset_column is None:
+        if not self.has_offset:
             return out
         missing = [c for c in self.offset_variables() if c not in data.columns]
         if missing:
@@ -380,7 +386,7 @@ def learn(
     design = dataclasses.replace(
         design, kept=kept, fixed_names=tuple(names_[j] for j in kept), dropped=dropped
     )
-    X, y = rows.X[:, kept], rows.y
+    X, y = (rows.X if len(kept) == len(names_) else rows.X[:, kept]), rows.y
     assert y is not None
     off = rows.offset if parsed.offsets or offset is not None else None
     if off is None or two_column:

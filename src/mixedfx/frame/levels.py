@@ -171,9 +171,9 @@ def encode_integers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         seen = np.zeros(high - low + 1, dtype=bool)
         seen[offsets] = True
         rank = np.cumsum(seen, dtype=np.int64) - 1
-        return rank[offsets], as_array((np.flatnonzero(seen) + low).tolist())
+        return rank[offsets], (np.flatnonzero(seen) + low).astype(object)  # Python ints
     distinct, codes = np.unique(values, return_inverse=True)
-    return codes.reshape(-1).astype(np.int64, copy=False), as_array(distinct.tolist())
+    return codes.reshape(-1).astype(np.int64, copy=False), distinct.astype(object)
 
 
 class IntegerTable:

@@ -121,6 +121,8 @@ class ReTerm:
         random effect for it (:class:`~mixedfx.frame.modelmatrix.MatrixSpec`).
         """
         try:
+            if len(self.parts) == 1:
+                return self.parts[0].matrix(data)
             return np.hstack([p.matrix(data) for p in self.parts])
         except DataError as exc:  # say where: the fixed effects raise the same errors
             raise DataError(f"{exc} (in random term {self.term})") from exc

@@ -104,7 +104,7 @@ class Rows:
 
     def missing_effects(self, k: int, columns: np.ndarray | None = None) -> np.ndarray:
         """Rows with a missing value in term ``k``'s ``M`` (in ``columns``, bool (q,), if given)."""
-        M = self.M[k] if columns is None else self.M[k][:, columns]
+        M = self.M[k] if columns is None or columns.all() else self.M[k][:, columns]
         return ~np.isfinite(M).all(axis=1)
 
 
