@@ -124,6 +124,9 @@ def _sort_order(uniques: pd.Index | np.ndarray, column: pd.Series) -> np.ndarray
             return np.arange(len(uniques))
         cats = pd.Index(column.cat.categories)
         return np.argsort(cats.get_indexer(pd.Index(uniques)), kind="stable")
+    dtype = getattr(uniques, "dtype", None)
+    if dtype is not None and dtype != object and pd.api.types.is_string_dtype(dtype):
+        return np.asarray(uniques.argsort())  # str, Arrow text: code point order, no objects
     values = np.asarray(uniques)
     if values.dtype.kind == "O" and pd.api.types.infer_dtype(values, skipna=False) == "string":
         return np.argsort(values.astype(str), kind="stable")  # code point order
@@ -227,13 +230,8 @@ def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
         The distinct labels as found (a str stays a str, an int an int), in
         lme4's order: the categories' order for a categorical, else sorted.
     """
-    gone = is_missing(column)
-    if gone.any():
-        raise DataError(
-            f"grouping column {name!r} has {int(gone.sum())} missing values; "
-            "drop those rows or give them a level"
-        )
     if isinstance(column.dtype, pd.CategoricalDtype):  # fast path: codes are given
+        _refuse_missing(int(is_missing(column).sum()), name)
         codes = column.cat.codes.to_numpy().astype(np.int64)
         uniques = column.cat.categories
         used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
@@ -241,16 +239,31 @@ def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
             remap = np.cumsum(used) - 1
             codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
             uniques = uniques[used]
+        labels_of = as_array(np.asarray(uniques, dtype=object).tolist())
     else:
         values = integer_values(column)
         if values is not None:
             return encode_integers(values)
         codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        labels_of = np.asarray(uniques, dtype=object)
+        # the missing values by na.py's rule: factorize's NA (-1), and inf among the labels
+        infinite = np.flatnonzero(is_missing(pd.Series(uniques)))
+        gone = codes < 0
+        if len(infinite):
+            gone |= np.isin(codes, infinite)
+        _refuse_missing(int(gone.sum()), name)
     order = _sort_order(uniques, column)
-    labels = as_array(np.asarray(uniques, dtype=object)[order].tolist())
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    return rank[codes].astype(np.int64), labels
+    return rank[codes], labels_of[order]
+
+
+def _refuse_missing(count: int, name: str) -> None:
+    if count:
+        raise DataError(
+            f"grouping column {name!r} has {count} missing values; "
+            "drop those rows or give them a level"
+        )
 
 
 class Levels:
