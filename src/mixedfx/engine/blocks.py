@@ -165,6 +165,52 @@ def tall_product(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     return np.array([[A[:, i] @ B[:, j] for j in range(k)] for i in range(k)])
 
 
+class LevelSums:
+    """Per level, the sums of products of two row columns: ``bincount(codes, u * v)``.
+
+    Each distinct product is summed once: a column equal to an earlier one (a
+    random slope that is also a fixed effect, the intercept of X and of M)
+    shares its sums, and a column of ones multiplies nothing (its products
+    are the other column; two of them, the rows' counts). The sums are those
+    of the products themselves, to the bit.
+
+    Parameters
+    ----------
+    codes : ndarray of int, shape (n,)
+        The rows' levels.
+    nlevels : int
+    columns : list of ndarray, shape (n,) each
+    """
+
+    def __init__(self, codes: np.ndarray, nlevels: int, columns: list[np.ndarray]) -> None:
+        self.codes, self.nlevels, self.columns = codes, nlevels, columns
+        self.same: list[int] = []  # per column, the first column equal to it
+        for i, c in enumerate(columns):
+            earlier = (j for j in sorted(set(self.same)) if _equal(columns[j], c))
+            self.same.append(next(earlier, i))
+        self.ones = [bool(len(c) and c[0] == 1.0 and np.all(c == 1.0)) for c in columns]
+        self.done: dict[tuple[int, int], np.ndarray] = {}
+
+    def __call__(self, i: int, j: int) -> np.ndarray:
+        """The sums of ``columns[i] * columns[j]`` over each level's rows, shape (nlevels,)."""
+        a, b = sorted((self.same[i], self.same[j]))
+        if (a, b) not in self.done:
+            u, v = self.columns[a], self.columns[b]
+            if self.ones[a] and self.ones[b]:
+                out = np.bincount(self.codes, minlength=self.nlevels).astype(float)
+            else:
+                w = v if self.ones[a] else u if self.ones[b] else u * v
+                out = np.bincount(self.codes, weights=w, minlength=self.nlevels)
+            self.done[(a, b)] = out
+        return self.done[(a, b)]
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two columns are equal, elementwise (their first entries compared first)."""
+    head = min(len(a), 16)
+    return bool(np.array_equal(a[:head], b[:head]) and np.array_equal(a, b))
+
+
 def term_matrix(codes: np.ndarray, M: np.ndarray, nlevels: int) -> sp.csr_matrix:
     """A term's block of Z as a sparse matrix, shape (n, nlevels * q).
 
@@ -223,13 +269,16 @@ def form(
     c0, M0, l0 = codes[first], Ms[first], nlevels[first]
     q0 = M0.shape[1]
     wM0 = M0 if weights is None else M0 * weights[:, None]
+    xy_columns = [*(X[:, j] for j in range(p)), y]
+    sums = LevelSums(c0, l0, [*xy_columns, *(M0[:, k] for k in range(q0))])
     A11 = np.empty((l0, q0, q0))
     for i in range(q0):
         for j in range(i, q0):
-            A11[:, i, j] = np.bincount(c0, weights=wM0[:, i] * M0[:, j], minlength=l0)
+            if weights is None:
+                A11[:, i, j] = sums(p + 1 + i, p + 1 + j)
+            else:
+                A11[:, i, j] = np.bincount(c0, weights=wM0[:, i] * M0[:, j], minlength=l0)
             A11[:, j, i] = A11[:, i, j]
-    Xy = np.column_stack([X, y])
-    wXy = Xy if weights is None else Xy * weights[:, None]
     rest, offset = [], 0
     for t in rest_idx:
         rest.append(RestTerm(t, offset, nlevels[t], Ms[t].shape[1]))
@@ -239,10 +288,19 @@ def form(
     xy_z0 = np.empty((p + 1, l0, q0))
     for k in range(q0):
         for j in range(p + 1):
-            xy_z0[j, :, k] = np.bincount(c0, weights=Xy[:, j] * wM0[:, k], minlength=l0)
+            if weights is None:
+                xy_z0[j, :, k] = sums(j, p + 1 + k)
+            else:
+                xy_z0[j, :, k] = np.bincount(c0, weights=xy_columns[j] * wM0[:, k], minlength=l0)
     xy_z0 = xy_z0.reshape(p + 1, l0 * q0)
-    if not rest:
+    if not rest and weights is None and p + 1 <= DOTS_MAX:  # no copy of [X y]
         A21: np.ndarray | sp.csr_matrix = xy_z0
+        A22 = np.array([[u @ v for v in xy_columns] for u in xy_columns])
+        return Blocks(first, l0, q0, (), p, n, A11, A21, A22)
+    Xy = np.column_stack([X, y])
+    wXy = Xy if weights is None else Xy * weights[:, None]
+    if not rest:
+        A21 = xy_z0
         A22 = tall_product(wXy, Xy)
     else:
         sw = None if weights is None else np.sqrt(weights)[:, None]

@@ -248,12 +248,31 @@ def first_update(
     """
     logdet, U, grams = 0.0, np.zeros((blocks.m, blocks.m)), []
     for chunk in blocks.level_chunks:
-        gram = gram_2x2(chunk, T0) if chunk.q0 == 2 else None
-        part, W = first_gram(chunk, T0, gram)
+        if chunk.q0 == 2:  # W's entries as they are: gram_update reads W[a][b]
+            gram = gram_2x2(chunk, T0)
+            det, _, (w00, w01, w11) = gram
+            logdet += sum_log(det)
+            U += gram_update(chunk.a21_columns, ((w00, w01), (w01, w11)))
+            grams.append(gram if keep else None)
+            continue
+        part, W = first_gram(chunk, T0)
         logdet += part
         U += dense_update(chunk, W)
-        grams.append(gram if keep else None)
+        grams.append(None)
     return logdet, U, grams
+
+
+def sum_log(x: np.ndarray) -> float:
+    """``sum(log(x))`` for positive x (n,), as the logs of products of pairs.
+
+    ``log`` costs several times a product, and these are the
+    determinants of ``M11_k`` (at least 1, and far from overflow in the
+    standardized coordinates); where a product overflows, the logs one by one.
+    """
+    half = len(x) // 2
+    pairs = x[:half] * x[half : 2 * half]
+    total = float(np.log(pairs).sum()) + (float(np.log(x[-1])) if len(x) % 2 else 0.0)
+    return total if np.isfinite(total) else float(np.log(x).sum())
 
 
 def objective_parts(blocks: Blocks, Ts: list[np.ndarray]) -> tuple[float, float, float]:
