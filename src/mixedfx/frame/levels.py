@@ -117,6 +117,11 @@ def _normal(label: Any) -> str:
     return spell(label) or str(label)
 
 
+def _text_extension(dtype: Any) -> bool:
+    """A text dtype other than object: ``str``, ``string``, Arrow strings."""
+    return pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype)
+
+
 def _sort_order(uniques: pd.Index | np.ndarray, column: pd.Series) -> np.ndarray:
     """The order in which lme4 would list the levels: factor order, else sorted."""
     if isinstance(column.dtype, pd.CategoricalDtype):
@@ -125,7 +130,7 @@ def _sort_order(uniques: pd.Index | np.ndarray, column: pd.Series) -> np.ndarray
         cats = pd.Index(column.cat.categories)
         return np.argsort(cats.get_indexer(pd.Index(uniques)), kind="stable")
     dtype = getattr(uniques, "dtype", None)
-    if dtype is not None and dtype != object and pd.api.types.is_string_dtype(dtype):
+    if dtype is not None and _text_extension(dtype):
         return np.asarray(uniques.argsort())  # str, Arrow text: code point order, no objects
     values = np.asarray(uniques)
     if values.dtype.kind == "O" and pd.api.types.infer_dtype(values, skipna=False) == "string":
@@ -374,7 +379,7 @@ class Levels:
         if isinstance(uniques, pd.Categorical | pd.CategoricalIndex):
             uniques = np.asarray(uniques)
         target = pd.Index(uniques)
-        if target.dtype != object and pd.api.types.is_string_dtype(target.dtype):
+        if _text_extension(target.dtype):
             target = pd.Index(np.asarray(target, dtype=object), dtype=object)  # str, Arrow text
         if target.dtype.kind in "iuf" and len(self._texts[1]) == len(self.labels):
             out = np.full(len(target), -1, dtype=np.int64)  # numbers against words only
