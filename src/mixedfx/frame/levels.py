@@ -129,8 +129,7 @@ def _sort_order(uniques: pd.Index | np.ndarray, column: pd.Series) -> np.ndarray
             return np.arange(len(uniques))
         cats = pd.Index(column.cat.categories)
         return np.argsort(cats.get_indexer(pd.Index(uniques)), kind="stable")
-    dtype = getattr(uniques, "dtype", None)
-    if dtype is not None and _text_extension(dtype):
+    if isinstance(uniques, pd.Index) and _text_extension(uniques.dtype):
         return np.asarray(uniques.argsort())  # str, Arrow text: code point order, no objects
     values = np.asarray(uniques)
     if values.dtype.kind == "O" and pd.api.types.infer_dtype(values, skipna=False) == "string":
