@@ -134,28 +134,39 @@ def predict(
     r = rows_mod.build(spec, newdata) if rows is None else rows
     n = r.n
     std = model.standardized  # computed in the fit's coordinates: no cancellation
-    fit = std.fixed_part(_finite(r.X)) + _finite(r.offset) if n else np.zeros(0)
-    bad = r.missing_x | r.missing_offset
-    unknown_used = np.zeros(n, dtype=bool)
-    for k, (t, codes, M, mask) in enumerate(zip(spec.terms, r.codes, r.M, masks, strict=True)):
-        if not mask.any():
-            continue
-        known = codes >= 0
-        unseen = ~known
-        if unseen.any() and new_levels == "error":
-            factors = list(t.term.factors)
-            absent = r.missing_labels[k]
-            raise DataError(_unseen_message(t.group, newdata, factors, unseen & ~absent, absent))
-        unknown_used |= unseen
-        contrib = std.random_part(k, _finite(M), np.maximum(codes, 0), mask)
-        fit = fit + np.where(known, contrib, 0.0)
-        bad |= r.missing_effects(k, mask)
+    # a non-finite input (inf in X or M) may make inf - inf here: its row is set
+    # to NaN from the masks below, so the arithmetic's warnings say nothing
+    with np.errstate(invalid="ignore", over="ignore"):
+        fit = std.fixed_part(r.X) if n else np.zeros(0)
+        bad = r.missing_x
+        if spec.has_offset:
+            fit += r.offset
+            bad |= r.missing_offset
+        unknown_used = np.zeros(n, dtype=bool)
+        for k, (t, codes, M, mask) in enumerate(zip(spec.terms, r.codes, r.M, masks, strict=True)):
+            if not mask.any():
+                continue
+            known = codes >= 0
+            if known.all():  # the common case: no row needs masking
+                fit += std.random_part(k, M, codes, mask)
+            else:
+                unseen = ~known
+                if new_levels == "error":
+                    factors = list(t.term.factors)
+                    absent = r.missing_labels[k]
+                    raise DataError(
+                        _unseen_message(t.group, newdata, factors, unseen & ~absent, absent)
+                    )
+                unknown_used |= unseen
+                fit += np.where(known, std.random_part(k, M, np.maximum(codes, 0), mask), 0.0)
+            bad |= r.missing_effects(k, mask)
     # after the loop: with new_levels="error" an unseen level has raised, without a warning
     if not quiet:
         rows_mod.warn_unseen(spec, newdata, r, masks, stacklevel=stacklevel)
     if given is not None and n and not quiet:
         warn_unused_given(spec, given, r.codes, masks, stacklevel=stacklevel)
-    fit = np.where(bad, np.nan, fit)
+    if bad.any():
+        fit[bad] = np.nan
     if new_levels == "nan":
         fit = np.where(unknown_used, np.nan, fit)
     if bad.any() and not quiet:
@@ -229,17 +240,6 @@ def variance(
     if interval == "prediction":
         var = var + model.residual_variance
     return np.where(invalid, np.nan, var)
-
-
-def _finite(A: np.ndarray) -> np.ndarray:
-    """``A`` with its non-finite values set to 0 (their rows are marked missing apart).
-
-    So that a missing value (NaN, or inf whose products would be inf - inf)
-    never reaches the arithmetic: no RuntimeWarning, and the row's NaN is
-    set from the masks alone.
-    """
-    ok = np.isfinite(A)
-    return A if ok.all() else np.where(ok, A, 0.0)
 
 
 def _zeroed(A: np.ndarray, invalid: np.ndarray) -> np.ndarray:

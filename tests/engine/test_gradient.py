@@ -10,8 +10,10 @@ import scipy.sparse as sp
 import mixedfx as mfx
 from mixedfx import datasets
 from mixedfx import fit as fit_mod
+from mixedfx.engine import blocks as blocks_mod
 from mixedfx.engine.objective import Objective
 from mixedfx.engine.schur import DenseSchur, GroupedSchur, SchurPattern
+from tolerance import REORDERED, assert_close
 
 
 def crossed(n: int, users: int, items: int, seed: int = 0) -> pd.DataFrame:
@@ -153,6 +155,35 @@ def test_gradient_on_every_schur_update(formula, users, schur, reml) -> None:
     assert obj.blocks.sparse == (schur is not None)
     theta = somewhere(obj, seed=users)
     np.testing.assert_allclose(obj.gradient(theta), five_point(obj, theta), rtol=1e-6, atol=1e-6)
+
+
+CHUNKED = [
+    "y ~ x + (1 | u)",  # q0 = 1
+    "y ~ x + (x | u)",  # q0 = 2
+    "y ~ x + (1 + x + z | u)",  # q0 = 3
+    "y ~ x + (x | u) + (1 | i)",  # with a rest term: dense A21 (fewer items)
+]
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("formula", CHUNKED)
+def test_level_chunks_give_the_whole_objective_and_gradient(formula, reml, monkeypatch) -> None:
+    data = crossed(3000, 900, 4)
+    whole = objective(formula, data, reml)
+    assert not whole.blocks.sparse and len(whole.blocks.level_chunks) == 1
+    monkeypatch.setattr(blocks_mod, "MIN_CHUNK", 64)
+    monkeypatch.setattr(blocks_mod, "CHUNK_BYTES", 64 * 8 * whole.blocks.m)  # 64 levels
+    chunked = objective(formula, data, reml)
+    chunks = chunked.blocks.level_chunks
+    assert len(chunks) == -(-whole.blocks.l0 // 64)
+    assert sum(c.l0 for c in chunks) == chunked.blocks.l0
+    theta = somewhere(whole)
+    # the same sums, added chunk by chunk: REORDERED (tests/tolerance.py), relative to the scale
+    f, g = whole.value_and_gradient(theta)
+    fc, gc = chunked.value_and_gradient(theta)
+    assert fc == pytest.approx(f, rel=REORDERED)
+    assert_close(gc, g, REORDERED)
+    assert chunked(theta) == pytest.approx(whole(theta), rel=REORDERED)
 
 
 def test_gradient_vanishes_at_the_fitted_optimum() -> None:

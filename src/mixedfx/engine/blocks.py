@@ -39,6 +39,8 @@ def _grouped_limit() -> int:
 
 GROUPED_LIMIT = _grouped_limit()
 GROUPED_OVER_PATTERN = 8  # grouping is chosen up to this many times the pattern's entries
+CHUNK_BYTES = 384 * 1024  # a chunk's largest per-level array (its m rows of A21) at most ...
+MIN_CHUNK = 4096  # ... but at least this many levels (each chunk costs ~100 numpy calls)
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,34 @@ class Blocks:
         return split_columns(np.asarray(self.A21), self.q0)
 
     @functools.cached_property
+    def level_chunks(self) -> tuple[Blocks, ...]:
+        """The first term's levels in runs, each as the blocks of its levels (dense A21).
+
+        The objective's per-level sums (``log|L11|^2``, the update ``A21 W A21'``
+        and the gradient's chain back to ``T0``) run chunk by chunk, so that the
+        ~100 array operations of an evaluation work on arrays that stay in the
+        cache (16,384 levels for m = 3) rather than streaming arrays over every
+        level from memory: 10-15 % off an evaluation with 125,000 levels. A
+        chunk's ``A11`` and ``A21`` (and their per-entry caches) are views of
+        these; its ``A22`` is the whole's. Few levels: one chunk, the blocks.
+        """
+        size = max(MIN_CHUNK, CHUNK_BYTES // (8 * max(self.m, self.q0)))
+        if self.sparse or self.l0 <= size:
+            return (self,)
+        chunks = []
+        entries, columns, q0 = self.a11_entries, self.a21_columns, self.q0
+        for s in range(0, self.l0, size):
+            e = min(s + size, self.l0)
+            A21 = np.asarray(self.A21)[:, s * q0 : e * q0]
+            chunk = Blocks(
+                self.first, e - s, q0, self.rest, self.p, self.n, self.A11[s:e], A21, self.A22
+            )
+            chunk.__dict__["a11_entries"] = [x[s:e] for x in entries]  # views: no copies
+            chunk.__dict__["a21_columns"] = [c[:, s:e] for c in columns]
+            chunks.append(chunk)
+        return tuple(chunks)
+
+    @functools.cached_property
     def schur(self) -> SchurPattern | GroupedSchur | DenseSchur:
         """``A22 - A21 W A21'`` (sparse blocks only), prepared on first use.
 
@@ -118,6 +148,67 @@ class Blocks:
         if pattern > PATTERN_LIMIT and self.m * self.l0 * self.q0 <= DENSE_SCHUR_LIMIT:
             return DenseSchur(A21.toarray(), self.A22, self.q0)
         return SchurPattern.build(A21, self.A22, self.l0, self.q0)
+
+
+DOTS_MAX = 3  # up to this many columns, dot products of columns beat BLAS's gemm on (n, k)
+
+
+def tall_product(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A' B`` for tall arrays A (n, k) and B (n, k), shape (k, k).
+
+    With few columns (column-major, as the rows' matrices are) it is the
+    k^2 dot products of the columns: gemm on such shapes costs several times that.
+    """
+    k = A.shape[1]
+    if k > DOTS_MAX:
+        return A.T @ B
+    return np.array([[A[:, i] @ B[:, j] for j in range(k)] for i in range(k)])
+
+
+class LevelSums:
+    """Per level, the sums of products of two row columns: ``bincount(codes, u * v)``.
+
+    Each distinct product is summed once: a column equal to an earlier one (a
+    random slope that is also a fixed effect, the intercept of X and of M)
+    shares its sums, and a column of ones multiplies nothing (its products
+    are the other column; two of them, the rows' counts). The sums are those
+    of the products themselves, to the bit.
+
+    Parameters
+    ----------
+    codes : ndarray of int, shape (n,)
+        The rows' levels.
+    nlevels : int
+    columns : list of ndarray, shape (n,) each
+    """
+
+    def __init__(self, codes: np.ndarray, nlevels: int, columns: list[np.ndarray]) -> None:
+        self.codes, self.nlevels, self.columns = codes, nlevels, columns
+        self.same: list[int] = []  # per column, the first column equal to it
+        for i, c in enumerate(columns):
+            earlier = (j for j in sorted(set(self.same)) if _equal(columns[j], c))
+            self.same.append(next(earlier, i))
+        self.ones = [bool(len(c) and c[0] == 1.0 and np.all(c == 1.0)) for c in columns]
+        self.done: dict[tuple[int, int], np.ndarray] = {}
+
+    def __call__(self, i: int, j: int) -> np.ndarray:
+        """The sums of ``columns[i] * columns[j]`` over each level's rows, shape (nlevels,)."""
+        a, b = sorted((self.same[i], self.same[j]))
+        if (a, b) not in self.done:
+            u, v = self.columns[a], self.columns[b]
+            if self.ones[a] and self.ones[b]:
+                out = np.bincount(self.codes, minlength=self.nlevels).astype(float)
+            else:
+                w = v if self.ones[a] else u if self.ones[b] else u * v
+                out = np.bincount(self.codes, weights=w, minlength=self.nlevels)
+            self.done[(a, b)] = out
+        return self.done[(a, b)]
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two columns are equal, elementwise (their first entries compared first)."""
+    head = min(len(a), 16)
+    return bool(np.array_equal(a[:head], b[:head]) and np.array_equal(a, b))
 
 
 def term_matrix(codes: np.ndarray, M: np.ndarray, nlevels: int) -> sp.csr_matrix:
@@ -178,13 +269,16 @@ def form(
     c0, M0, l0 = codes[first], Ms[first], nlevels[first]
     q0 = M0.shape[1]
     wM0 = M0 if weights is None else M0 * weights[:, None]
+    xy_columns = [*(X[:, j] for j in range(p)), y]
+    sums = LevelSums(c0, l0, [*xy_columns, *(M0[:, k] for k in range(q0))])
     A11 = np.empty((l0, q0, q0))
     for i in range(q0):
         for j in range(i, q0):
-            A11[:, i, j] = np.bincount(c0, weights=wM0[:, i] * M0[:, j], minlength=l0)
+            if weights is None:
+                A11[:, i, j] = sums(p + 1 + i, p + 1 + j)
+            else:
+                A11[:, i, j] = np.bincount(c0, weights=wM0[:, i] * M0[:, j], minlength=l0)
             A11[:, j, i] = A11[:, i, j]
-    Xy = np.column_stack([X, y])
-    wXy = Xy if weights is None else Xy * weights[:, None]
     rest, offset = [], 0
     for t in rest_idx:
         rest.append(RestTerm(t, offset, nlevels[t], Ms[t].shape[1]))
@@ -194,11 +288,20 @@ def form(
     xy_z0 = np.empty((p + 1, l0, q0))
     for k in range(q0):
         for j in range(p + 1):
-            xy_z0[j, :, k] = np.bincount(c0, weights=Xy[:, j] * wM0[:, k], minlength=l0)
+            if weights is None:
+                xy_z0[j, :, k] = sums(j, p + 1 + k)
+            else:
+                xy_z0[j, :, k] = np.bincount(c0, weights=xy_columns[j] * wM0[:, k], minlength=l0)
     xy_z0 = xy_z0.reshape(p + 1, l0 * q0)
-    if not rest:
+    if not rest and weights is None and p + 1 <= DOTS_MAX:  # no copy of [X y]
         A21: np.ndarray | sp.csr_matrix = xy_z0
-        A22 = wXy.T @ Xy
+        A22 = np.array([[u @ v for v in xy_columns] for u in xy_columns])
+        return Blocks(first, l0, q0, (), p, n, A11, A21, A22)
+    Xy = np.column_stack([X, y])
+    wXy = Xy if weights is None else Xy * weights[:, None]
+    if not rest:
+        A21 = xy_z0
+        A22 = tall_product(wXy, Xy)
     else:
         sw = None if weights is None else np.sqrt(weights)[:, None]
         Mw = [Ms[t.term] if sw is None else Ms[t.term] * sw for t in rest]

@@ -98,12 +98,15 @@ def m11_2x2(
 
 
 Entries = tuple[np.ndarray, np.ndarray, np.ndarray]
+Gram2 = tuple[np.ndarray, Entries, Entries]  # gram_2x2's det, M11^-1 and W
 
 
-def gram_2x2(blocks: Blocks, T0: np.ndarray) -> tuple[np.ndarray, Entries, Entries]:
+def gram_2x2(blocks: Blocks, T0: np.ndarray) -> Gram2:
     """For q0 = 2, per level: ``det M11_k``, ``M11_k^-1`` and ``W_k = T0 M11_k^-1 T0'``.
 
     The two symmetric matrices as their entries (00, 10, 11), each (l0,).
+    The gradient reads all three, so it computes them once and passes them
+    to :func:`first_gram` and :func:`~mixedfx.engine.gradient.first_term`.
     """
     t0, t1, t2 = T0[0, 0], T0[1, 0], T0[1, 1]
     m00, m10, m11 = m11_2x2(T0, *blocks.a11_entries)
@@ -144,11 +147,14 @@ def _first_block(blocks: Blocks, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return L11, smallmat.matmul(T0, smallmat.transpose(smallmat.inv_lower(L11))), logdet
 
 
-def first_gram(blocks: Blocks, T0: np.ndarray) -> tuple[float, np.ndarray]:
+def first_gram(
+    blocks: Blocks, T0: np.ndarray, gram: Gram2 | None = None
+) -> tuple[float, np.ndarray]:
     """log|L11|^2 and ``W_k = R_k R_k' = T0 M11_k^-1 T0'``, level last: (q0, q0, l0).
 
     The objective's path: it needs neither L11 nor R, and for q0 <= 2 the
-    closed forms work on contiguous per-entry arrays of A11.
+    closed forms work on contiguous per-entry arrays of A11. ``gram``:
+    :func:`gram_2x2` at ``T0`` when the caller has it (q0 = 2).
     """
     q0 = blocks.q0
     if q0 == 1:
@@ -156,7 +162,7 @@ def first_gram(blocks: Blocks, T0: np.ndarray) -> tuple[float, np.ndarray]:
         m = blocks.a11_entries[0] * (t0 * t0) + 1.0
         return float(np.log(m).sum()), ((t0 * t0) / m)[None, None]
     if q0 == 2:
-        det, inv, (w00, w01, w11) = gram_2x2(blocks, T0)
+        det, _, (w00, w01, w11) = gram_2x2(blocks, T0) if gram is None else gram
         W = np.empty((2, 2, len(det)))
         W[0, 0], W[0, 1], W[1, 0], W[1, 1] = w00, w01, w01, w11
         return float(np.log(det).sum()), W
@@ -231,6 +237,44 @@ def rest_matrix(blocks: Blocks, Ts: list[np.ndarray], W: np.ndarray) -> np.ndarr
     return M22
 
 
+def first_update(
+    blocks: Blocks, T0: np.ndarray, keep: bool = False
+) -> tuple[float, np.ndarray, list[Gram2 | None]]:
+    """``log|L11|^2`` and ``U = A21 W A21'`` (m, m) for a dense A21, summed by level chunks.
+
+    The chunks are :attr:`~mixedfx.engine.blocks.Blocks.level_chunks`. With
+    ``keep``, also each chunk's :func:`gram_2x2` (q0 = 2; None otherwise), which
+    the gradient's second pass over the chunks reads.
+    """
+    logdet, U, grams = 0.0, np.zeros((blocks.m, blocks.m)), []
+    for chunk in blocks.level_chunks:
+        if chunk.q0 == 2:  # W's entries as they are: gram_update reads W[a][b]
+            gram = gram_2x2(chunk, T0)
+            det, _, (w00, w01, w11) = gram
+            logdet += sum_log(det)
+            U += gram_update(chunk.a21_columns, ((w00, w01), (w01, w11)))
+            grams.append(gram if keep else None)
+            continue
+        part, W = first_gram(chunk, T0)
+        logdet += part
+        U += dense_update(chunk, W)
+        grams.append(None)
+    return logdet, U, grams
+
+
+def sum_log(x: np.ndarray) -> float:
+    """``sum(log(x))`` for positive x (n,), as the logs of products of pairs.
+
+    ``log`` costs several times a product, and these are the
+    determinants of ``M11_k`` (at least 1, and far from overflow in the
+    standardized coordinates); where a product overflows, the logs one by one.
+    """
+    half = len(x) // 2
+    pairs = x[:half] * x[half : 2 * half]
+    total = float(np.log(pairs).sum()) + (float(np.log(x[-1])) if len(x) % 2 else 0.0)
+    return total if np.isfinite(total) else float(np.log(x).sum())
+
+
 def objective_parts(blocks: Blocks, Ts: list[np.ndarray]) -> tuple[float, float, float]:
     """``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2``, without forming L11, R or L21.
 
@@ -239,6 +283,9 @@ def objective_parts(blocks: Blocks, Ts: list[np.ndarray]) -> tuple[float, float,
     numpy.linalg.LinAlgError
         When L22 is not positive definite.
     """
+    if not blocks.sparse:
+        logdet11, U, _ = first_update(blocks, Ts[blocks.first])
+        return logdets(blocks, cholesky(_rest_block(blocks, Ts, U), clean=False), logdet11)
     logdet11, W = first_gram(blocks, Ts[blocks.first])
     return logdets(blocks, cholesky(rest_matrix(blocks, Ts, W), clean=False), logdet11)
 

@@ -36,8 +36,10 @@ import numpy as np
 
 from .blocks import Blocks
 from .cholesky import (
+    Gram2,
     dense_update,
     first_gram,
+    first_update,
     gram_2x2,
     level_last,
     logdets,
@@ -105,11 +107,6 @@ def inverse_weighted_at(L: np.ndarray, w: np.ndarray, pos: Positions) -> np.ndar
     return h
 
 
-def _sym(Wb: np.ndarray) -> np.ndarray:
-    """Symmetrise per-level (q0, q0, l0) gradients over the first two axes."""
-    return 0.5 * (Wb + np.swapaxes(Wb, 0, 1))
-
-
 def schur_adjoint(blocks: Blocks, Ub: np.ndarray) -> np.ndarray:
     """``df/dW_k = a_k' Ub a_k`` for every level, level last, shape (q0, q0, l0).
 
@@ -127,21 +124,32 @@ def schur_adjoint(blocks: Blocks, Ub: np.ndarray) -> np.ndarray:
 
 
 def _dense_adjoint(cols: list[np.ndarray], Ub: np.ndarray, l0: int) -> np.ndarray:
-    """``a_k' Ub a_k`` for a dense A21 split by column within level (see split_columns)."""
+    """``a_k' Ub a_k`` for a dense A21 split by column within level (see split_columns).
+
+    Symmetrised: entry (a, b) is ``(x_ab + x_ba) / 2`` with ``x_ab = a_k[:, a]' Ub
+    a_k[:, b]``, each off-diagonal pair formed once.
+    """
     q0 = len(cols)
+    V = [Ub @ c for c in cols]  # (m, l0) each
     Wb = np.empty((q0, q0, l0))
-    for b in range(q0):
-        V = Ub @ cols[b]  # (m, l0)
-        for a in range(q0):
-            Wb[a, b] = np.einsum("ml,ml->l", cols[a], V)
-    return _sym(Wb)
+    for a in range(q0):
+        Wb[a, a] = np.einsum("ml,ml->l", cols[a], V[a])
+        for b in range(a + 1, q0):
+            pair = np.einsum("ml,ml->l", cols[a], V[b])
+            pair += np.einsum("ml,ml->l", cols[b], V[a])
+            pair *= 0.5
+            Wb[a, b] = Wb[b, a] = pair
+    return Wb
 
 
-def first_term(blocks: Blocks, T0: np.ndarray, Wb: np.ndarray) -> np.ndarray:
+def first_term(
+    blocks: Blocks, T0: np.ndarray, Wb: np.ndarray, gram: Gram2 | None = None
+) -> np.ndarray:
     """``df/dT0`` from ``log|L11|^2`` and ``W``'s gradient ``Wb`` (q0, q0, l0), shape (q0, q0).
 
     Per-level matrices are held level last, (q0, q0, l0), so that each
-    product is a few whole-array operations over the levels.
+    product is a few whole-array operations over the levels. ``gram``:
+    :func:`~mixedfx.engine.cholesky.gram_2x2` at ``T0`` when the caller has it (q0 = 2).
     """
     q0 = blocks.q0
     if q0 == 1:
@@ -149,7 +157,7 @@ def first_term(blocks: Blocks, T0: np.ndarray, Wb: np.ndarray) -> np.ndarray:
         m = a * (t * t) + 1.0
         return np.array([[float((2.0 * t) * ((a / m).sum() + (wb / (m * m)).sum()))]])
     if q0 == 2:
-        return _first_term_2x2(blocks, T0, Wb)
+        return _first_term_2x2(blocks, T0, Wb, gram_2x2(blocks, T0) if gram is None else gram)
     A = level_last(blocks.A11)
     T, Tt = T0[:, :, None], T0.T[:, :, None]
     AT = _mm(A, T)  # A_k T0
@@ -162,7 +170,7 @@ def first_term(blocks: Blocks, T0: np.ndarray, Wb: np.ndarray) -> np.ndarray:
     return np.asarray(g.sum(axis=-1))
 
 
-def _first_term_2x2(blocks: Blocks, T0: np.ndarray, Wb: np.ndarray) -> np.ndarray:
+def _first_term_2x2(blocks: Blocks, T0: np.ndarray, Wb: np.ndarray, gram: Gram2) -> np.ndarray:
     """:func:`first_term` for q0 = 2 in closed form, on contiguous per-entry arrays.
 
     With ``W_k = T0 M_k^-1 T0'`` the three terms combine to::
@@ -174,7 +182,7 @@ def _first_term_2x2(blocks: Blocks, T0: np.ndarray, Wb: np.ndarray) -> np.ndarra
     """
     t0, t1, t2 = T0[0, 0], T0[1, 0], T0[1, 1]
     a, c, d = blocks.a11_entries
-    _, (i00, i10, i11), (w00, w01, w11) = gram_2x2(blocks, T0)
+    _, (i00, i10, i11), (w00, w01, w11) = gram
     b00, b01, b11 = Wb[0, 0], Wb[0, 1], Wb[1, 1]
     aw00, aw01 = a * w00 + c * w01, a * w01 + c * w11  # A_k W_k
     aw10, aw11 = c * w00 + d * w01, c * w01 + d * w11
@@ -252,15 +260,26 @@ def gradient(
         When M22 is not positive definite (the objective is infinite there).
     """
     T0 = Ts[blocks.first]
-    logdet11, W = first_gram(blocks, T0)
     w = weights(blocks, reml) if w is None else w
+    if not blocks.sparse:  # two passes over the level chunks: U, then the chain to T0
+        logdet11, U, grams = first_update(blocks, T0, keep=True)
+        parts, out, Ub = _on_dense(blocks, Ts, blocks.A22 - U, w, logdet11)
+        pairs = zip(blocks.level_chunks, grams, strict=True)
+        out[blocks.first] = sum(
+            (first_term(c, T0, schur_adjoint(c, Ub), gram) for c, gram in pairs),
+            np.zeros((blocks.q0, blocks.q0)),
+        )
+        return parts, [out[t] for t in range(len(Ts))]
+    gram = gram_2x2(blocks, T0) if blocks.q0 == 2 else None
+    logdet11, W = first_gram(blocks, T0, gram)
     d = rest_diagonal(blocks, Ts)
-    schur = blocks.schur if blocks.sparse else None
+    schur = blocks.schur
     if isinstance(schur, Positions) and d is not None:
         parts, out, Wb = _on_positions(blocks, schur, W, d, w, logdet11)
     else:
-        parts, out, Wb = _on_dense(blocks, Ts, W, w, logdet11)
-    out[blocks.first] = first_term(blocks, T0, Wb)
+        parts, out, Ub = _on_dense(blocks, Ts, unscaled_rest(blocks, W), w, logdet11)
+        Wb = schur_adjoint(blocks, Ub)
+    out[blocks.first] = first_term(blocks, T0, Wb, gram)
     return parts, [out[t] for t in range(len(Ts))]
 
 
@@ -291,15 +310,16 @@ def _on_positions(
 
 
 def _on_dense(
-    blocks: Blocks, Ts: list[np.ndarray], W: np.ndarray, w: np.ndarray, logdet11: float
+    blocks: Blocks, Ts: list[np.ndarray], C: np.ndarray, w: np.ndarray, logdet11: float
 ) -> tuple[Parts, dict[int, np.ndarray], np.ndarray]:
-    """Parts, rest terms' gradients and ``df/dW`` from dense (m, m) matrices."""
-    C = unscaled_rest(blocks, W)
+    """Parts, rest terms' gradients and ``df/dU = -Lr H Lr'`` from ``C = A22 - U`` (m, m).
+
+    The caller chains ``df/dU`` to ``df/dW`` (:func:`schur_adjoint`).
+    """
     M22 = scale_both(C, blocks, Ts) if blocks.rest else C.copy()
     M22.reshape(-1)[: blocks.mr * (blocks.m + 1) : blocks.m + 1] += 1.0
     L22 = cholesky(M22, clean=False)
     parts = logdets(blocks, L22, logdet11)
     H = inverse_weighted(L22, w)
     out = rest_terms(blocks, Ts, C, H)
-    Ub = -scale_both(H, blocks, [T.T for T in Ts])  # Lr H Lr'
-    return parts, out, schur_adjoint(blocks, Ub)
+    return parts, out, -scale_both(H, blocks, [T.T for T in Ts])  # -Lr H Lr'

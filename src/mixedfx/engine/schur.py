@@ -19,6 +19,7 @@ such as InstEval fast.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -316,21 +317,36 @@ def split_columns(A21: np.ndarray, q0: int) -> list[np.ndarray]:
     return [np.ascontiguousarray(A3[:, :, a]) for a in range(q0)]
 
 
-def gram_update(cols: list[np.ndarray], W: np.ndarray) -> np.ndarray:
+def gram_update(
+    cols: list[np.ndarray], W: np.ndarray | Sequence[Sequence[np.ndarray]]
+) -> np.ndarray:
     """``A21 W A21'`` for a dense A21, shape (m, m), as ``sum_b (sum_a A_a W_ab) A_b'``.
 
     ``cols[a]`` (m, l0) is column ``a`` of every level's q0 columns (see
     :func:`split_columns`) and ``W`` the per-level ``W_k = R_k R_k'``, level
-    last, shape (q0, q0, l0).
+    last, shape (q0, q0, l0), or its entries ``W[a][b]`` (l0,) as nested sequences.
     """
     q0, m = len(cols), cols[0].shape[0]
+    products: list[list[float]] = [[0.0] * (i + 1) for i in range(m)]
     U = np.zeros((m, m))
     for b in range(q0):
-        V = cols[0] * W[0, b]
+        V = cols[0] * W[0][b]  # sum_a A_a W_ab, (m, l0)
         for a in range(1, q0):
-            V += cols[a] * W[a, b]
-        U += V @ cols[b].T
+            V += cols[a] * W[a][b]
+        if m > DOTS_MAX:
+            U += V @ cols[b].T
+            continue
+        for i in range(m):  # U is symmetric: the entries on and below the diagonal
+            for j in range(i + 1):
+                products[i][j] += float(V[i] @ cols[b][j])
+    if m <= DOTS_MAX:
+        for i in range(m):
+            for j in range(i + 1):
+                U[i, j] = U[j, i] = products[i][j]
     return U
+
+
+DOTS_MAX = 3  # up to this many rows, BLAS's gemm of (m, l0) by (l0, m) loses to dot products
 
 
 def pattern_entries(A21: sp.csr_matrix, l0: int, q0: int) -> int:

@@ -12,10 +12,20 @@ import numpy as np
 
 
 def matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``A_k B_k`` per level; either may be a single (q, q) matrix, shape (l, q, q)."""
+    """``A_k B_k`` per level; either may be a single (q, q) matrix, shape (l, q, q).
+
+    For q = 2 entry by entry, ``a_i0 b_0j + a_i1 b_1j`` on (l,) arrays (numpy's
+    broadcasting over axes of length 2 costs several times that).
+    """
     q = A.shape[-1]
     if q > 4:
         return A @ B
+    if q == 2:
+        out = np.empty(np.broadcast_shapes(A.shape, B.shape))
+        for i in range(2):
+            for j in range(2):
+                out[..., i, j] = A[..., i, 0] * B[..., 0, j] + A[..., i, 1] * B[..., 1, j]
+        return out
     out = A[..., :, 0, None] * B[..., None, 0, :]
     for k in range(1, q):
         out = out + A[..., :, k, None] * B[..., None, k, :]

@@ -61,6 +61,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import smallmat
 from .layout import ThetaLayout
 
 
@@ -108,10 +109,12 @@ class Moments:
         k = W.shape[1]
         if len(W) == 0:
             return cls(0, weights, np.zeros(k), np.zeros(k))
-        unit = _pow2(np.abs(W).max(axis=0))
+        unit = _pow2(np.maximum(W.max(axis=0), -W.min(axis=0)))  # max |W| per column
         Wu = W / unit
         mean = Wu.mean(axis=0) * _centred(weights, k)
-        rms = np.sqrt(((Wu - mean) ** 2).mean(axis=0))
+        Wu -= mean
+        np.square(Wu, out=Wu)
+        rms = np.sqrt(Wu.mean(axis=0))
         return cls(len(W), weights, mean * unit, rms * unit)
 
     @property
@@ -141,7 +144,9 @@ class Moments:
 
     def rows(self, W: np.ndarray) -> np.ndarray:
         """``W G`` for rows with ``W v = 1``: ``(W - mean) / d``, shape (n, k)."""
-        return (W - self.mean) / self.scale
+        out = W - self.mean
+        out /= self.scale
+        return out
 
     def matrix(self) -> np.ndarray:
         """``G = (I - v mean') D^-1``, shape (k, k)."""
@@ -307,11 +312,15 @@ class Standardization:
 
     def x_rows(self, X: np.ndarray) -> np.ndarray:
         """``X_s`` of rows of the fixed-effects matrix (each with ``x'v = 1``), (n, p)."""
-        return (X - self.xy.mean[:-1]) / self.xy.scale[:-1]
+        out = X - self.xy.mean[:-1]
+        out /= self.xy.scale[:-1]
+        return out
 
     def y_rows(self, y: np.ndarray) -> np.ndarray:
         """``(y - c) / s``, shape (n,)."""
-        return (y - self.y_centre) / self.y_scale
+        out = y - self.y_centre
+        out /= self.y_scale
+        return out
 
     def z_rows(self, t: int, M: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """``M G_t`` of a term's rows, shape (n, q_t).
@@ -327,7 +336,9 @@ class Standardization:
 
     def y_back(self, fit: np.ndarray) -> np.ndarray:
         """Standardized responses back to the user's: ``c + s fit``."""
-        return self.y_centre + self.y_scale * fit
+        out = self.y_scale * fit
+        out += self.y_centre
+        return out
 
     def apply(
         self, X: np.ndarray, y: np.ndarray, Ms: tuple[np.ndarray, ...] | list[np.ndarray]
@@ -420,7 +431,7 @@ class Standardization:
         out = []
         for m, C in zip(self.terms, C_s, strict=True):
             G = m.matrix() * self.y_scale
-            out.append(np.einsum("ij,ljk,mk->lim", G, C, G))
+            out.append(smallmat.matmul(smallmat.matmul(G, C), G.T))
         return out
 
     def objective(self, value: float, reml: bool) -> float:
@@ -464,4 +475,8 @@ class Standardized:
     ) -> np.ndarray:
         """``z'b_t[k]`` in the user's units for rows of M (n, q_t) at levels ``codes`` (>= 0)."""
         Ms = self.coords.z_rows(t, M, mask)
-        return self.coords.y_scale * np.einsum("nq,nq->n", Ms, self.b[t][codes])
+        out = Ms[:, 0] * self.b[t][:, 0][codes]  # column by column: M and Ms are column-major
+        for j in range(1, Ms.shape[1]):
+            out += Ms[:, j] * self.b[t][:, j][codes]
+        out *= self.coords.y_scale
+        return out

@@ -137,7 +137,13 @@ class DesignSpec:
         categorical predictor is an error naming it.
         """
         check_columns(data, self.fixed_variables(), "fixed-effects")
-        return self.fixed.matrix(data)[:, self.kept]
+        X = self.fixed.matrix(data)
+        return X if len(self.kept) == X.shape[1] else X[:, self.kept]
+
+    @property
+    def has_offset(self) -> bool:
+        """Whether the formula has ``offset()`` terms or the model an offset column."""
+        return bool(self.parsed.offsets) or self.offset_column is not None
 
     def offset(self, data: pd.DataFrame) -> np.ndarray:
         """The offset of each row: the formula's ``offset()`` terms and the offset column, summed.
@@ -151,7 +157,7 @@ class DesignSpec:
             Naming an offset column missing from ``data``.
         """
         out = np.zeros(len(data))
-        if not self.parsed.offsets and self.offset_column is None:
+        if not self.has_offset:
             return out
         missing = [c for c in self.offset_variables() if c not in data.columns]
         if missing:
@@ -377,21 +383,22 @@ def learn(
     states = state_mod.learn(parsed, data)
     fixed = MatrixSpec.build(parsed.fixed_terms, states)
     names_ = list(fixed.names)
-    terms = [reterm.learn(term, data, states) for term in parsed.random]
-    terms, _, _ = reterm.lme4_order(terms, [np.empty(0)] * len(terms))
+    learned = [reterm.learn(term, data, states) for term in parsed.random]
+    terms, codes, _ = reterm.lme4_order([t for t, _ in learned], [c for _, c in learned])
     everything = np.arange(len(names_), dtype=np.int64)
     design = DesignSpec(
         formula, parsed, fixed, everything, tuple(names_), (), tuple(terms), states, offset
     )
-    rows = rows_mod.build(design, data, response=True, binary=two_column)
+    rows = rows_mod.build(design, data, response=True, binary=two_column, codes=tuple(codes))
     check_training(rows_mod.Tally.of(rows), design)
-    kept, dropped = drop_dependent(
-        intercept.standardized(rows.X, names_, fixed), names_, stacklevel=4
-    )
+    # the R factor of X's QR (in the rank check's coordinates) has X's column relations
+    # in a (p, p) matrix, as on Dask: the check then never walks the rows
+    R = np.linalg.qr(intercept.standardized(rows.X, names_, fixed), mode="r")
+    kept, dropped = drop_dependent(np.asarray(R), names_, stacklevel=4)
     design = dataclasses.replace(
         design, kept=kept, fixed_names=tuple(names_[j] for j in kept), dropped=dropped
     )
-    X, y = rows.X[:, kept], rows.y
+    X, y = (rows.X if len(kept) == len(names_) else rows.X[:, kept]), rows.y
     assert y is not None
     off = rows.offset if parsed.offsets or offset is not None else None
     if off is None or two_column:

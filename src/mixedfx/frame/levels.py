@@ -22,6 +22,10 @@ A training factor's levels are a :class:`Levels`, built once per term and
 reused for every lookup: :meth:`Levels.find` runs pandas' hash lookup on the
 distinct labels of new data, and looks at the other kind only for labels it
 did not find.
+
+Integer columns against integer labels (the common ids) skip the hashing: a
+table indexed by value (:class:`IntegerTable`) encodes and looks up each row
+in a few passes over the column, with the same result as the hash lookup.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ _INTEGER = re.compile(r"0|-?[1-9][0-9]*")
 _DIGITS = re.compile(r"[+-]?[0-9]+")
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _EXACT_FLOAT = 2**53  # integral floats below this spell as integers
+UNSEEN, MISSING = -1, -2  # codes of a label training never saw, and of a missing label
+_NUMBER_KINDS = frozenset(["integer", "floating", "mixed-integer-float"])  # infer_dtype's
 
 
 def as_array(values: Sequence[Any] | np.ndarray) -> np.ndarray:
@@ -111,6 +117,11 @@ def _normal(label: Any) -> str:
     return spell(label) or str(label)
 
 
+def _text_extension(dtype: Any) -> bool:
+    """A text dtype other than object: ``str``, ``string``, Arrow strings."""
+    return pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype)
+
+
 def _sort_order(uniques: pd.Index | np.ndarray, column: pd.Series) -> np.ndarray:
     """The order in which lme4 would list the levels: factor order, else sorted."""
     if isinstance(column.dtype, pd.CategoricalDtype):
@@ -118,12 +129,92 @@ def _sort_order(uniques: pd.Index | np.ndarray, column: pd.Series) -> np.ndarray
             return np.arange(len(uniques))
         cats = pd.Index(column.cat.categories)
         return np.argsort(cats.get_indexer(pd.Index(uniques)), kind="stable")
+    if isinstance(uniques, pd.Index) and _text_extension(uniques.dtype):
+        return np.asarray(uniques.argsort())  # str, Arrow text: code point order, no objects
     values = np.asarray(uniques)
+    if values.dtype.kind == "O" and pd.api.types.infer_dtype(values, skipna=False) == "string":
+        return np.argsort(values.astype(str), kind="stable")  # code point order
     if values.dtype.kind == "O":  # numbers in an object column sort as numbers
         values = pd.Index(values).infer_objects().to_numpy()
     if values.dtype.kind in "iufb":
         return np.argsort(values, kind="stable")
     return np.argsort(values.astype(str), kind="stable")
+
+
+def integer_values(column: pd.Series) -> np.ndarray | None:
+    """A column's values as int64 when its dtype is a NumPy integer that fits, else None.
+
+    Shape (n,). Such a column has no missing value, and its labels are
+    compared by value, so :class:`IntegerTable` can encode and look them up.
+    """
+    dtype = column.dtype
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "iu":
+        return None
+    values = column.to_numpy()
+    if dtype.kind == "u" and dtype.itemsize == 8 and len(values) and values.max() >= 2**63:
+        return None
+    return values.astype(np.int64, copy=False)
+
+
+TABLE_SPAN = 4  # a table by value is used while max - min < TABLE_SPAN * (rows + labels) + 1024
+
+
+def _table_fits(low: int, high: int, size: int) -> bool:
+    return high - low < TABLE_SPAN * size + 1024
+
+
+def encode_integers(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`encode` of int64 values, shape (n,): codes into the sorted distinct values.
+
+    Dense ids (the span of the values a few times their number at most) go
+    through a table indexed by value, in a few passes; others through a sort.
+    Both give what factorizing and sorting give.
+    """
+    if not len(values):
+        return np.zeros(0, dtype=np.int64), as_array([])
+    low, high = int(values.min()), int(values.max())
+    if _table_fits(low, high, len(values)):
+        offsets = values - low
+        seen = np.zeros(high - low + 1, dtype=bool)
+        seen[offsets] = True
+        rank = np.cumsum(seen, dtype=np.int64) - 1
+        return rank[offsets], (np.flatnonzero(seen) + low).astype(object)  # Python ints
+    distinct, codes = np.unique(values, return_inverse=True)
+    return codes.reshape(-1).astype(np.int64, copy=False), distinct.astype(object)
+
+
+class IntegerTable:
+    """Integer training labels, looked up by value: position of each, ``-1`` where absent.
+
+    Parameters
+    ----------
+    labels : ndarray of int64, shape (k,)
+        Distinct, in any order.
+    """
+
+    def __init__(self, labels: np.ndarray) -> None:
+        self.size = len(labels)
+        self.low = int(labels.min()) if len(labels) else 0
+        self.high = int(labels.max()) if len(labels) else -1
+        self.table: np.ndarray | None = None
+        self.index: pd.Index | None = None
+        if _table_fits(self.low, self.high, self.size):
+            self.table = np.full(self.high - self.low + 1, UNSEEN, dtype=np.int64)
+            self.table[labels - self.low] = np.arange(self.size)
+        else:
+            self.index = pd.Index(labels)
+
+    def find(self, values: np.ndarray) -> np.ndarray:
+        """Positions of int64 values, shape (n,) -> (n,) of int64."""
+        if self.index is not None:
+            return self.index.get_indexer(pd.Index(values)).astype(np.int64, copy=False)
+        assert self.table is not None
+        inside = (values >= self.low) & (values <= self.high)
+        if inside.all():
+            return self.table[values - self.low]
+        out = np.full(len(values), UNSEEN, dtype=np.int64)
+        out[inside] = self.table[values[inside] - self.low]
+        return out
 
 
 def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -143,13 +234,8 @@ def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
         The distinct labels as found (a str stays a str, an int an int), in
         lme4's order: the categories' order for a categorical, else sorted.
     """
-    gone = is_missing(column)
-    if gone.any():
-        raise DataError(
-            f"grouping column {name!r} has {int(gone.sum())} missing values; "
-            "drop those rows or give them a level"
-        )
     if isinstance(column.dtype, pd.CategoricalDtype):  # fast path: codes are given
+        _refuse_missing(int(is_missing(column).sum()), name)
         codes = column.cat.codes.to_numpy().astype(np.int64)
         uniques = column.cat.categories
         used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
@@ -157,13 +243,31 @@ def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
             remap = np.cumsum(used) - 1
             codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
             uniques = uniques[used]
+        labels_of = as_array(np.asarray(uniques, dtype=object).tolist())
     else:
+        values = integer_values(column)
+        if values is not None:
+            return encode_integers(values)
         codes, uniques = pd.factorize(column, use_na_sentinel=True)
+        labels_of = np.asarray(uniques, dtype=object)
+        # the missing values by na.py's rule: factorize's NA (-1), and inf among the labels
+        infinite = np.flatnonzero(is_missing(pd.Series(uniques)))
+        gone = codes < 0
+        if len(infinite):
+            gone |= np.isin(codes, infinite)
+        _refuse_missing(int(gone.sum()), name)
     order = _sort_order(uniques, column)
-    labels = as_array(np.asarray(uniques, dtype=object)[order].tolist())
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    return rank[codes].astype(np.int64), labels
+    return rank[codes], labels_of[order]
+
+
+def _refuse_missing(count: int, name: str) -> None:
+    if count:
+        raise DataError(
+            f"grouping column {name!r} has {count} missing values; "
+            "drop those rows or give them a level"
+        )
 
 
 class Levels:
@@ -177,18 +281,49 @@ class Levels:
 
     def __init__(self, labels: np.ndarray) -> None:
         self.labels = labels
-        self.index = pd.Index(labels, dtype=object).infer_objects()
+
+    @functools.cached_property
+    def kind(self) -> str:
+        """pandas' ``infer_dtype`` of the labels: ``"string"``, ``"integer"``, ``"mixed"``, ..."""
+        return str(pd.api.types.infer_dtype(self.labels, skipna=False))
+
+    @functools.cached_property
+    def index(self) -> pd.Index:
+        """The labels as an index for hash lookups: typed for numbers, objects for text."""
+        if self.kind == "string":  # kept as objects: a str dtype would convert every lookup
+            return pd.Index(self.labels, dtype=object)
+        return pd.Index(self.labels, dtype=object).infer_objects()
+
+    @functools.cached_property
+    def integers(self) -> IntegerTable | None:
+        """The labels as an :class:`IntegerTable` when all are integers within int64, else None."""
+        if self.kind != "integer" or not len(self.labels):
+            return None
+        try:
+            return IntegerTable(np.array(self.labels.tolist(), dtype=np.int64))
+        except OverflowError:
+            return None
 
     @functools.cached_property
     def _texts(self) -> tuple[pd.Index, np.ndarray]:
         """The text labels and their positions."""
-        where = np.flatnonzero([isinstance(v, str) for v in self.labels])
+        if self.kind == "string":
+            where = np.arange(len(self.labels))
+        elif self.kind in _NUMBER_KINDS:
+            where = np.zeros(0, dtype=np.int64)
+        else:
+            where = np.flatnonzero([isinstance(v, str) for v in self.labels])
         return pd.Index(self.labels[where], dtype=object), where
 
     @functools.cached_property
     def _numbers(self) -> tuple[pd.Index, np.ndarray]:
         """The number labels (compared by value) and their positions."""
-        where = np.flatnonzero([is_number(v) for v in self.labels])
+        if self.kind in _NUMBER_KINDS:
+            where = np.arange(len(self.labels))
+        elif self.kind == "string":
+            where = np.zeros(0, dtype=np.int64)
+        else:
+            where = np.flatnonzero([is_number(v) for v in self.labels])
         return pd.Index(self.labels[where], dtype=object), where
 
     @functools.cached_property
@@ -243,6 +378,8 @@ class Levels:
         if isinstance(uniques, pd.Categorical | pd.CategoricalIndex):
             uniques = np.asarray(uniques)
         target = pd.Index(uniques)
+        if _text_extension(target.dtype):
+            target = pd.Index(np.asarray(target, dtype=object), dtype=object)  # str, Arrow text
         if target.dtype.kind in "iuf" and len(self._texts[1]) == len(self.labels):
             out = np.full(len(target), -1, dtype=np.int64)  # numbers against words only
         else:
@@ -334,9 +471,6 @@ class Levels:
         return None
 
 
-UNSEEN, MISSING = -1, -2  # codes of a label training never saw, and of a missing label
-
-
 def lookup(column: pd.Series, levels: Levels, name: str) -> tuple[np.ndarray, np.ndarray]:
     """Codes of new data against training levels, and the labels training never saw.
 
@@ -355,6 +489,11 @@ def lookup(column: pd.Series, levels: Levels, name: str) -> tuple[np.ndarray, np
     unseen : ndarray of object, shape (u,)
         The distinct labels training never saw.
     """
+    values = integer_values(column)
+    if values is not None and levels.integers is not None:
+        out = levels.integers.find(values)
+        unseen = out < 0
+        return out, as_array(pd.unique(values[unseen]).tolist() if unseen.any() else [])
     codes, uniques = pd.factorize(present(column), use_na_sentinel=True)
     if len(uniques) == 0:
         return np.full(len(column), MISSING, dtype=np.int64), as_array([])

@@ -158,9 +158,12 @@ class MatrixSpec:
         return list(dict.fromkeys(n for v in self.variables for n in names(v.node)))
 
     def matrix(self, data: pd.DataFrame) -> np.ndarray:
-        """The model matrix of the rows of ``data``, shape (n, len(names)).
+        """The model matrix of the rows of ``data``, shape (n, len(names)), column-major.
 
         Rows with a missing value of a variable are NaN where it enters.
+        Column-major (Fortran order) because what reads it works by column:
+        moments, cross-products, standardizing (a (n, k) row-major array with
+        few columns made each of those a slow strided loop over the rows).
 
         Raises
         ------
@@ -171,7 +174,11 @@ class MatrixSpec:
         ev = Evaluator(data, self.states)
         n = len(data)
         values = [ev.variable(v.node) for v in self.variables]
-        blocks = [np.ones((n, 1))] if self.terms.intercept else []
+        out = np.empty((n, len(self.names)), order="F")
+        start = 0
+        if self.terms.intercept:
+            out[:, 0] = 1.0
+            start = 1
         for term, codes in zip(self.terms.terms, self.coding, strict=True):
             bases = [
                 self.variables[i].basis(values[i], c) for i, c in zip(term, codes, strict=True)
@@ -179,5 +186,6 @@ class MatrixSpec:
             block = bases[0]
             for B in bases[1:]:
                 block = (B[:, :, None] * block[:, None, :]).reshape(n, -1)
-            blocks.append(block)
-        return np.hstack(blocks) if blocks else np.empty((n, 0))
+            out[:, start : start + block.shape[1]] = block
+            start += block.shape[1]
+        return out

@@ -38,6 +38,8 @@ def is_missing(column: pd.Series) -> np.ndarray:
         return (codes < 0) | gone[np.maximum(codes, 0)] if len(gone) else codes < 0
     if pd.api.types.is_bool_dtype(dtype):
         return column.isna().to_numpy(dtype=bool)
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":  # NumPy integers: never missing
+        return np.zeros(len(column), dtype=bool)
     if pd.api.types.is_numeric_dtype(dtype):
         return ~np.isfinite(column.to_numpy(dtype=float, na_value=np.nan))
     out = column.isna().to_numpy(dtype=bool, copy=True)

@@ -121,6 +121,8 @@ class ReTerm:
         random effect for it (:class:`~mixedfx.frame.modelmatrix.MatrixSpec`).
         """
         try:
+            if len(self.parts) == 1:
+                return self.parts[0].matrix(data)
             return np.hstack([p.matrix(data) for p in self.parts])
         except DataError as exc:  # say where: the fixed effects raise the same errors
             raise DataError(f"{exc} (in random term {self.term})") from exc
@@ -241,16 +243,24 @@ def _column(data: pd.DataFrame, name: str) -> pd.Series:
     return data[name]
 
 
-def learn(term: RandomTerm, data: pd.DataFrame, states: Mapping[str, tf.State]) -> ReTerm:
+def learn(
+    term: RandomTerm, data: pd.DataFrame, states: Mapping[str, tf.State]
+) -> tuple[ReTerm, np.ndarray]:
     """Learn a term from training data and the formula's learned states.
 
-    The rows' codes and model matrix come from :func:`mixedfx.frame.rows.build`,
-    as for any rows.
+    Returns
+    -------
+    term : ReTerm
+    codes : ndarray of int64, shape (n,)
+        The rows' level codes, found with the levels (one pass over the
+        labels); :func:`mixedfx.frame.rows.build` takes them for the training
+        rows instead of looking the labels up again. The model matrix comes
+        from ``build``, as for any rows.
     """
     for f in term.factors:
         if f not in data:
             raise DataError(f"grouping column {f!r} of random term {term} is missing from the data")
-    return from_levels(term, term_parts(term, states), data)[0]
+    return from_levels(term, term_parts(term, states), data)
 
 
 def term_parts(term: RandomTerm, states: Mapping[str, tf.State]) -> tuple[MatrixSpec, ...]:

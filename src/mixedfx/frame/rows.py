@@ -104,12 +104,16 @@ class Rows:
 
     def missing_effects(self, k: int, columns: np.ndarray | None = None) -> np.ndarray:
         """Rows with a missing value in term ``k``'s ``M`` (in ``columns``, bool (q,), if given)."""
-        M = self.M[k] if columns is None else self.M[k][:, columns]
+        M = self.M[k] if columns is None or columns.all() else self.M[k][:, columns]
         return ~np.isfinite(M).all(axis=1)
 
 
 def build(
-    spec: DesignSpec, data: pd.DataFrame, response: bool = False, binary: bool = False
+    spec: DesignSpec,
+    data: pd.DataFrame,
+    response: bool = False,
+    binary: bool = False,
+    codes: tuple[np.ndarray, ...] | None = None,
 ) -> Rows:
     """The model rows of ``data`` (a pandas frame, see :mod:`mixedfx.frames`) under a design.
 
@@ -125,6 +129,11 @@ def build(
     binary : bool, default False
         Accept a boolean response (a GLMM's outcome, True is 1); a linear
         model refuses one.
+    codes : tuple of ndarray of int, shape (n,) per term, optional
+        The rows' level codes when the caller has them: training finds its
+        levels and their codes in one pass (:func:`mixedfx.frame.reterm.learn`),
+        so its labels are not looked up again. By default each term looks
+        its labels up (:meth:`~mixedfx.frame.reterm.ReTerm.lookup`).
 
     Raises
     ------
@@ -137,10 +146,13 @@ def build(
     n = len(data)
     y = spec.response_values(data, binary=binary) if response else None
     X = spec.X(data) if n else np.empty((0, len(spec.fixed_names)))
-    found = [t.lookup(data) for t in spec.terms]
+    if codes is None:
+        found = [t.lookup(data) for t in spec.terms]
+        codes, unseen = tuple(c for c, _ in found), tuple(u for _, u in found)
+    else:  # every label is one of the levels
+        unseen = tuple([] for _ in spec.terms)
     M = tuple(t.model_matrix(data) if n else np.empty((0, t.q)) for t in spec.terms)
-    codes = tuple(c for c, _ in found)
-    return Rows(X, codes, M, spec.offset(data), tuple(u for _, u in found), y)
+    return Rows(X, codes, M, spec.offset(data), unseen, y)
 
 
 @dataclass(frozen=True)
