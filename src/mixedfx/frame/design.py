@@ -365,13 +365,13 @@ def learn(
     states = state_mod.learn(parsed, data)
     fixed = MatrixSpec.build(parsed.fixed_terms, states)
     names_ = list(fixed.names)
-    terms = [reterm.learn(term, data, states) for term in parsed.random]
-    terms, _, _ = reterm.lme4_order(terms, [np.empty(0)] * len(terms))
+    learned = [reterm.learn(term, data, states) for term in parsed.random]
+    terms, codes, _ = reterm.lme4_order([t for t, _ in learned], [c for _, c in learned])
     everything = np.arange(len(names_), dtype=np.int64)
     design = DesignSpec(
         formula, parsed, fixed, everything, tuple(names_), (), tuple(terms), states, offset
     )
-    rows = rows_mod.build(design, data, response=True, binary=two_column)
+    rows = rows_mod.build(design, data, response=True, binary=two_column, codes=codes)
     check_training(rows_mod.Tally.of(rows), design)
     kept, dropped = drop_dependent(
         intercept.standardized(rows.X, names_, fixed), names_, stacklevel=4

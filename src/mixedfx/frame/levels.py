@@ -114,9 +114,9 @@ def _normal(label: Any) -> str:
 def _sort_order(uniques: pd.Index | np.ndarray, column: pd.Series) -> np.ndarray:
     """The order in which lme4 would list the levels: factor order, else sorted."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        if isinstance(uniques, pd.Index) and uniques.equals(column.cat.categories):
+        cats = column.dtype.categories
+        if isinstance(uniques, pd.Index) and (uniques is cats or uniques.equals(cats)):
             return np.arange(len(uniques))
-        cats = pd.Index(column.cat.categories)
         return np.argsort(cats.get_indexer(pd.Index(uniques)), kind="stable")
     values = np.asarray(uniques)
     if values.dtype.kind == "O":  # numbers in an object column sort as numbers
@@ -150,8 +150,8 @@ def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
             "drop those rows or give them a level"
         )
     if isinstance(column.dtype, pd.CategoricalDtype):  # fast path: codes are given
-        codes = column.cat.codes.to_numpy().astype(np.int64)
-        uniques = column.cat.categories
+        codes = np.asarray(column.array.codes, dtype=np.int64)
+        uniques = column.dtype.categories
         used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
         if not used.all():  # drop unused levels, as lme4 does
             remap = np.cumsum(used) - 1

@@ -33,9 +33,9 @@ def is_missing(column: pd.Series) -> np.ndarray:
     """True where a value of ``column`` is missing by the rule above, shape (n,)."""
     dtype = column.dtype
     if isinstance(dtype, pd.CategoricalDtype):
-        codes = column.cat.codes.to_numpy()
-        gone = is_missing(pd.Series(column.cat.categories, dtype=object))
-        return (codes < 0) | gone[np.maximum(codes, 0)] if len(gone) else codes < 0
+        codes = np.asarray(column.array.codes)
+        gone = _missing_categories(dtype.categories)
+        return (codes < 0) | gone[np.maximum(codes, 0)] if gone.any() else codes < 0
     if pd.api.types.is_bool_dtype(dtype):
         return column.isna().to_numpy(dtype=bool)
     if pd.api.types.is_numeric_dtype(dtype):
@@ -47,6 +47,19 @@ def is_missing(column: pd.Series) -> np.ndarray:
     ):
         out |= np.fromiter((_infinite(v) for v in column), dtype=bool, count=len(column))
     return out
+
+
+def _missing_categories(categories: pd.Index) -> np.ndarray:
+    """The rule on a categorical's categories, shape (k,).
+
+    pandas keeps no missing value among categories (a missing value is code
+    -1), so only an infinite number can be one: in float or object categories.
+    """
+    if categories.dtype.kind == "f":
+        return np.isinf(categories.to_numpy())
+    if pd.api.types.is_object_dtype(categories.dtype):
+        return is_missing(pd.Series(categories, dtype=object))
+    return np.zeros(len(categories), dtype=bool)
 
 
 def _infinite(value: object) -> bool:

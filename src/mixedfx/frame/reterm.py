@@ -241,16 +241,18 @@ def _column(data: pd.DataFrame, name: str) -> pd.Series:
     return data[name]
 
 
-def learn(term: RandomTerm, data: pd.DataFrame, states: Mapping[str, tf.State]) -> ReTerm:
-    """Learn a term from training data and the formula's learned states.
+def learn(
+    term: RandomTerm, data: pd.DataFrame, states: Mapping[str, tf.State]
+) -> tuple[ReTerm, np.ndarray]:
+    """Learn a term from training data and the formula's learned states (:func:`from_levels`).
 
-    The rows' codes and model matrix come from :func:`mixedfx.frame.rows.build`,
-    as for any rows.
+    Returns the term and the rows' level codes, shape (n,); the model matrix
+    comes from :func:`mixedfx.frame.rows.build`, as for any rows.
     """
     for f in term.factors:
         if f not in data:
             raise DataError(f"grouping column {f!r} of random term {term} is missing from the data")
-    return from_levels(term, term_parts(term, states), data)[0]
+    return from_levels(term, term_parts(term, states), data)
 
 
 def term_parts(term: RandomTerm, states: Mapping[str, tf.State]) -> tuple[MatrixSpec, ...]:

@@ -17,6 +17,7 @@ random effects (``re``), the label-mismatch warning, level counts and Z.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -109,7 +110,11 @@ class Rows:
 
 
 def build(
-    spec: DesignSpec, data: pd.DataFrame, response: bool = False, binary: bool = False
+    spec: DesignSpec,
+    data: pd.DataFrame,
+    response: bool = False,
+    binary: bool = False,
+    codes: Sequence[np.ndarray] | None = None,
 ) -> Rows:
     """The model rows of ``data`` (a pandas frame, see :mod:`mixedfx.frames`) under a design.
 
@@ -125,6 +130,11 @@ def build(
     binary : bool, default False
         Accept a boolean response (a GLMM's outcome, True is 1); a linear
         model refuses one.
+    codes : sequence of ndarray of int, shape (n,) per term, optional
+        The rows' level codes when the caller has them already: training's,
+        found while the levels were learned from these very rows
+        (:func:`mixedfx.frame.design.learn`), so none is unseen. Looked up
+        otherwise.
 
     Raises
     ------
@@ -137,10 +147,12 @@ def build(
     n = len(data)
     y = spec.response_values(data, binary=binary) if response else None
     X = spec.X(data) if n else np.empty((0, len(spec.fixed_names)))
-    found = [t.lookup(data) for t in spec.terms]
+    if codes is None:
+        found = [t.lookup(data) for t in spec.terms]
+    else:
+        found = [(c, []) for c in codes]
     M = tuple(t.model_matrix(data) if n else np.empty((0, t.q)) for t in spec.terms)
-    codes = tuple(c for c, _ in found)
-    return Rows(X, codes, M, spec.offset(data), tuple(u for _, u in found), y)
+    return Rows(X, tuple(c for c, _ in found), M, spec.offset(data), tuple(u for _, u in found), y)
 
 
 @dataclass(frozen=True)
