@@ -80,6 +80,8 @@ class DenseSystem:
         k = 1 + max(int(ix.max()) for _, _, ix in theta_index)
         where: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in range(k)]
         where.append(([np.arange(q, N)], [np.arange(q, N)]))
+        # E_i holds a 1 at each of its positions (r, c), one per column c, so E_i' A E_j
+        # holds A[r, r'] at (c, c') for each position (r, c) of i and (r', c') of j
         for term, (base, nlevels, qt) in term_columns(blocks).items():
             rows, cols, index = theta_index[term]
             first = base + np.arange(nlevels) * qt
@@ -87,23 +89,22 @@ class DenseSystem:
                 where[i][0].append(first + r)
                 where[i][1].append(first + c)
         pos = [(np.concatenate(r), np.concatenate(c)) for r, c in where]
-        AE = []  # A E_i: column c of E_i holds one 1, at row r
-        for r, c in pos:
-            B = np.zeros((N, N))
-            B[:, c] = A[:, r]
-            AE.append(B)
-        G = np.zeros((k + 1, k + 1, N, N))
-        for i, (r, c) in enumerate(pos):
-            for j in range(k + 1):
-                G[i, j][c, :] = AE[j][r, :]  # E_i' (A E_j)
-        G[k, k].flat[: q * (N + 1) : N + 1] += 1.0
-        by_second = np.ascontiguousarray(G[:k].transpose(1, 0, 2, 3).reshape(k + 1, -1))
-        flat = G.reshape((k + 1) ** 2, N * N)
-        upper = np.flatnonzero(np.triu(np.any(flat != 0.0, axis=0).reshape(N, N)))
-        idx = np.arange(N)
-        later = np.maximum(idx[:, None], idx[None, :]).reshape(-1)
-        G_upper = np.ascontiguousarray(flat[:, upper])
-        return cls(flat, N, q, blocks.p, upper, G_upper, by_second, later)
+        rows, cols = np.concatenate([r for r, _ in pos]), np.concatenate([c for _, c in pos])
+        owner = np.repeat(np.arange(k + 1), [len(r) for r, _ in pos])
+        G = np.zeros(((k + 1) ** 2, N * N))  # row i * (k + 1) + j: E_i' A E_j, raveled
+        at, values = cols[:, None] * N + cols[None, :], A[rows[:, None], rows[None, :]]
+        G[owner[:, None] * (k + 1) + owner[None, :], at] = values
+        diagonal = np.arange(q) * (N + 1)
+        G[-1, diagonal] += 1.0
+        square = G.reshape(k + 1, k + 1, N * N)
+        by_second = np.ascontiguousarray(square[:k].transpose(1, 0, 2).reshape(k + 1, -1))
+        used = np.zeros(N * N, dtype=bool)  # where some G_ij is not 0
+        used[at[values != 0.0]] = True
+        used[diagonal] = True
+        a, b = np.divmod(np.arange(N * N), N)  # row and column of each raveled position
+        upper = np.flatnonzero(used & (a <= b))
+        G_upper = np.ascontiguousarray(G[:, upper])
+        return cls(G, N, q, blocks.p, upper, G_upper, by_second, np.maximum(a, b))
 
     def factor(self, theta: np.ndarray) -> np.ndarray:
         """The lower Cholesky factor of M(theta), shape (N, N) (upper triangle not cleaned).
