@@ -56,9 +56,10 @@ def cholesky(A: np.ndarray, clean: bool = True, overwrite: bool = True) -> np.nd
         ``L`` in the lower triangle, in ``A``'s memory order.
     """
     F, lower = _fortran(A)
-    C, info = lapack.dpotrf(F, lower=lower, clean=int(clean), overwrite_a=int(overwrite))
-    _check("dpotrf", info)
-    return np.asarray(C if lower else C.T)
+    C, info = lapack.dpotrf(F, lower, int(clean), int(overwrite))  # the small models' hot path
+    if info:
+        _check("dpotrf", info)
+    return C if lower else C.T
 
 
 def inverse_lower(L: np.ndarray) -> np.ndarray:

@@ -56,6 +56,7 @@ moments.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -103,18 +104,18 @@ class Moments:
             When ``W @ weights`` is not exactly 1 on every row (a design
             whose intercept combination was misread: a bug, never data).
         """
-        if weights is not None and len(W) and not np.all(W @ weights == 1.0):
+        n, k = W.shape
+        if weights is not None and n and not (W @ weights == 1.0).all():
             raise ValueError("internal: the columns' intercept combination does not sum to 1")
-        k = W.shape[1]
-        if len(W) == 0:
+        if n == 0:
             return cls(0, weights, np.zeros(k), np.zeros(k))
-        unit = _pow2(np.abs(W).max(axis=0))
+        unit = _pow2(np.maximum.reduce(np.abs(W), axis=0))
         Wu = W / unit
-        mean = Wu.mean(axis=0) * _centred(weights, k)
-        rms = np.sqrt(((Wu - mean) ** 2).mean(axis=0))
-        return cls(len(W), weights, mean * unit, rms * unit)
+        mean = np.add.reduce(Wu, axis=0) / n * _centred(weights, k)  # np.mean's sums
+        rms = np.sqrt(np.add.reduce((Wu - mean) ** 2, axis=0) / n)
+        return cls(n, weights, mean * unit, rms * unit)
 
-    @property
+    @functools.cached_property
     def scale(self) -> np.ndarray:
         """``d``: the root mean squares, 1 where that is 0 (a constant column, centred) (k,)."""
         return np.where(self.rms > 0.0, self.rms, 1.0)

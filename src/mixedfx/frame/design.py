@@ -292,8 +292,11 @@ def independent_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
         norm = np.linalg.norm(col)
         if norm == 0.0:
             continue
-        resid = col - Q @ (Q.T @ col)
-        resid = resid - Q @ (Q.T @ resid)  # second pass for stability
+        if kept:
+            resid = col - Q @ (Q.T @ col)
+            resid = resid - Q @ (Q.T @ resid)  # second pass for stability
+        else:
+            resid = col  # nothing to project on
         rnorm = np.linalg.norm(resid)
         if rnorm > tol * norm:
             kept.append(j)

@@ -32,6 +32,8 @@ _NO_FLOATS = frozenset(
 def is_missing(column: pd.Series) -> np.ndarray:
     """True where a value of ``column`` is missing by the rule above, shape (n,)."""
     dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "fiu":  # NumPy numbers: NaN and inf only
+        return ~np.isfinite(column.to_numpy())
     if isinstance(dtype, pd.CategoricalDtype):
         codes = np.asarray(column.array.codes)
         gone = _missing_categories(dtype.categories)
