@@ -51,6 +51,14 @@ def is_missing(column: pd.Series) -> np.ndarray:
     return out
 
 
+def numbers(column: pd.Series) -> np.ndarray:
+    """A numeric column's values as a new float64 array, NaN where missing, shape (n,)."""
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "fiub":  # NumPy: NaN is already missing
+        return np.array(column.to_numpy(), dtype=float)
+    return column.to_numpy(dtype=float, na_value=np.nan)
+
+
 def _missing_categories(categories: pd.Index) -> np.ndarray:
     """The rule on a categorical's categories, shape (k,).
 
