@@ -246,8 +246,11 @@ def column_scales(design: design_mod.DesignSpec, coords: Standardization) -> des
     for t, mom in zip(design.terms, coords.terms, strict=True):
         rms = np.hypot(mom.rms, mom.mean)
         extreme = (rms > 0) & ((rms < SCALE_RANGE[0]) | (rms > SCALE_RANGE[1]))
-        scales = np.where(extreme, rms, 1.0)
-        terms.append(dataclasses.replace(t, scales=scales if extreme.any() else None))
+        scales = np.where(extreme, rms, 1.0) if extreme.any() else None
+        unchanged = scales is None and t.scales is None
+        terms.append(t if unchanged else dataclasses.replace(t, scales=scales))
+    if all(a is b for a, b in zip(terms, design.terms, strict=True)):
+        return design  # (and its layout, already worked out)
     return dataclasses.replace(design, terms=tuple(terms))
 
 

@@ -145,10 +145,16 @@ class Moments:
         return (W - self.mean) / self.scale
 
     def matrix(self) -> np.ndarray:
-        """``G = (I - v mean') D^-1``, shape (k, k)."""
+        """``G = (I - v mean') D^-1``, shape (k, k) (read-only: computed once)."""
+        return self._matrix
+
+    @functools.cached_property
+    def _matrix(self) -> np.ndarray:
         k = len(self.mean)
         v = np.zeros(k) if self.weights is None else self.weights
-        return (np.eye(k) - np.outer(v, self.mean)) / self.scale
+        G = (np.eye(k) - np.outer(v, self.mean)) / self.scale
+        G.flags.writeable = False
+        return G
 
     def inverse(self) -> np.ndarray:
         """``G^-1 = D (I + v mean')``, shape (k, k)."""
