@@ -17,8 +17,8 @@ from .engine.objective import Objective
 from .engine.optimize import SETTLE_TOL, OptSummary, fit_theta
 from .engine.standard import Standardization, Standardized
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
+from .frame import columns, intercept
 from .frame import design as design_mod
-from .frame import intercept
 from .frame import missing as missing_mod
 from .frames import backend, in_memory
 from .model import LinearMixedModel
@@ -108,9 +108,10 @@ def lmm(
     data = in_memory(data, "data")
     data, offset = offset_column(data, offset)
     also = [c for c in (offset, weights) if c is not None]
-    data = missing_mod.handle(formula, data, missing, also=also)
-    design, arrays = learn_design(formula, data, offset)
-    w = None if weights is None else prior_weights(data, weights)
+    with columns.reading(data):  # each column taken from pandas once
+        data = missing_mod.handle(formula, data, missing, also=also)
+        design, arrays = learn_design(formula, data, offset)
+        w = None if weights is None else prior_weights(data, weights)
     coords, blocks = form_blocks(design, arrays, w)
     log_w = 0.0 if w is None else float(np.log(w).sum())
     with threads_mod.pinned(threads_mod.choose(blocks, threads)):
@@ -249,8 +250,11 @@ def column_scales(design: design_mod.DesignSpec, coords: Standardization) -> des
     for t, mom in zip(design.terms, coords.terms, strict=True):
         rms = np.hypot(mom.rms, mom.mean)
         extreme = (rms > 0) & ((rms < SCALE_RANGE[0]) | (rms > SCALE_RANGE[1]))
-        scales = np.where(extreme, rms, 1.0)
-        terms.append(dataclasses.replace(t, scales=scales if extreme.any() else None))
+        scales = np.where(extreme, rms, 1.0) if extreme.any() else None
+        unchanged = scales is None and t.scales is None
+        terms.append(t if unchanged else dataclasses.replace(t, scales=scales))
+    if all(a is b for a, b in zip(terms, design.terms, strict=True)):
+        return design  # (and its layout, already worked out)
     return dataclasses.replace(design, terms=tuple(terms))
 
 

@@ -83,23 +83,27 @@ def plain_dtypes(frame: pd.DataFrame) -> pd.DataFrame:
     categories converted alike. Other columns are untouched, and the frame
     is returned as is when none needs converting.
     """
-    convert = {
-        name: col
-        for name, col in frame.items()
-        if _nullable(col.dtype)
-        or (isinstance(col.dtype, pd.CategoricalDtype) and _nullable(col.cat.categories.dtype))
-    }
+    convert = [
+        j
+        for j, dtype in enumerate(frame.dtypes)
+        if _nullable(dtype)
+        or (isinstance(dtype, pd.CategoricalDtype) and _nullable(dtype.categories.dtype))
+    ]
     if not convert:
         return frame
     out = frame.copy(deep=False)
-    for name, col in convert.items():
+    for j in convert:
+        col = frame.iloc[:, j]
         if isinstance(col.dtype, pd.CategoricalDtype):
             categories = pd.Index(_numpy(pd.Series(col.cat.categories)))
-            out[name] = pd.Categorical.from_codes(
-                col.cat.codes.to_numpy(), categories=categories, ordered=col.cat.ordered
+            out.isetitem(
+                j,
+                pd.Categorical.from_codes(
+                    col.cat.codes.to_numpy(), categories=categories, ordered=col.cat.ordered
+                ),
             )
         else:
-            out[name] = _numpy(col)
+            out.isetitem(j, _numpy(col))
     return out
 
 

@@ -109,14 +109,16 @@ def pinned(threads: int | None) -> Iterator[None]:
 
     Reentrant and shared: the first block to enter sets the limit, the last
     to leave restores the original one; blocks entered meanwhile (nested,
-    or a concurrent fit in another thread) keep the limit already set.
+    or a concurrent fit in another thread) keep the limit already set. When
+    every BLAS library already runs ``threads`` threads (a small fit's one,
+    under ``OPENBLAS_NUM_THREADS=1``), nothing is set or restored.
     """
     global _active, _limiter
     if threads is None:
         yield
         return
     with _lock:
-        if _active == 0:
+        if _active == 0 and not _running(threads):
             _limiter = _controller().limit(limits=threads, user_api="blas")
         _active += 1
     try:
@@ -124,6 +126,12 @@ def pinned(threads: int | None) -> Iterator[None]:
     finally:
         with _lock:
             _active -= 1
-            if _active == 0:
+            if _active == 0 and _limiter is not None:
                 _limiter.restore_original_limits()
                 _limiter = None
+
+
+def _running(threads: int) -> bool:
+    """Whether every BLAS library loaded runs ``threads`` threads now."""
+    blas = [lib for lib in _controller().lib_controllers if lib.user_api == "blas"]
+    return all(lib.num_threads == threads for lib in blas)

@@ -24,6 +24,7 @@ from .crossprod import dense_A, term_columns
 from .gradient import inverse_weighted
 from .linalg import cholesky, inverse_lower
 
+_ONE = np.ones(1)  # the last element of t = (theta, 1)
 DENSE_MAX = 48  # largest N for which the dense system is used
 DENSE_MAX_THETA = 10  # and largest number of theta elements: G has (k + 1)^2 rows
 
@@ -44,12 +45,28 @@ class DenseSystem:
         random effects added to the last row.
     N, q, p : int
         Size of A, random and fixed effects.
+    upper : ndarray of int, shape (u,)
+        The raveled positions of the upper triangle where some ``G_ij`` is
+        not 0: all of M(theta) that the factorization reads (M is symmetric),
+        a few hundred of ``N * N`` for the block-diagonal ``Z'Z`` of one term.
+    G_upper : ndarray, shape ((k + 1)^2, u)
+        ``G[:, upper]``: each evaluation forms only those entries.
+    G_by_second : ndarray, shape (k + 1, k * N * N)
+        ``G_il`` for ``i < k``, row ``l``: ``t @ G_by_second`` holds every
+        ``sum_l t_l G_il`` (the Hessian's ``D_i``).
+    later : ndarray of int, shape (N * N,)
+        ``max(a, b)`` at the raveled position of ``(a, b)``: the Hessian's
+        weights ``w_max(a,b)`` are ``w[later]``.
     """
 
     G: np.ndarray
     N: int
     q: int
     p: int
+    upper: np.ndarray
+    G_upper: np.ndarray
+    G_by_second: np.ndarray
+    later: np.ndarray
 
     @classmethod
     def build(
@@ -63,6 +80,8 @@ class DenseSystem:
         k = 1 + max(int(ix.max()) for _, _, ix in theta_index)
         where: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in range(k)]
         where.append(([np.arange(q, N)], [np.arange(q, N)]))
+        # E_i holds a 1 at each of its positions (r, c), one per column c, so E_i' A E_j
+        # holds A[r, r'] at (c, c') for each position (r, c) of i and (r', c') of j
         for term, (base, nlevels, qt) in term_columns(blocks).items():
             rows, cols, index = theta_index[term]
             first = base + np.arange(nlevels) * qt
@@ -70,29 +89,39 @@ class DenseSystem:
                 where[i][0].append(first + r)
                 where[i][1].append(first + c)
         pos = [(np.concatenate(r), np.concatenate(c)) for r, c in where]
-        AE = []  # A E_i: column c of E_i holds one 1, at row r
-        for r, c in pos:
-            B = np.zeros((N, N))
-            B[:, c] = A[:, r]
-            AE.append(B)
-        G = np.zeros((k + 1, k + 1, N, N))
-        for i, (r, c) in enumerate(pos):
-            for j in range(k + 1):
-                G[i, j][c, :] = AE[j][r, :]  # E_i' (A E_j)
-        G[k, k].flat[: q * (N + 1) : N + 1] += 1.0
-        return cls(G.reshape((k + 1) ** 2, N * N), N, q, blocks.p)
+        rows, cols = np.concatenate([r for r, _ in pos]), np.concatenate([c for _, c in pos])
+        owner = np.repeat(np.arange(k + 1), [len(r) for r, _ in pos])
+        G = np.zeros(((k + 1) ** 2, N * N))  # row i * (k + 1) + j: E_i' A E_j, raveled
+        at, values = cols[:, None] * N + cols[None, :], A[rows[:, None], rows[None, :]]
+        G[owner[:, None] * (k + 1) + owner[None, :], at] = values
+        diagonal = np.arange(q) * (N + 1)
+        G[-1, diagonal] += 1.0
+        square = G.reshape(k + 1, k + 1, N * N)
+        by_second = np.ascontiguousarray(square[:k].transpose(1, 0, 2).reshape(k + 1, -1))
+        used = np.zeros(N * N, dtype=bool)  # where some G_ij is not 0
+        used[at[values != 0.0]] = True
+        used[diagonal] = True
+        a, b = np.divmod(np.arange(N * N), N)  # row and column of each raveled position
+        upper = np.flatnonzero(used & (a <= b))
+        G_upper = np.ascontiguousarray(G[:, upper])
+        return cls(G, N, q, blocks.p, upper, G_upper, by_second, np.maximum(a, b))
 
     def factor(self, theta: np.ndarray) -> np.ndarray:
         """The lower Cholesky factor of M(theta), shape (N, N) (upper triangle not cleaned).
+
+        Only the entries of :attr:`upper` are formed, in a C-ordered array
+        whose transpose (Fortran-ordered, lower triangle filled) is factored
+        in place.
 
         Raises
         ------
         numpy.linalg.LinAlgError
             When M(theta) is not numerically positive definite.
         """
-        t = np.append(theta, 1.0)
-        M = (np.outer(t, t).reshape(-1) @ self.G).reshape(self.N, self.N).T  # Fortran order
-        return cholesky(M, clean=False)
+        t = np.concatenate((theta, _ONE))
+        M = np.zeros(self.N * self.N)
+        M[self.upper] = (t[:, None] * t).reshape(-1) @ self.G_upper
+        return cholesky(M.reshape(self.N, self.N).T, clean=False)
 
     def gradient(
         self, theta: np.ndarray, w: np.ndarray
@@ -109,7 +138,7 @@ class DenseSystem:
         w : ndarray, shape (N,)
             The objective's weights of the log squared diagonals.
         """
-        t = np.append(theta, 1.0)
+        t = np.concatenate((theta, _ONE))
         L = self.factor(theta)
         H = inverse_weighted(L, w)
         g = (self.G @ H.reshape(-1)).reshape(len(t), len(t))
@@ -132,19 +161,17 @@ class DenseSystem:
         ``K_s D_i K_s'``, so the second trace is ``<E_i, E_j>`` over the block and
         the weighted sum is ``sum_ab w_max(a,b) (E_i)_ab (E_j)_ab``.
         """
-        k1 = len(theta) + 1
-        t = np.append(theta, 1.0)
+        k, N = len(theta), self.N
+        t = np.concatenate((theta, _ONE))
         L = self.factor(theta)
         K = inverse_lower(L)
         H = K.T @ (w[:, None] * K)
-        g = (self.G @ H.reshape(-1)).reshape(k1, k1)
-        G = self.G.reshape(k1, k1, self.N, self.N)
-        D = (t @ G[:-1].transpose(1, 0, 2, 3).reshape(k1, -1)).reshape(k1 - 1, self.N, self.N)
+        g = (self.G @ H.reshape(-1)).reshape(k + 1, k + 1)
+        D = (t @ self.G_by_second).reshape(k, N, N)
         D = D + np.swapaxes(D, 1, 2)  # D_i, i < k
-        E = (K @ D @ K.T).reshape(k1 - 1, -1)  # (k, N * N)
-        idx = np.arange(self.N)
-        omega = w[np.maximum(idx[:, None], idx[None, :])].reshape(-1)
-        second = (E * omega) @ E.T
+        KD = (K @ D.transpose(1, 0, 2).reshape(N, k * N)).reshape(N, k, N)  # K D_i, side by side
+        E = (KD.transpose(1, 0, 2).reshape(k * N, N) @ K.T).reshape(k, -1)  # K D_i K', (k, N * N)
+        second = (E * w[self.later]) @ E.T
         gradient = 2.0 * (g @ t)[:-1]
         return self._logdets(L), gradient, np.asarray(2.0 * g[:-1, :-1] - second)
 
@@ -159,7 +186,7 @@ class DenseSystem:
         return self._logdets(self.factor(theta))
 
     def _logdets(self, L: np.ndarray) -> tuple[float, float, float]:
-        logd = 2.0 * np.log(L.diagonal())
-        last = L[-1, -1]
-        q = self.q
-        return float(logd[:q].sum()), float(logd[q:-1].sum()), float(last * last)
+        log_diagonal = np.log(L.diagonal())  # summed, then doubled: exactly the sums of 2 log
+        last, q = L[-1, -1], self.q
+        ldz, ldx = np.add.reduce(log_diagonal[:q]), np.add.reduce(log_diagonal[q:-1])
+        return 2.0 * float(ldz), 2.0 * float(ldx), float(last * last)

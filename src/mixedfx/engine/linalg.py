@@ -14,6 +14,8 @@ hot paths build their matrices C-ordered and factor them in place.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy.linalg import lapack
 
@@ -54,9 +56,10 @@ def cholesky(A: np.ndarray, clean: bool = True, overwrite: bool = True) -> np.nd
         ``L`` in the lower triangle, in ``A``'s memory order.
     """
     F, lower = _fortran(A)
-    C, info = lapack.dpotrf(F, lower=lower, clean=int(clean), overwrite_a=int(overwrite))
-    _check("dpotrf", info)
-    return np.asarray(C if lower else C.T)
+    C, info = lapack.dpotrf(F, lower, int(clean), int(overwrite))  # the small models' hot path
+    if info:
+        _check("dpotrf", info)
+    return C if lower else C.T
 
 
 def inverse_lower(L: np.ndarray) -> np.ndarray:
@@ -64,7 +67,15 @@ def inverse_lower(L: np.ndarray) -> np.ndarray:
     F, lower = _fortran(L)
     K, info = lapack.dtrtri(F, lower=lower)
     _check("dtrtri", info)
-    return np.tril(K if lower else K.T)
+    return np.where(_lower_mask(len(K)), K if lower else K.T, 0.0)
+
+
+@functools.lru_cache(maxsize=64)
+def _lower_mask(n: int) -> np.ndarray:
+    """The lower triangle (with the diagonal) of an (n, n) matrix, as a read-only mask."""
+    mask = np.tri(n, dtype=bool)
+    mask.flags.writeable = False
+    return mask
 
 
 def inverse_from_cholesky(L: np.ndarray, overwrite: bool = False) -> np.ndarray:

@@ -411,29 +411,38 @@ def polish(
                 exact[:, j] = (fungrad(up)[1] - g) / h
                 ngev += 1
         curvature = 0.5 * (exact + exact.T)
+        convex: dict[bytes, bool] = {}  # per set of free elements: is the curvature PD there
+        steepest = np.abs(projected(g, x, lower)).max(initial=0.0)
         for _ in range(max_steps):
             free = ~((x <= lower) & (g >= 0))
             if not free.any():
                 done = True
                 break
-            sub = curvature[np.ix_(free, free)]
-            step = np.zeros_like(x)
-            step[free] = -np.linalg.solve(sub, g[free])
-            if np.any(np.linalg.eigvalsh(sub) <= 0) or np.any(
-                np.abs(step) > max_move * np.maximum(1.0, np.abs(x))
-            ):
+            everything = bool(free.all())
+            sub = curvature if everything else curvature[np.ix_(free, free)]
+            key = free.tobytes()
+            if key not in convex:
+                convex[key] = not np.any(np.linalg.eigvalsh(sub) <= 0)
+            if not convex[key]:
+                break
+            if everything:
+                step = -np.linalg.solve(sub, g)
+            else:
+                step = np.zeros_like(x)
+                step[free] = -np.linalg.solve(sub, g[free])
+            size = np.maximum(1.0, np.abs(x))
+            if np.any(np.abs(step) > max_move * size):
                 break
             new = np.maximum(x + step, lower)
-            if np.all(np.abs(new - x) <= 1e-11 * np.maximum(1.0, np.abs(x))):
+            if np.all(np.abs(new - x) <= 1e-11 * size):
                 done = True  # converged: a further step is below the sums' precision
                 break
             f_new, g_new = fungrad(new)
             nfev, ngev = nfev + 1, ngev + 1
-            before = np.abs(projected(g, x, lower)).max()
             after = np.abs(projected(g_new, new, lower)).max()
-            if not (f_new <= f + 1e-10 * max(1.0, abs(f)) and after < before):
+            if not (f_new <= f + 1e-10 * max(1.0, abs(f)) and after < steepest):
                 break
-            x, f, g = new, f_new, g_new
+            x, f, g, steepest = new, f_new, g_new, after
             steps += 1
     except (np.linalg.LinAlgError, ValueError):  # singular Hessian, non-PD system, NaN: keep
         pass
@@ -512,6 +521,8 @@ def snap(fun: Callable[[np.ndarray], float], opt: OptSummary) -> OptSummary:
     """
     x, f, nfev = opt.final.copy(), opt.fmin, 0
     small = (opt.lower == 0.0) & (x > 0.0) & (x < 1e-2 * max(1.0, float(np.abs(x).max())))
+    if not small.any():
+        return opt
     limit = opt.fmin + 1e-12 * max(1.0, abs(opt.fmin))
     for i in sorted(np.flatnonzero(small), key=lambda i: x[i]):
         trial = x.copy()

@@ -56,6 +56,7 @@ moments.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
 
@@ -104,10 +105,10 @@ class Moments:
             When ``W @ weights`` is not exactly 1 on every row (a design
             whose intercept combination was misread: a bug, never data).
         """
-        if weights is not None and len(W) and not np.all(W @ weights == 1.0):
+        n, k = W.shape
+        if weights is not None and n and not (W @ weights == 1.0).all():
             raise ValueError("internal: the columns' intercept combination does not sum to 1")
-        k = W.shape[1]
-        if len(W) == 0:
+        if n == 0:
             return cls(0, weights, np.zeros(k), np.zeros(k))
         unit = _pow2(np.maximum(W.max(axis=0), -W.min(axis=0)))  # max |W| per column
         Wu = W / unit
@@ -117,7 +118,7 @@ class Moments:
         rms = np.sqrt(Wu.mean(axis=0))
         return cls(len(W), weights, mean * unit, rms * unit)
 
-    @property
+    @functools.cached_property
     def scale(self) -> np.ndarray:
         """``d``: the root mean squares, 1 where that is 0 (a constant column, centred) (k,)."""
         return np.where(self.rms > 0.0, self.rms, 1.0)
@@ -149,10 +150,16 @@ class Moments:
         return out
 
     def matrix(self) -> np.ndarray:
-        """``G = (I - v mean') D^-1``, shape (k, k)."""
+        """``G = (I - v mean') D^-1``, shape (k, k) (read-only: computed once)."""
+        return self._matrix
+
+    @functools.cached_property
+    def _matrix(self) -> np.ndarray:
         k = len(self.mean)
         v = np.zeros(k) if self.weights is None else self.weights
-        return (np.eye(k) - np.outer(v, self.mean)) / self.scale
+        G = (np.eye(k) - np.outer(v, self.mean)) / self.scale
+        G.flags.writeable = False
+        return G
 
     def inverse(self) -> np.ndarray:
         """``G^-1 = D (I + v mean')``, shape (k, k)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,10 +30,11 @@ from . import intercept, reterm, syntax
 from . import rows as rows_mod
 from . import state as state_mod
 from . import transforms as tf
+from .columns import column
 from .evaluate import Evaluator
 from .formula import ParsedFormula, parse
 from .modelmatrix import MatrixSpec
-from .na import Count, is_missing
+from .na import Count, is_missing, numbers
 from .syntax import Call, Name
 
 RANK_TOL = 1e-7  # lme4's tolerance for dropping columns of X
@@ -249,8 +251,8 @@ def response(data: pd.DataFrame, name: str, binary: bool = False) -> np.ndarray:
     is a mistake.
     """
     check_columns(data, [name], "response")
-    col = data[name]
-    boolean = pd.api.types.is_bool_dtype(col) or _booleans(col)
+    col = column(data, name)
+    boolean = pd.api.types.is_bool_dtype(col.dtype) or _booleans(col)
     if boolean and not binary:
         raise DataError(
             f"response {name!r} is boolean: a linear mixed model would treat it as a "
@@ -259,9 +261,9 @@ def response(data: pd.DataFrame, name: str, binary: bool = False) -> np.ndarray:
     if boolean:  # True is 1; a missing value (None, pd.NA, NaN) is NaN
         gone = is_missing(col)
         return np.where(gone, np.nan, np.where(gone, False, col.to_numpy()).astype(float))
-    if not pd.api.types.is_numeric_dtype(col) or isinstance(col.dtype, pd.CategoricalDtype):
+    if not pd.api.types.is_numeric_dtype(col.dtype) or isinstance(col.dtype, pd.CategoricalDtype):
         raise DataError(f"response {name!r} is not numeric (dtype {col.dtype}); convert it first")
-    return col.to_numpy(dtype=float, na_value=np.nan)
+    return numbers(col)
 
 
 def _booleans(col: pd.Series) -> bool:
@@ -304,18 +306,21 @@ def independent_columns(X: np.ndarray, tol: float = RANK_TOL) -> np.ndarray:
     its norm (or is zero) is dropped.
     """
     kept: list[int] = []
-    Q = np.zeros((X.shape[0], 0))
+    basis: list[np.ndarray] = []  # orthonormal columns spanning the kept ones
     for j in range(X.shape[1]):
-        col = X[:, j]
-        norm = np.linalg.norm(col)
+        col = np.ascontiguousarray(X[:, j])
+        norm = math.sqrt(col @ col)  # np.linalg.norm's sum of squares
         if norm == 0.0:
             continue
-        resid = col - Q @ (Q.T @ col)
-        resid = resid - Q @ (Q.T @ resid)  # second pass for stability
-        rnorm = np.linalg.norm(resid)
+        resid = col
+        if basis:
+            Q = np.stack(basis, axis=1)
+            resid = col - Q @ (Q.T @ col)
+            resid = resid - Q @ (Q.T @ resid)  # second pass for stability
+        rnorm = math.sqrt(resid @ resid)
         if rnorm > tol * norm:
             kept.append(j)
-            Q = np.column_stack([Q, resid / rnorm])
+            basis.append(resid / rnorm)
     return np.array(kept, dtype=np.int64)
 
 

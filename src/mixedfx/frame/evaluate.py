@@ -36,6 +36,8 @@ import pandas as pd
 
 from ..errors import DataError, FormulaError
 from . import transforms as tf
+from .columns import column
+from .na import numbers
 from .syntax import BinOp, Bool, Call, Chain, Name, Node, Num, Paren, Unary, deparse
 
 PENDING: Any = type("Pending", (), {"__repr__": lambda self: "PENDING"})()
@@ -139,13 +141,13 @@ class Evaluator:
                     f"column {name!r} is missing from the data "
                     f"(it has {list(map(str, self.data.columns))[:20]})"
                 )
-            self._columns[name] = self.data[name]
+            self._columns[name] = column(self.data, name)
         return self._columns[name]
 
     def _numbers(self, name: str, node: Node) -> np.ndarray:
         col = self.column(name)
         if not _text_like(col.dtype):
-            return col.to_numpy(dtype=float, na_value=np.nan)
+            return numbers(col)
         raise DataError(
             f"{deparse(node)!r} needs numbers, but column {name!r} holds {col.dtype} values; "
             "use factor() for categories"

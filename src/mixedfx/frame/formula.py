@@ -275,4 +275,10 @@ def random_terms(text: str) -> tuple[RandomTerm, ...]:
 
 def variable_names(text: str) -> list[str]:
     """The data columns a formula (or an expression) reads, in order, without repeats."""
-    return syntax.names(syntax.parse(text))
+    return list(_variable_names(text))
+
+
+@functools.lru_cache(maxsize=256)
+def _variable_names(text: str) -> tuple[str, ...]:
+    """:func:`variable_names`, cached (formulas are read again by every fit)."""
+    return tuple(syntax.names(syntax.parse(text)))

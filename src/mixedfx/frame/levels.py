@@ -125,9 +125,9 @@ def _text_extension(dtype: Any) -> bool:
 def _sort_order(uniques: pd.Index | np.ndarray, column: pd.Series) -> np.ndarray:
     """The order in which lme4 would list the levels: factor order, else sorted."""
     if isinstance(column.dtype, pd.CategoricalDtype):
-        if isinstance(uniques, pd.Index) and uniques.equals(column.cat.categories):
+        cats = column.dtype.categories
+        if isinstance(uniques, pd.Index) and (uniques is cats or uniques.equals(cats)):
             return np.arange(len(uniques))
-        cats = pd.Index(column.cat.categories)
         return np.argsort(cats.get_indexer(pd.Index(uniques)), kind="stable")
     if isinstance(uniques, pd.Index) and _text_extension(uniques.dtype):
         return np.asarray(uniques.argsort())  # str, Arrow text: code point order, no objects

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, MissingDataWarning
+from .columns import column
 from .formula import parse, variable_names
 from .na import Count, is_missing
 
@@ -38,7 +39,7 @@ def used_columns(formula: str, data: pd.DataFrame, also: Sequence[str] = ()) -> 
 
 def column_counts(data: pd.DataFrame, names: Sequence[str]) -> tuple[dict[str, Count], np.ndarray]:
     """Per column of ``names``, its missing values counted; and the rows with any, shape (n,)."""
-    masks = {name: is_missing(data[name]) for name in names}
+    masks = {name: is_missing(column(data, name)) for name in names}
     rows = np.logical_or.reduce([*masks.values(), np.zeros(len(data), dtype=bool)])
     return {name: Count.of(m) for name, m in masks.items()}, rows
 

@@ -32,10 +32,12 @@ _NO_FLOATS = frozenset(
 def is_missing(column: pd.Series) -> np.ndarray:
     """True where a value of ``column`` is missing by the rule above, shape (n,)."""
     dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "fiu":  # NumPy numbers: NaN and inf only
+        return ~np.isfinite(column.to_numpy())
     if isinstance(dtype, pd.CategoricalDtype):
-        codes = column.cat.codes.to_numpy()
-        gone = is_missing(pd.Series(column.cat.categories, dtype=object))
-        return (codes < 0) | gone[np.maximum(codes, 0)] if len(gone) else codes < 0
+        codes = np.asarray(column.array.codes)
+        gone = _missing_categories(dtype.categories)
+        return (codes < 0) | gone[np.maximum(codes, 0)] if gone.any() else codes < 0
     if pd.api.types.is_bool_dtype(dtype):
         return column.isna().to_numpy(dtype=bool)
     if isinstance(dtype, np.dtype) and dtype.kind in "iu":  # NumPy integers: never missing
@@ -49,6 +51,27 @@ def is_missing(column: pd.Series) -> np.ndarray:
     ):
         out |= np.fromiter((_infinite(v) for v in column), dtype=bool, count=len(column))
     return out
+
+
+def numbers(column: pd.Series) -> np.ndarray:
+    """A numeric column's values as a new float64 array, NaN where missing, shape (n,)."""
+    dtype = column.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "fiub":  # NumPy: NaN is already missing
+        return np.array(column.to_numpy(), dtype=float)
+    return column.to_numpy(dtype=float, na_value=np.nan)
+
+
+def _missing_categories(categories: pd.Index) -> np.ndarray:
+    """The rule on a categorical's categories, shape (k,).
+
+    pandas keeps no missing value among categories (a missing value is code
+    -1), so only an infinite number can be one: in float or object categories.
+    """
+    if categories.dtype.kind == "f":
+        return np.isinf(categories.to_numpy())
+    if pd.api.types.is_object_dtype(categories.dtype):
+        return is_missing(pd.Series(categories, dtype=object))
+    return np.zeros(len(categories), dtype=bool)
 
 
 def _infinite(value: object) -> bool:

@@ -24,6 +24,7 @@ import pandas as pd
 from ..errors import DataError, FormulaError
 from . import levels as lv
 from . import transforms as tf
+from .columns import column
 from .formula import RandomTerm
 from .modelmatrix import MatrixSpec
 
@@ -240,7 +241,7 @@ class Unseen(NamedTuple):
 def _column(data: pd.DataFrame, name: str) -> pd.Series:
     if name not in data:
         raise DataError(f"grouping column {name!r} is missing from the data")
-    return data[name]
+    return column(data, name)
 
 
 def learn(
@@ -285,7 +286,7 @@ def from_levels(
     those columns (in order of first appearance) give the same levels as the
     full data.
     """
-    encoded = [lv.encode(data[f], f) for f in term.factors]
+    encoded = [lv.encode(column(data, f), f) for f in term.factors]
     codes, keys = encoded[0] if len(encoded) == 1 else lv.combine(encoded)
     labels = keys if len(encoded) == 1 else lv.as_array([lv.display(k) for k in keys])
     factor_keys = tuple(labels for _, labels in encoded)

@@ -16,6 +16,7 @@ random effects (``re``), the label-mismatch warning, level counts and Z.
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -101,6 +102,17 @@ class Rows:
     def new_levels(self) -> tuple[np.ndarray, ...]:
         """Per term: rows whose level training never saw (their labels are present)."""
         return tuple(c == lv.UNSEEN for c in self.codes)
+
+    @property
+    def complete(self) -> bool:
+        """Nothing is missing: every number finite and every label present.
+
+        One sum per array: a NaN or infinity anywhere makes its sum not
+        finite (a sum that overflows only sends :meth:`Tally.of` the long way).
+        """
+        arrays = [self.X, self.offset, *self.M, *([] if self.y is None else [self.y])]
+        finite = all(math.isfinite(np.add.reduce(a, axis=None)) for a in arrays)
+        return finite and all(c.min(initial=0) != lv.MISSING for c in self.codes)
 
     def missing_effects(self, k: int, columns: np.ndarray | None = None) -> np.ndarray:
         """Rows with a missing value in term ``k``'s ``M`` (in ``columns``, bool (q,), if given)."""
@@ -191,6 +203,9 @@ class Tally:
 
     @classmethod
     def of(cls, r: Rows) -> Tally:
+        if r.complete:
+            none, terms = Count(r.n), tuple(Count(r.n) for _ in r.M)
+            return cls(none, none, none, np.zeros(r.X.shape[1], dtype=bool), terms, terms)
         return cls(
             Count.of(r.missing_y),
             Count.of(r.missing_offset),
