@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import smallmat
 from .blocks import Blocks
+from .cholesky import BlockedCholesky
 from .crossprod import dense_A, term_columns
 from .gradient import inverse_weighted
 from .linalg import cholesky, inverse_lower
@@ -174,6 +176,24 @@ class DenseSystem:
         second = (E * w[self.later]) @ E.T
         gradient = 2.0 * (g @ t)[:-1]
         return self._logdets(L), gradient, np.asarray(2.0 * g[:-1, :-1] - second)
+
+    def blocked(self, theta: np.ndarray, blocks: Blocks, Ts: list[np.ndarray]) -> BlockedCholesky:
+        """The blocked factor of :mod:`mixedfx.engine.cholesky` at theta, read off :meth:`factor`.
+
+        Both factor the same system in the same order, so the dense ``L``
+        holds the blocked pieces: ``L11`` in the first term's diagonal blocks,
+        ``L21`` below them and ``L22`` in the corner; ``R_k = T0 L11_k^-T``.
+        ``Ts`` are the terms' factors at theta (dense blocks only).
+        """
+        L = self.factor(theta)
+        l0, q0 = blocks.l0, blocks.q0
+        n0 = l0 * q0
+        first = (np.arange(l0) * q0)[:, None, None]
+        L11 = np.tril(L[first + np.arange(q0)[:, None], first + np.arange(q0)])
+        R = smallmat.matmul(Ts[blocks.first], smallmat.transpose(smallmat.inv_lower(L11)))
+        logdet11 = 2.0 * float(np.add.reduce(np.log(L.diagonal()[:n0])))
+        L21, L22 = L[n0:, :n0].copy(), np.tril(L[n0:, n0:])
+        return BlockedCholesky(blocks, Ts, L11, R, L21, L22, logdet11)
 
     def logdets(self, theta: np.ndarray) -> tuple[float, float, float]:
         """``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2`` at theta.

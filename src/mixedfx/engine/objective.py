@@ -155,7 +155,18 @@ class Objective:
         return np.concatenate([np.ones(bl.l0 * bl.q0), gradient_mod.weights(bl, self.reml)])
 
     def factorize(self, theta: np.ndarray) -> BlockedCholesky:
-        return factorize(self.blocks, self.Ts(np.asarray(theta, dtype=float)))
+        """The blocked factor at theta; read off the dense one when evaluations have built it.
+
+        Small models evaluate through :attr:`dense`; at their optimum one dense
+        factorization gives every block (:meth:`DenseSystem.blocked`), where the
+        blocked method costs several times that. Other callers pay nothing for
+        a dense system they would build only for this.
+        """
+        theta = np.asarray(theta, dtype=float)
+        dense = self.__dict__.get("dense")  # built by an evaluation, or None for large models
+        if dense is not None and not self.blocks.sparse:
+            return dense.blocked(theta, self.blocks, self.Ts(theta))
+        return factorize(self.blocks, self.Ts(theta))
 
     def value(self, f: BlockedCholesky) -> float:
         """The objective from a factor."""
