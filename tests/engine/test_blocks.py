@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 
 from mixedfx.engine import blocks as blocks_mod
@@ -38,3 +40,24 @@ def test_form_without_weights_equals_form_with_unit_weights() -> None:
     np.testing.assert_array_equal(plain.A11, unit.A11)
     np.testing.assert_array_equal(plain.A21, unit.A21)
     np.testing.assert_allclose(plain.A22, unit.A22, rtol=1e-14)  # dots vs gemm: other sums
+
+
+def test_level_chunks_are_views_and_not_pickled(monkeypatch) -> None:
+    rng = np.random.default_rng(2)
+    n, nlevels = 3000, 1000
+    codes = rng.integers(0, nlevels, n)
+    x = rng.normal(size=n)
+    X = np.asfortranarray(np.column_stack([np.ones(n), x]))
+    monkeypatch.setattr(blocks_mod, "MIN_CHUNK", 256)
+    monkeypatch.setattr(blocks_mod, "CHUNK_BYTES", 256 * 8 * 3)
+    bl = blocks_mod.form(X, rng.normal(size=n), (codes,), (X,), [nlevels])
+    chunks = bl.level_chunks
+    assert [c.l0 for c in chunks] == [256, 256, 256, 232]
+    assert all(np.shares_memory(c.a21_columns[0], bl.a21_columns[0]) for c in chunks)
+    np.testing.assert_array_equal(
+        np.concatenate([c.a11_entries[1] for c in chunks]), bl.a11_entries[1]
+    )
+    copy = pickle.loads(pickle.dumps(bl))
+    assert "level_chunks" not in copy.__dict__
+    np.testing.assert_array_equal(copy.A21, bl.A21)
+    assert [c.l0 for c in copy.level_chunks] == [256, 256, 256, 232]

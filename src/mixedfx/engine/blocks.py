@@ -96,6 +96,12 @@ class Blocks:
         """Dense A21 split by column within level: q0 arrays of shape (m, l0)."""
         return split_columns(np.asarray(self.A21), self.q0)
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled without :attr:`level_chunks`: views, which pickle would copy."""
+        state = dict(self.__dict__)
+        state.pop("level_chunks", None)
+        return state
+
     @functools.cached_property
     def level_chunks(self) -> tuple[Blocks, ...]:
         """The first term's levels in runs, each as the blocks of its levels (dense A21).
