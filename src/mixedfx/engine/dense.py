@@ -24,7 +24,7 @@ from .blocks import Blocks
 from .cholesky import BlockedCholesky
 from .crossprod import dense_A, term_columns
 from .gradient import inverse_weighted
-from .linalg import cholesky, inverse_lower
+from .linalg import cholesky, inverse_lower, tril
 
 _ONE = np.ones(1)  # the last element of t = (theta, 1)
 DENSE_MAX = 48  # largest N for which the dense system is used
@@ -189,10 +189,12 @@ class DenseSystem:
         l0, q0 = blocks.l0, blocks.q0
         n0 = l0 * q0
         first = (np.arange(l0) * q0)[:, None, None]
-        L11 = np.tril(L[first + np.arange(q0)[:, None], first + np.arange(q0)])
+        L11 = L[first + np.arange(q0)[:, None], first + np.arange(q0)]
+        for a in range(q0 - 1):  # the factor's upper triangle is not cleaned
+            L11[:, a, a + 1 :] = 0.0
         R = smallmat.matmul(Ts[blocks.first], smallmat.transpose(smallmat.inv_lower(L11)))
         logdet11 = 2.0 * float(np.add.reduce(np.log(L.diagonal()[:n0])))
-        L21, L22 = L[n0:, :n0].copy(), np.tril(L[n0:, n0:])
+        L21, L22 = L[n0:, :n0].copy(), tril(L[n0:, n0:])
         return BlockedCholesky(blocks, Ts, L11, R, L21, L22, logdet11)
 
     def logdets(self, theta: np.ndarray) -> tuple[float, float, float]:

@@ -34,7 +34,10 @@ def used_columns(formula: str, data: pd.DataFrame, also: Sequence[str] = ()) -> 
     """Columns of ``data`` that ``formula`` names (and ``also``), in the data's order."""
     parse(formula)  # a malformed formula is a FormulaError before any data check
     names = set(variable_names(formula)) | set(also)
-    return [c for c in data.columns if isinstance(c, str) and c in names]
+    columns = data.columns
+    if not columns.is_unique:
+        return [c for c in columns if isinstance(c, str) and c in names]
+    return sorted((c for c in names if c in columns), key=columns.get_loc)
 
 
 def column_counts(data: pd.DataFrame, names: Sequence[str]) -> tuple[dict[str, Count], np.ndarray]:
