@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,8 @@ def used_columns(formula: str, data: pd.DataFrame, also: Sequence[str] = ()) -> 
     columns = data.columns
     if not columns.is_unique:
         return [c for c in columns if isinstance(c, str) and c in names]
-    return sorted((c for c in names if c in columns), key=columns.get_loc)
+    found = [c for c in names if c in columns]
+    return sorted(found, key=lambda c: cast(int, columns.get_loc(c)))  # unique: an int
 
 
 def column_counts(data: pd.DataFrame, names: Sequence[str]) -> tuple[dict[str, Count], np.ndarray]:
