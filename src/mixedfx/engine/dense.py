@@ -104,10 +104,14 @@ class DenseSystem:
         pair = (owner[:, None] * (k + 1) + owner[None, :]).ravel()
         diagonal = np.arange(q) * (N + 1)
         nonzero = values != 0.0
-        used = np.union1d(at[nonzero], diagonal)
+        is_used = np.zeros(N * N, dtype=bool)
+        is_used[at[nonzero]] = is_used[diagonal] = True
+        used = np.flatnonzero(is_used)
+        column = np.zeros(N * N, dtype=np.int64)  # the column of G of each used position
+        column[used] = np.arange(len(used))
         G = np.zeros(((k + 1) ** 2, len(used)))  # row i * (k + 1) + j: E_i' A E_j at used
-        G[pair[nonzero], np.searchsorted(used, at[nonzero])] = values[nonzero]
-        G[-1, np.searchsorted(used, diagonal)] += 1.0
+        G[pair[nonzero], column[at[nonzero]]] = values[nonzero]
+        G[-1, column[diagonal]] += 1.0
         by_second = np.ascontiguousarray(
             G.reshape(k + 1, k + 1, -1)[:k].transpose(1, 0, 2).reshape(k + 1, -1)
         )
