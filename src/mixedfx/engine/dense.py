@@ -24,7 +24,7 @@ from .blocks import Blocks
 from .cholesky import BlockedCholesky
 from .crossprod import dense_A, term_columns
 from .gradient import inverse_weighted
-from .linalg import cholesky, inverse_lower
+from .linalg import cholesky, inverse_lower, tril
 
 _ONE = np.ones(1)  # the last element of t = (theta, 1)
 DENSE_MAX = 48  # largest N for which the dense system is used
@@ -40,22 +40,27 @@ class DenseSystem:
     columns, so ``M = sum_ij t_i t_j E_i' A E_j + diag(1_q, 0)``: one
     matrix-vector product per evaluation.
 
+    Only the ``u`` positions of ``M`` where some ``G_ij`` is not 0 are kept
+    (:attr:`used`): a few hundred of ``N * N`` for the block-diagonal ``Z'Z``
+    of one term.
+
     Attributes
     ----------
-    G : ndarray, shape ((k + 1)^2, N * N)
-        Row ``i * (k + 1) + j`` is ``E_i' A E_j`` raveled, the identity on the
-        random effects added to the last row.
+    G : ndarray, shape ((k + 1)^2, u)
+        Row ``i * (k + 1) + j`` is ``E_i' A E_j`` at the positions :attr:`used`,
+        the identity on the random effects added to the last row.
     N, q, p : int
         Size of A, random and fixed effects.
-    upper : ndarray of int, shape (u,)
-        The raveled positions of the upper triangle where some ``G_ij`` is
-        not 0: all of M(theta) that the factorization reads (M is symmetric),
-        a few hundred of ``N * N`` for the block-diagonal ``Z'Z`` of one term.
-    G_upper : ndarray, shape ((k + 1)^2, u)
-        ``G[:, upper]``: each evaluation forms only those entries.
-    G_by_second : ndarray, shape (k + 1, k * N * N)
+    used : ndarray of int, shape (u,)
+        The raveled positions (``a * N + b``) where some ``G_ij`` is not 0, increasing.
+    upper : ndarray of int, shape (v,)
+        Those of the upper triangle: all of M(theta) that the factorization
+        reads (M is symmetric).
+    G_upper : ndarray, shape ((k + 1)^2, v)
+        ``G`` at :attr:`upper`: each evaluation forms only those entries.
+    G_by_second : ndarray, shape (k + 1, k * u)
         ``G_il`` for ``i < k``, row ``l``: ``t @ G_by_second`` holds every
-        ``sum_l t_l G_il`` (the Hessian's ``D_i``).
+        ``sum_l t_l G_il`` (the Hessian's ``D_i``) at :attr:`used`.
     later : ndarray of int, shape (N * N,)
         ``max(a, b)`` at the raveled position of ``(a, b)``: the Hessian's
         weights ``w_max(a,b)`` are ``w[later]``.
@@ -65,6 +70,7 @@ class DenseSystem:
     N: int
     q: int
     p: int
+    used: np.ndarray
     upper: np.ndarray
     G_upper: np.ndarray
     G_by_second: np.ndarray
@@ -93,20 +99,28 @@ class DenseSystem:
         pos = [(np.concatenate(r), np.concatenate(c)) for r, c in where]
         rows, cols = np.concatenate([r for r, _ in pos]), np.concatenate([c for _, c in pos])
         owner = np.repeat(np.arange(k + 1), [len(r) for r, _ in pos])
-        G = np.zeros(((k + 1) ** 2, N * N))  # row i * (k + 1) + j: E_i' A E_j, raveled
-        at, values = cols[:, None] * N + cols[None, :], A[rows[:, None], rows[None, :]]
-        G[owner[:, None] * (k + 1) + owner[None, :], at] = values
+        at = (cols[:, None] * N + cols[None, :]).ravel()
+        values = A[rows[:, None], rows[None, :]].ravel()
+        pair = (owner[:, None] * (k + 1) + owner[None, :]).ravel()
         diagonal = np.arange(q) * (N + 1)
-        G[-1, diagonal] += 1.0
-        square = G.reshape(k + 1, k + 1, N * N)
-        by_second = np.ascontiguousarray(square[:k].transpose(1, 0, 2).reshape(k + 1, -1))
-        used = np.zeros(N * N, dtype=bool)  # where some G_ij is not 0
-        used[at[values != 0.0]] = True
-        used[diagonal] = True
-        a, b = np.divmod(np.arange(N * N), N)  # row and column of each raveled position
-        upper = np.flatnonzero(used & (a <= b))
-        G_upper = np.ascontiguousarray(G[:, upper])
-        return cls(G, N, q, blocks.p, upper, G_upper, by_second, np.maximum(a, b))
+        nonzero = values != 0.0
+        is_used = np.zeros(N * N, dtype=bool)
+        is_used[at[nonzero]] = is_used[diagonal] = True
+        used = np.flatnonzero(is_used)
+        column = np.zeros(N * N, dtype=np.int64)  # the column of G of each used position
+        column[used] = np.arange(len(used))
+        G = np.zeros(((k + 1) ** 2, len(used)))  # row i * (k + 1) + j: E_i' A E_j at used
+        G[pair[nonzero], column[at[nonzero]]] = values[nonzero]
+        G[-1, column[diagonal]] += 1.0
+        by_second = np.ascontiguousarray(
+            G.reshape(k + 1, k + 1, -1)[:k].transpose(1, 0, 2).reshape(k + 1, -1)
+        )
+        a, b = np.divmod(used, N)  # row and column of each used position
+        in_upper = np.flatnonzero(a <= b)
+        G_upper = np.ascontiguousarray(G[:, in_upper])
+        idx = np.arange(N)
+        later = np.maximum(idx[:, None], idx[None, :]).reshape(-1)
+        return cls(G, N, q, blocks.p, used, used[in_upper], G_upper, by_second, later)
 
     def factor(self, theta: np.ndarray) -> np.ndarray:
         """The lower Cholesky factor of M(theta), shape (N, N) (upper triangle not cleaned).
@@ -143,7 +157,7 @@ class DenseSystem:
         t = np.concatenate((theta, _ONE))
         L = self.factor(theta)
         H = inverse_weighted(L, w)
-        g = (self.G @ H.reshape(-1)).reshape(len(t), len(t))
+        g = (self.G @ H.reshape(-1)[self.used]).reshape(len(t), len(t))
         return self._logdets(L), np.asarray(2.0 * (g @ t)[:-1])
 
     def second_order(
@@ -168,8 +182,10 @@ class DenseSystem:
         L = self.factor(theta)
         K = inverse_lower(L)
         H = K.T @ (w[:, None] * K)
-        g = (self.G @ H.reshape(-1)).reshape(k + 1, k + 1)
-        D = (t @ self.G_by_second).reshape(k, N, N)
+        g = (self.G @ H.reshape(-1)[self.used]).reshape(k + 1, k + 1)
+        D_used = np.zeros((k, N * N))
+        D_used[:, self.used] = (t @ self.G_by_second).reshape(k, -1)
+        D = D_used.reshape(k, N, N)
         D = D + np.swapaxes(D, 1, 2)  # D_i, i < k
         KD = (K @ D.transpose(1, 0, 2).reshape(N, k * N)).reshape(N, k, N)  # K D_i, side by side
         E = (KD.transpose(1, 0, 2).reshape(k * N, N) @ K.T).reshape(k, -1)  # K D_i K', (k, N * N)
@@ -189,10 +205,12 @@ class DenseSystem:
         l0, q0 = blocks.l0, blocks.q0
         n0 = l0 * q0
         first = (np.arange(l0) * q0)[:, None, None]
-        L11 = np.tril(L[first + np.arange(q0)[:, None], first + np.arange(q0)])
+        L11 = L[first + np.arange(q0)[:, None], first + np.arange(q0)]
+        for a in range(q0 - 1):  # the factor's upper triangle is not cleaned
+            L11[:, a, a + 1 :] = 0.0
         R = smallmat.matmul(Ts[blocks.first], smallmat.transpose(smallmat.inv_lower(L11)))
         logdet11 = 2.0 * float(np.add.reduce(np.log(L.diagonal()[:n0])))
-        L21, L22 = L[n0:, :n0].copy(), np.tril(L[n0:, n0:])
+        L21, L22 = L[n0:, :n0].copy(), tril(L[n0:, n0:])
         return BlockedCholesky(blocks, Ts, L11, R, L21, L22, logdet11)
 
     def logdets(self, theta: np.ndarray) -> tuple[float, float, float]:

@@ -67,7 +67,12 @@ def inverse_lower(L: np.ndarray) -> np.ndarray:
     F, lower = _fortran(L)
     K, info = lapack.dtrtri(F, lower=lower)
     _check("dtrtri", info)
-    return np.where(_lower_mask(len(K)), K if lower else K.T, 0.0)
+    return tril(K if lower else K.T)
+
+
+def tril(A: np.ndarray) -> np.ndarray:
+    """``np.tril`` of a square ``A`` (a new array), with the triangle's mask made once per size."""
+    return np.where(_lower_mask(len(A)), A, 0.0)
 
 
 @functools.lru_cache(maxsize=64)

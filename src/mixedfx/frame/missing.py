@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,11 @@ def used_columns(formula: str, data: pd.DataFrame, also: Sequence[str] = ()) -> 
     """Columns of ``data`` that ``formula`` names (and ``also``), in the data's order."""
     parse(formula)  # a malformed formula is a FormulaError before any data check
     names = set(variable_names(formula)) | set(also)
-    return [c for c in data.columns if isinstance(c, str) and c in names]
+    columns = data.columns
+    if not columns.is_unique:
+        return [c for c in columns if isinstance(c, str) and c in names]
+    found = [c for c in names if c in columns]
+    return sorted(found, key=lambda c: cast(int, columns.get_loc(c)))  # unique: an int
 
 
 def column_counts(data: pd.DataFrame, names: Sequence[str]) -> tuple[dict[str, Count], np.ndarray]:
