@@ -10,8 +10,9 @@ import scipy.sparse as sp
 import mixedfx as mfx
 from mixedfx import datasets
 from mixedfx import fit as fit_mod
+from mixedfx.engine.grouped import GroupedSchur
 from mixedfx.engine.objective import Objective
-from mixedfx.engine.schur import DenseSchur, GroupedSchur, SchurPattern
+from mixedfx.engine.schur import DenseSchur, SchurPattern
 
 
 def crossed(n: int, users: int, items: int, seed: int = 0) -> pd.DataFrame:
@@ -137,6 +138,7 @@ LARGE = [
     ("y ~ x + (x | u) + (z | i)", 1500, "dense"),
     ("y ~ x + (1 | u) + (z | i)", 4000, "grouped"),
     ("y ~ x + (1 | u) + (1 | i)", 4000, "pattern"),
+    ("y ~ x + (1 | u) + (1 | i)", 4000, "grouped"),
     ("y ~ x + (1 + x + z | u) + (1 | i)", 400, None),
     # || terms (block-diagonal T) first and after the first, of numeric columns and a factor
     ("y ~ x + (x || u)", 1500, None),

@@ -11,7 +11,8 @@ import scipy.sparse as sp
 
 import mixedfx as mfx
 from mixedfx.engine import blocks as blocks_mod
-from mixedfx.engine.schur import DenseSchur, GroupedSchur, SchurPattern
+from mixedfx.engine.grouped import GroupedSchur
+from mixedfx.engine.schur import DenseSchur, SchurPattern
 
 
 def crossed(seed: int, n: int = 3000, users: int = 200, items: int = 40) -> pd.DataFrame:

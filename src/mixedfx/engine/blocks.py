@@ -21,7 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .schur import DenseSchur, GroupedSchur, SchurPattern, pattern_entries, split_columns
+from .grouped import GroupedSchur
+from .schur import DenseSchur, SchurPattern, pattern_entries, split_columns
 
 DENSE_LIMIT = 2_000_000  # entries of A21 above which it is kept sparse
 PATTERN_LIMIT = 50_000_000  # entries of the Schur pattern above which the update goes dense

@@ -33,6 +33,7 @@ the gradient forms no (m, m) array but the factor, inverted in place.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import blas
 
 from .blocks import Blocks
 from .cholesky import (
@@ -45,7 +46,15 @@ from .cholesky import (
     scale_both,
     scale_rows,
 )
-from .linalg import cholesky, inverse_from_cholesky, inverse_lower, solve_lower
+from .grouped import GroupedSchur
+from .linalg import (
+    cholesky,
+    inverse_from_cholesky,
+    inverse_lower,
+    pack_lower,
+    solve_lower,
+    unpack_lower,
+)
 from .schur import DenseSchur, Positions, split_columns
 
 Parts = tuple[float, float, float]
@@ -122,6 +131,8 @@ def schur_adjoint(blocks: Blocks, Ub: np.ndarray) -> np.ndarray:
     schur = blocks.schur
     if isinstance(schur, Positions):
         return schur.adjoint(schur.symmetric_weights(-Ub.reshape(-1)[schur.flat]))
+    if isinstance(schur, GroupedSchur):
+        return schur.adjoint(Ub)
     assert isinstance(schur, DenseSchur)
     return _dense_adjoint(split_columns(schur.A, q0), Ub, l0)
 
@@ -226,7 +237,7 @@ def unscaled_rest(blocks: Blocks, W: np.ndarray) -> np.ndarray:
     """``C = A22 - A21 W A21'``, symmetric, shape (m, m)."""
     if not blocks.sparse:
         return blocks.A22 - dense_update(blocks, W)
-    low = blocks.schur.assemble(W)
+    low = blocks.schur.assemble(W)  # zeros above the diagonal
     return low + np.tril(low, -1).T
 
 
@@ -256,6 +267,9 @@ def gradient(
     w = weights(blocks, reml) if w is None else w
     d = rest_diagonal(blocks, Ts)
     schur = blocks.schur if blocks.sparse else None
+    if isinstance(schur, GroupedSchur) and d is not None:
+        parts, out = _on_grouped(blocks, schur, T0[0, 0], d, w, logdet11)
+        return parts, [out[t] for t in range(len(Ts))]
     if isinstance(schur, Positions) and d is not None:
         parts, out, Wb = _on_positions(blocks, schur, W, d, w, logdet11)
     else:
@@ -303,3 +317,47 @@ def _on_dense(
     out = rest_terms(blocks, Ts, C, H)
     Ub = -scale_both(H, blocks, [T.T for T in Ts])  # Lr H Lr'
     return parts, out, schur_adjoint(blocks, Ub)
+
+
+def _on_grouped(
+    blocks: Blocks, schur: GroupedSchur, t: float, d: np.ndarray, w: np.ndarray, logdet11: float
+) -> tuple[Parts, dict[int, np.ndarray]]:
+    """Parts and every term's gradient for levels grouped by their A11 (q0 = 1, rest q = 1).
+
+    One pass over the packed ``B_c`` gives ``U = sum_c w_c B_c`` and
+    ``U' = dU/dt = sum_c (dw_c/dt) B_c`` together; then::
+
+        M22 = D C D + diag(I_mr, 0),   C = A22 - U,   L22 L22' = M22
+        H   = K' diag(w) K             (dpotri in L22's memory, rank-one terms for w_i != 1)
+        df/dd_i = 2 (H o C) d          (o: elementwise)
+        df/dt   = 2 t sum_k a_k / (t^2 a_k + 1) - d' (H o U') d
+
+    The last term is ``sum_k (dW_k/dt) df/dW_k`` with ``df/dW_k = -a_k' D H
+    D a_k``, summed over the levels inside ``U'``. One (m, m) array, Fortran-
+    ordered, holds M22, L22 and H in turn; C, U' and H meet as packed lower
+    triangles, whose symmetric mat-vecs (``dspmv``) read each entry once.
+    """
+    m, mr = blocks.m, blocks.mr
+    w_c, dw_c = schur.coefficients(t)
+    U, dU = schur.combine(np.column_stack([w_c, dw_c]))
+    C = np.subtract(schur.base, U, out=U)
+    M22 = unpack_lower(C, m)
+    M22 *= d
+    M22 *= d[:, None]
+    M22[np.arange(mr), np.arange(mr)] += 1.0
+    L22 = cholesky(M22, clean=False)
+    parts = logdets(blocks, L22, logdet11)
+    Y, rows = _special_rows(L22, w)
+    H = inverse_from_cholesky(L22, overwrite=True)  # lower triangle
+    for j, i in enumerate(rows):
+        H = blas.dsyr(w[i] - 1.0, Y[:, j], lower=1, a=H, overwrite_a=1)
+    h = pack_lower(H)
+    gd = blas.dspmv(m, 1.0, np.multiply(C, h, out=C), d, lower=1)
+    out = {
+        rt.term: np.array([[2.0 * gd[rt.offset : rt.offset + rt.nlevels].sum()]])
+        for rt in blocks.rest
+    }
+    hu = blas.dspmv(m, 1.0, np.multiply(dU, h, out=dU), d, lower=1)
+    a = blocks.a11_entries[0]
+    out[blocks.first] = np.array([[2.0 * t * float((a / (a * (t * t) + 1.0)).sum()) - d @ hu]])
+    return parts, out
