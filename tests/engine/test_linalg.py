@@ -48,3 +48,10 @@ def test_packed_lower_triangle_round_trips(order: str) -> None:
     back = linalg.unpack_lower(ap, n)
     assert back.flags.f_contiguous
     np.testing.assert_array_equal(back, np.tril(A))  # zeros above the diagonal
+
+
+def test_packing_into_a_given_array_is_the_same() -> None:
+    A = np.asfortranarray(spd(6, seed=4))
+    out = np.full(21, np.nan)
+    assert linalg.pack_lower(A, out=out) is out
+    np.testing.assert_array_equal(out, linalg.pack_lower(A))

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 
 from . import smallmat
 from .blocks import Blocks
+from .grouped import GroupedSchur
 from .linalg import cholesky
 from .schur import gram_update
 
@@ -222,10 +223,12 @@ def rest_matrix(blocks: Blocks, Ts: list[np.ndarray], W: np.ndarray) -> np.ndarr
     if not blocks.sparse:
         return _rest_block(blocks, Ts, dense_update(blocks, W))
     d = rest_diagonal(blocks, Ts)
-    if d is not None:
-        M22 = blocks.schur.assemble(W, d)
+    schur = blocks.schur
+    if isinstance(schur, GroupedSchur):  # a function of T0 (1 x 1) alone
+        M22 = schur.assemble(Ts[blocks.first][0, 0], d)
     else:
-        M22 = blocks.schur.assemble(W)
+        M22 = schur.assemble(W, d)
+    if d is None:
         M22 = scale_both(M22 + np.tril(M22, -1).T, blocks, Ts)
     M22[np.arange(blocks.mr), np.arange(blocks.mr)] += 1.0
     return M22

@@ -131,9 +131,7 @@ def schur_adjoint(blocks: Blocks, Ub: np.ndarray) -> np.ndarray:
     schur = blocks.schur
     if isinstance(schur, Positions):
         return schur.adjoint(schur.symmetric_weights(-Ub.reshape(-1)[schur.flat]))
-    if isinstance(schur, GroupedSchur):
-        return schur.adjoint(Ub)
-    assert isinstance(schur, DenseSchur)
+    assert isinstance(schur, DenseSchur)  # grouped levels: grouped_first_term
     return _dense_adjoint(split_columns(schur.A, q0), Ub, l0)
 
 
@@ -233,11 +231,16 @@ def rest_terms(
     return out
 
 
-def unscaled_rest(blocks: Blocks, W: np.ndarray) -> np.ndarray:
+def unscaled_rest(blocks: Blocks, Ts: list[np.ndarray], W: np.ndarray) -> np.ndarray:
     """``C = A22 - A21 W A21'``, symmetric, shape (m, m)."""
     if not blocks.sparse:
         return blocks.A22 - dense_update(blocks, W)
-    low = blocks.schur.assemble(W)  # zeros above the diagonal
+    schur = blocks.schur
+    low = (
+        schur.assemble(Ts[blocks.first][0, 0])
+        if isinstance(schur, GroupedSchur)
+        else schur.assemble(W)
+    )  # zeros above the diagonal
     return low + np.tril(low, -1).T
 
 
@@ -267,15 +270,33 @@ def gradient(
     w = weights(blocks, reml) if w is None else w
     d = rest_diagonal(blocks, Ts)
     schur = blocks.schur if blocks.sparse else None
-    if isinstance(schur, GroupedSchur) and d is not None:
-        parts, out = _on_grouped(blocks, schur, T0[0, 0], d, w, logdet11)
+    if isinstance(schur, GroupedSchur):
+        if d is not None:
+            parts, out, slope = _on_grouped(blocks, schur, T0[0, 0], d, w, logdet11)
+        else:
+            parts, out, Ub = _on_dense(blocks, Ts, W, w, logdet11)
+            slope = schur.slope(T0[0, 0], Ub)
+        out[blocks.first] = grouped_first_term(blocks, T0[0, 0], slope)
         return parts, [out[t] for t in range(len(Ts))]
     if isinstance(schur, Positions) and d is not None:
         parts, out, Wb = _on_positions(blocks, schur, W, d, w, logdet11)
     else:
-        parts, out, Wb = _on_dense(blocks, Ts, W, w, logdet11)
+        parts, out, Ub = _on_dense(blocks, Ts, W, w, logdet11)
+        Wb = schur_adjoint(blocks, Ub)
     out[blocks.first] = first_term(blocks, T0, Wb)
     return parts, [out[t] for t in range(len(Ts))]
+
+
+def grouped_first_term(blocks: Blocks, t: float, slope: float) -> np.ndarray:
+    """``df/dT0`` (1 x 1) for grouped levels from ``slope = <dU/dt, Ub>``, ``Ub = df/dU``.
+
+    :func:`first_term` for q0 = 1 with the sum over levels of ``(dW_k/dt)
+    df/dW_k`` taken inside ``dU/dt = sum_k (dW_k/dt) a_k a_k'``::
+
+        df/dt = 2 t sum_k a_k / (t^2 a_k + 1) + <dU/dt, Ub>
+    """
+    a = blocks.a11_entries[0]
+    return np.array([[2.0 * t * float((a / (a * (t * t) + 1.0)).sum()) + slope]])
 
 
 def _on_positions(
@@ -307,39 +328,36 @@ def _on_positions(
 def _on_dense(
     blocks: Blocks, Ts: list[np.ndarray], W: np.ndarray, w: np.ndarray, logdet11: float
 ) -> tuple[Parts, dict[int, np.ndarray], np.ndarray]:
-    """Parts, rest terms' gradients and ``df/dW`` from dense (m, m) matrices."""
-    C = unscaled_rest(blocks, W)
+    """Parts, rest terms' gradients and ``Ub = df/dU`` (m, m) from dense (m, m) matrices."""
+    C = unscaled_rest(blocks, Ts, W)
     M22 = scale_both(C, blocks, Ts) if blocks.rest else C.copy()
     M22.reshape(-1)[: blocks.mr * (blocks.m + 1) : blocks.m + 1] += 1.0
     L22 = cholesky(M22, clean=False)
     parts = logdets(blocks, L22, logdet11)
     H = inverse_weighted(L22, w)
     out = rest_terms(blocks, Ts, C, H)
-    Ub = -scale_both(H, blocks, [T.T for T in Ts])  # Lr H Lr'
-    return parts, out, schur_adjoint(blocks, Ub)
+    return parts, out, -scale_both(H, blocks, [T.T for T in Ts])  # -Lr H Lr'
 
 
 def _on_grouped(
     blocks: Blocks, schur: GroupedSchur, t: float, d: np.ndarray, w: np.ndarray, logdet11: float
-) -> tuple[Parts, dict[int, np.ndarray]]:
-    """Parts and every term's gradient for levels grouped by their A11 (q0 = 1, rest q = 1).
+) -> tuple[Parts, dict[int, np.ndarray], float]:
+    """Parts, the rest terms' gradients and ``<dU/dt, df/dU>`` for grouped levels (rest q = 1).
 
-    One pass over the packed ``B_c`` gives ``U = sum_c w_c B_c`` and
-    ``U' = dU/dt = sum_c (dw_c/dt) B_c`` together; then::
+    One pass over the packed ``C_j`` gives ``U(t)`` and ``U' = dU/dt``
+    together (:meth:`GroupedSchur.update`); then::
 
         M22 = D C D + diag(I_mr, 0),   C = A22 - U,   L22 L22' = M22
         H   = K' diag(w) K             (dpotri in L22's memory, rank-one terms for w_i != 1)
         df/dd_i = 2 (H o C) d          (o: elementwise)
-        df/dt   = 2 t sum_k a_k / (t^2 a_k + 1) - d' (H o U') d
+        <U', df/dU> = -d' (H o U') d   (df/dU = -D H D)
 
-    The last term is ``sum_k (dW_k/dt) df/dW_k`` with ``df/dW_k = -a_k' D H
-    D a_k``, summed over the levels inside ``U'``. One (m, m) array, Fortran-
-    ordered, holds M22, L22 and H in turn; C, U' and H meet as packed lower
-    triangles, whose symmetric mat-vecs (``dspmv``) read each entry once.
+    One (m, m) array, Fortran-ordered, holds M22, L22 and H in turn; C, U'
+    and H meet as packed lower triangles, whose symmetric mat-vecs
+    (``dspmv``) read each entry once.
     """
     m, mr = blocks.m, blocks.mr
-    w_c, dw_c = schur.coefficients(t)
-    U, dU = schur.combine(np.column_stack([w_c, dw_c]))
+    U, dU = schur.update(t)
     C = np.subtract(schur.base, U, out=U)
     M22 = unpack_lower(C, m)
     M22 *= d
@@ -357,7 +375,5 @@ def _on_grouped(
         rt.term: np.array([[2.0 * gd[rt.offset : rt.offset + rt.nlevels].sum()]])
         for rt in blocks.rest
     }
-    hu = blas.dspmv(m, 1.0, np.multiply(dU, h, out=dU), d, lower=1)
-    a = blocks.a11_entries[0]
-    out[blocks.first] = np.array([[2.0 * t * float((a / (a * (t * t) + 1.0)).sum()) - d @ hu]])
-    return parts, out
+    slope = -float(d @ blas.dspmv(m, 1.0, np.multiply(dU, h, out=dU), d, lower=1))
+    return parts, out, slope

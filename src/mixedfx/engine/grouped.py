@@ -7,22 +7,25 @@ count, which takes few distinct values ``a_c`` however many levels there
 are (20,000 users: 57 distinct counts at 1M ratings, 204 at 16M). Grouping
 the levels by that value::
 
-    A21 W A21' = sum_c w_c B_c,    B_c = sum_{k: a_k = a_c} a_k a_k',    w_c = t^2 / (t^2 a_c + 1)
+    U(t) = A21 W A21' = sum_c w_c(t) B_c,    B_c = sum_{k: a_k = a_c} a_k a_k'
 
-The ``D`` matrices ``B_c`` (m x m, symmetric) are formed once and held as
-their lower triangles in LAPACK's packed order
-(:func:`~mixedfx.engine.linalg.pack_lower`), a (D, m (m + 1) / 2) array. An
-evaluation is one pass over it, a product with the few coefficients it
-needs (``w_c``; for the gradient also ``dw_c/dt = 2 t / (t^2 a_c + 1)^2``),
-whatever the number of rows; everything after that is dense (m, m)
-algebra on the unpacked result (:mod:`mixedfx.engine.gradient`).
+The ``w_c(t)`` go through ``r <= D`` basis functions
+(:mod:`mixedfx.engine.coefficients`: Chebyshev interpolation in
+``1 / (1 + t^2 a_ref)``, 16 to 24 of them where ``D`` is 57 to 204), so
+``U(t) = sum_j alpha_j(t) C_j`` with ``C_j = sum_c weights[c, j] B_c``
+formed once and held as lower triangles in LAPACK's packed order
+(:func:`~mixedfx.engine.linalg.pack_lower`), an (r, m (m + 1) / 2) array.
+An evaluation combines them with the coefficients of ``U`` and, for the
+gradient, of ``dU/dt``, whatever the number of rows; everything after
+that is dense (m, m) algebra (:mod:`mixedfx.engine.gradient`).
 
-Each ``B_c`` is formed from its group's columns of A21 by a sparse product,
-which costs the pairs of entries within each of the group's columns
-(``sum_k n_k (n_k + 1) / 2`` for ``n_k`` entries in column ``k``), or by one
-BLAS ``dsyrk`` on the dense columns (``m^2 n_c / 2`` multiply-adds at
-BLAS-3 speed), whichever is cheaper: sparse for a few ratings per user and
-item, ``dsyrk`` once most users meet a good share of the items.
+Each ``B_c`` is formed from its group's columns of A21 by summing the
+pairs of entries within each column (``sum_k n_k (n_k + 1) / 2`` for
+``n_k`` entries in column ``k``), or by one BLAS ``dsyrk`` on the dense
+columns (``m^2 n_c / 2`` multiply-adds at BLAS-3 speed), whichever is
+cheaper: pairs for a few ratings per user and item, ``dsyrk`` once most
+users meet a good share of the items. A few groups at a time, their
+``B_c`` are then folded into the ``C_j`` by one matrix product.
 """
 
 from __future__ import annotations
@@ -33,17 +36,19 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import blas
 
+from .coefficients import Coefficients
 from .linalg import pack_lower, packed_index, solve_lower, unpack_lower
 from .schur import triangle
 
 PAIR_COST = 280.0  # a pair of a column's entries added, in dsyrk multiply-adds
 GATHER_COST = 300.0  # an entry of S^-1 gathered, in dtrsm multiply-adds
 CHUNK = 4_000_000  # entries of the dense blocks formed at a time
-SLICE = 8192  # positions of B combined at a time (D x SLICE doubles stay in cache)
+FOLD = 2**29  # bytes of B_c formed before they are folded into the C_j
+SLICE = 8192  # positions of C combined at a time (r x SLICE doubles stay in cache)
 
 
 class GroupedSchur:
-    """``A22 - A21 W A21'`` from the packed Gram matrices of groups of levels (module docstring).
+    """``A22 - U(t)`` from the packed ``C_j`` of groups of levels (module docstring).
 
     Parameters
     ----------
@@ -55,109 +60,121 @@ class GroupedSchur:
     Attributes
     ----------
     m, l0 : int
-    a : ndarray, shape (D,)
-        The distinct values of ``a11``, increasing.
-    first : ndarray of int, shape (D,)
-        The first level of each group.
+    coefficients : Coefficients
+        The groups' values ``a_c`` (D,) and the basis of their ``w_c(t)``.
     base : ndarray, shape (m (m + 1) / 2,)
         A22, packed.
-    B : ndarray, shape (D, m (m + 1) / 2)
-        ``B_c``, packed, one row per group.
+    C : ndarray, shape (r, m (m + 1) / 2)
+        ``C_j``, packed, one row per basis function.
     """
 
     def __init__(self, A21: sp.spmatrix, A22: np.ndarray, a11: np.ndarray) -> None:
         self.m, self.l0 = A21.shape[0], len(a11)
-        self.a, self.first, group = np.unique(a11, return_index=True, return_inverse=True)
+        a, group = np.unique(a11, return_inverse=True)
+        self.coefficients = Coefficients.fit(a)
         self.base = pack_lower(np.asfortranarray(A22))
-        self.B = group_grams(sp.csc_matrix(A21), group.reshape(-1), len(self.a))
+        self.C = group_grams(sp.csc_matrix(A21), group.reshape(-1), self.coefficients.weights)
 
     @staticmethod
     def entries(a11: np.ndarray, m: int) -> int:
-        """Entries of the packed ``B_c``: ``D m (m + 1) / 2``."""
+        """Entries of the packed ``B_c`` (the most it holds while forming): ``D m (m + 1) / 2``."""
         return len(np.unique(a11)) * m * (m + 1) // 2
 
-    def coefficients(self, t: float) -> tuple[np.ndarray, np.ndarray]:
-        """Per group ``w_c = t^2 / (t^2 a_c + 1)`` and ``dw_c/dt = 2 t / (t^2 a_c + 1)^2``, (D,).
-
-        ``w_c`` is computed as :func:`mixedfx.engine.cholesky.first_gram` computes ``W_k``.
-        """
-        s = self.a * (t * t) + 1.0
-        return (t * t) / s, (2.0 * t) / (s * s)
+    def update(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """``U(t)`` and ``dU/dt``, packed, each (m (m + 1) / 2,)."""
+        alpha, dalpha = self.coefficients.at(t)
+        U, dU = self.combine(np.column_stack([alpha, dalpha]))
+        return U, dU
 
     def combine(self, coef: np.ndarray) -> np.ndarray:
-        """``sum_c coef[c, j] B_c`` packed, for each column j of coef (D, r): (r, m (m + 1) / 2).
+        """``sum_j coef[j, i] C_j`` packed, for each column i of coef (r, k): (k, m (m + 1) / 2).
 
-        One pass over ``B``, a slice of positions at a time: every column's
+        One pass over ``C``, a slice of positions at a time: every column's
         product with a slice is taken while the slice is in cache (a product
-        with several columns at once streams ``B`` more than once).
+        with several columns at once streams ``C`` more than once).
         """
         coef = np.ascontiguousarray(coef.T)
-        out = np.empty((len(coef), self.B.shape[1]))
-        for start in range(0, self.B.shape[1], SLICE):
-            part = self.B[:, start : start + SLICE]
-            for j, c in enumerate(coef):
-                np.matmul(c, part, out=out[j, start : start + SLICE])
+        out = np.empty((len(coef), self.C.shape[1]))
+        for start in range(0, self.C.shape[1], SLICE):
+            part = self.C[:, start : start + SLICE]
+            for i, c in enumerate(coef):
+                np.matmul(c, part, out=out[i, start : start + SLICE])
         return out
 
-    def assemble(self, W: np.ndarray, d: np.ndarray | None = None) -> np.ndarray:
-        """The lower triangle of ``D (A22 - A21 W A21') D``, zeros above, Fortran-ordered (m, m).
+    def assemble(self, t: float, d: np.ndarray | None = None) -> np.ndarray:
+        """The lower triangle of ``D (A22 - U(t)) D``, zeros above, Fortran-ordered (m, m).
 
         Parameters
         ----------
-        W : ndarray, shape (1, 1, l0)
-            ``W_k`` per level (equal within a group; each group's first is read).
+        t : float
+            ``T0`` (1 x 1).
         d : ndarray, shape (m,), optional
             Diagonal scaling D (identity when None).
         """
-        C = unpack_lower(self.base - self.combine(W[0, 0, self.first, None])[0], self.m)
+        alpha, _ = self.coefficients.at(t)
+        M = unpack_lower(self.base - self.combine(alpha[:, None])[0], self.m)
         if d is not None:
-            C *= d
-            C *= d[:, None]
-        return C
+            M *= d
+            M *= d[:, None]
+        return M
 
-    def adjoint(self, Ub: np.ndarray) -> np.ndarray:
-        """``df/dW`` (1, 1, l0) from the symmetric ``Ub = df/dU`` (m, m), ``U = A21 W A21'``.
-
-        Each group's total ``<B_c, Ub>`` sits on its first level, 0 elsewhere:
-        the chain to ``T0`` sums over levels whose ``W_k`` are equal, so the
-        total is all it needs.
-        """
+    def slope(self, t: float, Ub: np.ndarray) -> float:
+        """``<dU/dt, Ub> = sum_ij (dU/dt)_ij Ub_ij`` for a symmetric ``Ub`` (m, m)."""
         v = pack_lower(Ub)
         v *= 2.0
         v[packed_index(np.arange(self.m), np.arange(self.m), self.m)] *= 0.5  # diagonal once
-        Wb = np.zeros((1, 1, self.l0))
-        Wb[0, 0, self.first] = self.B @ v
-        return Wb
+        return float(self.coefficients.at(t)[1] @ (self.C @ v))
 
 
-def group_grams(A: sp.csc_matrix, group: np.ndarray, ngroups: int) -> np.ndarray:
-    """Packed ``B_c = A_c A_c'`` for the columns ``A_c`` of each group, shape (ngroups, m (m+1)/2).
+def group_grams(A: sp.csc_matrix, group: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``C_j = sum_c weights[c, j] B_c``, ``B_c = A_c A_c'`` over each group's columns, packed.
 
     Parameters
     ----------
     A : csc_matrix, shape (m, l), sorted indices
     group : ndarray of int, shape (l,)
-        The group of every column, in ``0 .. ngroups - 1``, each present.
+        The group of every column, in ``0 .. D - 1``, each present.
+    weights : ndarray, shape (D, r)
+        The identity gives the ``B_c`` themselves.
+
+    Returns
+    -------
+    ndarray, shape (r, m (m + 1) / 2)
 
     Sparse columns: every pair ``i >= j`` of a column's entries adds
-    ``A_ik A_jk`` at its packed position (one ``bincount`` per batch of
-    pairs). Dense columns: one ``dsyrk``.
+    ``A_ik A_jk`` at its packed position (:func:`sparse_gram`). Dense
+    columns: one ``dsyrk``. Groups are formed a few at a time (``FOLD``
+    bytes) and folded into the ``C_j`` by one product with their weights.
     """
     m = A.shape[0]
-    npacked = m * (m + 1) // 2
+    ngroups, npacked = weights.shape[0], m * (m + 1) // 2
+    identity = weights.shape[1] == ngroups and np.array_equal(weights, np.eye(ngroups))
     order = np.argsort(group, kind="stable")
     bounds = np.searchsorted(group[order], np.arange(ngroups + 1))
     per_column = np.diff(A.indptr).astype(np.int64)
     start = packed_index(np.zeros(m, dtype=np.int64), np.arange(m), m)  # of each column
-    B = np.empty((ngroups, npacked))
-    for c in range(ngroups):
-        cols = order[bounds[c] : bounds[c + 1]]
-        pairs = int((per_column[cols] * (per_column[cols] + 1) // 2).sum())
-        if PAIR_COST * pairs < 0.5 * m * m * len(cols):
-            B[c] = sparse_gram(A, cols, start)
-        else:
-            B[c] = pack_lower(blas.dsyrk(1.0, A[:, cols].toarray(order="F"), lower=1))
-    return B
+    step = ngroups if identity else max(1, FOLD // (8 * npacked))
+    out = np.empty((ngroups, npacked)) if identity else np.zeros((weights.shape[1], npacked))
+    buffer = np.empty((step, npacked)) if not identity else out
+    full = np.zeros((0, 0))  # dsyrk's (m, m) output, reused
+    for c0 in range(0, ngroups, step):
+        groups = range(c0, min(c0 + step, ngroups))
+        for i, c in enumerate(groups):
+            row = c if identity else i
+            cols = order[bounds[c] : bounds[c + 1]]
+            pairs = int((per_column[cols] * (per_column[cols] + 1) // 2).sum())
+            if PAIR_COST * pairs < 0.5 * m * m * len(cols):
+                buffer[row] = sparse_gram(A, cols, start)
+            else:
+                full = full if full.size else np.zeros((m, m), order="F")
+                blas.dsyrk(1.0, A[:, cols].toarray(order="F"), lower=1, c=full, overwrite_c=1)
+                pack_lower(full, out=buffer[row])
+        if not identity:  # out' += buffer' weights, in place
+            blas.dgemm(
+                1.0, buffer[: len(groups)].T, weights[groups.start : groups.stop],
+                beta=1.0, c=out.T, overwrite_c=1,
+            )  # fmt: skip
+    return out
 
 
 def sparse_gram(A: sp.csc_matrix, columns: np.ndarray, start: np.ndarray) -> np.ndarray:

@@ -108,13 +108,20 @@ def solve_lower(L: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.nda
     return np.asarray(x)
 
 
-def pack_lower(A: np.ndarray) -> np.ndarray:
+def pack_lower(A: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """The lower triangle of ``A`` in LAPACK's packed order, shape (n (n + 1) / 2,).
 
     Column by column: entry ``(i, j)``, ``i >= j``, is at ``j (2 n - j - 1) / 2 + i``
     (:func:`packed_index`). Only the lower triangle is read; a Fortran-ordered
-    ``A`` is read without a copy.
+    ``A`` is read without a copy. With ``out`` (contiguous, of that shape) the
+    columns are copied into it, and nothing else is allocated.
     """
+    if out is not None:
+        n, start = A.shape[0], 0
+        for j in range(n):
+            out[start : start + n - j] = A[j:, j]
+            start += n - j
+        return out
     ap, info = lapack.dtrttp(A, uplo="L")
     _check("dtrttp", info)
     return np.asarray(ap)
