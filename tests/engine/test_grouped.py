@@ -62,13 +62,17 @@ def test_level_forms_are_the_quadratic_forms(route: str, monkeypatch) -> None:
     monkeypatch.setattr(grouped, "GATHER_COST", 0.0 if route == "gathered" else 1e30)
     monkeypatch.setattr(grouped, "CHUNK", 500)  # several chunks of columns
     A = ratings(3)
+    m, n = A.shape[0], A.shape[0] - 3  # the last three rows do not count
     rng = np.random.default_rng(3)
-    X = rng.normal(size=(A.shape[0], 60))
-    S = X @ X.T + np.eye(A.shape[0])
+    X = rng.normal(size=(n, 60))
+    S = X @ X.T + np.eye(n)
     L = cholesky(S.copy(order="F"))
-    Sinv = np.linalg.inv(S)
-    exact = np.einsum("ik,ij,jk->k", A.toarray(), Sinv, A.toarray())
-    np.testing.assert_allclose(level_forms(A, L, Sinv), exact, rtol=1e-12)
+    G = np.zeros((m, m))
+    G[:n, :n] = np.linalg.inv(S)
+    scale = rng.uniform(0.5, 2.0, m)
+    Xs = scale[:, None] * A.toarray()
+    exact = np.einsum("ik,ij,jk->k", Xs, G, Xs)
+    np.testing.assert_allclose(level_forms(A, scale, L, G), exact, rtol=1e-12)
 
 
 @pytest.mark.parametrize("distinct", [5, 60])  # exact coefficients, Chebyshev basis

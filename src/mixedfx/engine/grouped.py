@@ -56,6 +56,8 @@ class GroupedSchur:
     A22 : ndarray, shape (m, m)
     a11 : ndarray, shape (l0,)
         ``A11_k`` of every level (q0 = 1).
+    coefficients : Coefficients, optional
+        ``Coefficients.fit`` of the distinct values of ``a11``, when known.
 
     Attributes
     ----------
@@ -66,19 +68,24 @@ class GroupedSchur:
         A22, packed.
     C : ndarray, shape (r, m (m + 1) / 2)
         ``C_j``, packed, one row per basis function.
+    columns : csc_matrix, shape (m, l0)
+        A21 by columns, sorted (for :func:`level_forms`).
     """
 
-    def __init__(self, A21: sp.spmatrix, A22: np.ndarray, a11: np.ndarray) -> None:
+    def __init__(
+        self,
+        A21: sp.spmatrix,
+        A22: np.ndarray,
+        a11: np.ndarray,
+        coefficients: Coefficients | None = None,
+    ) -> None:
         self.m, self.l0 = A21.shape[0], len(a11)
         a, group = np.unique(a11, return_inverse=True)
-        self.coefficients = Coefficients.fit(a)
+        self.coefficients = Coefficients.fit(a) if coefficients is None else coefficients
         self.base = pack_lower(np.asfortranarray(A22))
-        self.C = group_grams(sp.csc_matrix(A21), group.reshape(-1), self.coefficients.weights)
-
-    @staticmethod
-    def entries(a11: np.ndarray, m: int) -> int:
-        """Entries of the packed ``B_c`` (the most it holds while forming): ``D m (m + 1) / 2``."""
-        return len(np.unique(a11)) * m * (m + 1) // 2
+        self.columns = sp.csc_matrix(A21)
+        self.columns.sort_indices()
+        self.C = group_grams(self.columns, group.reshape(-1), self.coefficients.weights)
 
     def update(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """``U(t)`` and ``dU/dt``, packed, each (m (m + 1) / 2,)."""
@@ -225,40 +232,49 @@ def by_count(
             yield A.indices[at].astype(np.int64), A.data[at]
 
 
-def level_forms(A: sp.spmatrix, L: np.ndarray, Sinv: np.ndarray) -> np.ndarray:
-    """``a_k' S^-1 a_k`` for every column ``a_k`` of A, ``S = L L'``, shape (l,).
+def level_forms(A: sp.csc_matrix, scale: np.ndarray, L: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """``x_k' S^-1 x_k`` for ``x_k = scale o a_k`` and every column ``a_k`` of A, shape (l,).
 
     Parameters
     ----------
-    A : sparse matrix, shape (n, l)
-    L : ndarray, shape (n, n)
+    A : csc_matrix, shape (m, l), sorted indices
+    scale : ndarray, shape (m,)
+        Row scaling (``Lr'`` when it is diagonal; ones otherwise).
+    L : ndarray, shape (n, n), n <= m
         Lower Cholesky factor of S (lower triangle read).
-    Sinv : ndarray, shape (n, n)
-        ``S^-1``, symmetric.
+    G : ndarray, shape (m, m)
+        ``S^-1`` in its leading (n, n) block, zeros elsewhere: rows of A
+        beyond the first n do not count.
 
-    Whichever is cheaper: each column's entries of ``S^-1`` gathered
+    Whichever is cheaper: each column's entries of ``G`` gathered
     (:func:`gathered_forms`, ``sum_k n_k^2`` for ``n_k`` entries in column
-    ``k``), or ``||L^-1 a_k||^2`` by triangular solves with the dense columns,
+    ``k``), or ``||L^-1 x_k||^2`` by triangular solves with the dense columns,
     a few at a time (``n^2 l / 2`` multiply-adds at BLAS-3 speed).
     """
-    n, ncols = A.shape
-    csc = sp.csc_matrix(A)
-    gathered = int((np.diff(csc.indptr).astype(np.int64) ** 2).sum())
+    n, ncols = L.shape[0], A.shape[1]
+    gathered = int((np.diff(A.indptr).astype(np.int64) ** 2).sum())
     if GATHER_COST * gathered < 0.5 * n * n * ncols:
-        return gathered_forms(csc, Sinv)
+        return gathered_forms(A, scale, G)
     out = np.empty(ncols)
     step = max(1, CHUNK // n)
     for k0 in range(0, ncols, step):
-        V = solve_lower(L, csc[:, k0 : k0 + step].toarray(order="F"))
-        out[k0 : k0 + step] = np.einsum("ij,ij->j", V, V)
+        k1 = min(k0 + step, ncols)
+        a, b = A.indptr[k0], A.indptr[k1]
+        rows = A.indices[a:b]
+        cols = np.repeat(np.arange(k1 - k0), np.diff(A.indptr[k0 : k1 + 1]))
+        keep = rows < n
+        X = np.zeros((n, k1 - k0), order="F")
+        X[rows[keep], cols[keep]] = A.data[a:b][keep] * scale[rows[keep]]
+        V = solve_lower(L, X)
+        out[k0:k1] = np.einsum("ij,ij->j", V, V)
     return out
 
 
-def gathered_forms(A: sp.csc_matrix, G: np.ndarray) -> np.ndarray:
-    """``a_k' G a_k`` for every column of a sparse A (n, l) and a dense G (n, n), shape (l,).
+def gathered_forms(A: sp.csc_matrix, scale: np.ndarray, G: np.ndarray) -> np.ndarray:
+    """``x_k' G x_k``, ``x_k = scale o a_k``, for every column of a sparse A (n, l), shape (l,).
 
-    Columns with the same number of entries ``c`` are done together
-    (:func:`by_count`): their rows ``I`` (k, c) and values ``V`` (k, c)
+    ``G`` is dense (n, n). Columns with the same number of entries ``c``
+    are done together: their rows ``I`` (k, c) and values ``V`` (k, c)
     gather ``G[I_k, I_k]`` (k, c, c), and ``q_k = V_k' G[I_k, I_k] V_k`` is
     one batched product.
     """
@@ -272,7 +288,8 @@ def gathered_forms(A: sp.csc_matrix, G: np.ndarray) -> np.ndarray:
         for k0 in range(0, len(same), max(1, CHUNK // int(c * c))):
             ks = same[k0 : k0 + max(1, CHUNK // int(c * c))]
             at = A.indptr[ks][:, None] + np.arange(c)
-            rows, values = A.indices[at].astype(np.int64), A.data[at]
+            rows = A.indices[at].astype(np.int64)
+            values = A.data[at] * scale[rows]
             sub = np.take(flat, rows[:, :, None] * n + rows[:, None, :])
             out[ks] = np.einsum("kc,kc->k", values, np.matmul(sub, values[:, :, None])[:, :, 0])
     return out

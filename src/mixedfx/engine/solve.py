@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import smallmat
-from .cholesky import BlockedCholesky, lambda_rest_sparse, scale_both
+from .cholesky import BlockedCholesky, lambda_rest_sparse, rest_diagonal, scale_both
 from .gradient import schur_adjoint
 from .grouped import GroupedSchur, level_forms
 from .linalg import inverse_from_cholesky, inverse_lower, solve_lower
@@ -46,10 +46,7 @@ def modes(f: BlockedCholesky) -> tuple[np.ndarray, list[np.ndarray], list[np.nda
         x2 = np.zeros(0)
     mr = bl.mr
     beta = x2[mr:]
-    L21 = f.L21
-    rhs = L21[-1] if isinstance(L21, np.ndarray) else L21[[-1]].toarray().ravel()
-    rhs = rhs - L21[:-1].T @ x2
-    rhs = np.asarray(rhs).reshape(bl.l0, bl.q0)
+    rhs = f.L21_transpose_times(np.concatenate([-x2, [1.0]]))  # l - L21m' x2, per level
     Linv = smallmat.inv_lower(f.L11)
     u0 = np.einsum("lji,lj->li", Linv, rhs)  # L11^-T rhs per level
     us = _split_rest(f, x2[:mr])
@@ -95,8 +92,11 @@ def condcov(f: BlockedCholesky, sigma: float) -> list[np.ndarray]:
             block = Sinv[rows, rows].reshape(t.nlevels, t.q, t.nlevels, t.q)
             out[t.term] = np.einsum("lalb->lab", block)
         if bl.sparse and isinstance(bl.schur, GroupedSchur):  # q0 = 1
-            Ar = (lambda_rest_sparse(bl, f.Ts) @ sp.csr_matrix(bl.A21))[:mr]  # Lr' A21
-            K = level_forms(Ar, f.L22[:mr, :mr], Sinv[:mr, :mr])[:, None, None]
+            A, d = bl.schur.columns, rest_diagonal(bl, f.Ts)
+            if d is None:  # Lr' A21
+                A, d = sp.csc_matrix(lambda_rest_sparse(bl, f.Ts) @ A), np.ones(m)
+                A.sort_indices()
+            K = level_forms(A, d, f.L22[:mr, :mr], Sinv)[:, None, None]
         else:
             G = scale_both(Sinv, bl, [T.T for T in f.Ts])  # Lr S^-1 Lr'
             K = np.moveaxis(schur_adjoint(bl, G), -1, 0)  # a_k' G a_k, (l0, q0, q0)
