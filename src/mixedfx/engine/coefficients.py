@@ -39,7 +39,7 @@ import numpy as np
 TOLERANCE = 4e-15  # relative error of every group's interpolated coefficient on the grid
 MARGIN = 4  # points added beyond the fewest that meet TOLERANCE
 MOST = 64  # points tried at most
-MAX_GROUPS = 4096  # more groups than this keep exact coefficients
+MAX_GROUPS = 1024  # more groups than this keep exact coefficients
 GRID = np.unique(
     np.concatenate(
         [
@@ -90,7 +90,10 @@ class Coefficients:
         if most < 4 or a[0] <= 0.0 or len(a) > MAX_GROUPS:
             return exact
         a_ref = float(np.sqrt(a[0] * a[-1]))
-        for r in range(4, most + 1, 2):
+        guess = expected_points(a[-1] / a[0])
+        if guess > most:
+            return exact
+        for r in range(max(4, guess - 8), most + 1, 2):
             if _error(a, a_ref, r, GRID[:: len(GRID) // 256]) > TOLERANCE:
                 continue
             while r <= most and _error(a, a_ref, r, GRID) > TOLERANCE:
@@ -116,6 +119,18 @@ class Coefficients:
         du = -self.a_ref * dp  # du/dt
         basis, slope = lagrange(self.nodes, np.array([1.0 / s]))
         return p * basis[0], dp * basis[0] + (p * du) * slope[0]
+
+
+def expected_points(ratio: float) -> int:
+    """Chebyshev points that bring the interpolation error to ~1e-16, for ``max a / min a``.
+
+    The poles of the ``g_c`` lie at ``1 / (sqrt(ratio) - 1)`` from [0, 1]:
+    in the variable ``x = 2 u - 1`` at ``x* = 1 + 2 / (sqrt(ratio) - 1)``,
+    so the error falls like ``rho^-r`` with ``rho = x* + sqrt(x*^2 - 1)``.
+    """
+    x = 1.0 + 2.0 / (np.sqrt(ratio) - 1.0)
+    rho = x + np.sqrt(x * x - 1.0)
+    return int(np.ceil(np.log(1e16 * np.sqrt(ratio)) / np.log(rho)))
 
 
 def _error(a: np.ndarray, a_ref: float, r: int, u: np.ndarray) -> float:

@@ -44,7 +44,7 @@ PAIR_COST = 280.0  # a pair of a column's entries added, in dsyrk multiply-adds
 GATHER_COST = 300.0  # an entry of S^-1 gathered, in dtrsm multiply-adds
 CHUNK = 4_000_000  # entries of the dense blocks formed at a time
 FOLD = 2**29  # bytes of B_c formed before they are folded into the C_j
-SLICE = 8192  # positions of C combined at a time (r x SLICE doubles stay in cache)
+SLICE = 32768  # positions of C combined at a time (r x SLICE doubles stay in cache)
 
 
 class GroupedSchur:
