@@ -160,7 +160,7 @@ def group_grams(A: sp.csc_matrix, group: np.ndarray, weights: np.ndarray) -> np.
     bounds = np.searchsorted(group[order], np.arange(ngroups + 1))
     per_column = np.diff(A.indptr).astype(np.int64)
     start = packed_index(np.zeros(m, dtype=np.int64), np.arange(m), m)  # of each column
-    step = ngroups if identity else max(1, FOLD // (8 * npacked))
+    step = ngroups if identity else min(ngroups, max(1, FOLD // (8 * npacked)))
     out = np.empty((ngroups, npacked)) if identity else np.zeros((weights.shape[1], npacked))
     buffer = np.empty((step, npacked)) if not identity else out
     full = np.zeros((0, 0))  # dsyrk's (m, m) output, reused
