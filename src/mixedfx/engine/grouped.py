@@ -261,11 +261,11 @@ def level_forms(A: sp.csc_matrix, scale: np.ndarray, L: np.ndarray, G: np.ndarra
         k1 = min(k0 + step, ncols)
         a, b = A.indptr[k0], A.indptr[k1]
         rows = A.indices[a:b]
-        cols = np.repeat(np.arange(k1 - k0), np.diff(A.indptr[k0 : k1 + 1]))
-        keep = rows < n
-        X = np.zeros((n, k1 - k0), order="F")
-        X[rows[keep], cols[keep]] = A.data[a:b][keep] * scale[rows[keep]]
-        V = solve_lower(L, X)
+        part = sp.csc_matrix(
+            (A.data[a:b] * scale[rows], rows, A.indptr[k0 : k1 + 1] - a),
+            shape=(A.shape[0], k1 - k0),
+        )
+        V = solve_lower(L, np.asfortranarray(part.toarray(order="F")[:n]))
         out[k0:k1] = np.einsum("ij,ij->j", V, V)
     return out
 

@@ -113,17 +113,14 @@ def pack_lower(A: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 
     Column by column: entry ``(i, j)``, ``i >= j``, is at ``j (2 n - j - 1) / 2 + i``
     (:func:`packed_index`). Only the lower triangle is read; a Fortran-ordered
-    ``A`` is read without a copy. With ``out`` (contiguous, of that shape) the
-    columns are copied into it, and nothing else is allocated.
+    ``A`` is read without a copy. With ``out`` (of that shape) the result is
+    written there.
     """
-    if out is not None:
-        n, start = A.shape[0], 0
-        for j in range(n):
-            out[start : start + n - j] = A[j:, j]
-            start += n - j
-        return out
     ap, info = lapack.dtrttp(A, uplo="L")
     _check("dtrttp", info)
+    if out is not None:
+        out[:] = ap
+        return out
     return np.asarray(ap)
 
 

@@ -274,9 +274,11 @@ def gram_update(cols: list[np.ndarray], W: np.ndarray) -> np.ndarray:
 
 
 def pattern_entries(A21: sp.csr_matrix, l0: int, q0: int) -> int:
-    """Number of entries :meth:`SchurPattern.build` would store (an upper bound)."""
-    csc = sp.csc_matrix(A21)
-    per_level = np.bincount(
-        np.repeat(np.arange(csc.shape[1]), np.diff(csc.indptr)) // q0, minlength=l0
-    )
+    """Number of entries :meth:`SchurPattern.build` would store (an upper bound).
+
+    Counts the entries of each level's columns from the column indices
+    alone (no conversion of A21).
+    """
+    indices = sp.csr_matrix(A21).indices
+    per_level = np.bincount(indices // q0 if q0 > 1 else indices, minlength=l0).astype(np.int64)
     return int((per_level * (per_level + 1) // 2).sum())
