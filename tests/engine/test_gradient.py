@@ -11,8 +11,9 @@ import mixedfx as mfx
 from mixedfx import datasets
 from mixedfx import fit as fit_mod
 from mixedfx.engine import blocks as blocks_mod
+from mixedfx.engine.grouped import GroupedSchur
 from mixedfx.engine.objective import Objective
-from mixedfx.engine.schur import DenseSchur, GroupedSchur, SchurPattern
+from mixedfx.engine.schur import DenseSchur, SchurPattern
 from tolerance import REORDERED, assert_close
 
 
@@ -139,6 +140,7 @@ LARGE = [
     ("y ~ x + (x | u) + (z | i)", 1500, "dense"),
     ("y ~ x + (1 | u) + (z | i)", 4000, "grouped"),
     ("y ~ x + (1 | u) + (1 | i)", 4000, "pattern"),
+    ("y ~ x + (1 | u) + (1 | i)", 4000, "grouped"),
     ("y ~ x + (1 + x + z | u) + (1 | i)", 400, None),
     # || terms (block-diagonal T) first and after the first, of numeric columns and a factor
     ("y ~ x + (x || u)", 1500, None),

@@ -35,3 +35,23 @@ def test_failures_raise_instead_of_returning_garbage():
         linalg.solve_lower(singular, np.ones(2))
     with pytest.raises(np.linalg.LinAlgError, match="dpotri"):
         linalg.inverse_from_cholesky(singular)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_packed_lower_triangle_round_trips(order: str) -> None:
+    n = 7
+    A = np.asarray(spd(n, seed=3), order=order)
+    ap = linalg.pack_lower(A)
+    rows, cols = np.tril_indices(n)
+    assert ap.shape == (n * (n + 1) // 2,)
+    np.testing.assert_array_equal(ap[linalg.packed_index(rows, cols, n)], A[rows, cols])
+    back = linalg.unpack_lower(ap, n)
+    assert back.flags.f_contiguous
+    np.testing.assert_array_equal(back, np.tril(A))  # zeros above the diagonal
+
+
+def test_packing_into_a_given_array_is_the_same() -> None:
+    A = np.asfortranarray(spd(6, seed=4))
+    out = np.full(21, np.nan)
+    assert linalg.pack_lower(A, out=out) is out
+    np.testing.assert_array_equal(out, linalg.pack_lower(A))

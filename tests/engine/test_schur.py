@@ -11,7 +11,8 @@ import scipy.sparse as sp
 
 import mixedfx as mfx
 from mixedfx.engine import blocks as blocks_mod
-from mixedfx.engine.schur import DenseSchur, GroupedSchur, SchurPattern
+from mixedfx.engine.grouped import GroupedSchur
+from mixedfx.engine.schur import DenseSchur, SchurPattern
 
 
 def crossed(seed: int, n: int = 3000, users: int = 200, items: int = 40) -> pd.DataFrame:
@@ -40,12 +41,10 @@ def test_grouped_pattern_and_dense_agree(seed: int) -> None:
     W = w.reshape(1, 1, -1)
     d = np.random.default_rng(seed).uniform(0.5, 2.0, A21.shape[0])
     exact = np.tril((A22 - (A21 @ sp.diags(w) @ A21.T).toarray()) * np.outer(d, d))
-    for update in (
-        GroupedSchur(A21, A22, a11),
-        SchurPattern.build(A21, A22, len(a11), 1),
-        DenseSchur(A21.toarray(), A22, 1),
-    ):
+    for update in (SchurPattern.build(A21, A22, len(a11), 1), DenseSchur(A21.toarray(), A22, 1)):
         np.testing.assert_allclose(update.assemble(W, d), exact, rtol=1e-12, atol=1e-12)
+    grouped = GroupedSchur(A21, A22, a11)  # a function of t alone
+    np.testing.assert_allclose(grouped.assemble(t, d), exact, rtol=1e-12, atol=1e-12)
 
 
 def test_fit_is_the_same_whichever_update(monkeypatch: pytest.MonkeyPatch) -> None:

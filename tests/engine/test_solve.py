@@ -10,7 +10,8 @@ import pytest
 
 import mixedfx as mfx
 from mixedfx.engine import blocks as blocks_mod
-from mixedfx.engine.schur import DenseSchur, GroupedSchur, SchurPattern
+from mixedfx.engine.grouped import GroupedSchur
+from mixedfx.engine.schur import DenseSchur, SchurPattern
 from oracle import dense_lambda, dense_z
 
 

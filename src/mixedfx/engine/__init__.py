@@ -6,7 +6,8 @@ parameters, in the order a fit runs:
 * :mod:`~mixedfx.engine.layout`: where each element of theta sits in the
   relative covariance factors (:class:`ThetaLayout`);
 * :mod:`~mixedfx.engine.blocks`: the blocks of ``A = [Z X y]'[Z X y]``,
-  formed once (:mod:`~mixedfx.engine.schur`: the sparse Schur update);
+  formed once (:mod:`~mixedfx.engine.schur`: the sparse Schur update;
+  :mod:`~mixedfx.engine.grouped`: the update for levels grouped by their A11);
 * :mod:`~mixedfx.engine.cholesky`: the blocked Cholesky factor ``L(theta)``
   (:mod:`~mixedfx.engine.smallmat` for stacks of small blocks,
   :mod:`~mixedfx.engine.linalg` for checked LAPACK calls), and

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from .schur import DenseSchur, GroupedSchur, SchurPattern, pattern_entries, split_columns
+from .coefficients import Coefficients
+from .grouped import GroupedSchur
+from .schur import DenseSchur, SchurPattern, pattern_entries, split_columns
 
 DENSE_LIMIT = 2_000_000  # entries of A21 above which it is kept sparse
 PATTERN_LIMIT = 50_000_000  # entries of the Schur pattern above which the update goes dense
@@ -137,20 +139,24 @@ class Blocks:
         The cheapest of: a precomputed pattern (its entries grow with the
         square of the rows per level; building it costs ~360 ns and each
         evaluation ~2.5 ns per entry), levels grouped by their A11 (q0 = 1;
-        ``D m^2 / 2`` entries for D distinct values, ~0.75 ns each per
-        evaluation, cheap to build), and, when neither fits in memory, a
-        dense A21 and one BLAS product per evaluation (``m^2 l0``). Measured
-        on 1M users x items rows: pattern 25M entries, built in 8.9 s, 63 ms
-        per evaluation; grouped 90M, 2.8 s, 68 ms. Over a fit's ~60
-        evaluations grouping wins up to ~8 times the pattern's entries.
+        ``r m^2 / 2`` entries for ``r`` basis functions of the distinct
+        values, :mod:`~mixedfx.engine.coefficients`, ~1 ns each per
+        evaluation; built in about one BLAS product ``m^2 l0 / 2`` or the
+        pattern's pairs), and, when neither fits in memory, a dense A21 and
+        one BLAS product per evaluation (``m^2 l0``). Measured on 1M users x
+        items rows (20,000 x 2,000): pattern 27M entries, built in 8.9 s, 63
+        ms per evaluation; grouped 24 x 2M entries (57 distinct counts),
+        built in 2-4 s, 50-90 ms. Over a fit's evaluations grouping wins up to
+        ~8 times the pattern's entries.
         """
         A21 = sp.csr_matrix(self.A21)
         pattern = pattern_entries(A21, self.l0, self.q0)
-        grouped = (
-            GroupedSchur.entries(self.A11[:, 0, 0], self.m) if self.q0 == 1 else PATTERN_LIMIT**2
-        )
+        grouped, coefficients = PATTERN_LIMIT**2, None
+        if self.q0 == 1:
+            coefficients = Coefficients.fit(np.unique(self.A11[:, 0, 0]))
+            grouped = coefficients.size * self.m * (self.m + 1) // 2
         if grouped <= GROUPED_OVER_PATTERN * pattern and grouped <= GROUPED_LIMIT:
-            return GroupedSchur(A21, self.A22, self.A11[:, 0, 0])
+            return GroupedSchur(A21, self.A22, self.A11[:, 0, 0], coefficients)
         if pattern > PATTERN_LIMIT and self.m * self.l0 * self.q0 <= DENSE_SCHUR_LIMIT:
             return DenseSchur(A21.toarray(), self.A22, self.q0)
         return SchurPattern.build(A21, self.A22, self.l0, self.q0)

@@ -18,6 +18,7 @@ diagonal of L22 over X gives log|L_X|.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ import scipy.sparse as sp
 
 from . import smallmat
 from .blocks import Blocks
+from .grouped import GroupedSchur
 from .linalg import cholesky
 from .schur import gram_update
 
@@ -69,9 +71,32 @@ class BlockedCholesky:
     Ts: list[np.ndarray]  # per design term, (q_t, q_t)
     L11: np.ndarray  # (l0, q0, q0)
     R: np.ndarray  # (l0, q0, q0): T0 L11^-T
-    L21: Any  # (m, l0*q0) ndarray or csr_matrix
     L22: np.ndarray  # (m, m), lower triangular
     logdet11: float  # log |L11|^2
+    known_L21: np.ndarray | None = None  # L21 when read off a dense factor (engine/dense.py)
+
+    @functools.cached_property
+    def L21(self) -> Any:
+        """``Lr' A21 blockdiag(R_k)``, (m, l0 q0), ndarray or csr_matrix, formed on first use."""
+        if self.known_L21 is not None:
+            return self.known_L21
+        blocks, Ts, R = self.blocks, self.Ts, self.R
+        if blocks.sparse:
+            Lr = lambda_rest_sparse(blocks, Ts)
+            Rs = sp.diags(R.ravel()) if blocks.q0 == 1 else blockdiag_sparse(R)
+            return (Lr @ blocks.A21 @ Rs).tocsr()
+        A21 = scale_rows(blocks.A21, blocks, Ts) if blocks.rest else blocks.A21
+        return lower_times_R(A21, R)
+
+    def L21_transpose_times(self, v: np.ndarray) -> np.ndarray:
+        """``L21' v = blockdiag(R_k)' A21' Lr v`` for v (m,), per level: shape (l0, q0).
+
+        Without forming L21: one product with A21 (sparse or dense).
+        """
+        bl = self.blocks
+        Lv = lambda_rest_sparse(bl, self.Ts).T @ v if bl.rest else v  # Lr v
+        y = np.asarray(bl.A21.T @ Lv).reshape(bl.l0, bl.q0)
+        return np.einsum("lab,la->lb", self.R, y)
 
     def logdets(self) -> tuple[float, float, float]:
         """``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2`` (the penalized RSS)."""
@@ -228,10 +253,12 @@ def rest_matrix(blocks: Blocks, Ts: list[np.ndarray], W: np.ndarray) -> np.ndarr
     if not blocks.sparse:
         return _rest_block(blocks, Ts, dense_update(blocks, W))
     d = rest_diagonal(blocks, Ts)
-    if d is not None:
-        M22 = blocks.schur.assemble(W, d)
+    schur = blocks.schur
+    if isinstance(schur, GroupedSchur):  # a function of T0 (1 x 1) alone
+        M22 = schur.assemble(Ts[blocks.first][0, 0], d)
     else:
-        M22 = blocks.schur.assemble(W)
+        M22 = schur.assemble(W, d)
+    if d is None:
         M22 = scale_both(M22 + np.tril(M22, -1).T, blocks, Ts)
     M22[np.arange(blocks.mr), np.arange(blocks.mr)] += 1.0
     return M22
@@ -308,13 +335,5 @@ def factorize(blocks: Blocks, Ts: list[np.ndarray]) -> BlockedCholesky:
         deficient; the Z part carries + I and is always positive definite).
     """
     L11, R, logdet11 = _first_block(blocks, Ts[blocks.first])
-    L21: np.ndarray | sp.csr_matrix
-    if blocks.sparse:
-        Lr = lambda_rest_sparse(blocks, Ts)
-        Rs = sp.diags(R.ravel()) if blocks.q0 == 1 else blockdiag_sparse(R)
-        L21 = (Lr @ blocks.A21 @ Rs).tocsr()
-    else:
-        A21 = scale_rows(blocks.A21, blocks, Ts) if blocks.rest else blocks.A21
-        L21 = lower_times_R(A21, R)
     M22 = rest_matrix(blocks, Ts, level_last(smallmat.gram(R)))
-    return BlockedCholesky(blocks, Ts, L11, R, L21, cholesky(M22), logdet11)
+    return BlockedCholesky(blocks, Ts, L11, R, cholesky(M22), logdet11)

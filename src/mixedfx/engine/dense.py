@@ -211,7 +211,7 @@ class DenseSystem:
         R = smallmat.matmul(Ts[blocks.first], smallmat.transpose(smallmat.inv_lower(L11)))
         logdet11 = 2.0 * float(np.add.reduce(np.log(L.diagonal()[:n0])))
         L21, L22 = L[n0:, :n0].copy(), tril(L[n0:, n0:])
-        return BlockedCholesky(blocks, Ts, L11, R, L21, L22, logdet11)
+        return BlockedCholesky(blocks, Ts, L11, R, L22, logdet11, known_L21=L21)
 
     def logdets(self, theta: np.ndarray) -> tuple[float, float, float]:
         """``log|L_Z|^2``, ``log|L_X|^2`` and ``r^2`` at theta.

@@ -33,6 +33,7 @@ the gradient forms no (m, m) array but the factor, inverted in place.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import blas
 
 from .blocks import Blocks
 from .cholesky import (
@@ -47,7 +48,15 @@ from .cholesky import (
     scale_both,
     scale_rows,
 )
-from .linalg import cholesky, inverse_from_cholesky, inverse_lower, solve_lower
+from .grouped import GroupedSchur
+from .linalg import (
+    cholesky,
+    inverse_from_cholesky,
+    inverse_lower,
+    pack_lower,
+    solve_lower,
+    unpack_lower,
+)
 from .schur import DenseSchur, Positions, split_columns
 
 Parts = tuple[float, float, float]
@@ -119,7 +128,7 @@ def schur_adjoint(blocks: Blocks, Ub: np.ndarray) -> np.ndarray:
     schur = blocks.schur
     if isinstance(schur, Positions):
         return schur.adjoint(schur.symmetric_weights(-Ub.reshape(-1)[schur.flat]))
-    assert isinstance(schur, DenseSchur)
+    assert isinstance(schur, DenseSchur)  # grouped levels: grouped_first_term
     return _dense_adjoint(split_columns(schur.A, q0), Ub, l0)
 
 
@@ -230,11 +239,16 @@ def rest_terms(
     return out
 
 
-def unscaled_rest(blocks: Blocks, W: np.ndarray) -> np.ndarray:
+def unscaled_rest(blocks: Blocks, Ts: list[np.ndarray], W: np.ndarray) -> np.ndarray:
     """``C = A22 - A21 W A21'``, symmetric, shape (m, m)."""
     if not blocks.sparse:
         return blocks.A22 - dense_update(blocks, W)
-    low = blocks.schur.assemble(W)
+    schur = blocks.schur
+    low = (
+        schur.assemble(Ts[blocks.first][0, 0])
+        if isinstance(schur, GroupedSchur)
+        else schur.assemble(W)
+    )  # zeros above the diagonal
     return low + np.tril(low, -1).T
 
 
@@ -274,13 +288,34 @@ def gradient(
     logdet11, W = first_gram(blocks, T0, gram)
     d = rest_diagonal(blocks, Ts)
     schur = blocks.schur
+    if isinstance(schur, GroupedSchur):  # q0 = 1: no 2x2 gram
+        if d is not None:
+            parts, out, slope = _on_grouped(blocks, schur, T0[0, 0], d, w, logdet11)
+        else:
+            C = unscaled_rest(blocks, Ts, W)
+            parts, out, Ub = _on_dense(blocks, Ts, C, w, logdet11)
+            slope = schur.slope(T0[0, 0], Ub)
+        out[blocks.first] = grouped_first_term(blocks, T0[0, 0], slope)
+        return parts, [out[t] for t in range(len(Ts))]
     if isinstance(schur, Positions) and d is not None:
         parts, out, Wb = _on_positions(blocks, schur, W, d, w, logdet11)
     else:
-        parts, out, Ub = _on_dense(blocks, Ts, unscaled_rest(blocks, W), w, logdet11)
+        parts, out, Ub = _on_dense(blocks, Ts, unscaled_rest(blocks, Ts, W), w, logdet11)
         Wb = schur_adjoint(blocks, Ub)
     out[blocks.first] = first_term(blocks, T0, Wb, gram)
     return parts, [out[t] for t in range(len(Ts))]
+
+
+def grouped_first_term(blocks: Blocks, t: float, slope: float) -> np.ndarray:
+    """``df/dT0`` (1 x 1) for grouped levels from ``slope = <dU/dt, Ub>``, ``Ub = df/dU``.
+
+    :func:`first_term` for q0 = 1 with the sum over levels of ``(dW_k/dt)
+    df/dW_k`` taken inside ``dU/dt = sum_k (dW_k/dt) a_k a_k'``::
+
+        df/dt = 2 t sum_k a_k / (t^2 a_k + 1) + <dU/dt, Ub>
+    """
+    a = blocks.a11_entries[0]
+    return np.array([[2.0 * t * float((a / (a * (t * t) + 1.0)).sum()) + slope]])
 
 
 def _on_positions(
@@ -314,7 +349,8 @@ def _on_dense(
 ) -> tuple[Parts, dict[int, np.ndarray], np.ndarray]:
     """Parts, rest terms' gradients and ``df/dU = -Lr H Lr'`` from ``C = A22 - U`` (m, m).
 
-    The caller chains ``df/dU`` to ``df/dW`` (:func:`schur_adjoint`).
+    The caller chains ``df/dU`` to ``df/dW`` (:func:`schur_adjoint`) or, for
+    grouped levels, to ``<dU/dt, df/dU>`` (:meth:`GroupedSchur.slope`).
     """
     M22 = scale_both(C, blocks, Ts) if blocks.rest else C.copy()
     M22.reshape(-1)[: blocks.mr * (blocks.m + 1) : blocks.m + 1] += 1.0
@@ -323,3 +359,43 @@ def _on_dense(
     H = inverse_weighted(L22, w)
     out = rest_terms(blocks, Ts, C, H)
     return parts, out, -scale_both(H, blocks, [T.T for T in Ts])  # -Lr H Lr'
+
+
+def _on_grouped(
+    blocks: Blocks, schur: GroupedSchur, t: float, d: np.ndarray, w: np.ndarray, logdet11: float
+) -> tuple[Parts, dict[int, np.ndarray], float]:
+    """Parts, the rest terms' gradients and ``<dU/dt, df/dU>`` for grouped levels (rest q = 1).
+
+    One pass over the packed ``C_j`` gives ``U(t)`` and ``U' = dU/dt``
+    together (:meth:`GroupedSchur.update`); then::
+
+        M22 = D C D + diag(I_mr, 0),   C = A22 - U,   L22 L22' = M22
+        H   = K' diag(w) K             (dpotri in L22's memory, rank-one terms for w_i != 1)
+        df/dd_i = 2 (H o C) d          (o: elementwise)
+        <U', df/dU> = -d' (H o U') d   (df/dU = -D H D)
+
+    One (m, m) array, Fortran-ordered, holds M22, L22 and H in turn; C, U'
+    and H meet as packed lower triangles, whose symmetric mat-vecs
+    (``dspmv``) read each entry once.
+    """
+    m, mr = blocks.m, blocks.mr
+    U, dU = schur.update(t)
+    C = np.subtract(schur.base, U, out=U)
+    M22 = unpack_lower(C, m)
+    M22 *= d
+    M22 *= d[:, None]
+    M22[np.arange(mr), np.arange(mr)] += 1.0
+    L22 = cholesky(M22, clean=False)
+    parts = logdets(blocks, L22, logdet11)
+    Y, rows = _special_rows(L22, w)
+    H = inverse_from_cholesky(L22, overwrite=True)  # lower triangle
+    for j, i in enumerate(rows):
+        H = blas.dsyr(w[i] - 1.0, Y[:, j], lower=1, a=H, overwrite_a=1)
+    h = pack_lower(H)
+    gd = blas.dspmv(m, 1.0, np.multiply(C, h, out=C), d, lower=1)
+    out = {
+        rt.term: np.array([[2.0 * gd[rt.offset : rt.offset + rt.nlevels].sum()]])
+        for rt in blocks.rest
+    }
+    slope = -float(d @ blas.dspmv(m, 1.0, np.multiply(dU, h, out=dU), d, lower=1))
+    return parts, out, slope

@@ -122,3 +122,39 @@ def solve_lower(L: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.nda
     x, info = lapack.dtrtrs(F, b, lower=lower, trans=trans)
     _check("dtrtrs", info)
     return np.asarray(x)
+
+
+def pack_lower(A: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """The lower triangle of ``A`` in LAPACK's packed order, shape (n (n + 1) / 2,).
+
+    Column by column: entry ``(i, j)``, ``i >= j``, is at ``j (2 n - j - 1) / 2 + i``
+    (:func:`packed_index`). Only the lower triangle is read; a Fortran-ordered
+    ``A`` is read without a copy. With ``out`` (of that shape) the result is
+    written there.
+    """
+    ap, info = lapack.dtrttp(A, uplo="L")
+    _check("dtrttp", info)
+    if out is not None:
+        out[:] = ap
+        return out
+    return np.asarray(ap)
+
+
+def unpack_lower(ap: np.ndarray, n: int) -> np.ndarray:
+    """A Fortran-ordered (n, n) array with the packed lower triangle ``ap``, zeros above.
+
+    The inverse of :func:`pack_lower` (f2py fills the new array with zeros
+    before LAPACK writes the triangle).
+    """
+    A, info = lapack.dtpttr(n, ap, uplo="L")
+    _check("dtpttr", info)
+    return np.asarray(A)
+
+
+def packed_index(rows: np.ndarray, cols: np.ndarray, n: int) -> np.ndarray:
+    """Positions of the entries ``(rows, cols)``, ``rows >= cols``, in :func:`pack_lower`'s order.
+
+    ``cols (2 n - cols - 1) / 2 + rows``: each column's triangle follows the previous ones.
+    """
+    cols = cols.astype(np.int64)
+    return cols * (2 * n - cols - 1) // 2 + rows

@@ -251,66 +251,6 @@ class DenseSchur:
         return M
 
 
-class GroupedSchur(Positions):
-    """``A22 - A21 W A21'`` for q0 = 1 when A11 takes few distinct values.
-
-    With one random effect per level of the first term, ``W_k`` depends on
-    theta and on ``A11_k`` only (``W_k = t^2 / (t^2 A11_k + 1)``); for a
-    random intercept ``A11_k`` is the level's row count, which takes few
-    distinct values however many levels there are (users with 180 to 220
-    ratings each). Grouping the levels by that value::
-
-        A21 W A21' = sum_c w_c B_c,   B_c = sum_{k: A11_k = a_c} a_k a_k'
-
-    with the ``B_c`` (lower triangles, packed) formed once: each evaluation
-    is one matrix-vector product of size ``D * m (m + 1) / 2``, whatever the
-    number of rows, where the pattern of :class:`SchurPattern` grows with the
-    square of the rows per level. The positions are the whole lower triangle.
-
-    Parameters
-    ----------
-    A21 : csr_matrix, shape (m, l0)
-    A22 : ndarray, shape (m, m)
-    a11 : ndarray, shape (l0,)
-    """
-
-    def __init__(self, A21: sp.csr_matrix, A22: np.ndarray, a11: np.ndarray) -> None:
-        m = A21.shape[0]
-        values, group = np.unique(a11, return_inverse=True)
-        self.m, self.l0 = m, len(a11)
-        self.first = np.array([np.flatnonzero(group == c)[0] for c in range(len(values))])
-        self.rows, self.cols = np.tril_indices(m)
-        self.base = A22[self.rows, self.cols]
-        csc = sp.csc_matrix(A21)
-        self.B = np.empty((len(values), len(self.rows)))
-        for c in range(len(values)):
-            Ac = csc[:, np.flatnonzero(group == c)]
-            if Ac.nnz > 0.05 * Ac.shape[0] * Ac.shape[1]:  # dense enough for BLAS
-                U = blas.dsyrk(1.0, Ac.toarray(), lower=1)
-            else:
-                U = (Ac @ Ac.T).toarray()
-            self.B[c] = U[self.rows, self.cols]
-
-    @staticmethod
-    def entries(a11: np.ndarray, m: int) -> int:
-        """Entries of the packed ``B_c``: ``D * m (m + 1) / 2``."""
-        return len(np.unique(a11)) * m * (m + 1) // 2
-
-    def values(self, W: np.ndarray) -> np.ndarray:
-        """``A22 - A21 W A21'`` at the positions; ``W`` has shape (1, 1, l0)."""
-        return self.base - W.reshape(-1)[self.first] @ self.B
-
-    def adjoint(self, v: np.ndarray) -> np.ndarray:
-        """``df/dW`` (1, 1, l0): each group's total on its first level, 0 elsewhere.
-
-        The chain to ``T0`` sums over levels whose ``W_k`` are equal, so the
-        total is all it needs.
-        """
-        Wb = np.zeros((1, 1, self.l0))
-        Wb[0, 0, self.first] = self.B @ -v
-        return Wb
-
-
 def split_columns(A21: np.ndarray, q0: int) -> list[np.ndarray]:
     """A dense A21 (m, l0 * q0) by column within level: q0 contiguous arrays (m, l0)."""
     A3 = np.asarray(A21).reshape(A21.shape[0], -1, q0)
@@ -350,9 +290,11 @@ DOTS_MAX = 3  # up to this many rows, BLAS's gemm of (m, l0) by (l0, m) loses to
 
 
 def pattern_entries(A21: sp.csr_matrix, l0: int, q0: int) -> int:
-    """Number of entries :meth:`SchurPattern.build` would store (an upper bound)."""
-    csc = sp.csc_matrix(A21)
-    per_level = np.bincount(
-        np.repeat(np.arange(csc.shape[1]), np.diff(csc.indptr)) // q0, minlength=l0
-    )
+    """Number of entries :meth:`SchurPattern.build` would store (an upper bound).
+
+    Counts the entries of each level's columns from the column indices
+    alone (no conversion of A21).
+    """
+    indices = sp.csr_matrix(A21).indices
+    per_level = np.bincount(indices // q0 if q0 > 1 else indices, minlength=l0).astype(np.int64)
     return int((per_level * (per_level + 1) // 2).sum())

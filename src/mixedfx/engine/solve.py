@@ -13,11 +13,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import smallmat
-from .blocks import Blocks
-from .cholesky import BlockedCholesky, scale_both
+from .cholesky import BlockedCholesky, lambda_rest_sparse, rest_diagonal, scale_both
 from .gradient import schur_adjoint
+from .grouped import GroupedSchur, level_forms
 from .linalg import inverse_from_cholesky, inverse_lower, solve_lower
-from .schur import GroupedSchur, level_pairs
 
 
 def _split_rest(f: BlockedCholesky, vec: np.ndarray) -> dict[int, np.ndarray]:
@@ -47,10 +46,7 @@ def modes(f: BlockedCholesky) -> tuple[np.ndarray, list[np.ndarray], list[np.nda
         x2 = np.zeros(0)
     mr = bl.mr
     beta = x2[mr:]
-    L21 = f.L21
-    rhs = L21[-1] if isinstance(L21, np.ndarray) else L21[[-1]].toarray().ravel()
-    rhs = rhs - L21[:-1].T @ x2
-    rhs = np.asarray(rhs).reshape(bl.l0, bl.q0)
+    rhs = f.L21_transpose_times(np.concatenate([-x2, [1.0]]))  # l - L21m' x2, per level
     Linv = smallmat.inv_lower(f.L11)
     u0 = np.einsum("lji,lj->li", Linv, rhs)  # L11^-T rhs per level
     us = _split_rest(f, x2[:mr])
@@ -73,7 +69,10 @@ def condcov(f: BlockedCholesky, sigma: float) -> list[np.ndarray]:
     where ``a_k' G a_k`` is the adjoint of the Schur update
     (:func:`~mixedfx.engine.gradient.schur_adjoint`): one inverse of the
     (mr, mr) factor and one pass over the pattern, never a product with
-    every column of L21.
+    every column of L21. Levels grouped by their A11
+    (:class:`~mixedfx.engine.grouped.GroupedSchur`), whose adjoint holds
+    group totals only, take ``(Lr' a_k)' S^-1 (Lr' a_k)`` level by level
+    (:func:`~mixedfx.engine.grouped.level_forms`).
 
     Returns
     -------
@@ -92,44 +91,20 @@ def condcov(f: BlockedCholesky, sigma: float) -> list[np.ndarray]:
             rows = slice(t.offset, t.offset + t.nlevels * t.q)
             block = Sinv[rows, rows].reshape(t.nlevels, t.q, t.nlevels, t.q)
             out[t.term] = np.einsum("lalb->lab", block)
-        G = scale_both(Sinv, bl, [T.T for T in f.Ts])  # Lr S^-1 Lr'
-        K = np.moveaxis(level_quadratic(bl, G), -1, 0)  # a_k' G a_k, (l0, q0, q0)
+        if bl.sparse and isinstance(bl.schur, GroupedSchur):  # q0 = 1
+            A, d = bl.schur.columns, rest_diagonal(bl, f.Ts)
+            if d is None:  # Lr' A21
+                A, d = sp.csc_matrix(lambda_rest_sparse(bl, f.Ts) @ A), np.ones(m)
+                A.sort_indices()
+            K = level_forms(A, d, f.L22[:mr, :mr], Sinv)[:, None, None]
+        else:
+            G = scale_both(Sinv, bl, [T.T for T in f.Ts])  # Lr S^-1 Lr'
+            K = np.moveaxis(schur_adjoint(bl, G), -1, 0)  # a_k' G a_k, (l0, q0, q0)
         T0 = f.Ts[bl.first]
         MT = smallmat.matmul(Minv, T0.T)
         out[bl.first] = Minv + smallmat.matmul(smallmat.matmul(MT, K), smallmat.transpose(MT))
     mm, tr = smallmat.matmul, smallmat.transpose
     return [sigma**2 * mm(mm(T, out[k]), tr(T)) for k, T in enumerate(f.Ts)]
-
-
-def level_quadratic(blocks: Blocks, G: np.ndarray, budget: int = 4_000_000) -> np.ndarray:
-    """``a_k' G a_k`` for every level k of the first term, level last, (q0, q0, l0).
-
-    The adjoint of the Schur update (:func:`~mixedfx.engine.gradient.schur_adjoint`)
-    gives it, except for levels grouped by their A11
-    (:class:`~mixedfx.engine.schur.GroupedSchur`, q0 = 1), whose adjoint
-    holds group totals only. For those the pairs of each level's entries of
-    A21 are summed directly (:func:`~mixedfx.engine.schur.level_pairs`), a
-    few million pairs at a time: ``sum_k c_k^2 / 2`` products for ``c_k``
-    entries per level, where a product with G costs ``nnz(A21) m``.
-    """
-    if not (blocks.sparse and isinstance(blocks.schur, GroupedSchur)):
-        return schur_adjoint(blocks, G)
-    csc = sp.csc_matrix(blocks.A21)
-    csc.sum_duplicates()
-    counts = np.diff(csc.indptr)
-    ends = np.cumsum(counts * (counts + 1) // 2)
-    out = np.zeros(blocks.l0)
-    k0 = 0
-    while k0 < blocks.l0:
-        done = ends[k0 - 1] if k0 else 0
-        k1 = max(k0 + 1, int(np.searchsorted(ends, done + budget, side="right")))
-        level, e1, e2 = level_pairs(counts[k0:k1])
-        e1, e2 = e1 + csc.indptr[k0], e2 + csc.indptr[k0]
-        values = csc.data[e1] * csc.data[e2] * G[csc.indices[e1], csc.indices[e2]]
-        values[e1 != e2] *= 2.0  # (i, j) and (j, i)
-        out[k0:k1] = np.bincount(level, weights=values, minlength=k1 - k0)
-        k0 = k1
-    return out[None, None]
 
 
 def vcov_beta(f: BlockedCholesky, sigma: float) -> np.ndarray:
