@@ -213,7 +213,7 @@ def save(model: MixedModel, path: str | os.PathLike[str], overwrite: bool = True
                 f"cannot save: the manifest takes {len(text)} bytes, more than the "
                 f"{MAX_MANIFEST_BYTES} that the model file format allows"
             )
-        zf.writestr(MANIFEST, text)
+        zf.writestr(modelzip.member(MANIFEST), text)
 
 
 # -- loading --------------------------------------------------------------------------------

@@ -40,10 +40,21 @@ class Digest:
         return {"bytes": self.size, "sha256": self.sha.hexdigest()}
 
 
+EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp: saves do not depend on the clock
+
+
+def member(name: str) -> zipfile.ZipInfo:
+    """A deflated member ``name`` with a fixed timestamp, so equal models give equal files."""
+    info = zipfile.ZipInfo(name, date_time=EPOCH)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    return info
+
+
 def write(zf: zipfile.ZipFile, name: str, content: bytes | np.ndarray) -> dict[str, Any]:
     """Write bytes, or an array as .npy, to member ``name`` streaming; its manifest record."""
     big = len(content) > 2**30 if isinstance(content, bytes) else content.nbytes > 2**30
-    with zf.open(name, "w", force_zip64=big) as out:
+    with zf.open(member(name), "w", force_zip64=big) as out:
         digest = Digest(out)
         if isinstance(content, bytes):
             digest.write(content)
