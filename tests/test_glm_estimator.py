@@ -16,16 +16,13 @@ from sklearn.base import clone  # noqa: E402
 from sklearn.metrics import log_loss  # noqa: E402
 from sklearn.model_selection import GroupKFold, cross_val_score  # noqa: E402
 
+from binary_data import grouped_binary  # noqa: E402
 from glmm_reference import fit, training  # noqa: E402
 
 
 def churn(seed: int = 0, groups: int = 15, size: int = 16) -> tuple[pd.DataFrame, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    g = np.repeat(np.arange(groups), size)
-    x = rng.normal(size=len(g))
-    eta = -0.3 + 0.9 * x + rng.normal(size=groups)[g]
-    y = np.where(rng.random(len(g)) < 1 / (1 + np.exp(-eta)), "left", "stayed")
-    return pd.DataFrame({"x": x, "customer": [f"c{k}" for k in g]}), y
+    df = grouped_binary(groups, size, seed, beta=(-0.3, 0.9), label="c{}")
+    return df[["x", "g"]].rename(columns={"g": "customer"}), np.where(df.y, "left", "stayed")
 
 
 def test_classifier_matches_glmm_and_knows_its_classes() -> None:

@@ -10,15 +10,11 @@ import pytest
 
 import mixedfx as mfx
 import mixedfx.engine.pirls as pirls_mod
+from binary_data import grouped_binary
 
 
-def binary(n_groups: int = 12, size: int = 20, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    g = np.repeat(np.arange(n_groups), size)
-    x = rng.normal(size=len(g))
-    eta = -0.2 + 0.8 * x + rng.normal(size=n_groups)[g]
-    y = rng.random(len(g)) < 1 / (1 + np.exp(-eta))
-    return pd.DataFrame({"y": y, "x": x, "g": [f"g{k}" for k in g]})
+def binary(seed: int = 0) -> pd.DataFrame:
+    return grouped_binary(seed=seed)
 
 
 def test_boolean_and_0_1_responses_fit_alike() -> None:

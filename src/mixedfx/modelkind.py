@@ -88,43 +88,30 @@ def model(
     conditional covariances per term, weights column and nAGQ (GLMMs).
     """
     objective, opt, b, condcov, weights, nagq = common
+    shared: dict[str, Any] = {
+        "spec": design,
+        "theta": arrays["theta"],
+        "beta": arrays["beta"],
+        "objective": objective,
+        "b": b,
+        "b_condcov": condcov,
+        "vcov_beta": arrays["vcov_beta"],
+        "optsummary": opt,
+        "blocks": blocks,
+        "fitted_values": None,  # a loaded model holds no training rows
+        "response_values": None,
+        "nobs_given": d["nobs_given"],
+    }
     if kind == "glmm":
         return GeneralizedLinearMixedModel(
-            design,
-            _outcome(d, weights),
-            nagq,
-            arrays["theta"],
-            arrays["beta"],
-            objective,
-            b,
-            condcov,
-            arrays["vcov_beta"],
-            opt,
-            blocks,
-            None,
-            None,
-            None,
-            None,
-            d["nobs_given"],
+            outcome=_outcome(d, weights), nagq=nagq, weight_values=None, **shared
         )
     return LinearMixedModel(
-        design,
-        mc.flag(d.get("reml"), "model.reml"),
-        arrays["theta"],
-        arrays["beta"],
-        mc.number(d.get("sigma"), "model.sigma", positive=True),
-        objective,
-        b,
-        condcov,
-        arrays["vcov_beta"],
-        opt,
-        blocks,
-        None,
-        None,
-        None,
-        d["nobs_given"],
-        weights,
+        reml=mc.flag(d.get("reml"), "model.reml"),
+        sigma=mc.number(d.get("sigma"), "model.sigma", positive=True),
+        weights=weights,
         standardized=_standardized(d, design, blocks.n - d["nobs_given"], arrays),
+        **shared,
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 from sklearn.model_selection import GroupKFold, StratifiedKFold
 
 import mixedfx as mfx
+from binary_data import grouped_binary
 from conftest import frame
 
 FORMULA = "y ~ x + (1 | g)"
@@ -95,12 +96,7 @@ def test_callable_metric(data: pd.DataFrame) -> None:
 
 
 def binary_frame(n_groups: int = 16, size: int = 12, seed: int = 3) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    g = np.repeat(np.arange(n_groups), size)
-    x = rng.normal(size=len(g))
-    eta = -0.3 + 0.9 * x + rng.normal(size=n_groups)[g]
-    y = rng.random(len(g)) < 1 / (1 + np.exp(-eta))
-    return pd.DataFrame({"y": y, "x": x, "g": [f"g{k:02d}" for k in g]})
+    return grouped_binary(n_groups, size, seed, beta=(-0.3, 0.9), label="g{:02d}")
 
 
 def test_glmm_given_mode_against_a_hand_rolled_loop() -> None:
