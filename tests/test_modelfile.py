@@ -146,10 +146,10 @@ def test_any_flipped_bit_is_refused_or_harmless(model, tmp_path_factory, data):
     )
 
 
-@pytest.mark.parametrize("version", [0, 1, 2, 3, "4", None, True])
+@pytest.mark.parametrize("version", [0, 1, 2, 3, 4, "5", None, True])
 def test_older_or_malformed_format_version(saved, version):
     edit_manifest(saved, lambda d: d.__setitem__("version", version))
-    refused(saved, f"format version {version!r} is not supported: this mixedfx reads version 4")
+    refused(saved, f"format version {version!r} is not supported: this mixedfx reads version 5")
 
 
 def test_newer_format_version_names_both(saved):

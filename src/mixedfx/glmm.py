@@ -16,10 +16,14 @@ from .engine.cholesky import factorize
 from .engine.family import Family
 from .engine.glmm_optimize import GlmmOptimum, fit_glmm
 from .engine.laplace import Deviance
+from .engine.layout import ThetaLayout
+from .engine.optimize import OptSummary
 from .engine.pirls import GlmRows
+from .engine.standard import Standardization, Standardized
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
 from .fit import SCALE_RANGE, check_counts, offset_column
 from .frame import design as design_mod
+from .frame import intercept
 from .frame import missing as missing_mod
 from .frames import backend, in_memory
 from .glmm_model import GeneralizedLinearMixedModel
@@ -107,12 +111,14 @@ def fit(
     outcome = spec.outcome(design, data)
     check_counts(design, len(outcome.y), float(np.ptp(outcome.y)), allow_n=True)
     rows = glm_rows(design, arrays, outcome, fam)
-    design, w = theta_units(design, rows)
-    dev = Deviance(rows, design.layout, max(nagq, 1))
+    design, _ = theta_units(design, rows)  # the columns' sizes, for the boundary flag
+    coords, rows_s = standardize(design, rows)
+    _, w = theta_units(design, rows_s)
+    dev = Deviance(rows_s, design.layout, max(nagq, 1))
     shape = rows.weighted_blocks(rows.offset, None)  # the blocks' sizes, for the thread policy
     with threads_mod.pinned(threads_mod.choose(shape)):  # as lmm: parallel BLAS only when idle
         opt = fit_glmm(dev, w, nagq)
-        return make_model(design, spec, rows, opt, nagq, data, stacklevel=4)
+        return make_model(design, spec, (rows, rows_s, coords), opt, nagq, data, stacklevel=4)
 
 
 def learn_design(
@@ -151,14 +157,36 @@ def glm_rows(
     )
 
 
+def standardize(design: design_mod.DesignSpec, rows: GlmRows) -> tuple[Standardization, GlmRows]:
+    """The coordinates the optimizer and PIRLS work in, and the rows in them.
+
+    As an LMM (:mod:`mixedfx.engine.standard`): X's columns and the columns
+    of each correlated term with an intercept are centred and scaled, other
+    terms' columns only scaled; the response, weights and offset are not
+    touched (``c = 0``, ``s = 1``). ``X b`` and ``Z b`` are the same linear
+    predictors in both coordinates and the Laplace (and quadrature)
+    deviance is invariant under such a map of ``(beta, b)``, so the optimum
+    maps back exactly; but in the user's coordinates ``x + 1000`` in
+    ``(x | g)`` makes the intercept's and the slope's effects nearly
+    collinear, and the optimizer stopped 2.3 units of deviance short.
+    """
+    x_weights, term_weights = intercept.design_weights(design)
+    zeros = np.zeros(rows.n)
+    coords = Standardization.learn(rows.X, zeros, rows.M, x_weights, term_weights)
+    X_s, _, M_s = coords.apply(rows.X, zeros, rows.M)
+    return coords, dataclasses.replace(rows, X=X_s, M=M_s)
+
+
 def theta_units(
     design: design_mod.DesignSpec, rows: GlmRows
 ) -> tuple[design_mod.DesignSpec, np.ndarray]:
     """The optimizer's units of theta from the random-effect columns' sizes.
 
-    PIRLS runs on the raw columns, so a random-slope variable in tiny or huge
-    units (say, times 1e6) makes its theta tiny or huge, below BOBYQA's
-    absolute tolerance or far from its unit start. For a column whose root
+    A random-slope column of tiny or huge size (say, times 1e6) makes its
+    theta tiny or huge, below BOBYQA's absolute tolerance or far from its
+    unit start. The optimizer's rows are standardized (:func:`standardize`),
+    which leaves such a size only where a term is scaled but not centred
+    (``(x || g)`` with ``x`` far from 0). For a column whose root
     mean square ``s`` lies outside :data:`mixedfx.fit.SCALE_RANGE`, the
     optimizer works with ``theta * s`` (per row of T): the deviance is
     unchanged (Z Lambda is the same matrix), and the estimates do not depend
@@ -186,38 +214,63 @@ def theta_units(
 def make_model(
     design: design_mod.DesignSpec,
     spec: OutcomeSpec,
-    rows: GlmRows,
+    fitted_rows: tuple[GlmRows, GlmRows, Standardization],
     opt: GlmmOptimum,
     nagq: int,
     data: pd.DataFrame | None,
     stacklevel: int = 3,
 ) -> GeneralizedLinearMixedModel:
-    """Estimates, conditional modes, covariances and flags at the optimum."""
-    mode = opt.mode
-    Ts = design.layout.Ts(opt.theta)
-    blocks = rows.weighted_blocks(mode.eta, None)
-    f = factorize(blocks, Ts)
+    """Estimates, conditional modes, covariances and flags at the optimum.
+
+    ``fitted_rows``: the rows, the same rows standardized and their
+    coordinates (:func:`standardize`); ``opt`` is in the standardized ones.
+    The estimates and covariances are computed there and mapped back; the
+    linear predictor is the same in both. The model keeps the standardized
+    rows' blocks, weighted at the mode, and the estimates in their
+    coordinates (``standardized``), as an LMM does: predictions, intervals
+    and conditioning start from those.
+    """
+    rows, rows_s, coords = fitted_rows
+    mode, layout = opt.mode, design.layout
+    blocks = rows_s.weighted_blocks(mode.eta, None)
+    f = factorize(blocks, layout.Ts(opt.theta))
     vcov = opt.vcov_beta if opt.vcov_beta is not None else solve.vcov_beta(f, 1.0)
-    summary = opt.opt if opt.opt is not None else opt.stage1
+    summary = summary_back(opt.opt if opt.opt is not None else opt.stage1, coords, layout)
     model = GeneralizedLinearMixedModel(
         design,
         spec,
         nagq,
-        opt.theta.copy(),
-        opt.beta.copy(),
+        coords.theta(layout, opt.theta),
+        coords.beta(opt.beta),
         opt.fmin,
-        mode.b,
-        solve.condcov(f, 1.0),
-        vcov,
+        coords.b(mode.b),
+        coords.condcov(solve.condcov(f, 1.0)),
+        coords.vcov(vcov),
         summary,
         blocks,
         rows.family.linkinv(mode.eta),
         rows.y,
         rows.weights,
         data,
+        standardized=Standardized(coords, opt.theta.copy(), opt.beta.copy(), 1.0, mode.b),
     )
     warn_fit(model, mode.converged, mode.iterations, stacklevel + 1)
     return model
+
+
+def summary_back(opt: OptSummary, coords: Standardization, layout: ThetaLayout) -> OptSummary:
+    """The optimizer's summary with ``start`` and ``final`` in the user's coordinates.
+
+    Each is theta (the first stage) or theta then beta (the second); theta's
+    lower bounds are the same in both coordinates.
+    """
+    k = layout.ntheta
+
+    def back(x: np.ndarray) -> np.ndarray:
+        theta = coords.theta(layout, x[:k])
+        return theta if len(x) == k else np.concatenate([theta, coords.beta(x[k:])])
+
+    return dataclasses.replace(opt, start=back(opt.start), final=back(opt.final))
 
 
 def warn_fit(

@@ -20,7 +20,9 @@ fitted one) and the result does not depend on where the training rows are.
 
 The conditioned model's conditional covariances and blocks (for intervals)
 are those of the joint system at the new modes: training blocks plus the
-given rows weighted at their modes.
+given rows weighted at their modes. All of it runs in the fit's
+standardized coordinates (the blocks'), the modes and covariances mapped
+back to the user's at the end.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import dataclasses
 import warnings
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from .condition import given_design, warn_training_copies
@@ -82,10 +85,12 @@ def condition(
     terms, g = given_design(model, given, r)
     warn_training_copies(model, g, stacklevel=3)
     nlevels = [t.nlevels for t in terms]
+    std = model.standardized  # the blocks' coordinates (glmm.standardize)
+    X_s, _, M_s = std.coords.apply(g.X, np.zeros(len(g.X)), g.M)
     rows = GlmRows(
-        g.X,
+        X_s,
         g.codes,
-        g.M,
+        M_s,
         tuple(nlevels),
         outcome.y,
         outcome.weights,
@@ -95,8 +100,8 @@ def condition(
         model.blocks.first,
     )
     training = blocks_mod.extend(model.blocks, nlevels)
-    Ts = model.Ts()
-    mode = pirls(rows, Ts, beta=model.beta, prior=blocks_mod.fix_beta(training, model.beta))
+    Ts = model.spec.layout.Ts(std.theta)
+    mode = pirls(rows, Ts, beta=std.beta, prior=blocks_mod.fix_beta(training, std.beta))
     if not mode.converged:
         warnings.warn(
             f"penalized IRLS for the given rows did not converge after {mode.iterations} "
@@ -109,9 +114,10 @@ def condition(
     return dataclasses.replace(
         model,
         spec=dataclasses.replace(model.spec, terms=tuple(terms)),
-        b=mode.b,
-        b_condcov=solve.condcov(f, 1.0),
+        b=std.coords.b(mode.b),
+        b_condcov=std.coords.condcov(solve.condcov(f, 1.0)),
         blocks=blocks,
+        standardized=dataclasses.replace(std, b=mode.b),
         fitted_values=None,
         response_values=None,
         weight_values=None,

@@ -8,7 +8,8 @@ Gauss-Hermite) log-likelihood, there is no residual variance (``sigma`` is
 1), predictions come on the link or the response scale, and ``condition``
 runs penalized IRLS for the conditional modes instead of one solve.
 
-The cross-product blocks it keeps are those of the training rows weighted
+The cross-product blocks it keeps (in the fit's standardized coordinates,
+as an LMM's) are those of the training rows weighted
 by the working weights at the conditional modes, with the working
 response (:mod:`mixedfx.engine.pirls`): they give the prediction-error
 covariance on the link scale and the training rows' part when
@@ -28,7 +29,7 @@ from .base import MixedModel
 from .engine.blocks import Blocks
 from .engine.family import Family
 from .engine.optimize import OptSummary
-from .engine.standard import Standardization, Standardized
+from .engine.standard import Standardized
 from .errors import DataError
 from .frame.design import DesignSpec
 from .frames import backend, in_memory
@@ -69,7 +70,8 @@ class GeneralizedLinearMixedModel(MixedModel):
     optsummary : OptSummary
         The optimizer over theta and beta (over theta for nAGQ = 0).
     blocks : Blocks
-        Working-weighted cross-products of ``[Z X z]`` at the modes.
+        Working-weighted cross-products of ``[Z X z]`` at the modes, in the
+        fit's standardized coordinates (``standardized.coords``).
     fitted_values, response_values, weight_values : ndarray, shape (n,), or None
         Training rows' means, responses and prior weights (None after
         :meth:`condition`, and for models loaded from a file).
@@ -77,6 +79,10 @@ class GeneralizedLinearMixedModel(MixedModel):
     nobs_given : int
     sigma : float
         1: binomial and Poisson families have no dispersion parameter.
+    standardized : Standardized
+        The estimates in the coordinates the fit ran in (X's and the
+        correlated terms' columns centred and scaled, the response as it
+        is): see :func:`mixedfx.glmm.standardize`.
     """
 
     spec: DesignSpec
@@ -96,14 +102,7 @@ class GeneralizedLinearMixedModel(MixedModel):
     data: pd.DataFrame | None = field(default=None, repr=False)
     nobs_given: int = 0
     sigma: float = field(default=1.0, repr=False)
-
-    @property
-    def standardized(self) -> Standardized:  # type: ignore[override]
-        """The estimates in the blocks' coordinates: the user's own (PIRLS runs on raw columns)."""
-        coords = Standardization.identity(
-            self.blocks.n, len(self.beta), [t.q for t in self.spec.terms]
-        )
-        return Standardized(coords, self.theta, self.beta, self.sigma, self.b)
+    standardized: Standardized = field(kw_only=True, repr=False)
 
     @property
     def family(self) -> Family:

@@ -239,13 +239,13 @@ def declared(d: dict[str, Any], kind: str = "lmm") -> Declared:
     for k, t in enumerate(terms):
         arrays[f"b{k}"] = (F8, (t.nlevels, t.q))
         arrays[f"condcov{k}"] = (F8, (t.nlevels, t.q, t.q))
-    if kind == "lmm":  # a GLMM's fit is in the user's coordinates: no std_* members
+    if kind == "lmm":  # a GLMM's standardized sigma is 1
         number(d.get("std_sigma"), "model.std_sigma", positive=True)
-        arrays |= {"std_theta": (F8, (ntheta,)), "std_beta": (F8, (p,))}
-        arrays["std_moments_xy"] = (F8, (2, p + 1))
-        for k, t in enumerate(terms):
-            arrays[f"std_b{k}"] = (F8, (t.nlevels, t.q))
-            arrays[f"std_moments{k}"] = (F8, (2, t.q))
+    arrays |= {"std_theta": (F8, (ntheta,)), "std_beta": (F8, (p,))}
+    arrays["std_moments_xy"] = (F8, (2, p + 1))
+    for k, t in enumerate(terms):
+        arrays[f"std_b{k}"] = (F8, (t.nlevels, t.q))
+        arrays[f"std_moments{k}"] = (F8, (2, t.q))
     return Declared(terms, p, first, tuple(rest), m, arrays, nagq)
 
 

@@ -62,7 +62,7 @@ from .glmm_model import GeneralizedLinearMixedModel
 from .model import LinearMixedModel
 
 FORMAT = "mixedfx-model"
-VERSION = 4  # 4: standardized coordinates, kind glmm; 3: kind, levels.json, member sizes
+VERSION = 5  # 5: a GLMM's standardized coordinates; 4: an LMM's, kind glmm; 3: kind, levels.json
 KINDS = modelkind.KINDS  # the kinds of model this version reads
 MANIFEST = "mixedfx.json"
 LEVELS = "levels.json"

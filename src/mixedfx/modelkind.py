@@ -1,9 +1,9 @@
 """The fields of each kind of model in a model file (:mod:`mixedfx.modelfile`).
 
-What an LMM adds to the fields every model has (its REML flag, sigma, prior
-weights column and the fit's standardized coordinates with its estimates in
-them) and what a GLMM adds (family, link, nAGQ, weights column and how the
-weights count): written by :func:`fields` and :func:`arrays`, and read back
+What an LMM adds to the fields every model has (the fit's standardized
+coordinates with its estimates in them) is its REML flag, sigma and prior
+weights column; what a GLMM adds is its family, link, nAGQ, weights column
+and how the weights count: written by :func:`fields` and :func:`arrays`, and read back
 into a model by :func:`model` from manifest fields already checked for type
 by :mod:`mixedfx.modelcheck`.
 """
@@ -55,10 +55,8 @@ def fields(model: MixedModel) -> dict[str, Any]:
 
 
 def arrays(model: MixedModel) -> dict[str, np.ndarray]:
-    """The arrays of the model's kind: an LMM's standardized coordinates and estimates."""
-    if isinstance(model, LinearMixedModel):  # a GLMM's coordinates are the user's own
-        return _standardized_arrays(model.standardized)
-    return {}
+    """The fit's standardized coordinates and its estimates in them (both kinds)."""
+    return _standardized_arrays(model.standardized)
 
 
 def _standardized_arrays(std: Standardized) -> dict[str, np.ndarray]:
@@ -102,15 +100,20 @@ def model(
         "response_values": None,
         "nobs_given": d["nobs_given"],
     }
+    n = blocks.n - d["nobs_given"]
     if kind == "glmm":
         return GeneralizedLinearMixedModel(
-            outcome=_outcome(d, weights), nagq=nagq, weight_values=None, **shared
+            outcome=_outcome(d, weights),
+            nagq=nagq,
+            weight_values=None,
+            standardized=_standardized(d, design, n, arrays, sigma=1.0),
+            **shared,
         )
     return LinearMixedModel(
         reml=mc.flag(d.get("reml"), "model.reml"),
         sigma=mc.number(d.get("sigma"), "model.sigma", positive=True),
         weights=weights,
-        standardized=_standardized(d, design, blocks.n - d["nobs_given"], arrays),
+        standardized=_standardized(d, design, n, arrays),
         **shared,
     )
 
@@ -127,11 +130,17 @@ def _outcome(d: dict[str, Any], weights: str | None) -> OutcomeSpec:
 
 
 def _standardized(
-    d: dict[str, Any], design: DesignSpec, n: int, arrays: dict[str, np.ndarray]
+    d: dict[str, Any],
+    design: DesignSpec,
+    n: int,
+    arrays: dict[str, np.ndarray],
+    sigma: float | None = None,
 ) -> Standardized:
     """:func:`_standardized_arrays` read back; the intercept combinations from the design.
 
     ``n``: the training rows (the blocks' rows without the given ones).
+    ``sigma``: the standardized residual sd when the kind fixes it (a GLMM's
+    1), else the file's ``std_sigma``.
     """
     x_weights, term_weights = intercept.design_weights(design)
     xy_weights = None if x_weights is None else np.append(x_weights, 0.0)
@@ -145,5 +154,6 @@ def _standardized(
         tuple(moments(f"std_moments{k}", w) for k, w in enumerate(term_weights)),
     )
     b = [arrays[f"std_b{k}"] for k in range(len(design.terms))]
-    sigma = mc.number(d.get("std_sigma"), "model.std_sigma", positive=True)
+    if sigma is None:
+        sigma = mc.number(d.get("std_sigma"), "model.std_sigma", positive=True)
     return Standardized(coords, arrays["std_theta"], arrays["std_beta"], sigma, b)

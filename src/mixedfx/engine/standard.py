@@ -256,20 +256,6 @@ class Standardization:
         terms = tuple(Moments.of(M, w) for M, w in zip(Ms, term_weights, strict=True))
         return cls(xy, terms)
 
-    @classmethod
-    def identity(cls, n: int, p: int, qs: tuple[int, ...] | list[int]) -> Standardization:
-        """The user's own coordinates (``G = I`` everywhere): for fits that are not standardized.
-
-        ``n`` rows, ``p`` fixed effects, ``q_t`` columns per term. A GLMM's
-        penalized IRLS runs on the raw columns, so its estimates are their
-        own "standardized" ones and every map here is the identity.
-        """
-
-        def unit(k: int) -> Moments:
-            return Moments(n, None, np.zeros(k), np.ones(k))
-
-        return cls(unit(p + 1), tuple(unit(q) for q in qs))
-
     def merge(self, other: Standardization) -> Standardization:
         """The coordinates of both sets of rows."""
         terms = tuple(a.merge(b) for a, b in zip(self.terms, other.terms, strict=True))
