@@ -125,33 +125,3 @@ def test_signed_factors_are_smooth_through_a_zero_diagonal() -> None:
     np.testing.assert_allclose(L[0][1, 1], -L[2][1, 1], rtol=1e-12)
     assert L[1][1, 1] == 0.0
     np.testing.assert_allclose(L[0][:, 0], L[2][:, 0], rtol=1e-12)
-
-
-@pytest.mark.parametrize("k", [2, 3, 5])
-@pytest.mark.parametrize("intercept", [True, False])
-def test_moments_of_tall_columns_equal_the_row_reductions_bit_for_bit(
-    k: int, intercept: bool
-) -> None:
-    # Tall C-ordered matrices are summarised from a copy of each column
-    # (_column_moments); the coordinates must be those of NumPy's reductions
-    # over the rows exactly, or every large fit would move.
-    from mixedfx.engine import standard
-
-    rng = np.random.default_rng(k)
-    n = standard.BY_COLUMN_MIN + 12_345
-    W = rng.normal(size=(n, k)) * rng.uniform(1e-3, 1e3, size=k) + rng.uniform(-50, 50, size=k)
-    weights = None
-    if intercept:
-        W[:, 0] = 1.0
-        weights = np.zeros(k)
-        weights[0] = 1.0
-    by_rows = standard._row_moments(W, weights)
-    by_columns = standard._column_moments(W, weights)
-    assert np.array_equal(by_columns[0], by_rows[0])
-    assert np.array_equal(by_columns[1], by_rows[1])
-    m = Moments.of(W, weights)
-    assert np.array_equal(m.mean, by_rows[0]) and np.array_equal(m.rms, by_rows[1])
-    # and the row path itself is NumPy's mean and root mean square in those units
-    unit = 2.0 ** np.ceil(np.log2(np.abs(W).max(axis=0)))
-    expected_rms = np.sqrt((((W / unit) - by_rows[0] / unit) ** 2).mean(axis=0)) * unit
-    np.testing.assert_allclose(m.rms, expected_rms, rtol=1e-12)

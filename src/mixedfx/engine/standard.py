@@ -110,11 +110,13 @@ class Moments:
             raise ValueError("internal: the columns' intercept combination does not sum to 1")
         if n == 0:
             return cls(0, weights, np.zeros(k), np.zeros(k))
-        if n >= BY_COLUMN_MIN and k >= 2 and W.flags.c_contiguous:
-            mean, rms = _column_moments(W, weights)
-        else:
-            mean, rms = _row_moments(W, weights)
-        return cls(n, weights, mean, rms)
+        unit = _pow2(np.maximum(W.max(axis=0), -W.min(axis=0)))  # max |W| per column
+        Wu = W / unit
+        mean = Wu.mean(axis=0) * _centred(weights, k)
+        Wu -= mean
+        np.square(Wu, out=Wu)
+        rms = np.sqrt(Wu.mean(axis=0))
+        return cls(len(W), weights, mean * unit, rms * unit)
 
     @functools.cached_property
     def scale(self) -> np.ndarray:
@@ -192,52 +194,6 @@ class Moments:
         """The moments of columns ``cols`` (increasing indices, :meth:`holds_weights`)."""
         w = None if self.weights is None else self.weights[cols]
         return Moments(self.n, w, self.mean[cols], self.rms[cols])
-
-
-BY_COLUMN_MIN = 4096  # rows from which :meth:`Moments.of` reads a copy of each column
-
-
-def _row_moments(W: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """The means and root mean squares of :meth:`Moments.of`, by reductions over the rows."""
-    unit = _pow2(np.maximum(W.max(axis=0), -W.min(axis=0)))  # max |W| per column
-    Wu = W / unit
-    mean = Wu.mean(axis=0) * _centred(weights, W.shape[1])
-    Wu -= mean
-    np.square(Wu, out=Wu)
-    rms = np.sqrt(Wu.mean(axis=0))
-    return mean * unit, rms * unit
-
-
-def _column_moments(W: np.ndarray, weights: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_row_moments` of a tall C-ordered ``W`` (n, k >= 2), bit for bit, from its columns.
-
-    NumPy reduces such a ``W`` over its rows one row at a time, with the k
-    columns in the inner loop: slow for k of 2 or 3 (a max over 500,000 rows
-    took 25 ms) and, for sums, left to right in each column. A contiguous
-    copy of each column gives the same maxima and minima directly, and the
-    same sums as the last element of ``np.add.accumulate``, which adds left
-    to right too (NumPy's own sum of a contiguous column adds pairwise: its
-    bits differ). So the coordinates, and every fit in them, are unchanged.
-    """
-    n, k = W.shape
-    cols = np.ascontiguousarray(W.T)  # (k, n)
-    unit = _pow2(np.maximum(cols.max(axis=1), -cols.min(axis=1)))
-    cols /= unit[:, None]
-    mean = _column_sums(cols) / n * _centred(weights, k)
-    cols -= mean[:, None]
-    np.square(cols, out=cols)
-    rms = np.sqrt(_column_sums(cols) / n)
-    return mean * unit, rms * unit
-
-
-def _column_sums(cols: np.ndarray) -> np.ndarray:
-    """Each row of ``cols`` (k, n) summed left to right, shape (k,) (:func:`_column_moments`)."""
-    out = np.empty(len(cols))
-    buffer = np.empty(cols.shape[1])
-    for i, c in enumerate(cols):
-        np.add.accumulate(c, out=buffer)
-        out[i] = buffer[-1]
-    return out
 
 
 def _centred(weights: np.ndarray | None, k: int) -> np.ndarray:
