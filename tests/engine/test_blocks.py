@@ -61,3 +61,17 @@ def test_level_chunks_are_views_and_not_pickled(monkeypatch) -> None:
     assert "level_chunks" not in copy.__dict__
     np.testing.assert_array_equal(copy.A21, bl.A21)
     assert [c.l0 for c in copy.level_chunks] == [256, 256, 256, 232]
+
+
+def test_column_products_are_every_dot_product_bit_for_bit() -> None:
+    # A22 of [X y] is formed from the upper triangle's dot products only;
+    # u'v and v'u must agree exactly for that to change nothing.
+    from mixedfx.engine.blocks import column_products
+
+    rng = np.random.default_rng(5)
+    F = np.asfortranarray(rng.normal(size=(100_003, 3)) * [1.0, 1e3, 1e-3] + [0.0, 5.0, -7.0])
+    C = np.ascontiguousarray(F)
+    for matrix in (F, C):
+        columns = [matrix[:, j] for j in range(3)] + [rng.normal(size=100_003)]
+        expected = np.array([[u @ v for v in columns] for u in columns])
+        assert np.array_equal(column_products(columns), expected)

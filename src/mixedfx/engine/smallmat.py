@@ -21,10 +21,14 @@ def matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     if q > 4:
         return A @ B
     if q == 2:
-        out = np.empty(np.broadcast_shapes(A.shape, B.shape))
+        entries = [
+            [A[..., i, 0] * B[..., 0, j] + A[..., i, 1] * B[..., 1, j] for j in range(2)]
+            for i in range(2)
+        ]
+        out = np.empty((*np.shape(entries[0][0]), 2, 2))  # the broadcast shape, found free
         for i in range(2):
             for j in range(2):
-                out[..., i, j] = A[..., i, 0] * B[..., 0, j] + A[..., i, 1] * B[..., 1, j]
+                out[..., i, j] = entries[i][j]
         return out
     out = A[..., :, 0, None] * B[..., None, 0, :]
     for k in range(1, q):

@@ -236,7 +236,7 @@ def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
     """
     if isinstance(column.dtype, pd.CategoricalDtype):  # fast path: codes are given
         _refuse_missing(int(is_missing(column).sum()), name)
-        codes = column.cat.codes.to_numpy().astype(np.int64)
+        codes = np.asarray(column.array.codes).astype(np.int64)  # no Series built
         uniques = column.cat.categories
         used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
         if not used.all():  # drop unused levels, as lme4 does
