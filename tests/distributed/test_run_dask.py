@@ -101,3 +101,37 @@ def test_tasks_do_not_collect(monkeypatch) -> None:
         mfx.lmm(FORMULAS[0], dd.from_pandas(df, npartitions=4))
     assert calls == []
     assert "gc" not in vars(run)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 16])
+def test_runs_combine_in_order_pairwise(n: int) -> None:
+    """Order kept (a non-commutative combine), each item in log2(n) + 1 combines at most."""
+    sizes: list[int] = []
+
+    def combine(a: str, b: str) -> str:
+        sizes.append(len(a) + len(b))
+        return a + b
+
+    runs = run.Runs(combine)
+    letters = [chr(ord("a") + i) for i in range(n)]
+    for c in letters:
+        runs.push(c)
+        assert len(runs.stack) <= n.bit_length()
+    assert runs.total() == "".join(letters)
+    # the work of combining: sum of the combined sizes; sequentially it is ~n^2 / 2
+    assert sum(sizes) <= n * (n.bit_length() + 1)
+    if n == 16:
+        assert sum(sizes) == 16 * 4  # a full binary tree: every item at 4 levels
+    assert run.Runs(combine).total() is None
+
+
+def test_fold_on_a_client_keeps_the_order() -> None:
+    distributed = pytest.importorskip("dask.distributed")
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        items = [dask.delayed(str)(i) for i in range(11)]
+        assert run.fold(items, lambda a, b: a + "," + b, window=3) == ",".join(map(str, range(11)))
