@@ -25,7 +25,7 @@ dd = pytest.importorskip("dask.dataframe")
 
 from mixedfx.distributed import fit as dask_fit  # noqa: E402
 from mixedfx.distributed import learn as dask_learn  # noqa: E402
-from mixedfx.distributed import run  # noqa: E402
+from mixedfx.distributed import run, score  # noqa: E402
 
 FORMULAS = [
     "y ~ x + (1 | user) + (1 | item)",
@@ -88,6 +88,21 @@ def test_partition_work_makes_no_cycles(formula: str) -> None:
         learned = dask_learn.learn(formula, ddf)
     _no_cycles(dask_learn.survey, df.copy(), _plan(formula, ddf))
     _no_cycles(dask_fit.partial, df.copy(), learned.design)
+
+
+def test_given_tasks_make_no_cycles() -> None:
+    """The two passes of ``condition`` with Dask ``given`` rows (score._survey, _given_part)."""
+    df = frame()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = mfx.lmm(FORMULAS[0], df)
+    given = frame(500, seed=9)
+    given["user"] += 150  # some new users
+    small = score.slim(model, None)
+    survey = score._survey(given.copy(), small)
+    terms = [t.with_levels(u)[0] for t, u in zip(model.spec.terms, survey.groups, strict=True)]
+    _no_cycles(score._survey, given.copy(), small)
+    _no_cycles(score._given_part, given.copy(), (small, terms))
 
 
 def test_tasks_do_not_collect(monkeypatch) -> None:
