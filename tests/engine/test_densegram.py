@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -52,6 +54,11 @@ def test_exact_rows_stop_where_sums_could_round() -> None:
     D[300, 0] = 0.5  # a fraction: rows from 300 on are not integers
     assert exact_rows(sp.csc_matrix(D)) == 300
     D[300, 0] = 1.0
+    D[390, 5] = np.inf  # not finite: not exact (and no overflow warning from its square)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert exact_rows(sp.csc_matrix(D)) == 390
+    D[390, 5] = 1.0
     D[350, :4] = 2.0**11  # sum of squares 2^24: products with row 350 could round
     assert exact_rows(sp.csc_matrix(D)) == 350
     D[100, :4] = 2.0**11

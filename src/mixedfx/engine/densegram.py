@@ -40,8 +40,8 @@ def exact_rows(A: sp.csc_matrix) -> int:
     k = int(bad.min()) if len(bad) else m
     if k < SINGLE_MIN:
         return 0
-    top = rows < k
-    squares = np.bincount(rows[top], weights=np.square(data[top]), minlength=k)
+    with np.errstate(over="ignore", invalid="ignore"):  # rows from k on are not read
+        squares = np.bincount(rows, weights=np.square(data), minlength=m)[:k]
     k = int(np.searchsorted(np.maximum.accumulate(squares) >= SINGLE_EXACT, True))
     return k if k >= SINGLE_MIN else 0
 
