@@ -75,3 +75,21 @@ def test_column_products_are_every_dot_product_bit_for_bit() -> None:
         columns = [matrix[:, j] for j in range(3)] + [rng.normal(size=100_003)]
         expected = np.array([[u @ v for v in columns] for u in columns])
         assert np.array_equal(column_products(columns), expected)
+
+
+def test_a22_mostly_zeros_is_pickled_sparse_and_restored_exactly() -> None:
+    """Crossed intercepts: A22 of 1,500 items is diagonal but for [X y]; pickled small."""
+    rng = np.random.default_rng(5)
+    n, users, items = 20_000, 3000, 1500
+    codes = (rng.integers(0, users, n), rng.integers(0, items, n))
+    ones = np.ones((n, 1))
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    bl = blocks_mod.form(X, rng.normal(size=n), codes, (ones, ones), [users, items])
+    assert bl.A22.shape == (items + 3, items + 3)
+    data = pickle.dumps(bl)
+    assert len(data) < bl.A22.nbytes / 4 + bl.A21.data.nbytes * 2 + bl.A11.nbytes * 2
+    copy = pickle.loads(data)
+    assert isinstance(copy.A22, np.ndarray) and copy.A22.flags.c_contiguous
+    np.testing.assert_array_equal(copy.A22, bl.A22)
+    np.testing.assert_array_equal(copy.A11, bl.A11)
+    assert (copy.A21 != bl.A21).nnz == 0

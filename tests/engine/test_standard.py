@@ -86,6 +86,35 @@ def test_transform_moves_blocks_between_coordinates(sparse: bool) -> None:
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.abs(b).max())
 
 
+def test_transform_of_intercept_terms_equals_the_full_product(monkeypatch) -> None:
+    """Intercept-only terms: the sparse A21's count rows are kept, [X y]'s rows moved."""
+    calls = []
+    real = blocks_mod._xy_rows
+    monkeypatch.setattr(blocks_mod, "_xy_rows", lambda *a: calls.append(1) or real(*a))
+    r = rows(400, 2, offset=50.0)
+    r = {**r, "Ms": (np.ones((400, 1)), np.ones((400, 1)))}
+    half = {**r, "X": r["X"][:150], "y": r["y"][:150], "Ms": tuple(M[:150] for M in r["Ms"])}
+    part_coords, target = coords_of_intercepts(half), coords_of_intercepts(r)
+    bl = formed(r, part_coords, sparse=True)
+    maps, xy = part_coords.to(target)
+    assert all(K is None for K in maps)
+    moved = blocks_mod.transform(bl, maps, xy)
+    assert calls == [1]  # the rows of [X y] alone
+    P = np.eye(bl.m)
+    P[bl.mr :, bl.mr :] = xy
+    assert sp.isspmatrix_csr(moved.A21) and moved.A21.has_sorted_indices
+    np.testing.assert_allclose(dense(moved.A21), P.T @ dense(bl.A21), rtol=1e-15, atol=1e-12)
+    np.testing.assert_allclose(moved.A22, P.T @ bl.A22 @ P, rtol=1e-14, atol=1e-10)
+    direct = formed(r, target, sparse=True)
+    np.testing.assert_allclose(
+        dense(moved.A21), dense(direct.A21), atol=1e-10 * np.abs(dense(direct.A21)).max()
+    )
+
+
+def coords_of_intercepts(r: dict) -> Standardization:
+    return Standardization.learn(r["X"], r["y"], r["Ms"], np.array([1.0, 0, 0]), [None, None])
+
+
 def test_lower_factor_keeps_small_diagonals() -> None:
     """For q = 2 the second diagonal is |det| / L11: exact where a QR loses it."""
     T = np.array([[0.9, 0.0], [0.02, 0.23]])

@@ -9,7 +9,6 @@ they would on the concatenated rows.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,39 +17,27 @@ import pandas as pd
 from dask.delayed import Delayed
 
 
-def _collected(part: pd.DataFrame, arg: Any, work: Callable[[pd.DataFrame, Any], Any]) -> Any:
-    """``work(part, arg)``, then a full garbage collection (see :func:`per_partition`)."""
-    out = work(part, arg)
-    del part
-    gc.collect()
-    return out
-
-
 def per_partition(
     ddf: Any, func: Callable[[pd.DataFrame, Any], Any], arg: Delayed
 ) -> list[Delayed]:
     """``func(partition, arg)`` for each partition of ``ddf``: one task each, memory freed after.
 
-    Worker memory must not grow with the number of partitions. Two things
-    made it grow:
+    Worker memory must not grow with the number of partitions.
+    ``dask.delayed(func)(p, arg) for p in ddf.to_delayed()`` makes reading a
+    partition (``read_parquet``) a task of its own whose frame then waits in
+    worker memory for ``func``'s task. Reads are root tasks and run ahead
+    (one worker read all 8 partitions of an 8M-row frame before surveying
+    any). ``map_partitions`` fuses the read into ``func``'s task, so a
+    partition exists only while its task runs. Its results are not frames:
+    hence ``meta`` of object dtype and no metadata check.
 
-    * ``dask.delayed(func)(p, arg) for p in ddf.to_delayed()`` makes reading
-      a partition (``read_parquet``) a task of its own whose frame then waits
-      in worker memory for ``func``'s task. Reads are root tasks and run
-      ahead (one worker read all 8 partitions of an 8M-row frame before
-      surveying any). ``map_partitions`` fuses the read into ``func``'s task,
-      so a partition exists only while its task runs. Its results are not
-      frames: hence ``meta`` of object dtype and no metadata check.
-    * a library's reference cycles that hold the whole partition (formulaic's
-      materializer left closures that did) outlive the task until Python's
-      next full collection, rare in a long-lived worker: each task could
-      leave its partition (~30 MB per 1M rows) behind. So each task ends with
-      a full collection (~0.1 s of CPU in a worker, against ~1 s to form the
-      blocks of 1M rows).
+    The partition is freed by reference counting when the task ends: the
+    per-partition work makes no reference cycles (``tests/distributed``
+    checks that it leaves no garbage for the cycle collector), so no task
+    pays for a full collection (formerly ~0.3 s per task in a worker's
+    large heap, a quarter of pass 2's work per partition).
     """
-    mapped = ddf.map_partitions(
-        _collected, arg, func, meta=pd.Series(dtype=object), enforce_metadata=False
-    )
+    mapped = ddf.map_partitions(func, arg, meta=pd.Series(dtype=object), enforce_metadata=False)
     return list(mapped.to_delayed())
 
 
@@ -111,13 +98,14 @@ def fold(
     With a ``distributed`` client (and no progress bar) the combining is done
     on the client: the combined result lives there, which receives it anyway.
     Each result is fetched as soon as its task ends, in whatever order, and
-    released from its worker; the client adds them up in order. A worker
+    released from its worker; the client combines them in order. A worker
     thus never holds a finished result while it runs its next task (fetched
     in order, a result finished early waited on its worker for the earlier
     ones, next to the next partition's blocks being formed). At most
     ``window`` items (default: two per worker thread) are in flight or
     fetched and waiting for an earlier one, which bounds the client's memory
-    too. Otherwise the tree of combines runs on the scheduler.
+    too; the client combines them pairwise as they come (:class:`Runs`).
+    Otherwise the tree of combines runs on the scheduler.
     """
     client = _default_client()
     if client is None or progress:
@@ -137,16 +125,48 @@ def fold(
     queued = min(window, len(pending))
     running = as_completed([submit(i) for i in range(queued)])
     arrived: dict[int, Any] = {}  # fetched values waiting for an earlier one
-    total: Any = None
-    done = 0  # items combined into total
+    runs = Runs(combine)
+    done = 0  # items taken in order
     for future in running:
         arrived[index.pop(future.key)] = future.result()
         future.release()
         while done in arrived:
-            value = arrived.pop(done)
-            total = value if done == 0 else combine(total, value)
+            runs.push(arrived.pop(done))
             done += 1
         while queued < len(pending) and queued - done < window:
             running.add(submit(queued))
             queued += 1
-    return total
+    return runs.total()
+
+
+class Runs:
+    """Values combined in order as they come, pairwise like :func:`tree_reduce`.
+
+    A stack of runs of adjacent items, the combined value of each; two
+    runs of equal length are combined as soon as both are there (a binary
+    counter). Combining the total with each new item in turn costs the size
+    of the growing total every time: for the blocks of crossed factors,
+    whose A21 fills up with the rows, that was 16 sums of up to 13M entries
+    for 16 partitions; pairwise, each entry takes part in ``log2`` of the
+    number of items. At most ``log2(n) + 1`` runs are held.
+    """
+
+    def __init__(self, combine: Callable[[Any, Any], Any]) -> None:
+        self.combine = combine
+        self.stack: list[tuple[int, Any]] = []  # (items, their combined value), in order
+
+    def push(self, value: Any) -> None:
+        """Append the next item."""
+        self.stack.append((1, value))
+        while len(self.stack) > 1 and self.stack[-2][0] == self.stack[-1][0]:
+            (k, left), (_, right) = self.stack[-2], self.stack[-1]
+            self.stack[-2:] = [(2 * k, self.combine(left, right))]
+
+    def total(self) -> Any:
+        """All items combined, in order (None when there were none)."""
+        if not self.stack:
+            return None
+        value = self.stack[-1][1]
+        for _, left in reversed(self.stack[:-1]):
+            value = self.combine(left, value)
+        return value

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from . import pairsums
 from .coefficients import Coefficients
 from .grouped import GroupedSchur
 from .schur import DenseSchur, SchurPattern, pattern_entries, split_columns
@@ -42,6 +43,7 @@ def _grouped_limit() -> int:
 GROUPED_LIMIT = _grouped_limit()
 GROUPED_OVER_PATTERN = 8  # grouping is chosen up to this many times the pattern's entries
 CHUNK_BYTES = 384 * 1024  # a chunk's largest per-level array (its m rows of A21) at most ...
+SPARSE_A22_MIN = 1_000_000  # entries of A22 from which one mostly of zeros is pickled sparse
 MIN_CHUNK = 4096  # ... but at least this many levels (each chunk costs ~100 numpy calls)
 
 
@@ -99,10 +101,25 @@ class Blocks:
         return split_columns(np.asarray(self.A21), self.q0)
 
     def __getstate__(self) -> dict[str, object]:
-        """Pickled without :attr:`level_chunks`: views, which pickle would copy."""
+        """Pickled without :attr:`level_chunks` (views, which pickle would copy), and a large
+        A22 that is mostly zeros as a sparse matrix.
+
+        A22 of the rest's intercepts is diagonal but for their crossings: pass 2
+        of a Dask fit of 2,000 items shipped 32 MB of it per partition, about 10 KB
+        of which were not zeros.
+        """
         state = dict(self.__dict__)
         state.pop("level_chunks", None)
+        A22 = self.A22
+        if A22.size >= SPARSE_A22_MIN and 3 * np.count_nonzero(A22) < A22.size:
+            state["A22"] = sp.csr_matrix(A22)
         return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        A22 = state["A22"]
+        if isinstance(A22, sp.spmatrix | sp.sparray):
+            state = {**state, "A22": A22.toarray()}
+        self.__dict__.update(state)
 
     @functools.cached_property
     def level_chunks(self) -> tuple[Blocks, ...]:
@@ -330,24 +347,37 @@ def form(
         A21 = xy_z0
         A22 = tall_product(wXy, Xy)
     else:
-        sw = None if weights is None else np.sqrt(weights)[:, None]
-        Mw = [Ms[t.term] if sw is None else Ms[t.term] * sw for t in rest]
-        Zr = sp.hstack(
-            [term_matrix(codes[t.term], M, t.nlevels) for t, M in zip(rest, Mw, strict=True)]
-        ).tocsc()
-        Z0 = term_matrix(c0, M0 if sw is None else M0 * sw, l0).tocsc()
-        Xy = Xy if sw is None else Xy * sw
-        zr_z0 = (Zr.T @ Z0).tocsr()
+        # the rest's cross-products from the codes (pairsums), no sparse products
+        Mr = [Ms[r.term] for r in rest]
+        cr = [codes[r.term] for r in rest]
+        zr_z0 = sp.vstack(
+            [
+                pairsums.cross(c, M, r.nlevels, c0, M0, l0, weights)
+                for r, c, M in zip(rest, cr, Mr, strict=True)
+            ],
+            format="csr",
+        )
         if m * l0 * q0 <= DENSE_LIMIT:
             A21 = np.vstack([zr_z0.toarray(), xy_z0])
         else:
             A21 = sp.vstack([zr_z0, sp.csr_matrix(xy_z0)]).tocsr()
             A21.sort_indices()
-        A22 = np.empty((m, m))
+        A22 = np.zeros((m, m))
         mr = offset
-        A22[:mr, :mr] = (Zr.T @ Zr).toarray()
-        A22[:mr, mr:] = np.asarray(Zr.T @ Xy)
-        A22[mr:, :mr] = A22[:mr, mr:].T
+        for i, (r, c, M) in enumerate(zip(rest, cr, Mr, strict=True)):
+            at = slice(r.offset, r.offset + r.nlevels * r.q)
+            diag = pairsums.own(c, M, r.nlevels, weights)  # (nlevels, q, q), block diagonal
+            lv = r.offset + np.arange(r.nlevels)[:, None, None] * r.q
+            A22[lv + np.arange(r.q)[:, None], lv + np.arange(r.q)[None, :]] = diag
+            for o, co, Mo in zip(rest[i + 1 :], cr[i + 1 :], Mr[i + 1 :], strict=True):
+                other = slice(o.offset, o.offset + o.nlevels * o.q)
+                cross = pairsums.cross(c, M, r.nlevels, co, Mo, o.nlevels, weights)
+                A22[at, other] = cross.toarray()
+                A22[other, at] = A22[at, other].T
+            A22[at, mr:] = pairsums.dense(c, M, r.nlevels, Xy, weights)
+            A22[mr:, at] = A22[at, mr:].T
+        sw = None if weights is None else np.sqrt(weights)[:, None]
+        Xy = Xy if sw is None else Xy * sw
         A22[mr:, mr:] = Xy.T @ Xy
     return Blocks(first, l0, q0, tuple(rest), p, n, A11, A21, A22)
 
@@ -460,6 +490,28 @@ def _rest_rows(
     return A
 
 
+def _xy_rows(A21: sp.csr_matrix, mr: int, xy: np.ndarray) -> sp.csr_matrix:
+    """A sparse A21 with its last rows (``[X y]``'s) moved by ``K'``, the rest's rows kept.
+
+    The rest's rows (most of the entries: counts of crossed levels) are
+    copied, not multiplied by an identity and re-sorted; the last ``p + 1``
+    rows are a small dense product. Exact zeros are dropped, as a sparse
+    product drops them.
+    """
+    A21.sort_indices()
+    start = A21.indptr[mr]
+    bottom = sp.csr_matrix(xy.T @ A21[mr:].toarray())
+    bottom.sort_indices()
+    return sp.csr_matrix(
+        (
+            np.concatenate([A21.data[:start], bottom.data]),
+            np.concatenate([A21.indices[:start], bottom.indices]),
+            np.concatenate([A21.indptr[: mr + 1], start + bottom.indptr[1:]]),
+        ),
+        shape=A21.shape,
+    )
+
+
 def transform(bl: Blocks, maps: list[np.ndarray | None], xy: np.ndarray) -> Blocks:
     """The blocks of ``[Z X y] P`` for ``P = blockdiag(I_l (x) K_t per term, K)``.
 
@@ -478,7 +530,9 @@ def transform(bl: Blocks, maps: list[np.ndarray | None], xy: np.ndarray) -> Bloc
     A22 = bl.A22.copy()
     _rest_rows(_rest_rows(A22, bl, maps, xy).T, bl, maps, xy)  # P' A22, then its columns
     A21: np.ndarray | sp.csr_matrix
-    if sp.issparse(bl.A21):
+    if sp.issparse(bl.A21) and K0 is None and all(maps[t.term] is None for t in bl.rest):
+        A21 = _xy_rows(sp.csr_matrix(bl.A21), bl.mr, xy)
+    elif sp.issparse(bl.A21):
         parts = [
             sp.kron(sp.identity(t.nlevels), sp.csr_matrix(maps[t.term]).T)
             if maps[t.term] is not None

@@ -37,6 +37,7 @@ import scipy.sparse as sp
 from scipy.linalg import blas
 
 from .coefficients import Coefficients
+from .densegram import DenseGram, exact_rows
 from .linalg import pack_lower, packed_index, solve_lower, unpack_lower
 from .schur import triangle
 
@@ -150,7 +151,8 @@ def group_grams(A: sp.csc_matrix, group: np.ndarray, weights: np.ndarray) -> np.
 
     Sparse columns: every pair ``i >= j`` of a column's entries adds
     ``A_ik A_jk`` at its packed position (:func:`sparse_gram`). Dense
-    columns: one ``dsyrk``. Groups are formed a few at a time (``FOLD``
+    columns: one ``dsyrk`` (``ssyrk`` for rows of counts,
+    :mod:`~mixedfx.engine.densegram`). Groups are formed a few at a time (``FOLD``
     bytes) and folded into the ``C_j`` by one product with their weights.
     """
     m = A.shape[0]
@@ -163,7 +165,7 @@ def group_grams(A: sp.csc_matrix, group: np.ndarray, weights: np.ndarray) -> np.
     step = ngroups if identity else min(ngroups, max(1, FOLD // (8 * npacked)))
     out = np.empty((ngroups, npacked)) if identity else np.zeros((weights.shape[1], npacked))
     buffer = np.empty((step, npacked)) if not identity else out
-    full = np.zeros((0, 0))  # dsyrk's (m, m) output, reused
+    gram: DenseGram | None = None  # dense columns' B_c, made on first use
     for c0 in range(0, ngroups, step):
         groups = range(c0, min(c0 + step, ngroups))
         for i, c in enumerate(groups):
@@ -173,9 +175,8 @@ def group_grams(A: sp.csc_matrix, group: np.ndarray, weights: np.ndarray) -> np.
             if PAIR_COST * pairs < 0.5 * m * m * len(cols):
                 buffer[row] = sparse_gram(A, cols, start)
             else:
-                full = full if full.size else np.zeros((m, m), order="F")
-                blas.dsyrk(1.0, A[:, cols].toarray(order="F"), lower=1, c=full, overwrite_c=1)
-                pack_lower(full, out=buffer[row])
+                gram = gram if gram is not None else DenseGram(m, exact_rows(A))
+                gram.packed(A[:, cols].toarray(order="F"), buffer[row])
         if not identity:  # out' += buffer' weights, in place
             blas.dgemm(
                 1.0, buffer[: len(groups)].T, weights[groups.start : groups.stop],
