@@ -28,6 +28,8 @@ TITLES = {
     "predict_1m": "predict 1M rows with the BLUPs",
     "confidence_100k": "confidence intervals for 100k rows",
     "condition_10k": "condition on 10k new groups of 5 rows",
+    "cbpp": "GLMM: cbpp, binomial Laplace fit",
+    "bernoulli_big": "GLMM: Bernoulli `(x \\| g)`, 5k groups, 100k rows",
 }
 PEERS = ("mixedlm", "lme4", "statsmodels")
 
