@@ -21,7 +21,7 @@ from .engine.optimize import OptSummary
 from .engine.pirls import GlmRows
 from .engine.standard import Standardization, Standardized
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
-from .fit import SCALE_RANGE, check_counts, offset_column
+from .fit import SCALE_RANGE, check_counts, column_scales, offset_column
 from .frame import design as design_mod
 from .frame import intercept
 from .frame import missing as missing_mod
@@ -111,9 +111,9 @@ def fit(
     outcome = spec.outcome(design, data)
     check_counts(design, len(outcome.y), float(np.ptp(outcome.y)), allow_n=True)
     rows = glm_rows(design, arrays, outcome, fam)
-    design, _ = theta_units(design, rows)  # the columns' sizes, for the boundary flag
     coords, rows_s = standardize(design, rows)
-    _, w = theta_units(design, rows_s)
+    design = column_scales(design, coords)  # the columns' sizes, for the boundary flag (as lmm)
+    w = theta_units(design, rows_s)
     dev = Deviance(rows_s, design.layout, max(nagq, 1))
     shape = rows.weighted_blocks(rows.offset, None)  # the blocks' sizes, for the thread policy
     with threads_mod.pinned(threads_mod.choose(shape)):  # as lmm: parallel BLAS only when idle
@@ -173,14 +173,12 @@ def standardize(design: design_mod.DesignSpec, rows: GlmRows) -> tuple[Standardi
     x_weights, term_weights = intercept.design_weights(design)
     zeros = np.zeros(rows.n)
     coords = Standardization.learn(rows.X, zeros, rows.M, x_weights, term_weights)
-    X_s, _, M_s = coords.apply(rows.X, zeros, rows.M)
+    X_s, M_s = coords.design_rows(rows.X, rows.M)
     return coords, dataclasses.replace(rows, X=X_s, M=M_s)
 
 
-def theta_units(
-    design: design_mod.DesignSpec, rows: GlmRows
-) -> tuple[design_mod.DesignSpec, np.ndarray]:
-    """The optimizer's units of theta from the random-effect columns' sizes.
+def theta_units(design: design_mod.DesignSpec, rows: GlmRows) -> np.ndarray:
+    """The optimizer's units of theta from the random-effect columns' sizes, shape (ntheta,).
 
     A random-slope column of tiny or huge size (say, times 1e6) makes its
     theta tiny or huge, below BOBYQA's absolute tolerance or far from its
@@ -190,25 +188,17 @@ def theta_units(
     mean square ``s`` lies outside :data:`mixedfx.fit.SCALE_RANGE`, the
     optimizer works with ``theta * s`` (per row of T): the deviance is
     unchanged (Z Lambda is the same matrix), and the estimates do not depend
-    on the units; columns of ordinary size keep scale 1 (lme4's path). The
-    same scales go to the terms for the boundary flag, as
-    :func:`mixedfx.fit.column_scales` does for an LMM.
-
-    Returns
-    -------
-    design : DesignSpec
-        With each term's ``scales`` set (None where all are 1).
-    w : ndarray, shape (ntheta,)
-        ``theta = theta_scaled * w``.
+    on the units; columns of ordinary size keep scale 1 (lme4's path).
+    Returns ``w`` with ``theta = theta_scaled * w``. (The terms' ``scales``
+    for the boundary flag come from the user's columns, by
+    :func:`mixedfx.fit.column_scales`, as for an LMM.)
     """
-    terms, per_term = [], []
+    per_term = []
     for t, M in zip(design.terms, rows.M, strict=True):
         rms = np.sqrt(np.mean(M * M, axis=0)) if rows.n else np.ones(t.q)
         extreme = (rms > 0) & ((rms < SCALE_RANGE[0]) | (rms > SCALE_RANGE[1]))
-        scales = np.where(extreme, rms, 1.0)
-        terms.append(dataclasses.replace(t, scales=scales if extreme.any() else None))
-        per_term.append(1.0 / scales)
-    return dataclasses.replace(design, terms=tuple(terms)), design.layout.by_row(per_term)
+        per_term.append(1.0 / np.where(extreme, rms, 1.0))
+    return design.layout.by_row(per_term)
 
 
 def make_model(

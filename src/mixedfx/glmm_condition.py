@@ -31,7 +31,6 @@ import dataclasses
 import warnings
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from .condition import given_design, warn_training_copies
@@ -86,7 +85,7 @@ def condition(
     warn_training_copies(model, g, stacklevel=3)
     nlevels = [t.nlevels for t in terms]
     std = model.standardized  # the blocks' coordinates (glmm.standardize)
-    X_s, _, M_s = std.coords.apply(g.X, np.zeros(len(g.X)), g.M)
+    X_s, M_s = std.coords.design_rows(g.X, g.M)
     rows = GlmRows(
         X_s,
         g.codes,

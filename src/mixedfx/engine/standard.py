@@ -337,8 +337,15 @@ class Standardization:
         self, X: np.ndarray, y: np.ndarray, Ms: tuple[np.ndarray, ...] | list[np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, ...]]:
         """The standardized ``X``, ``y`` and ``M_t`` of rows."""
+        X_s, Ms_s = self.design_rows(X, Ms)
+        return X_s, self.y_rows(y), Ms_s
+
+    def design_rows(
+        self, X: np.ndarray, Ms: tuple[np.ndarray, ...] | list[np.ndarray]
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """The standardized ``X`` and ``M_t`` of rows (a GLMM's: its response is not mapped)."""
         Ms_s = tuple(M if m.identity() else m.rows(M) for m, M in zip(self.terms, Ms, strict=True))
-        return self.x_rows(X), self.y_rows(y), Ms_s
+        return self.x_rows(X), Ms_s
 
     # -- parameters back to the user's coordinates ----------------------------------
     def Ts(self, Ts_s: list[np.ndarray]) -> list[np.ndarray]:
