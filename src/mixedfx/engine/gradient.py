@@ -338,10 +338,7 @@ def _on_positions(
     hc = h * c
     gd = np.bincount(rows, weights=hc * d[cols], minlength=m)
     gd += np.bincount(cols, weights=np.where(pos.off_diagonal, hc * d[rows], 0.0), minlength=m)
-    out = {
-        t.term: np.array([[2.0 * gd[t.offset : t.offset + t.nlevels].sum()]]) for t in blocks.rest
-    }
-    return parts, out, pos.adjoint(pos.symmetric_weights(dd * h))
+    return parts, diagonal_terms(blocks, gd), pos.adjoint(pos.symmetric_weights(dd * h))
 
 
 def _on_dense(
@@ -393,9 +390,12 @@ def _on_grouped(
         H = blas.dsyr(w[i] - 1.0, Y[:, j], lower=1, a=H, overwrite_a=1)
     h = pack_lower(H)
     gd = blas.dspmv(m, 1.0, np.multiply(C, h, out=C), d, lower=1)
-    out = {
-        rt.term: np.array([[2.0 * gd[rt.offset : rt.offset + rt.nlevels].sum()]])
-        for rt in blocks.rest
-    }
     slope = -float(d @ blas.dspmv(m, 1.0, np.multiply(dU, h, out=dU), d, lower=1))
-    return parts, out, slope
+    return parts, diagonal_terms(blocks, gd), slope
+
+
+def diagonal_terms(blocks: Blocks, gd: np.ndarray) -> dict[int, np.ndarray]:
+    """Each rest term's ``df/dT_t`` (1 x 1, q = 1) from ``df/dd`` (m,): 2 sum over its levels."""
+    return {
+        t.term: np.array([[2.0 * gd[t.offset : t.offset + t.nlevels].sum()]]) for t in blocks.rest
+    }
