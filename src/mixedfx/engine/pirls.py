@@ -57,6 +57,7 @@ from . import blocks as blocks_mod
 from . import solve
 from .cholesky import BlockedCholesky, factorize
 from .family import Family
+from .rowwise import row_dot
 
 MAXIT = 60
 HALVINGS = 10
@@ -127,7 +128,7 @@ class GlmRows:
 
     def eta(self, beta: np.ndarray, b: list[np.ndarray]) -> np.ndarray:
         """The linear predictor ``offset + X beta + Z b``, shape (n,)."""
-        return self.offset + self.X @ beta + self.random_part(b)
+        return self.offset + row_dot(self.X, beta) + self.random_part(b)
 
     @functools.cached_property
     def saturated_kernel(self) -> float:
@@ -160,7 +161,7 @@ class GlmRows:
         if beta is None:
             X, r = self.X, z
         else:
-            X, r = np.empty((self.n, 0)), z - self.X @ beta
+            X, r = np.empty((self.n, 0)), z - row_dot(self.X, beta)
         return blocks_mod.form(X, r, self.codes, self.M, list(self.nlevels), self.first, w)
 
 

@@ -64,6 +64,7 @@ import numpy as np
 
 from . import smallmat
 from .layout import ThetaLayout
+from .rowwise import row_dot, row_matmul
 
 
 def _pow2(x: np.ndarray) -> np.ndarray:
@@ -325,7 +326,7 @@ class Standardization:
         mom = self.terms[t]
         if mask is None or mask.all():
             return mom.rows(M)
-        return np.where(mask, M, 0.0) @ mom.matrix()
+        return row_matmul(np.where(mask, M, 0.0), mom.matrix())
 
     def y_back(self, fit: np.ndarray) -> np.ndarray:
         """Standardized responses back to the user's: ``c + s fit``."""
@@ -468,7 +469,7 @@ class Standardized:
 
     def fixed_part(self, X: np.ndarray) -> np.ndarray:
         """``x'beta`` in the user's units, from rows of X (n, p): ``c + s x_s'beta_s``."""
-        return self.coords.y_back(self.coords.x_rows(X) @ self.beta)
+        return self.coords.y_back(row_dot(self.coords.x_rows(X), self.beta))
 
     def random_part(
         self, t: int, M: np.ndarray, codes: np.ndarray, mask: np.ndarray | None = None

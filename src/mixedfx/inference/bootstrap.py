@@ -36,6 +36,7 @@ import scipy.sparse as sp
 from ..engine import resample
 from ..engine.blocks import Blocks, term_matrix
 from ..engine.layout import ThetaLayout
+from ..engine.rowwise import row_dot
 from ..engine.sdcor import to_sdcor
 from ..engine.standard import Standardization
 from ..errors import DataError
@@ -183,7 +184,7 @@ def problem(model: LinearMixedModel, ranef: str) -> Problem:
     ]
     Zr = sp.hstack([Zs[t.term] for t in bl.rest]).tocsr() if bl.rest else None
     X = coords.x_rows(r.X)
-    sim = dataclasses.replace(sim, mean=coords.y_scale * (X @ std.beta))  # X beta - c
+    sim = dataclasses.replace(sim, mean=coords.y_scale * row_dot(X, std.beta))  # X beta - c
     return Problem(
         bl, spec.layout, model.reml, coords, scales, std.theta, sim, Zs[bl.first], Zr, X, ranef
     )

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from ..condition import with_new_levels
 from ..engine.blocks import term_matrix
+from ..engine.rowwise import row_dot
 from ..errors import DataError
 from ..frame import rows as rows_mod
 from ..frames import in_memory
@@ -97,7 +98,7 @@ def simulator(model: LinearMixedModel, newdata: pd.DataFrame | None = None) -> S
     ]
     known = [t.nlevels for t in spec.terms]
     chol = [model.sigma * T for T in model.Ts()]
-    mean = r.X @ model.beta + r.offset  # lme4: the population prediction, offset included
+    mean = row_dot(r.X, model.beta) + r.offset  # lme4: the population prediction, offset included
     return Simulator(mean, Zs, known, chol, list(model.b), model.sigma)
 
 
