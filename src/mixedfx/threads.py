@@ -6,8 +6,12 @@ not running: InstEval fits (a 1159 x 1159 factorization per evaluation)
 took 3.3, 42, 46, 66 and 170 s with 2 threads next to one busy process,
 against 2.8 s with one thread. Measured on 2 shared cores
 (``bench/threads.py``), 2 threads were slower than 1 for ``dpotrf`` and
-``dpotri`` of every size from 300 to 4500 whenever the machine had other
-work; on a quiet machine they pay only for large matrices.
+``dpotri`` of size 1159 to 4500 whenever the machine had other work (x0.5
+to x0.97 on an AMD EPYC, 2026-12-01). On a quiet machine they pay: there
+x1.6 (dpotrf) and x1.9 (dpotri) at size 1159, x1.3 and x1.75 at 300; on
+the Intel machine of the first measurement, only from about 2000 rows.
+Between the two, :data:`PARALLEL_MIN` is 1000 (InstEval's 1159-row
+factor: its fit 1.09 s with one thread, 0.82 s with two).
 
 So a fit uses one BLAS thread unless its dense factorization has at least
 :data:`PARALLEL_MIN` rows and cores are idle right now; then as many as are
@@ -28,7 +32,7 @@ from typing import Any
 
 from .engine.blocks import Blocks
 
-PARALLEL_MIN = 2000  # rows of the dense factor below which one thread is used
+PARALLEL_MIN = 1000  # rows of the dense factor below which one thread is used
 
 _lock = threading.Lock()
 _active = 0
