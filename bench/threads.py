@@ -69,8 +69,8 @@ def main() -> None:
                 for threads in (1, 2):
                     with threadpool_limits(threads, user_api="blas"):
                         times[threads] = (
-                            median(lambda: lapack.dpotrf(S, lower=1, clean=0), args.repeats),
-                            median(lambda: lapack.dpotri(L, lower=1), args.repeats),
+                            median(lambda S=S: lapack.dpotrf(S, lower=1, clean=0), args.repeats),
+                            median(lambda L=L: lapack.dpotri(L, lower=1), args.repeats),
                         )
                 (f1, i1), (f2, i2) = times[1], times[2]
                 print(
