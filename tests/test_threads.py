@@ -39,6 +39,11 @@ def test_busy_cores_are_left_alone(monkeypatch) -> None:
     assert threads.choose(big) == 1
     monkeypatch.setattr(threads, "busy_elsewhere", lambda: 0.0)
     assert threads.choose(big) == 2
+    # the load average still holds this process's last minute: a trace is not a busy core
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda: 0.04)
+    assert threads.choose(big) == 2
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda: 0.6)  # most of a core in use
+    assert threads.choose(big) == 1
 
 
 def test_an_explicit_choice_wins_and_is_checked() -> None:

@@ -15,7 +15,10 @@ factor: its fit 1.09 s with one thread, 0.82 s with two).
 
 So a fit uses one BLAS thread unless its dense factorization has at least
 :data:`PARALLEL_MIN` rows and cores are idle right now; then as many as are
-idle (at most the cores it may run on). ``threads=`` overrides the choice.
+idle (at most the cores it may run on). A core counts as idle when less than
+half of it is used elsewhere: the 1-minute load average still holds this
+process's own work of the last minute (a benchmark's previous fit: 1.04,
+which truncated to no idle core at all). ``threads=`` overrides the choice.
 The limit holds for the whole fit, from the first evaluation to the model;
 concurrent fits in one process share the limit of the first to start, which
 is restored when the last one ends.
@@ -88,7 +91,7 @@ def choose(blocks: Blocks, threads: int | None = None) -> int:
     if blocks.m < PARALLEL_MIN:
         return 1
     idle = usable_cpus() - max(0.0, busy_elsewhere())
-    return max(1, min(usable_cpus(), int(idle)))
+    return max(1, min(usable_cpus(), int(idle + 0.5)))  # a core less than half used is idle
 
 
 def checked(threads: int | None) -> int | None:
