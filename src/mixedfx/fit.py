@@ -104,20 +104,20 @@ def lmm(
             raise DataError("offset= must be the name of a column for a Dask frame")
         with threads_mod.pinned(threads_mod.checked(threads)):  # None: chosen in fit_model
             return remote.lmm(formula, data, reml, missing, progress, offset)
-    threads_mod.checked(threads)
-    data = in_memory(data, "data")
-    data, offset = offset_column(data, offset)
-    also = [c for c in (offset, weights) if c is not None]
-    with columns.reading(data):  # each column taken from pandas once
-        data = missing_mod.handle(formula, data, missing, also=also)
-        design, arrays = learn_design(formula, data, offset)
-        w = None if weights is None else prior_weights(data, weights)
-    coords, blocks = form_blocks(design, arrays, w)
-    log_w = 0.0 if w is None else float(np.log(w).sum())
-    with threads_mod.pinned(threads_mod.choose(blocks, threads)):
-        objective = make_objective(design, blocks, reml, log_w)
-        opt = fit_theta(objective)
-        model = make_model(design, arrays, coords, blocks, objective, opt, data, stacklevel=3)
+    with threads_mod.pinned(threads_mod.reading(threads)):  # one thread next to busy cores
+        data = in_memory(data, "data")
+        data, offset = offset_column(data, offset)
+        also = [c for c in (offset, weights) if c is not None]
+        with columns.reading(data):  # each column taken from pandas once
+            data = missing_mod.handle(formula, data, missing, also=also)
+            design, arrays = learn_design(formula, data, offset)
+            w = None if weights is None else prior_weights(data, weights)
+        coords, blocks = form_blocks(design, arrays, w)
+        log_w = 0.0 if w is None else float(np.log(w).sum())
+        with threads_mod.pinned(threads_mod.choose(blocks, threads)):
+            objective = make_objective(design, blocks, reml, log_w)
+            opt = fit_theta(objective)
+            model = make_model(design, arrays, coords, blocks, objective, opt, data, stacklevel=3)
     return model if weights is None else dataclasses.replace(model, weights=weights)
 
 

@@ -103,22 +103,23 @@ def fit(
             "GLMMs are fitted in memory: collect the Dask frame first (ddf.compute()); "
             "predictions from a GLMM do run on Dask frames"
         )
-    data = in_memory(data, "data")
-    data, offset = offset_column(data, offset)
-    also = spec.columns() + ([offset] if offset is not None else [])
-    data = missing_mod.handle(formula, data, missing, also=also)
-    design, arrays = learn_design(formula, data, offset)
-    outcome = spec.outcome(design, data)
-    check_counts(design, len(outcome.y), float(np.ptp(outcome.y)), allow_n=True)
-    rows = glm_rows(design, arrays, outcome, fam)
-    coords, rows_s = standardize(design, rows)
-    design = column_scales(design, coords)  # the columns' sizes, for the boundary flag (as lmm)
-    w = theta_units(design, rows_s)
-    dev = Deviance(rows_s, design.layout, max(nagq, 1))
-    shape = rows.weighted_blocks(rows.offset, None)  # the blocks' sizes, for the thread policy
-    with threads_mod.pinned(threads_mod.choose(shape)):  # as lmm: parallel BLAS only when idle
-        opt = fit_glmm(dev, w, nagq)
-        return make_model(design, spec, (rows, rows_s, coords), opt, nagq, data, stacklevel=4)
+    with threads_mod.pinned(threads_mod.reading()):  # one thread next to busy cores, as lmm
+        data = in_memory(data, "data")
+        data, offset = offset_column(data, offset)
+        also = spec.columns() + ([offset] if offset is not None else [])
+        data = missing_mod.handle(formula, data, missing, also=also)
+        design, arrays = learn_design(formula, data, offset)
+        outcome = spec.outcome(design, data)
+        check_counts(design, len(outcome.y), float(np.ptp(outcome.y)), allow_n=True)
+        rows = glm_rows(design, arrays, outcome, fam)
+        coords, rows_s = standardize(design, rows)
+        design = column_scales(design, coords)  # the columns' sizes, for the boundary flag (as lmm)
+        w = theta_units(design, rows_s)
+        dev = Deviance(rows_s, design.layout, max(nagq, 1))
+        shape = rows.weighted_blocks(rows.offset, None)  # the blocks' sizes, for the thread policy
+        with threads_mod.pinned(threads_mod.choose(shape)):  # as lmm: parallel BLAS only when idle
+            opt = fit_glmm(dev, w, nagq)
+            return make_model(design, spec, (rows, rows_s, coords), opt, nagq, data, stacklevel=4)
 
 
 def learn_design(
