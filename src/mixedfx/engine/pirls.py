@@ -135,29 +135,36 @@ class GlmRows:
         """``sum_i kernel(y_i, y_i, w_i)``: the deviance residuals' constant part."""
         return float(self.family.kernel(self.y, self.y, self.weights).sum())
 
-    def drsum(self, eta: np.ndarray) -> float:
-        """Sum of the deviance residuals at ``eta``."""
-        mu = self.family.linkinv(eta)
+    def drsum(self, eta: np.ndarray, mu: np.ndarray | None = None) -> float:
+        """Sum of the deviance residuals at ``eta`` (``mu``: its mean, when known)."""
+        mu = self.family.linkinv(eta) if mu is None else mu
         with np.errstate(divide="ignore"):  # a mean of exactly 0 or 1 against y: infinite
             if self.bernoulli:  # kernel(y, y) = 0
                 return -2.0 * float(self.weights @ np.log(np.where(self.y > 0, mu, 1.0 - mu)))
             kernel = self.family.kernel(self.y, mu, self.weights)
         return 2.0 * (self.saturated_kernel - float(kernel.sum()))
 
-    def working(self, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Working weights ``W`` and working response ``z`` at ``eta``, each shape (n,)."""
+    def working(
+        self, eta: np.ndarray, mu: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Working weights ``W`` and working response ``z`` at ``eta``, each shape (n,).
+
+        ``mu``: the mean at ``eta`` when the caller has it (PIRLS: from the deviance).
+        """
         fam = self.family
-        mu = fam.linkinv(eta)
+        mu = fam.linkinv(eta) if mu is None else mu
         me = fam.link.mu_eta(eta, mu)
         w = self.weights * me * me / fam.variance(mu)
         return w, eta - self.offset + (self.y - mu) / me
 
-    def weighted_blocks(self, eta: np.ndarray, beta: np.ndarray | None) -> blocks_mod.Blocks:
-        """Blocks of the weighted rows ``W^(1/2) [Z X z]`` at ``eta``.
+    def weighted_blocks(
+        self, eta: np.ndarray, beta: np.ndarray | None, mu: np.ndarray | None = None
+    ) -> blocks_mod.Blocks:
+        """Blocks of the weighted rows ``W^(1/2) [Z X z]`` at ``eta`` (mean ``mu``, when known).
 
         With ``beta`` given: the blocks of ``W^(1/2) [Z, z - X beta]`` (no X).
         """
-        w, z = self.working(eta)
+        w, z = self.working(eta, mu)
         if beta is None:
             X, r = self.X, z
         else:
@@ -290,28 +297,31 @@ def pirls(
     def b_of(uv: np.ndarray) -> list[np.ndarray]:
         return [ut @ T.T for ut, T in zip(_split(uv, shapes), Ts, strict=True)]
 
-    def objective(eta: np.ndarray, uv: np.ndarray) -> float:
+    def objective(eta: np.ndarray, uv: np.ndarray) -> tuple[float, float, np.ndarray]:
+        """The penalized deviance, its deviance part and the mean at ``eta`` (reused)."""
+        mu = rows.family.linkinv(eta)
+        dr = rows.drsum(eta, mu)
         extra = 0.0 if prior is None else prior_ss(prior, b_of(uv))
-        return rows.drsum(eta) + float(uv @ uv) + extra
+        return dr + float(uv @ uv) + extra, dr, mu
 
-    def factor(eta: np.ndarray) -> BlockedCholesky:
-        bl = rows.weighted_blocks(eta, cur_beta if fixed else None)
+    def factor(eta: np.ndarray, mu: np.ndarray | None) -> BlockedCholesky:
+        bl = rows.weighted_blocks(eta, cur_beta if fixed else None, mu)
         return factorize(bl if prior is None else blocks_mod.add(prior, bl), Ts)
 
     if eta0 is not None:
         eta = np.asarray(eta0, dtype=float)
-        pdev = np.inf
+        pdev, dr, mu = np.inf, None, None
     else:
         eta = rows.eta(cur_beta, b_of(u))
-        pdev = objective(eta, u)
-    f = factor(eta)
+        pdev, dr, mu = objective(eta, u)
+    f = factor(eta, mu)
     converged, it, flat_before, before = False, 0, False, np.inf
     for it in range(1, maxit + 1):  # noqa: B007 (the count is returned)
         new_beta, new_u, _ = solve.modes(f)
         nu = _flat(new_u)
         nb = cur_beta if fixed else new_beta
         new_eta = rows.eta(nb, b_of(nu))
-        new_pdev = objective(new_eta, nu)
+        new_pdev, new_dr, new_mu = objective(new_eta, nu)
         moved = float(np.max(np.abs(new_eta - eta), initial=0.0))
         rounding = ROUNDING * (1.0 + abs(pdev)) if np.isfinite(pdev) else np.inf
         for _ in range(HALVINGS):
@@ -320,7 +330,7 @@ def pirls(
             nu = 0.5 * (u + nu)
             nb = nb if fixed else 0.5 * (cur_beta + nb)
             new_eta = rows.eta(nb, b_of(nu))
-            new_pdev = objective(new_eta, nu)
+            new_pdev, new_dr, new_mu = objective(new_eta, nu)
         if new_pdev > pdev + rounding:
             break  # step halving failed: not converged
         rate = moved / before if 0.0 < before < np.inf else (0.0 if moved == 0.0 else 1.0)
@@ -329,8 +339,8 @@ def pirls(
         # a flat objective while eta keeps moving at a steady pace: separation
         flat = rate >= 0.5 and abs(pdev - new_pdev) <= PDEV_TOL * (1.0 + abs(new_pdev))
         before = moved
-        u, cur_beta, eta, pdev = nu, nb, new_eta, new_pdev
-        f = factor(eta)
+        u, cur_beta, eta, pdev, dr, mu = nu, nb, new_eta, new_pdev, new_dr, new_mu
+        f = factor(eta, mu)
         if small or (flat and flat_before):
             converged = True
             break
@@ -338,4 +348,5 @@ def pirls(
     b = b_of(u)
     extra = 0.0 if prior is None else prior_ss(prior, b)
     us = _split(u, shapes)
-    return Mode(cur_beta.copy(), us, b, eta, f, rows.drsum(eta), extra, it, converged)
+    dr = rows.drsum(eta) if dr is None else dr  # (a start eta0 never accepted a step)
+    return Mode(cur_beta.copy(), us, b, eta, f, dr, extra, it, converged)
