@@ -97,6 +97,8 @@ def test_rows_are_read_with_one_thread_next_to_a_busy_core(monkeypatch) -> None:
     """Forming the blocks ran with BLAS's own threads before the policy chose: 1.4x slower."""
     from mixedfx import fit as fit_mod
 
+    monkeypatch.setattr(threads, "READING_MIN", 100)  # sleepstudy's 180 rows count as many
+
     seen: list[list[int]] = []
     form = fit_mod.form_blocks
 
@@ -112,7 +114,9 @@ def test_rows_are_read_with_one_thread_next_to_a_busy_core(monkeypatch) -> None:
         monkeypatch.setattr(threads, "busy_elsewhere", lambda: 1.0)
         mfx.lmm("Reaction ~ Days + (Days | Subject)", data)
         monkeypatch.setattr(threads, "busy_elsewhere", lambda: 0.0)
-        assert threads.reading() is None and threads.reading(3) == 3
+        assert threads.reading(None, 10**6) is None and threads.reading(3) == 3
+        monkeypatch.setattr(threads, "busy_elsewhere", lambda: 1.0)
+        assert threads.reading(None, 99) is None  # few rows: nothing to limit
         assert set(blas_threads()) == {2}
     assert seen == [[1] * len(before)]
     assert blas_threads() == before

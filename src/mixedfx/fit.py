@@ -104,8 +104,8 @@ def lmm(
             raise DataError("offset= must be the name of a column for a Dask frame")
         with threads_mod.pinned(threads_mod.checked(threads)):  # None: chosen in fit_model
             return remote.lmm(formula, data, reml, missing, progress, offset)
-    with threads_mod.pinned(threads_mod.reading(threads)):  # one thread next to busy cores
-        data = in_memory(data, "data")
+    data = in_memory(data, "data")
+    with threads_mod.pinned(threads_mod.reading(threads, len(data))):  # 1 next to busy cores
         data, offset = offset_column(data, offset)
         also = [c for c in (offset, weights) if c is not None]
         with columns.reading(data):  # each column taken from pandas once

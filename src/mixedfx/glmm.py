@@ -103,8 +103,8 @@ def fit(
             "GLMMs are fitted in memory: collect the Dask frame first (ddf.compute()); "
             "predictions from a GLMM do run on Dask frames"
         )
-    with threads_mod.pinned(threads_mod.reading()):  # one thread next to busy cores, as lmm
-        data = in_memory(data, "data")
+    data = in_memory(data, "data")
+    with threads_mod.pinned(threads_mod.reading(None, len(data))):  # as lmm
         data, offset = offset_column(data, offset)
         also = spec.columns() + ([offset] if offset is not None else [])
         data = missing_mod.handle(formula, data, missing, also=also)
