@@ -26,12 +26,14 @@ def sized(m: int) -> blocks_mod.Blocks:
 def test_one_thread_below_the_size_where_parallel_blas_pays(monkeypatch) -> None:
     monkeypatch.setattr(threads, "busy_elsewhere", lambda: 0.0)
     monkeypatch.setattr(threads, "usable_cpus", lambda: 8)
+    monkeypatch.setattr(threads, "allowed", lambda: 8)
     assert threads.choose(sized(threads.PARALLEL_MIN - 1)) == 1
     assert threads.choose(sized(threads.PARALLEL_MIN)) == 8
 
 
 def test_busy_cores_are_left_alone(monkeypatch) -> None:
     monkeypatch.setattr(threads, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(threads, "allowed", lambda: 2)
     big = sized(threads.PARALLEL_MIN)
     monkeypatch.setattr(threads, "busy_elsewhere", lambda: 1.0)  # one other CPU-bound process
     assert threads.choose(big) == 1
@@ -120,3 +122,16 @@ def test_rows_are_read_with_one_thread_next_to_a_busy_core(monkeypatch) -> None:
         assert set(blas_threads()) == {2}
     assert seen == [[1] * len(before)]
     assert blas_threads() == before
+
+
+def test_never_more_threads_than_the_process_allows(monkeypatch) -> None:
+    """OPENBLAS_NUM_THREADS=1 or a joblib worker's limit: the policy must not raise it."""
+    monkeypatch.setattr(threads, "busy_elsewhere", lambda: 0.0)
+    monkeypatch.setattr(threads, "usable_cpus", lambda: 8)
+    big = sized(threads.PARALLEL_MIN)
+    with threadpool_limits(1, user_api="blas"):
+        assert threads.allowed() == 1
+        assert threads.choose(big) == 1
+    with threadpool_limits(2, user_api="blas"):
+        assert threads.choose(big) == 2
+    assert threads.choose(big, 3) == 3  # the user's explicit choice still wins

@@ -82,7 +82,9 @@ def lmm(
         BLAS threads for the fit. By default one, unless the dense
         factorization is large and cores are idle (see
         :mod:`mixedfx.threads`): parallel BLAS next to other busy processes
-        slowed fits down fifty-fold.
+        slowed fits down fifty-fold. The default never exceeds the BLAS
+        threads the process allows (``OPENBLAS_NUM_THREADS``, a joblib
+        worker's limit); an explicit ``threads`` does.
 
     Returns
     -------

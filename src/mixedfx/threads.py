@@ -15,7 +15,8 @@ factor: its fit 1.09 s with one thread, 0.82 s with two).
 
 So a fit uses one BLAS thread unless its dense factorization has at least
 :data:`PARALLEL_MIN` rows and cores are idle right now; then as many as are
-idle (at most the cores it may run on). A core counts as idle when less than
+idle (at most the cores it may run on, and never more than the BLAS
+threads the process allows: :func:`allowed`). A core counts as idle when less than
 half of it is used elsewhere: the 1-minute load average still holds this
 process's own work of the last minute (a benchmark's previous fit: 1.04,
 which truncated to no idle core at all). ``threads=`` overrides the choice.
@@ -91,7 +92,21 @@ def choose(blocks: Blocks, threads: int | None = None) -> int:
     if blocks.m < PARALLEL_MIN:
         return 1
     idle = usable_cpus() - max(0.0, busy_elsewhere())
-    return max(1, min(usable_cpus(), int(idle + 0.5)))  # a core less than half used is idle
+    # a core less than half used is idle; never more than the process allows
+    return max(1, min(usable_cpus(), int(idle + 0.5), allowed()))
+
+
+def allowed() -> int:
+    """The BLAS threads this process allows now: the fewest of any BLAS library loaded.
+
+    ``OPENBLAS_NUM_THREADS=1``, joblib's workers (which limit BLAS to their
+    share of the cores) and a user's ``threadpool_limits`` all set it; a fit
+    never raises it (threadpoolctl could: OpenBLAS allows up to its
+    compiled maximum), or workers that were given one core each would each
+    run two threads.
+    """
+    counts = [lib.num_threads for lib in _controller().lib_controllers if lib.user_api == "blas"]
+    return min(counts, default=1)
 
 
 READING_MIN = 50_000  # rows below which the products over them are too short to limit
