@@ -201,7 +201,10 @@ class LevelSums:
     random slope that is also a fixed effect, the intercept of X and of M)
     shares its sums, and a column of ones multiplies nothing (its products
     are the other column; two of them, the rows' counts). The sums are those
-    of the products themselves, to the bit.
+    of the products themselves, to the bit. With row ``weights`` ``w`` the
+    sums are of ``(u w) v`` (``u`` the earlier column; ``w`` alone or ``v w``
+    against ones): a GLMM's working weights, where ``[X y]'Z0`` shares most
+    of its sums with ``Z0'Z0``.
 
     Parameters
     ----------
@@ -209,10 +212,17 @@ class LevelSums:
         The rows' levels.
     nlevels : int
     columns : list of ndarray, shape (n,) each
+    weights : ndarray, shape (n,), optional
     """
 
-    def __init__(self, codes: np.ndarray, nlevels: int, columns: list[np.ndarray]) -> None:
-        self.codes, self.nlevels, self.columns = codes, nlevels, columns
+    def __init__(
+        self,
+        codes: np.ndarray,
+        nlevels: int,
+        columns: list[np.ndarray],
+        weights: np.ndarray | None = None,
+    ) -> None:
+        self.codes, self.nlevels, self.columns, self.weights = codes, nlevels, columns, weights
         self.same: list[int] = []  # per column, the first column equal to it
         for i, c in enumerate(columns):
             earlier = (j for j in sorted(set(self.same)) if _equal(columns[j], c))
@@ -224,28 +234,35 @@ class LevelSums:
         """The sums of ``columns[i] * columns[j]`` over each level's rows, shape (nlevels,)."""
         a, b = sorted((self.same[i], self.same[j]))
         if (a, b) not in self.done:
-            u, v = self.columns[a], self.columns[b]
-            if self.ones[a] and self.ones[b]:
+            u, v, rw = self.columns[a], self.columns[b], self.weights
+            if self.ones[a] and self.ones[b] and rw is None:
                 out = np.bincount(self.codes, minlength=self.nlevels).astype(float)
             else:
-                w = v if self.ones[a] else u if self.ones[b] else u * v
+                if self.ones[a] and self.ones[b]:
+                    w = rw
+                elif rw is None:
+                    w = v if self.ones[a] else u if self.ones[b] else u * v
+                else:
+                    w = v * rw if self.ones[a] else u * rw if self.ones[b] else (u * rw) * v
                 out = np.bincount(self.codes, weights=w, minlength=self.nlevels)
             self.done[(a, b)] = out
         return self.done[(a, b)]
 
 
-def column_products(columns: list[np.ndarray]) -> np.ndarray:
-    """``[u' v for v in columns] for u in columns``, shape (k, k), one dot product per pair.
+def column_products(columns: list[np.ndarray], weights: np.ndarray | None = None) -> np.ndarray:
+    """``[u' W v for v in columns] for u in columns``, shape (k, k), one dot product per pair.
 
     ``u' v`` and ``v' u`` are the same products added in the same order, so
     the lower triangle is copied from the upper one, bit for bit: k (k + 1) / 2
-    passes over the rows instead of k^2.
+    passes over the rows instead of k^2. With ``weights`` (n,) the products
+    are ``(u w)' v``, symmetric by construction.
     """
     k = len(columns)
     out = np.empty((k, k))
     for i, u in enumerate(columns):
+        uw = u if weights is None else u * weights
         for j in range(i, k):
-            out[i, j] = out[j, i] = u @ columns[j]
+            out[i, j] = out[j, i] = uw @ columns[j]
     return out
 
 
@@ -312,16 +329,12 @@ def form(
     first = chosen if first is None else first
     c0, M0, l0 = codes[first], Ms[first], nlevels[first]
     q0 = M0.shape[1]
-    wM0 = M0 if weights is None else M0 * weights[:, None]
     xy_columns = [*(X[:, j] for j in range(p)), y]
-    sums = LevelSums(c0, l0, [*xy_columns, *(M0[:, k] for k in range(q0))])
+    sums = LevelSums(c0, l0, [*xy_columns, *(M0[:, k] for k in range(q0))], weights)
     A11 = np.empty((l0, q0, q0))
     for i in range(q0):
         for j in range(i, q0):
-            if weights is None:
-                A11[:, i, j] = sums(p + 1 + i, p + 1 + j)
-            else:
-                A11[:, i, j] = np.bincount(c0, weights=wM0[:, i] * M0[:, j], minlength=l0)
+            A11[:, i, j] = sums(p + 1 + i, p + 1 + j)
             A11[:, j, i] = A11[:, i, j]
     rest, offset = [], 0
     for t in rest_idx:
@@ -332,14 +345,11 @@ def form(
     xy_z0 = np.empty((p + 1, l0, q0))
     for k in range(q0):
         for j in range(p + 1):
-            if weights is None:
-                xy_z0[j, :, k] = sums(j, p + 1 + k)
-            else:
-                xy_z0[j, :, k] = np.bincount(c0, weights=xy_columns[j] * wM0[:, k], minlength=l0)
+            xy_z0[j, :, k] = sums(j, p + 1 + k)
     xy_z0 = xy_z0.reshape(p + 1, l0 * q0)
-    if not rest and weights is None and p + 1 <= DOTS_MAX:  # no copy of [X y]
+    if not rest and p + 1 <= DOTS_MAX:  # no copy of [X y]
         A21: np.ndarray | sp.csr_matrix = xy_z0
-        A22 = column_products(xy_columns)
+        A22 = column_products(xy_columns, weights)
         return Blocks(first, l0, q0, (), p, n, A11, A21, A22)
     Xy = np.column_stack([X, y])
     wXy = Xy if weights is None else Xy * weights[:, None]
