@@ -91,9 +91,12 @@ def choose(blocks: Blocks, threads: int | None = None) -> int:
         return chosen
     if blocks.m < PARALLEL_MIN:
         return 1
-    idle = usable_cpus() - max(0.0, busy_elsewhere())
-    # a core less than half used is idle; never more than the process allows
-    return max(1, min(usable_cpus(), int(idle + 0.5), allowed()))
+    return max(1, min(usable_cpus(), idle_cores(), allowed()))
+
+
+def idle_cores() -> int:
+    """Cores not in use elsewhere; a core less than half used counts as idle."""
+    return int(usable_cpus() - max(0.0, busy_elsewhere()) + 0.5)
 
 
 def allowed() -> int:
@@ -126,9 +129,7 @@ def reading(threads: int | None = None, rows: int = READING_MIN) -> int | None:
     chosen = checked(threads)
     if chosen is not None or rows < READING_MIN:
         return chosen
-    cpus = usable_cpus()
-    idle = int(cpus - max(0.0, busy_elsewhere()) + 0.5)
-    return None if idle >= cpus else 1
+    return None if idle_cores() >= usable_cpus() else 1
 
 
 def checked(threads: int | None) -> int | None:
