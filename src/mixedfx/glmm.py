@@ -116,8 +116,9 @@ def fit(
         design = column_scales(design, coords)  # the columns' sizes, for the boundary flag (as lmm)
         w = theta_units(design, rows_s)
         dev = Deviance(rows_s, design.layout, max(nagq, 1))
-        shape = rows.weighted_blocks(rows.offset, None)  # the blocks' sizes, for the thread policy
-        with threads_mod.pinned(threads_mod.choose(shape)):  # as lmm: parallel BLAS only when idle
+        qs = [M.shape[1] for M in rows.M]
+        m = blocks_mod.dense_rows(list(rows.nlevels), qs, rows.X.shape[1], rows.first)
+        with threads_mod.pinned(threads_mod.choose(m)):  # as lmm: parallel BLAS only when idle
             opt = fit_glmm(dev, w, nagq)
             return make_model(design, spec, (rows, rows_s, coords), opt, nagq, data, stacklevel=4)
 

@@ -72,12 +72,13 @@ def busy_elsewhere() -> float:
     return max(signals) - 1.0 if signals else float(usable_cpus())
 
 
-def choose(blocks: Blocks, threads: int | None = None) -> int:
+def choose(blocks: Blocks | int, threads: int | None = None) -> int:
     """The number of BLAS threads for a fit over ``blocks`` (see module docstring).
 
     Parameters
     ----------
-    blocks : Blocks
+    blocks : Blocks or int
+        The blocks, or the number of rows ``m`` of their dense factor.
     threads : int, optional
         The user's choice; None for the policy.
 
@@ -89,7 +90,7 @@ def choose(blocks: Blocks, threads: int | None = None) -> int:
     chosen = checked(threads)
     if chosen is not None:
         return chosen
-    if blocks.m < PARALLEL_MIN:
+    if (blocks if isinstance(blocks, int) else blocks.m) < PARALLEL_MIN:
         return 1
     return max(1, min(usable_cpus(), idle_cores(), allowed()))
 

@@ -93,3 +93,15 @@ def test_a22_mostly_zeros_is_pickled_sparse_and_restored_exactly() -> None:
     np.testing.assert_array_equal(copy.A22, bl.A22)
     np.testing.assert_array_equal(copy.A11, bl.A11)
     assert (copy.A21 != bl.A21).nnz == 0
+
+
+def test_dense_rows_is_the_size_form_builds() -> None:
+    """The thread policy sizes a GLMM's factor without forming its blocks."""
+    rng = np.random.default_rng(5)
+    n = 400
+    codes = (rng.integers(0, 30, n), rng.integers(0, 7, n), rng.integers(0, 12, n))
+    Ms = (np.ones((n, 1)), np.column_stack([np.ones(n), rng.standard_normal(n)]), np.ones((n, 1)))
+    X, y = np.column_stack([np.ones(n), rng.standard_normal(n)]), rng.standard_normal(n)
+    for first in (None, 0, 1, 2):
+        bl = blocks_mod.form(X, y, codes, Ms, [30, 7, 12], first)
+        assert blocks_mod.dense_rows([30, 7, 12], [1, 2, 1], 2, bl.first) == bl.m

@@ -299,6 +299,16 @@ def engine_order(sizes: list[tuple[int, int]]) -> tuple[int, list[int]]:
     return first, [t for t in range(len(sizes)) if t != first]
 
 
+def dense_rows(nlevels: list[int], qs: list[int], p: int, first: int) -> int:
+    """``m``, the rows of the dense part ``[Zr X y]`` of the blocks :func:`form` would build.
+
+    Every term but ``first`` (random effects ``nlevels[t] * qs[t]`` each) and
+    the ``p + 1`` columns of X and y.
+    """
+    sizes = [nl * q for nl, q in zip(nlevels, qs, strict=True)]
+    return sum(size for t, size in enumerate(sizes) if t != first) + p + 1
+
+
 def form(
     X: np.ndarray,
     y: np.ndarray,
