@@ -115,3 +115,28 @@ def test_blocked_fits_settle_on_one_optimum_in_every_row_order(item_sd: float) -
     for m in fits[1:]:
         np.testing.assert_allclose(m.theta, fits[0].theta, rtol=1e-10, atol=1e-12)
         assert m.objective == pytest.approx(fits[0].objective, rel=1e-12)
+
+
+def test_an_iteration_that_stays_put_after_many_evaluations_is_accepted() -> None:
+    """L-BFGS-B reports its current point when a line search finds nothing lower.
+
+    Under OpenBLAS's SandyBridge kernels a Dask test's fit did so after 24
+    evaluations, when a cache of 16 points had dropped the current one: KeyError.
+    """
+    from mixedfx.engine.descent import _Run
+
+    hess = np.diag([2.0, 5.0])
+    fungrad = quadratic(np.array([0.3, 0.4]), hess)
+    run = _Run(fungrad, np.array([1.0, 1.0]), np.zeros(2))
+    for t in np.linspace(0.1, 2.0, 30):  # a long, fruitless line search
+        run.value(np.array([1.0, 1.0]) + t)
+    start_evals = run.evals
+    step = run.accept(run.x.copy())  # the point it started from
+    assert run.evals == start_evals and np.all(np.isfinite(step))
+    moved = np.array([0.8, 0.9])
+    run.value(moved)
+    run.accept(moved)
+    assert np.array_equal(run.x, moved) and run.f == fungrad(moved)[0]
+    other = np.array([0.5, 0.5])  # never evaluated: evaluated on acceptance
+    run.accept(other)
+    assert run.evals == start_evals + 2 and run.f == fungrad(other)[0]

@@ -109,14 +109,27 @@ class _Run:
             self.infinite = True
             f, g = np.inf, np.zeros_like(x)
         g = np.asarray(g, dtype=float)
-        if len(self.seen) > 16:
-            self.seen.clear()
         self.seen[np.asarray(x, dtype=float).tobytes()] = (float(f), g.copy())
         return float(f), g
 
     def accept(self, x: np.ndarray) -> np.ndarray:
-        """Move to the accepted iterate ``x``, update B; return the step it predicts next."""
-        f, g = self.seen[x.tobytes()]
+        """Move to the accepted iterate ``x``, update B; return the step it predicts next.
+
+        ``x`` is a point evaluated since the last accepted one, or that one
+        itself (an iteration whose line search found no lower point reports
+        the point it started from); the points evaluated on the way are
+        then forgotten. (A cache of the last 16 points, cleared when full,
+        had lost the current point after 24 evaluations under OpenBLAS's
+        SandyBridge kernels: a KeyError out of the fit.)
+        """
+        key = x.tobytes()
+        if key == self.x.tobytes():
+            f, g = self.f, self.g
+        elif key in self.seen:
+            f, g = self.seen[key]
+        else:  # not a point it asked for: evaluate it (it never was, so far)
+            f, g = self.value(x)
+        self.seen.clear()
         s, y = x - self.x, g - self.g
         sy = float(s @ y)
         if sy > 1e-12 * float(np.linalg.norm(s) * np.linalg.norm(y)):
