@@ -252,9 +252,10 @@ class LevelSums:
 def column_products(columns: list[np.ndarray], weights: np.ndarray | None = None) -> np.ndarray:
     """``[u' W v for v in columns] for u in columns``, shape (k, k), one dot product per pair.
 
-    ``u' v`` and ``v' u`` are the same products added in the same order, so
-    the lower triangle is copied from the upper one, bit for bit: k (k + 1) / 2
-    passes over the rows instead of k^2. With ``weights`` (n,) the products
+    The lower triangle is copied from the upper one (exactly symmetric;
+    ``v' u`` would be the same sum but for the order in which some BLAS kernels
+    add a strided and a contiguous column): k (k + 1) / 2 passes over the rows
+    instead of k^2. With ``weights`` (n,) the products
     are ``(u w)' v``, symmetric by construction.
     """
     k = len(columns)
