@@ -252,6 +252,8 @@ def response(data: pd.DataFrame, name: str, binary: bool = False) -> np.ndarray:
     """
     check_columns(data, [name], "response")
     col = column(data, name)
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iuf":  # passes every check below
+        return numbers(col)
     boolean = pd.api.types.is_bool_dtype(col.dtype) or _booleans(col)
     if boolean and not binary:
         raise DataError(
