@@ -362,7 +362,7 @@ class Standardization:
         return [
             T / m.scale[:, None]
             if not m.mean.any()
-            else lower_factor(m.matrix() @ T, float(np.prod(np.diag(T) / m.scale)))
+            else lower_factor(m.matrix() @ T, float(np.multiply.reduce(np.diag(T) / m.scale)))
             for m, T in zip(self.terms, Ts_s, strict=True)
         ]
 

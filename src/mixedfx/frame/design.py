@@ -335,7 +335,8 @@ def drop_dependent(
     relations, such as the R factor of its QR decomposition (the Dask path).
     """
     kept = independent_columns(X)
-    dropped = tuple(names[j] for j in range(len(names)) if j not in set(kept.tolist()))
+    independent = set(kept.tolist())
+    dropped = tuple(names[j] for j in range(len(names)) if j not in independent)
     if dropped:
         warnings.warn(
             f"fixed-effect model matrix is rank deficient: dropping {len(dropped)} column(s) "
