@@ -145,8 +145,10 @@ class MixedModel:
         a random-slope variable changes units.
         """
         for t, T in zip(self.spec.terms, self.Ts(), strict=True):
-            scales = np.ones(t.q) if t.scales is None else t.scales
-            if np.any(np.abs(np.diag(T)) * scales < SINGULAR_TOL):
+            diagonal = np.abs(np.diag(T))
+            if t.scales is not None:
+                diagonal *= t.scales
+            if (diagonal < SINGULAR_TOL).any():
                 return True
         return False
 

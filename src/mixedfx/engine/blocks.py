@@ -227,7 +227,7 @@ class LevelSums:
         for i, c in enumerate(columns):
             earlier = (j for j in sorted(set(self.same)) if _equal(columns[j], c))
             self.same.append(next(earlier, i))
-        self.ones = [bool(len(c) and c[0] == 1.0 and np.all(c == 1.0)) for c in columns]
+        self.ones = [bool(len(c) and c[0] == 1.0 and (c == 1.0).all()) for c in columns]
         self.done: dict[tuple[int, int], np.ndarray] = {}
 
     def __call__(self, i: int, j: int) -> np.ndarray:
@@ -269,8 +269,10 @@ def column_products(columns: list[np.ndarray], weights: np.ndarray | None = None
 
 def _equal(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two columns are equal, elementwise (their first entries compared first)."""
-    head = min(len(a), 16)
-    return bool(np.array_equal(a[:head], b[:head]) and np.array_equal(a, b))
+    if a.shape != b.shape:
+        return False
+    head = min(len(a), 16)  # np.array_equal's test, without its wrapper (per pair of columns)
+    return bool((a[:head] == b[:head]).all() and (a == b).all())
 
 
 def term_matrix(codes: np.ndarray, M: np.ndarray, nlevels: int) -> sp.csr_matrix:

@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import numpy as np
 
+BROADCAST_MAX = 128  # levels up to which q = 2 products broadcast (a few calls beat eight)
+
 
 def matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     """``A_k B_k`` per level; either may be a single (q, q) matrix, shape (l, q, q).
 
-    For q = 2 entry by entry, ``a_i0 b_0j + a_i1 b_1j`` on (l,) arrays (numpy's
-    broadcasting over axes of length 2 costs several times that).
+    For q = 2 and more than :data:`BROADCAST_MAX` levels entry by entry,
+    ``a_i0 b_0j + a_i1 b_1j`` on (l,) arrays (numpy's broadcasting over axes of
+    length 2 costs several times that); fewer levels take the broadcast sums
+    below, whose per-call cost is then what counts. Both add the same products
+    in the same order, so they agree to the bit.
     """
     q = A.shape[-1]
     if q > 4:
         return A @ B
-    if q == 2:
+    if q == 2 and max(A.size, B.size) > 4 * BROADCAST_MAX:
         entries = [
             [A[..., i, 0] * B[..., 0, j] + A[..., i, 1] * B[..., 1, j] for j in range(2)]
             for i in range(2)

@@ -111,13 +111,17 @@ class Moments:
             raise ValueError("internal: the columns' intercept combination does not sum to 1")
         if n == 0:
             return cls(0, weights, np.zeros(k), np.zeros(k))
-        unit = _pow2(np.maximum(W.max(axis=0), -W.min(axis=0)))  # max |W| per column
+        # the ufuncs' reductions: what ndarray.max and .mean (a sum over n) run, without
+        # their Python wrappers (four calls on a few columns cost more than the sums)
+        top = np.maximum(np.maximum.reduce(W, axis=0), -np.minimum.reduce(W, axis=0))
+        unit = _pow2(top)  # max |W| per column
         Wu = W / unit
-        mean = Wu.mean(axis=0) * _centred(weights, k)
+        mean = np.add.reduce(Wu, axis=0) / n
+        mean *= _centred(weights, k)
         Wu -= mean
         np.square(Wu, out=Wu)
-        rms = np.sqrt(Wu.mean(axis=0))
-        return cls(len(W), weights, mean * unit, rms * unit)
+        rms = np.sqrt(np.add.reduce(Wu, axis=0) / n)
+        return cls(n, weights, mean * unit, rms * unit)
 
     @functools.cached_property
     def scale(self) -> np.ndarray:
@@ -359,7 +363,7 @@ class Standardization:
         return [
             T / m.scale[:, None]
             if not m.mean.any()
-            else lower_factor(m.matrix() @ T, float(np.prod(np.diag(T) / m.scale)))
+            else lower_factor(m.matrix() @ T, float(np.multiply.reduce(np.diag(T) / m.scale)))
             for m, T in zip(self.terms, Ts_s, strict=True)
         ]
 

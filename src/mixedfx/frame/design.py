@@ -252,6 +252,8 @@ def response(data: pd.DataFrame, name: str, binary: bool = False) -> np.ndarray:
     """
     check_columns(data, [name], "response")
     col = column(data, name)
+    if isinstance(col.dtype, np.dtype) and col.dtype.kind in "iuf":  # passes every check below
+        return numbers(col)
     boolean = pd.api.types.is_bool_dtype(col.dtype) or _booleans(col)
     if boolean and not binary:
         raise DataError(
@@ -333,7 +335,8 @@ def drop_dependent(
     relations, such as the R factor of its QR decomposition (the Dask path).
     """
     kept = independent_columns(X)
-    dropped = tuple(names[j] for j in range(len(names)) if j not in set(kept.tolist()))
+    independent = set(kept.tolist())
+    dropped = tuple(names[j] for j in range(len(names)) if j not in independent)
     if dropped:
         warnings.warn(
             f"fixed-effect model matrix is rank deficient: dropping {len(dropped)} column(s) "

@@ -308,6 +308,8 @@ class Evaluator:
         inner = _unwrap(node)
         if isinstance(inner, Name):
             dtype = self.column(inner.id).dtype
+            if isinstance(dtype, np.dtype):  # as below: neither a number nor a boolean
+                return dtype.kind not in "iufc"
             return _text_like(dtype) or pd.api.types.is_bool_dtype(dtype)
         return categorical_form(node)
 
@@ -353,6 +355,8 @@ def _codes(key: str, values: pd.Series, levels: tf.Levels) -> np.ndarray:
 
 def _text_like(dtype: Any) -> bool:
     """Labels rather than numbers: text, objects, categoricals (booleans are both)."""
+    if isinstance(dtype, np.dtype):  # pandas' checks below, answered by the kind
+        return dtype.kind not in "biufc"
     return isinstance(dtype, pd.CategoricalDtype) or not (
         pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
     )

@@ -91,15 +91,21 @@ class RandomTerm:
         FormulaError
             For a term without columns, or with an offset.
         """
-        terms = expand(self.lhs)
-        if terms.offsets:
-            raise FormulaError(f"random term {self} cannot hold an offset")
-        if not terms.terms and not terms.intercept:
-            raise FormulaError(f"random term {self} has no columns")
-        if self.correlated:
-            return (terms,)
-        singles = tuple(terms.single(k) for k in range(len(terms.terms)))
-        return ((Terms(True, (), ()),) if terms.intercept else ()) + singles
+        return _parts(self)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parts(term: RandomTerm) -> tuple[Terms, ...]:
+    """:meth:`RandomTerm.parts`, cached: the result is immutable and read by every fit."""
+    terms = expand(term.lhs)
+    if terms.offsets:
+        raise FormulaError(f"random term {term} cannot hold an offset")
+    if not terms.terms and not terms.intercept:
+        raise FormulaError(f"random term {term} has no columns")
+    if term.correlated:
+        return (terms,)
+    singles = tuple(terms.single(k) for k in range(len(terms.terms)))
+    return ((Terms(True, (), ()),) if terms.intercept else ()) + singles
 
 
 @dataclass(frozen=True)

@@ -235,9 +235,9 @@ def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
         lme4's order: the categories' order for a categorical, else sorted.
     """
     if isinstance(column.dtype, pd.CategoricalDtype):  # fast path: codes are given
-        _refuse_missing(int(is_missing(column).sum()), name)
+        _refuse_missing(int(np.count_nonzero(is_missing(column))), name)
         codes = np.asarray(column.array.codes).astype(np.int64)  # no Series built
-        uniques = column.cat.categories
+        uniques = column.dtype.categories  # column.cat.categories, without the accessor
         used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
         if not used.all():  # drop unused levels, as lme4 does
             remap = np.cumsum(used) - 1

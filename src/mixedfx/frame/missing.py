@@ -45,8 +45,11 @@ def used_columns(formula: str, data: pd.DataFrame, also: Sequence[str] = ()) -> 
 def column_counts(data: pd.DataFrame, names: Sequence[str]) -> tuple[dict[str, Count], np.ndarray]:
     """Per column of ``names``, its missing values counted; and the rows with any, shape (n,)."""
     masks = {name: is_missing(column(data, name)) for name in names}
-    rows = np.logical_or.reduce([*masks.values(), np.zeros(len(data), dtype=bool)])
-    return {name: Count.of(m) for name, m in masks.items()}, rows
+    counts = {name: Count.of(m) for name, m in masks.items()}
+    rows = np.zeros(len(data), dtype=bool)
+    if any(c.bad for c in counts.values()):
+        rows = np.logical_or.reduce([*masks.values(), rows])
+    return counts, rows
 
 
 def check(columns: Mapping[str, Count], rows: Count, missing: str, hint: str = DROP_HINT) -> bool:

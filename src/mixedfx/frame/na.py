@@ -98,7 +98,7 @@ class Count:
     @classmethod
     def of(cls, mask: np.ndarray) -> Count:
         """The count of a boolean mask, shape (n,)."""
-        bad = int(mask.sum())
+        bad = int(np.count_nonzero(mask))  # mask.sum(), without its wrapper
         return cls(len(mask), bad, int(np.argmax(mask)) if bad else -1)
 
     def then(self, other: Count) -> Count:
