@@ -235,17 +235,15 @@ class LevelSums:
         a, b = sorted((self.same[i], self.same[j]))
         if (a, b) not in self.done:
             u, v, rw = self.columns[a], self.columns[b], self.weights
-            if self.ones[a] and self.ones[b] and rw is None:
-                out = np.bincount(self.codes, minlength=self.nlevels).astype(float)
+            if self.ones[a] and self.ones[b]:
+                w = rw  # None: the rows' counts
+            elif self.ones[a] or self.ones[b]:
+                other = v if self.ones[a] else u
+                w = other if rw is None else other * rw
             else:
-                if self.ones[a] and self.ones[b]:
-                    w = rw
-                elif rw is None:
-                    w = v if self.ones[a] else u if self.ones[b] else u * v
-                else:
-                    w = v * rw if self.ones[a] else u * rw if self.ones[b] else (u * rw) * v
-                out = np.bincount(self.codes, weights=w, minlength=self.nlevels)
-            self.done[(a, b)] = out
+                w = u * v if rw is None else (u * rw) * v
+            out = np.bincount(self.codes, weights=w, minlength=self.nlevels)
+            self.done[(a, b)] = out if w is not None else out.astype(float)
         return self.done[(a, b)]
 
 

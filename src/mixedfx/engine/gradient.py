@@ -112,10 +112,11 @@ def inverse_weighted_at(L: np.ndarray, w: np.ndarray, pos: Positions) -> np.ndar
     Y, rows = _special_rows(L, w)
     h = inverse_from_cholesky(L, overwrite=True).reshape(-1)[pos.flat]
     if len(rows):  # one position column at a time: no (nloc, len(rows)) gathers
-        terms = [(Y[:, j][pos.rows] * (w[i] - 1.0)) * Y[:, j][pos.cols] for j, i in enumerate(rows)]
-        for t in terms[1:]:
-            terms[0] += t
-        h += terms[0]
+        terms = ((Y[:, j][pos.rows] * (w[i] - 1.0)) * Y[:, j][pos.cols] for j, i in enumerate(rows))
+        extra = next(terms)
+        for term in terms:  # formed one at a time
+            extra += term
+        h += extra
     return h
 
 

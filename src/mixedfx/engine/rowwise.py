@@ -57,6 +57,7 @@ def row_matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     -------
     ndarray, shape (n, m)
     """
-    return np.stack([row_dot(A, B[:, c]) for c in range(B.shape[1])], axis=1).reshape(
-        A.shape[0], B.shape[1]
-    )
+    out = np.empty((A.shape[0], B.shape[1]))
+    for c in range(B.shape[1]):
+        out[:, c] = row_dot(A, B[:, c])
+    return out
