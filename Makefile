@@ -111,6 +111,7 @@ reference:
 	Rscript tests/reference/make_formulas.R
 	Rscript tests/reference/make_random_designs.R
 	Rscript tests/reference/make_glmm.R
+	Rscript tests/reference/make_glmm_random_designs.R
 	Rscript tests/reference/make_inference.R
 
 clean:
