@@ -271,3 +271,27 @@ def test_vcov(name: str) -> None:
     want = np.array(design["vcov_fd"])
     reference_error = scaled_difference(np.array(design["vcov"]), want)
     close(m.vcov.to_numpy(), want, max(VCOV, 2.0 * reference_error))
+
+
+def new_rows(design: dict[str, Any]) -> pd.DataFrame:
+    """The design's 24 new rows, 6 of them with labels never seen in training."""
+    data = pd.DataFrame.from_records(design["newdata"])
+    if "f" in data:
+        data["f"] = pd.Categorical(data["f"], categories=design["factor_levels"]["f"])
+    return data
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if agreed(n)])
+def test_predictions_on_new_rows(name: str) -> None:
+    """lme4's predict(newdata, re.form, allow.new.levels = TRUE) on both scales.
+
+    re.form NULL, NA and each random-effects term alone; unseen labels (also an
+    unseen combination of nested labels) get their population effect, 0.
+    """
+    m, design = fit(name), DESIGNS[name]
+    data = new_rows(design)
+    for scale, by_form in design["pred"].items():
+        for form, want in by_form.items():
+            re = form.removeprefix("~ ") if form.startswith("~") else form
+            got = m.predict(data, re=re, type=scale)
+            close(got, want, PARAMETERS)

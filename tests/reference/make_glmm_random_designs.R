@@ -52,6 +52,13 @@
 #   devfun_tol_pwrss  1e-14, or 1e-12 where lme4's PIRLS fails at 1e-14
 #   ranef, condvar, condvar_layout, condvar_terms, level_values  (ranef_fields)
 #   fitted         fitted(fit) (the mean) in row order
+#   newdata, newdata_types   24 new rows (records) and their column types: 18
+#                  with training labels and fresh predictors, 6 with labels
+#                  never seen (see new_rows)
+#   pred           {link | response: {all | none | "~ (term)": [n_new]}}:
+#                  predict(fit, newdata, re.form = NULL | NA | the one term,
+#                  allow.new.levels = TRUE, type); single terms only where the
+#                  formula has several
 #   lme4_version, matrix_version, r_version
 
 common_R <- file.path("tests", "reference", "common.R")
@@ -116,7 +123,10 @@ make_design <- function(i, template) {
     out$formula <- switch(template, bern_slope = "y ~ x + (x | g)",
                           bern_uncorr = "y ~ x + (x || g)", bern_crossed = "y ~ x + (1 | g) + (1 | h)",
                           "y ~ x + (1 | g)")
-    if (template == "bern_shift") d$x <- d$x + 1e4
+    if (template == "bern_shift") {
+      d$x <- d$x + 1e4
+      out$shift <- 1e4
+    }
   } else if (template == "cbind_factor") {
     d$m <- sample(1:12, n, replace = TRUE)
     d$s <- rbinom(n, d$m, plogis(eta))
@@ -152,6 +162,29 @@ make_design <- function(i, template) {
   d$z <- NULL  # drawn (it is part of the designs' random stream) but unused
   out$data <- d
   out
+}
+
+# 24 new rows: 18 with training labels (fresh x, f, t), 6 with labels never seen
+# ("new1", ... or 10001, ... by the column's type), mixed into both grouping
+# columns where there are two; drawn from their own seed
+new_rows <- function(design, seed) {
+  main_stream <- .Random.seed  # the designs' stream is left as it was
+  on.exit(assign(".Random.seed", main_stream, envir = globalenv()))
+  set.seed(seed)
+  d <- design$data
+  n_new <- 24L
+  nd <- data.frame(x = round(rnorm(n_new), 4))
+  if (!is.null(d$t)) nd$t <- round(runif(n_new, 0.5, 5), 2)
+  if (!is.null(d$f)) nd$f <- factor(sample(levels(d$f), n_new, replace = TRUE), levels = levels(d$f))
+  unseen <- function(values, k) if (is.character(values)) sprintf("new%d", seq_len(k)) else 10000L + seq_len(k)
+  for (col in intersect(c("g", "h"), names(d))) {
+    v <- sample(unique(d[[col]]), n_new, replace = TRUE)
+    fresh <- sample(n_new, 6L)
+    v[fresh] <- unseen(d[[col]], 6L)
+    nd[[col]] <- v
+  }
+  if (!is.null(design$shift)) nd$x <- nd$x + design$shift
+  nd
 }
 
 glmer_args <- function(design) {
@@ -201,6 +234,14 @@ vcov_fd <- function(dfun, theta, beta) {
   V[-seq_len(kt), -seq_len(kt), drop = FALSE]
 }
 
+# each random-effects term of a formula alone, as lme4's re.form: "~ (1 | g)", ...
+# (only for formulas with more than one term; nested g/h is two terms, h:g and g)
+re_terms <- function(formula) {
+  bars <- lme4::findbars(as.formula(formula))
+  if (length(bars) < 2L) return(character(0))
+  vapply(bars, function(b) paste0("~ (", deparse(b), ")"), "")
+}
+
 results <- list()
 for (i in seq_len(N_DESIGNS)) {
   template <- TEMPLATES[(i - 1L) %% length(TEMPLATES) + 1L]
@@ -228,6 +269,15 @@ for (i in seq_len(N_DESIGNS)) {
   for (k in c("weights", "agreement", "vcov_fd")) if (is.null(out[[k]])) out[k] <- list(NULL)
   out <- c(out, ranef_fields(fit, data = design$data), data_fields(design$data))
   out$fitted <- num_array(fitted(fit))
+  nd <- new_rows(design, seed = 1000L + i)
+  out$newdata <- records(nd)
+  out$newdata_types <- lapply(nd, column_type)
+  forms <- c(list(all = NULL, none = NA), setNames(lapply(re_terms(design$formula), as.formula),
+                                                    re_terms(design$formula)))
+  out$pred <- lapply(c(link = "link", response = "response"), function(type) {
+    lapply(forms, function(rf) num_array(predict(fit, newdata = nd, re.form = rf,
+                                                  allow.new.levels = TRUE, type = type)))
+  })
   out <- c(out, versions())
   results[[name]] <- out
   cat(sprintf("%-24s n = %3d  -2logLik %.10g  agreement %s%s\n", name, nrow(design$data),
