@@ -152,7 +152,11 @@ def test_family_spellings() -> None:
     a = mfx.glmm("y ~ x + (1 | g)", df, family="binomial(link = 'probit')")
     b = mfx.glmm("y ~ x + (1 | g)", df, family=mfx.family.binomial("probit"))
     assert a.objective == b.objective and str(a.family) == "binomial(probit)"
-    for bad, message in [("gamma", "unknown family"), ("poisson(link='logit')", "links")]:
+    for bad, message in [
+        ("gamma", "unknown family"),
+        ("poisson(link='logit')", "links"),
+        ("gaussian", "unknown family 'gaussian'.*for a Gaussian response use mixedfx.lmm"),
+    ]:
         with pytest.raises(ValueError, match=message):
             mfx.glmm("y ~ x + (1 | g)", df, family=bad)
     with pytest.raises(ValueError, match="nAGQ"):

@@ -60,7 +60,8 @@ def resolve(family: str | Family) -> Family:
 
 def _family(name: str, link: str | None) -> Family:
     if name not in FAMILIES:
-        raise ValueError(f"unknown family {name!r}; mixedfx fits {sorted(FAMILIES)}")
+        hint = "; for a Gaussian response use mixedfx.lmm" if name == "gaussian" else ""
+        raise ValueError(f"unknown family {name!r}; mixedfx fits {sorted(FAMILIES)}{hint}")
     link = CANONICAL[name] if link is None else link
     if link not in FAMILIES[name]:
         raise ValueError(f"the {name} family takes the links {list(FAMILIES[name])}, not {link!r}")
