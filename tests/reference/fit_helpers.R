@@ -1,5 +1,6 @@
 # Helpers shared by the second set of lme4 reference scripts
-# (make_formulas.R, make_random_designs.R, make_glmm.R, make_inference.R);
+# (make_formulas.R, make_random_designs.R, make_glmm.R, make_inference.R,
+# make_glmm_random_designs.R);
 # sourced after common.R, not run on its own.
 #
 #   capture(expr)            evaluate expr, collecting its warnings and
@@ -12,6 +13,8 @@
 #   conv_info(fit)           optimizer, feval, optimizer messages and lme4's
 #                            convergence messages
 #   check_close(a, b, what)  stop() unless a and b agree to a relative 1e-8
+#   assign_groups(n, G)      row -> group index of a random design: unequal
+#                            group sizes, each group at least 2 rows
 #   versions()               R, lme4, Matrix versions
 #   expected_fit(base, kind, amount, n, fit), drift(out, expected)
 #                            what an exactly shift- / scale-invariant fit gives
@@ -28,6 +31,13 @@
 # 1e-8 relative or looser; exact equality holds only for data columns.
 
 suppressPackageStartupMessages(library(Matrix))
+
+# row -> group index: unequal group sizes, each group at least 2 rows
+assign_groups <- function(n, G) {
+  p <- runif(G, 0.2, 1)
+  idx <- c(rep(seq_len(G), 2), sample(G, n - 2 * G, replace = TRUE, prob = p))
+  sample(idx)
+}
 
 check_close <- function(a, b, what, tolerance = 1e-8) {
   a <- as.numeric(a)

@@ -83,8 +83,7 @@ TEMPLATES <- c("bern_int", "bern_slope", "bern_uncorr", "cbind_factor", "prop_we
 STRING_POOL <- c("007", "7", "07", "a", "A", "x.1", "x_1")
 
 group_col <- function(n, G, type) {
-  p <- runif(G, 0.2, 1)
-  idx <- sample(c(rep(seq_len(G), 2), sample(G, n - 2 * G, replace = TRUE, prob = p)))
+  idx <- assign_groups(n, G)
   lab <- if (type == "integer") {
     sample(-5:500, G)
   } else {

@@ -117,13 +117,6 @@ make_labels <- function(G, type) {
     })
 }
 
-# row -> group index: unequal group sizes, each group at least 2 rows
-assign_groups <- function(n, G) {
-  p <- runif(G, 0.2, 1)
-  idx <- c(rep(seq_len(G), 2), sample(G, n - 2 * G, replace = TRUE, prob = p))
-  sample(idx)
-}
-
 n_groups <- function(n) sample(4:max(4, min(30, n %/% 4)), 1)
 draw_sd <- function(k = 1) sample(c(0, 0.3, 1, 2), k, replace = TRUE, prob = c(0.15, 0.25, 0.35, 0.25))
 draw_fixef <- function(k) round(runif(k, -3, 3), 3)
