@@ -37,6 +37,18 @@ def cases() -> list[str]:
     return list(reference(True))
 
 
+def close(got: Any, want: Any, rtol: float) -> None:
+    """Agreement relative to the array's scale, at least 1: ``atol = rtol * max(1, max|want|)``.
+
+    Not :func:`tolerance.assert_close`: lme4's estimates are located to an
+    absolute precision in theta's units, so the modes of a term with a small
+    variance (scale 0.02) are no closer than those of a large one.
+    """
+    want = np.asarray(want, dtype=float)
+    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
+    np.testing.assert_allclose(np.asarray(got, dtype=float), want, rtol=0, atol=rtol * scale)
+
+
 def records(rows: list[dict[str, Any]], types: dict[str, str], levels: dict) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     for col, kind in types.items():

@@ -34,6 +34,7 @@ from scipy.optimize import brentq
 from scipy.special import gammaln, log_ndtr
 
 import mixedfx as mfx
+from glmm_reference import close, records
 from mixedfx.engine.laplace import Deviance
 from mixedfx.glmm import glm_rows, learn_design
 
@@ -51,11 +52,7 @@ VCOV = 1e-4  # the floor of the vcov's tolerance (see test_vcov)
 
 
 def frame(design: dict[str, Any]) -> pd.DataFrame:
-    data = pd.DataFrame.from_records(design["data"])
-    for column, kind in design["column_types"].items():
-        if kind == "factor":
-            data[column] = pd.Categorical(data[column], categories=design["factor_levels"][column])
-    return data
+    return records(design["data"], design["column_types"], design["factor_levels"])
 
 
 @functools.cache
@@ -87,13 +84,6 @@ def deviance_at(name: str, theta: np.ndarray, beta: np.ndarray) -> float:
 def agreed(name: str) -> bool:
     agreement = DESIGNS[name]["agreement"]
     return agreement is not None and agreement <= AGREED
-
-
-def close(got: np.ndarray, want: np.ndarray, rtol: float) -> None:
-    """Agreement relative to the array's scale (atol = rtol * max(1, max|want|))."""
-    want = np.asarray(want, dtype=float)
-    scale = max(1.0, float(np.abs(want).max(initial=0.0)))
-    np.testing.assert_allclose(np.asarray(got, dtype=float), want, rtol=0, atol=rtol * scale)
 
 
 # ---------------------------------------------------------------------------
