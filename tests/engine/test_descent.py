@@ -1,4 +1,8 @@
-"""L-BFGS-B on the analytic gradient (descent.py) and the optimizer chosen for the model."""
+"""L-BFGS-B on the analytic gradient (descent.py) and the optimizer chosen for the model.
+
+Blocked models are fitted by Fisher scoring (scoring.py), which hands over to
+L-BFGS-B where it cannot go on.
+"""
 
 from __future__ import annotations
 
@@ -95,7 +99,7 @@ def test_the_optimizer_is_chosen_for_the_model_and_counted_honestly() -> None:
     assert small.optsummary.optimizer == "NLOPT_LN_BOBYQA"
     big = quiet("y ~ x + (1 | u) + (1 | i)", crossed(3000, 250, 60, 0.5, 1))
     opt = big.optsummary
-    assert opt.optimizer == "L-BFGS-B" and opt.converged
+    assert opt.optimizer == "scoring" and opt.converged
     # an interior optimum where the first-order conditions held: neither probed nor
     # settled, so every evaluation came with a gradient
     assert opt.extra["first_order"] == 1.0
@@ -110,7 +114,7 @@ def test_blocked_fits_settle_on_one_optimum_in_every_row_order(item_sd: float) -
     for seed in range(4):
         order = np.random.default_rng(seed).permutation(len(data))
         fits.append(quiet("y ~ x + (1 | u) + (1 | i)", data.iloc[order].reset_index(drop=True)))
-    assert fits[0].optsummary.optimizer == "L-BFGS-B"
+    assert fits[0].optsummary.optimizer == "scoring"
     assert fits[0].singular == (item_sd == 0.0)
     for m in fits[1:]:
         np.testing.assert_allclose(m.theta, fits[0].theta, rtol=1e-10, atol=1e-12)

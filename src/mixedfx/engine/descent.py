@@ -69,7 +69,7 @@ class Descent:
     evals : int
         Calls of ``fungrad`` (each one objective and one gradient).
     converged : bool
-        L-BFGS-B ended by the step rule, its own tests or a line search that
+        The method ended by the step rule, its own tests or a line search that
         found no lower point (not by the iteration limit), met no point
         where the objective was not finite, and the first-order gain
         (:func:`gain`) is below ``tol * max(1, |f|)``.
@@ -83,6 +83,7 @@ class Descent:
     evals: int
     converged: bool
     status: str
+    method: str = "L-BFGS-B"
 
 
 class _Run:

@@ -32,6 +32,8 @@ the gradient forms no (m, m) array but the factor, inverted in place.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.linalg import blas
 
@@ -60,6 +62,7 @@ from .linalg import (
 from .schur import DenseSchur, Positions, split_columns
 
 Parts = tuple[float, float, float]
+Factored = Callable[[np.ndarray], None]
 
 
 def weights(blocks: Blocks, reml: bool) -> np.ndarray:
@@ -257,12 +260,18 @@ def unscaled_rest(blocks: Blocks, Ts: list[np.ndarray], W: np.ndarray) -> np.nda
 
 
 def gradient(
-    blocks: Blocks, Ts: list[np.ndarray], reml: bool, w: np.ndarray | None = None
+    blocks: Blocks,
+    Ts: list[np.ndarray],
+    reml: bool,
+    w: np.ndarray | None = None,
+    factored: Factored | None = None,
 ) -> tuple[Parts, list[np.ndarray]]:
     """The objective's parts and ``df/dT_t`` for every design term (see module docstring).
 
     ``w`` (m,) replaces the objective's weights of ``log L22_ii^2`` (:func:`weights`);
-    ``log|L11|^2`` keeps weight 1.
+    ``log|L11|^2`` keeps weight 1. ``factored``, when given, is called with
+    the Schur factor ``L22`` (m, m; lower triangle) before the gradient
+    overwrites it, to read more off the one factorization.
 
     Returns
     -------
@@ -281,7 +290,7 @@ def gradient(
     w = weights(blocks, reml) if w is None else w
     if not blocks.sparse:  # two passes over the level chunks: U, then the chain to T0
         logdet11, U, grams = first_update(blocks, T0, keep=True)
-        parts, out, Ub = _on_dense(blocks, Ts, blocks.A22 - U, w, logdet11)
+        parts, out, Ub = _on_dense(blocks, Ts, blocks.A22 - U, w, logdet11, factored)
         pairs = zip(blocks.level_chunks, grams, strict=True)
         out[blocks.first] = sum(
             (first_term(c, T0, schur_adjoint(c, Ub), gram) for c, gram in pairs),
@@ -294,17 +303,18 @@ def gradient(
     schur = blocks.schur
     if isinstance(schur, GroupedSchur):  # q0 = 1: no 2x2 gram
         if d is not None:
-            parts, out, slope = _on_grouped(blocks, schur, T0[0, 0], d, w, logdet11)
+            parts, out, slope = _on_grouped(blocks, schur, T0[0, 0], d, w, logdet11, factored)
         else:
             C = unscaled_rest(blocks, Ts, W)
-            parts, out, Ub = _on_dense(blocks, Ts, C, w, logdet11)
+            parts, out, Ub = _on_dense(blocks, Ts, C, w, logdet11, factored)
             slope = schur.slope(T0[0, 0], Ub)
         out[blocks.first] = grouped_first_term(blocks, T0[0, 0], slope)
         return parts, [out[t] for t in range(len(Ts))]
     if isinstance(schur, Positions) and d is not None:
-        parts, out, Wb = _on_positions(blocks, schur, W, d, w, logdet11)
+        parts, out, Wb = _on_positions(blocks, schur, W, d, w, logdet11, factored)
     else:
-        parts, out, Ub = _on_dense(blocks, Ts, unscaled_rest(blocks, Ts, W), w, logdet11)
+        C = unscaled_rest(blocks, Ts, W)
+        parts, out, Ub = _on_dense(blocks, Ts, C, w, logdet11, factored)
         Wb = schur_adjoint(blocks, Ub)
     out[blocks.first] = first_term(blocks, T0, Wb, gram)
     return parts, [out[t] for t in range(len(Ts))]
@@ -323,7 +333,13 @@ def grouped_first_term(blocks: Blocks, t: float, slope: float) -> np.ndarray:
 
 
 def _on_positions(
-    blocks: Blocks, pos: Positions, W: np.ndarray, d: np.ndarray, w: np.ndarray, logdet11: float
+    blocks: Blocks,
+    pos: Positions,
+    W: np.ndarray,
+    d: np.ndarray,
+    w: np.ndarray,
+    logdet11: float,
+    factored: Factored | None = None,
 ) -> tuple[Parts, dict[int, np.ndarray], np.ndarray]:
     """Parts, rest terms' gradients and ``df/dW`` when C lives on sparse positions.
 
@@ -338,6 +354,8 @@ def _on_positions(
     M22.reshape(-1)[: blocks.mr * (m + 1) : m + 1] += 1.0
     L22 = cholesky(M22, clean=False)
     parts = logdets(blocks, L22, logdet11)
+    if factored is not None:
+        factored(L22)
     h = inverse_weighted_at(L22, w, pos)
     hc = h * c
     gd = np.bincount(rows, weights=hc * d[cols], minlength=m)
@@ -346,7 +364,12 @@ def _on_positions(
 
 
 def _on_dense(
-    blocks: Blocks, Ts: list[np.ndarray], C: np.ndarray, w: np.ndarray, logdet11: float
+    blocks: Blocks,
+    Ts: list[np.ndarray],
+    C: np.ndarray,
+    w: np.ndarray,
+    logdet11: float,
+    factored: Factored | None = None,
 ) -> tuple[Parts, dict[int, np.ndarray], np.ndarray]:
     """Parts, rest terms' gradients and ``df/dU = -Lr H Lr'`` from ``C = A22 - U`` (m, m).
 
@@ -357,13 +380,21 @@ def _on_dense(
     M22.reshape(-1)[: blocks.mr * (blocks.m + 1) : blocks.m + 1] += 1.0
     L22 = cholesky(M22, clean=False)
     parts = logdets(blocks, L22, logdet11)
+    if factored is not None:
+        factored(L22)
     H = inverse_weighted(L22, w)
     out = rest_terms(blocks, Ts, C, H)
     return parts, out, -scale_both(H, blocks, [T.T for T in Ts])  # -Lr H Lr'
 
 
 def _on_grouped(
-    blocks: Blocks, schur: GroupedSchur, t: float, d: np.ndarray, w: np.ndarray, logdet11: float
+    blocks: Blocks,
+    schur: GroupedSchur,
+    t: float,
+    d: np.ndarray,
+    w: np.ndarray,
+    logdet11: float,
+    factored: Factored | None = None,
 ) -> tuple[Parts, dict[int, np.ndarray], float]:
     """Parts, the rest terms' gradients and ``<dU/dt, df/dU>`` for grouped levels (rest q = 1).
 
@@ -388,6 +419,8 @@ def _on_grouped(
     M22[np.arange(mr), np.arange(mr)] += 1.0
     L22 = cholesky(M22, clean=False)
     parts = logdets(blocks, L22, logdet11)
+    if factored is not None:
+        factored(L22)
     Y, rows = _special_rows(L22, w)
     H = inverse_from_cholesky(L22, overwrite=True)  # lower triangle
     for j, i in enumerate(rows):

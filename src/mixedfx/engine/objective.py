@@ -22,6 +22,7 @@ from . import gradient as gradient_mod
 from .blocks import Blocks
 from .cholesky import BlockedCholesky, factorize, objective_parts
 from .dense import DENSE_MAX, DENSE_MAX_THETA, DenseSystem
+from .information import average_information, covariance_curvature, positive_part
 from .layout import ThetaLayout
 
 
@@ -118,6 +119,30 @@ class Objective:
             full = self._dense_weights if w is None else np.concatenate([np.ones(bl.l0 * bl.q0), w])
             return self.dense.gradient(theta, full)
         return self._blocked_parts(theta, w)
+
+    def value_gradient_information(self, theta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """The objective, its gradient and the average information at theta, one factorization.
+
+        The information (ntheta, ntheta) is :func:`~mixedfx.engine.information.
+        average_information`, read off the blocked factor before the gradient
+        overwrites it. The objective is ``inf`` (and the rest zeros) where
+        it is not defined.
+        """
+        Ts = self.Ts(np.asarray(theta, dtype=float))
+        held: list[np.ndarray] = []
+
+        def factored(L22: np.ndarray) -> None:
+            held.append(average_information(self.blocks, self.layout, Ts, self.reml, L22))
+
+        k = self.ntheta
+        try:
+            parts, gT = gradient_mod.gradient(self.blocks, Ts, self.reml, None, factored)
+        except np.linalg.LinAlgError:
+            return math.inf, np.zeros(k), np.zeros((k, k))
+        pairs = zip(gT, self.layout.index, strict=True)
+        g = np.concatenate([gt[r, c] for gt, (r, c) in pairs])
+        S = covariance_curvature(self.layout, Ts, g)
+        return self.criterion(*parts), g, held[0] + positive_part(S)
 
     def hessian(self, theta: np.ndarray) -> np.ndarray | None:
         """The objective's Hessian at theta, (ntheta, ntheta), for small models; else None.

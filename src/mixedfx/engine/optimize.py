@@ -26,6 +26,7 @@ import numpy as np
 
 from .descent import HANDOVER, MAXITER, descend, escape, gain, projected
 from .objective import Objective
+from .scoring import ValueGradientInformation, score
 
 _STATUS = {
     nlopt.SUCCESS: "success",
@@ -162,8 +163,18 @@ def bobyqa(
     return local
 
 
-def quasi_newton(fungrad: ValueGradient, lower: np.ndarray, tol: float = 1e-8) -> Local:
+def quasi_newton(
+    fungrad: ValueGradient,
+    lower: np.ndarray,
+    tol: float = 1e-8,
+    information: ValueGradientInformation | None = None,
+) -> Local:
     """:func:`mixedfx.engine.descent.descend`, then :func:`polish` on its Hessian (always tight).
+
+    With ``information`` (the objective, gradient and average information
+    of :mod:`mixedfx.engine.information`), Fisher scoring
+    (:func:`mixedfx.engine.scoring.score`) takes L-BFGS-B's place and the
+    polish uses the average information.
 
     Where the result sits on a bound that the gradient does not hold it on
     and the objective falls one step off it (a saddle,
@@ -177,10 +188,13 @@ def quasi_newton(fungrad: ValueGradient, lower: np.ndarray, tol: float = 1e-8) -
     """
 
     def once(start: np.ndarray) -> tuple[OptSummary, np.ndarray]:
-        d = descend(fungrad, start, lower)
+        if information is None:
+            d = descend(fungrad, start, lower)
+        else:
+            d = score(information, fungrad, start, lower)
         extra = {"gradient_evals": float(d.evals)}
         out = OptSummary(
-            "L-BFGS-B", start.copy(), d.x, lower.copy(), d.f, d.evals, d.status, d.converged,
+            d.method, start.copy(), d.x, lower.copy(), d.f, d.evals, d.status, d.converged,
             HANDOVER, 0.0, MAXITER, extra,
         )  # fmt: skip
         out = polish(fungrad, out, lambda x: d.hessian)
@@ -576,6 +590,13 @@ def fit_theta(objective: Objective, start: np.ndarray | None = None) -> OptSumma
         cached.remember(x, f, g)
         return h
 
+    def information(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:  # kept as above
+        f, g, h = objective.value_gradient_information(x)
+        cached.evals += 1
+        if np.isfinite(f):
+            cached.remember(x, f, g)
+        return f, g, h
+
     diagonal = lower == 0.0
     first = objective.start() if start is None else np.asarray(start, dtype=float)
     if objective.dense is not None:
@@ -583,7 +604,7 @@ def fit_theta(objective: Objective, start: np.ndarray | None = None) -> OptSumma
         opt = boundary_restarts(fun, local(first, False), diagonal, local)
         opt = settle(fun, cached, opt, hess)
     else:
-        local = quasi_newton(cached, lower)
+        local = quasi_newton(cached, lower, information=information)
         opt = local(first, False)
         opt = boundary_restarts(fun, opt, diagonal, local, probe=not opt.extra["first_order"])
         if not opt.extra["first_order"]:
