@@ -14,9 +14,13 @@ parameters, in the order a fit runs:
   :mod:`~mixedfx.engine.dense` for small models as one dense system;
 * :mod:`~mixedfx.engine.objective` and :mod:`~mixedfx.engine.gradient`:
   the profiled ML/REML criterion and its analytic gradient;
+  :mod:`~mixedfx.engine.information`: the average information, a positive
+  semidefinite Hessian read off the same factorization;
 * :mod:`~mixedfx.engine.optimize`: the optimizer chosen for the model
-  (BOBYQA for small models, L-BFGS-B on the gradient for blocked ones,
-  :mod:`~mixedfx.engine.descent`), boundary restarts and the settle step;
+  (BOBYQA for small models; for blocked ones Fisher scoring on the average
+  information, :mod:`~mixedfx.engine.scoring`, with L-BFGS-B on the
+  gradient, :mod:`~mixedfx.engine.descent`, where scoring cannot go on),
+  boundary restarts and the settle step;
 * :mod:`~mixedfx.engine.solve`: beta, the BLUPs and their covariances at the
   optimum; :mod:`~mixedfx.engine.intervals`: prediction-error variances.
 

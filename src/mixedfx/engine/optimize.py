@@ -6,14 +6,17 @@ BOBYQA, as lme4 does: NLopt's ``LN_BOBYQA`` (lme4's ``nloptwrap``) from
 identity relative covariance factors, absolute tolerances 1e-8 on theta
 and on the objective, so evaluation counts compare with lme4's
 ``optinfo$feval``. Blocked models, whose evaluations factor a large matrix,
-use L-BFGS-B on the analytic gradient (:mod:`mixedfx.engine.descent`).
+use Fisher scoring on the average information (:mod:`mixedfx.engine.scoring`),
+which hands over to L-BFGS-B on the analytic gradient
+(:mod:`mixedfx.engine.descent`) where it cannot go on.
 
 :func:`fit_theta` is the whole sequence: the local method, then
 :func:`boundary_restarts`, then :func:`settle`. BOBYQA's optimum is settled: Newton steps on the
 analytic gradient (:mod:`mixedfx.engine.gradient`) locate it to the precision of
 the sums, so fits on rows in another order or on Dask partitions give the
-same theta to ~1e-10, where BOBYQA alone leaves ~1e-5. L-BFGS-B stops there
-by itself (its last step below 1e-10); it is settled only when it did not.
+same theta to ~1e-10, where BOBYQA alone leaves ~1e-5. Scoring and L-BFGS-B
+get there with the polish that follows them; they are settled only when
+they did not.
 """
 
 from __future__ import annotations
@@ -552,7 +555,8 @@ def fit_theta(objective: Objective, start: np.ndarray | None = None) -> OptSumma
     """Minimise ``objective`` over theta: a local method, boundary restarts, :func:`settle`.
 
     Small models (an evaluator of :mod:`mixedfx.engine.dense`) use BOBYQA
-    and are always settled; blocked models use L-BFGS-B and are settled
+    and are always settled; blocked models use Fisher scoring
+    (:func:`quasi_newton` with the objective's average information) and are settled
     (and probed for a lower boundary point) only when it stopped without
     meeting the first-order conditions.
 
