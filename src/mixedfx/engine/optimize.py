@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 import nlopt
 import numpy as np
 
+from .blocks import Blocks
 from .descent import HANDOVER, MAXITER, descend, escape, gain, projected
 from .objective import Objective
 from .scoring import ValueGradientInformation, score
@@ -551,12 +552,30 @@ def snap(fun: Callable[[np.ndarray], float], opt: OptSummary) -> OptSummary:
     return replace(opt, final=x, fmin=f, feval=opt.feval + nfev)
 
 
+def scored(blocks: Blocks) -> bool:
+    """Whether :func:`fit_theta` fits a blocked model by Fisher scoring (else by L-BFGS-B).
+
+    With two or more terms an evaluation factors the Schur block of the
+    rest's random effects, which dominates it; the average information read
+    off that factor adds 2 to 15 % and cuts the evaluations two- to
+    eightfold. Measured fits, 1 BLAS thread, L-BFGS-B -> scoring: InstEval
+    1.29 -> 0.76 s (23 -> 11 evaluations); (1 | u) + (z | i) on 50,000 rows
+    5.6 -> 0.95 s (64 -> 8); (x | u) + (1 | i) 0.95 -> 0.36 s; (1 | a/b)
+    0.33 -> 0.19 s. With one term the levels are independent given beta, an
+    evaluation is one pass over them, and the information's per-level work
+    doubles it: 125,000 groups of (x | g) took 0.15 s with L-BFGS-B (16
+    evaluations) and 0.31 s scoring (7).
+    """
+    return bool(blocks.rest)
+
+
 def fit_theta(objective: Objective, start: np.ndarray | None = None) -> OptSummary:
     """Minimise ``objective`` over theta: a local method, boundary restarts, :func:`settle`.
 
     Small models (an evaluator of :mod:`mixedfx.engine.dense`) use BOBYQA
     and are always settled; blocked models use Fisher scoring
-    (:func:`quasi_newton` with the objective's average information) and are settled
+    (:func:`quasi_newton` with the objective's average information) when
+    they have two or more terms, else L-BFGS-B (:func:`scored`), and are settled
     (and probed for a lower boundary point) only when it stopped without
     meeting the first-order conditions.
 
@@ -608,7 +627,8 @@ def fit_theta(objective: Objective, start: np.ndarray | None = None) -> OptSumma
         opt = boundary_restarts(fun, local(first, False), diagonal, local)
         opt = settle(fun, cached, opt, hess)
     else:
-        local = quasi_newton(cached, lower, information=information)
+        informed = information if scored(objective.blocks) else None
+        local = quasi_newton(cached, lower, information=informed)
         opt = local(first, False)
         opt = boundary_restarts(fun, opt, diagonal, local, probe=not opt.extra["first_order"])
         if not opt.extra["first_order"]:
