@@ -36,6 +36,11 @@ row, whose inverse is applied by blocks: the first term's levels by
 ``M11_k^-1`` and the rest through the Schur factor ``L22``. The cost is one
 pass over the cross-products and one triangular solve with ``L22`` for
 ``k + 1`` right-hand sides.
+
+The terms left out, those in ``d^2 W``, are known exactly from the gradient
+(:func:`covariance_curvature`); the optimizer adds their positive part
+(:meth:`mixedfx.engine.objective.Objective.value_gradient_information`), so
+that a variance heading for 0 keeps the curvature the information lacks.
 """
 
 from __future__ import annotations
@@ -79,7 +84,7 @@ def average_information(
     gram = a1.reshape(k, -1) @ Aa1.reshape(k, -1).T + a2 @ Aa2.T  # alpha_k' A alpha_l
     s1 = Aa1 @ T0  # T0' (A alpha)_1, per level
     s2 = np.stack([scale_rows(x[:, None], bl, Ts)[:, 0] for x in Aa2])  # Lr' (A alpha)_2
-    s2[:, -1] = 0.0  # the y row is not part of Omega: solved as 0 (see _solve_pad)
+    s2[:, -1] = 0.0  # Omega has no y row: with 0 there L22's first m - 1 rows solve as L22_M's
     t1 = _per_level(Minv, s1)  # M11^-1 s_1
     first = s1.reshape(k, -1) @ t1.reshape(k, -1).T
     cross = _times_A21(bl, t1 @ T0.T)  # A21 T0 M11^-1 s_1

@@ -125,8 +125,11 @@ class Objective:
 
         The information (ntheta, ntheta) is :func:`~mixedfx.engine.information.
         average_information`, read off the blocked factor before the gradient
-        overwrites it. The objective is ``inf`` (and the rest zeros) where
-        it is not defined.
+        overwrites it, plus the positive part of the exact ``d^2 W`` terms
+        (:func:`~mixedfx.engine.information.covariance_curvature`, from the
+        gradient): positive semidefinite, for Fisher scoring
+        (:mod:`mixedfx.engine.scoring`). The objective is ``inf`` (and the
+        rest zeros) where it is not defined.
         """
         Ts = self.Ts(np.asarray(theta, dtype=float))
         held: list[np.ndarray] = []

@@ -1,13 +1,14 @@
-"""Fisher scoring on the average information: the optimizer for blocked models.
+"""Fisher scoring on the average information: the optimizer for crossed and nested models.
 
 Each iteration solves ``H d = -g`` with the average-information matrix
 ``H`` (:mod:`mixedfx.engine.information`), read off the same factorization
-as the objective and its gradient, and moves along ``d`` with a
-backtracking line search. ``H`` is positive semidefinite everywhere and
-within a few percent of the Hessian near the optimum, so the iterates
-converge almost quadratically from lme4's start: InstEval (three crossed
-intercepts) in 9 factorizations where L-BFGS-B took 23, 125,000 groups of
-``(x | g)`` in 7 where it took 16.
+as the objective and its gradient, and takes the step if the objective
+falls; if not, it tries ``(H + mu I) d = -g`` with growing ``mu``
+(Levenberg's damping), which shortens the step and turns it towards the
+gradient. ``H`` is positive semidefinite everywhere and within a few
+percent of the Hessian near an interior optimum, so the iterates converge
+almost quadratically from lme4's start: InstEval (three crossed
+intercepts) in 9 factorizations where L-BFGS-B took 23.
 
 Bounds. Elements at a bound whose derivative pushes outwards stay there;
 a step never sets a positive diagonal of ``T`` to 0, but shrinks it by at
@@ -15,22 +16,24 @@ most :data:`SHRINK` per iteration. A first step that lands on 0 can stop
 at a saddle: for a scalar term the objective is even in its theta, so the
 derivative at 0 is exactly 0 (InstEval: the first full step put
 ``dept:service`` at 0, 81 units above the optimum). A variance that
-belongs at 0 is approached geometrically, and set to 0 once the next
-step would leave it within :data:`SNAP` of it (relative): there the step that would cross 0 is the
-full Newton step, whose length grows as the diagonal shrinks (its row of
-the information vanishes with it), so it would never fall below the
-stopping rule's.
+belongs at 0 is approached geometrically, and set to 0 once the next step
+would leave it within :data:`SNAP` of it (relative): the step that would
+cross 0 grows as the diagonal shrinks (its row of the information vanishes
+with it), so it would never fall below the stopping rule's.
 
-Like :func:`mixedfx.engine.descent.descend`, the iterations stop once the
-next step is below ``handover`` (relative) without evaluating it, and
-also once the decrease it predicts, ``-g'd``, is below :data:`FLAT`
-(relative), the size of what the line search accepts as no rise: on a
-ridge where the optimum is not unique (a rank-deficient 3 x 3 covariance)
-the steps along it are long and gain nothing, and scoring spent 191
-evaluations there where it now stops after 7. The caller finishes with
-Newton steps on the last ``H``. Where scoring cannot
-go on (no lower point along ``d``, a singular ``H``), L-BFGS-B continues
-from the lowest point.
+Stopping. Like :func:`mixedfx.engine.descent.descend`, the iterations stop
+once the next step is below ``handover`` (relative) without evaluating it,
+and also once the decrease it predicts, ``-g'd``, is below :data:`FLAT`
+(relative), what the acceptance test cannot tell from no rise: on a ridge
+where the optimum is not unique (a rank-deficient 3 x 3 covariance) steps
+along it are long and gain nothing; scoring spent 191 evaluations there
+before this rule, 7 with it. The caller finishes with Newton steps on the
+last ``H``.
+
+Where scoring cannot go on (no lower point even with the largest damping,
+a singular ``H``) or goes on badly (:data:`STUBBORN` damped iterations in a
+row: a curved valley, as when a correlation heads for -1 and theta moves
+along a circle), L-BFGS-B continues from the lowest point.
 """
 
 from __future__ import annotations
@@ -105,17 +108,16 @@ def score(
         if np.all(np.abs(step) <= handover * np.maximum(1.0, np.abs(x))):
             status = "near the optimum"
             break
-        moved, damping = _damped_step(fgh, x, f, g, H, free, lower, damping)
-        evals += moved[-1]
-        if moved[0] is None:
+        point, trials, damping = _damped_step(fgh, x, f, g, H, free, lower, damping)
+        evals += trials
+        if point is None:
             status = "no lower point along the scoring direction"
             break
-        damped = damped + 1 if moved[-1] > 1 else 0
+        x, f, g, H = point
+        damped = damped + 1 if trials > 1 else 0
         if damped == STUBBORN:
             status = f"{STUBBORN} damped steps in a row"
-            x, f, g, H = moved[0], moved[1], moved[2], moved[3]
             break
-        x, f, g, H = moved[0], moved[1], moved[2], moved[3]
     if status in ("near the optimum", "every element held at its bound"):
         converged = gain(g, x, lower) <= tol * max(1.0, abs(f))
         return Descent(x, f, g, H, evals, converged, status, "scoring")
@@ -123,6 +125,9 @@ def score(
     method = "scoring, then L-BFGS-B"
     return Descent(rest.x, rest.f, rest.g, rest.hessian, evals + rest.evals, rest.converged,
                    f"{status}; L-BFGS-B: {rest.status}", method)  # fmt: skip
+
+
+Point = tuple[np.ndarray, float, np.ndarray, np.ndarray]  # x, f, g, H
 
 
 def _damped_step(
@@ -134,14 +139,15 @@ def _damped_step(
     free: np.ndarray,
     lower: np.ndarray,
     damping: float,
-) -> tuple[tuple, float]:
-    """The first lower point along steps of growing damping (Levenberg), and the next damping.
+) -> tuple[Point | None, int, float]:
+    """The first lower point along steps of growing damping (Levenberg).
 
-    Returns ``((x, f, g, H, evals), damping)`` with ``x`` None where no trial
-    was lower. A failed trial multiplies the damping by 10 (from
-    :data:`DAMPING`), a success divides it by 10 (to 0 below :data:`DAMPING`).
+    Returns the point (None where no trial was lower), the trials (each an
+    evaluation) and the next damping: a failed trial multiplies the damping
+    by 10 (from :data:`DAMPING`), a success divides it by 10 (to 0 below
+    :data:`DAMPING`).
     """
-    evals = 0
+    trials = 0
     for _ in range(TRIALS):
         d = newton_step(H, g, free, damping)
         if d is None:
@@ -149,13 +155,13 @@ def _damped_step(
         longest, snap = _longest(x, d, lower)
         new = _moved(x, d, lower, longest, snap)
         fn, gn, Hn = fgh(new)
-        evals += 1
+        trials += 1
         decrease = 1e-4 * float(g @ (new - x)) + 1e-12 * max(1.0, abs(f))
         if np.isfinite(fn) and fn <= f + decrease:
             damping = damping / 10.0 if damping > DAMPING else 0.0
-            return (new, fn, gn, Hn, evals), damping
+            return (new, fn, gn, Hn), trials, damping
         damping = max(10.0 * damping, DAMPING)
-    return (None, f, g, H, evals), damping
+    return None, trials, damping
 
 
 def newton_step(
