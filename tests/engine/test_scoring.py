@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_descent import even_saddle, quadratic
 from test_gradient import LARGE, crossed, objective
 
 from mixedfx.engine import scoring
@@ -20,14 +21,6 @@ def with_information(fungrad, hess: np.ndarray):
         return f, g, hess
 
     return fgh
-
-
-def quadratic(center: np.ndarray, hess: np.ndarray):
-    def fungrad(x: np.ndarray) -> tuple[float, np.ndarray]:
-        d = x - center
-        return float(0.5 * d @ hess @ d), hess @ d
-
-    return fungrad
 
 
 def test_one_step_on_a_quadratic_with_its_hessian() -> None:
@@ -52,12 +45,6 @@ def test_a_step_across_zero_shrinks_the_diagonal_instead() -> None:
     longest, snap = scoring._longest(tiny, np.array([-2.0, 1.0]), lower)
     assert longest == 1.0 and list(snap) == [True, False]
     assert scoring._moved(tiny, np.array([-2.0, 1.0]), lower, 1.0, snap)[0] == 0.0
-
-
-def even_saddle(x: np.ndarray) -> tuple[float, np.ndarray]:
-    """Even in x0 with a zero derivative at its bound 0; the minimum is at x0 = 0.5."""
-    a = x[0] ** 2 - 0.25
-    return float(a * a + (x[1] - 0.3) ** 2), np.array([4.0 * x[0] * a, 2.0 * (x[1] - 0.3)])
 
 
 def test_an_overshooting_information_does_not_strand_it_at_the_saddle() -> None:
