@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_gradient import LARGE, SMALL, crossed, load, objective, somewhere
+from test_gradient import (
+    LARGE,
+    SMALL,
+    crossed,
+    differenced_hessian,
+    load,
+    objective,
+    somewhere,
+)
 
 from mixedfx.engine import blocks as blocks_mod
 from mixedfx.engine.cholesky import factorize, objective_parts
@@ -132,13 +140,7 @@ def test_close_to_the_hessian_at_the_optimum(formula, name, reml) -> None:
     interior = (obj.lower() < 0.0) | (theta > 1e-3)  # at a variance of 0 both are singular
     assert interior.sum() >= 2
     _, _, H = obj.value_gradient_information(theta)
-    hess = np.empty_like(H)
-    for j in range(len(theta)):
-        h = 1e-5 * max(1.0, abs(theta[j]))
-        up, down = theta.copy(), theta.copy()
-        up[j] += h
-        down[j] -= h
-        hess[:, j] = (obj.gradient(up) - obj.gradient(down)) / (2 * h)
+    hess = differenced_hessian(obj, theta)
     sub = np.ix_(interior, interior)
     assert np.abs(H - hess)[sub].max() <= 0.05 * np.abs(hess[sub]).max()
 

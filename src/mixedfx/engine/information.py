@@ -52,6 +52,7 @@ from .blocks import Blocks
 from .cholesky import scale_rows
 from .layout import ThetaLayout
 from .linalg import solve_lower
+from .solve import split_rest
 
 
 def average_information(
@@ -174,9 +175,7 @@ def _modes(
     Lx = scale_rows(x2[:, None], bl, [T.T for T in Ts])[:, 0]  # Lr [-x2; 1]
     y = np.asarray(bl.A21.T @ Lx).reshape(bl.l0, bl.q0)
     u0 = _per_level(Minv, (y @ T0)[None])[0]
-    us = {
-        t.term: -x2[t.offset : t.offset + t.nlevels * t.q].reshape(t.nlevels, t.q) for t in bl.rest
-    }
+    us = split_rest(bl, -x2)
     us[bl.first] = u0
     return [us[t] for t in range(len(Ts))], -x2[bl.mr : bl.mr + bl.p]
 
@@ -195,8 +194,7 @@ def _split(
 
 def _by_term(bl: Blocks, first: np.ndarray, second: np.ndarray) -> list[np.ndarray]:
     """The random-effect parts of the blocks' two parts, per design term, (l_t, q_t)."""
-    out = {t.term: second[t.offset : t.offset + t.nlevels * t.q].reshape(t.nlevels, t.q)
-           for t in bl.rest}  # fmt: skip
+    out = split_rest(bl, second)
     out[bl.first] = first
     return [out[t] for t in range(len(out))]
 

@@ -139,11 +139,9 @@ class Objective:
 
         k = self.ntheta
         try:
-            parts, gT = gradient_mod.gradient(self.blocks, Ts, self.reml, None, factored)
+            parts, g = self._blocked_parts(theta, None, factored)
         except np.linalg.LinAlgError:
             return math.inf, np.zeros(k), np.zeros((k, k))
-        pairs = zip(gT, self.layout.index, strict=True)
-        g = np.concatenate([gt[r, c] for gt, (r, c) in pairs])
         S = covariance_curvature(self.layout, Ts, g)
         return self.criterion(*parts), g, held[0] + positive_part(S)
 
@@ -169,10 +167,13 @@ class Objective:
         return self.criterion(*parts), g
 
     def _blocked_parts(
-        self, theta: np.ndarray, w: np.ndarray | None
+        self,
+        theta: np.ndarray,
+        w: np.ndarray | None,
+        factored: gradient_mod.Factored | None = None,
     ) -> tuple[tuple[float, float, float], np.ndarray]:
         Ts = self.Ts(np.asarray(theta, dtype=float))
-        parts, gT = gradient_mod.gradient(self.blocks, Ts, self.reml, w)
+        parts, gT = gradient_mod.gradient(self.blocks, Ts, self.reml, w, factored)
         pairs = zip(gT, self.layout.index, strict=True)
         return parts, np.concatenate([g[r, c] for g, (r, c) in pairs])
 

@@ -13,17 +13,21 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import smallmat
+from .blocks import Blocks
 from .cholesky import BlockedCholesky, lambda_rest_sparse, rest_diagonal, scale_both
 from .gradient import schur_adjoint
 from .grouped import GroupedSchur, level_forms
 from .linalg import inverse_from_cholesky, inverse_lower, solve_lower
 
 
-def _split_rest(f: BlockedCholesky, vec: np.ndarray) -> dict[int, np.ndarray]:
-    """Cut a length-mr vector into (l_t, q_t) arrays per rest term."""
+def split_rest(blocks: Blocks, vec: np.ndarray) -> dict[int, np.ndarray]:
+    """Cut a vector over the rest's random effects (at least mr long) into (l_t, q_t) arrays.
+
+    Keyed by each rest term's index in the design's term list.
+    """
     return {
         t.term: vec[t.offset : t.offset + t.nlevels * t.q].reshape(t.nlevels, t.q)
-        for t in f.blocks.rest
+        for t in blocks.rest
     }
 
 
@@ -49,7 +53,7 @@ def modes(f: BlockedCholesky) -> tuple[np.ndarray, list[np.ndarray], list[np.nda
     rhs = f.L21_transpose_times(np.concatenate([-x2, [1.0]]))  # l - L21m' x2, per level
     Linv = smallmat.inv_lower(f.L11)
     u0 = np.einsum("lji,lj->li", Linv, rhs)  # L11^-T rhs per level
-    us = _split_rest(f, x2[:mr])
+    us = split_rest(bl, x2[:mr])
     us[bl.first] = u0
     u = [us[t] for t in range(len(f.Ts))]
     b = [ut @ T.T for ut, T in zip(u, f.Ts, strict=True)]
