@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mixedfx as mfx
-from mixedfx.engine.optimize import OptSummary
+from mixedfx.engine.bobyqa import OptSummary
 from mixedfx.fit import check_moved
 from strategies import datasets
 

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mixedfx as mfx
+from mixedfx.engine.bobyqa import OptSummary
 from mixedfx.engine.objective import Objective
-from mixedfx.engine.optimize import OptSummary
 from mixedfx.fit import form_blocks, learn_design, make_model
 from oracle import henderson_se, mme_modes
 from strategies import datasets, given_rows

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from .engine.blocks import Blocks
+from .engine.bobyqa import OptSummary
 from .engine.cholesky import factorize
 from .engine.intervals import PredictionError
-from .engine.optimize import OptSummary
 from .engine.standard import Standardized
 from .errors import DataError
 from .frame.design import DesignSpec

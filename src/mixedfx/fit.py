@@ -12,9 +12,11 @@ import pandas as pd
 from . import threads as threads_mod
 from .engine import blocks as blocks_mod
 from .engine import solve
+from .engine.bobyqa import OptSummary
 from .engine.descent import gain
+from .engine.newton import SETTLE_TOL
 from .engine.objective import Objective
-from .engine.optimize import SETTLE_TOL, OptSummary, fit_theta
+from .engine.optimize import fit_theta
 from .engine.standard import Standardization, Standardized
 from .errors import ConvergenceWarning, DataError, SingularFitWarning
 from .frame import columns, intercept
@@ -301,7 +303,7 @@ def check_moved(objective: Objective, opt: OptSummary) -> OptSummary:
 
     A fit that never left the start values (theta = identity factors) is an
     optimum only if the gradient there is flat (the same test as
-    :func:`mixedfx.engine.optimize.settle`); otherwise it is flagged as not
+    :func:`mixedfx.engine.newton.settle`); otherwise it is flagged as not
     converged. A non-finite objective there means nothing could be fitted.
 
     Raises

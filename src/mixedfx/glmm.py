@@ -12,12 +12,12 @@ from . import family as family_mod
 from . import threads as threads_mod
 from .engine import blocks as blocks_mod
 from .engine import solve
+from .engine.bobyqa import OptSummary
 from .engine.cholesky import factorize
 from .engine.family import Family
 from .engine.glmm_optimize import GlmmOptimum, fit_glmm
 from .engine.laplace import Deviance
 from .engine.layout import ThetaLayout
-from .engine.optimize import OptSummary
 from .engine.pirls import GlmRows
 from .engine.standard import Standardization, Standardized
 from .errors import ConvergenceWarning, DataError, SingularFitWarning

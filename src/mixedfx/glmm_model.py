@@ -27,8 +27,8 @@ import pandas as pd
 from . import threads as threads_mod
 from .base import MixedModel
 from .engine.blocks import Blocks
+from .engine.bobyqa import OptSummary
 from .engine.family import Family
-from .engine.optimize import OptSummary
 from .engine.standard import Standardized
 from .errors import DataError
 from .frame.design import DesignSpec

@@ -19,7 +19,7 @@ import pandas as pd
 from . import threads as threads_mod
 from .base import _PREDICTION_ERROR_LOCK, MixedModel, ModelMatrices
 from .engine.blocks import Blocks
-from .engine.optimize import OptSummary
+from .engine.bobyqa import OptSummary
 from .engine.standard import Standardized
 from .errors import DataError
 from .frame.design import DesignSpec

@@ -50,7 +50,7 @@ from . import modelkind, modelzip, statecodec
 from .atomicfile import replacing
 from .base import MixedModel
 from .engine.blocks import Blocks, RestTerm
-from .engine.optimize import OptSummary
+from .engine.bobyqa import OptSummary
 from .errors import DataError, FormulaError, ModelFileError
 from .frame import reterm
 from .frame.design import DesignSpec

@@ -17,8 +17,8 @@ import numpy as np
 from . import modelcheck as mc
 from .base import MixedModel
 from .engine.blocks import Blocks
+from .engine.bobyqa import OptSummary
 from .engine.family import make as make_family
-from .engine.optimize import OptSummary
 from .engine.standard import Moments, Standardization, Standardized
 from .frame import intercept
 from .frame.design import DesignSpec

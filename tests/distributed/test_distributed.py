@@ -3,7 +3,7 @@
 The blocks of A = [Z X y]'[Z X y] summed over partitions equal the in-memory
 blocks up to the order of floating-point additions (~1e-16 relative). The
 optimizer finishes with Newton steps on the analytic gradient
-(:func:`mixedfx.engine.optimize.polish`), so the optimum is located to the
+(:func:`mixedfx.engine.newton.polish`), so the optimum is located to the
 precision of those sums, not to BOBYQA's stopping tolerance: theta and
 everything that follows from it agree within 1e-10 relative.
 """

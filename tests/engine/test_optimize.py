@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 import mixedfx as mfx
-from mixedfx.engine.optimize import OptSummary, minimize, polish, settle
+from mixedfx.engine.bobyqa import OptSummary, minimize
+from mixedfx.engine.newton import polish, settle
 from oracle import refit
 from tolerance import assert_close
 

@@ -19,8 +19,10 @@ parameters, in the order a fit runs:
 * :mod:`~mixedfx.engine.optimize`: the optimizer chosen for the model
   (BOBYQA for small models; for blocked ones Fisher scoring on the average
   information, :mod:`~mixedfx.engine.scoring`, with L-BFGS-B on the
-  gradient, :mod:`~mixedfx.engine.descent`, where scoring cannot go on),
-  boundary restarts and the settle step;
+  gradient, :mod:`~mixedfx.engine.descent`, where scoring cannot go on)
+  and boundary restarts; :mod:`~mixedfx.engine.bobyqa`: BOBYQA and the
+  optimizers' summary; :mod:`~mixedfx.engine.newton`: the Newton polish,
+  the snap of small variances and the settle step;
 * :mod:`~mixedfx.engine.solve`: beta, the BLUPs and their covariances at the
   optimum; :mod:`~mixedfx.engine.intervals`: prediction-error variances.
 

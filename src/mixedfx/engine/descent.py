@@ -14,7 +14,7 @@ a nested model, after a dozen wasted evaluations. So the descent stops as
 soon as the quasi-Newton step it predicts is below ``HANDOVER`` (1e-7,
 relative), and the caller finishes with Newton steps on that quasi-Newton
 Hessian (:attr:`Descent.hessian`), accepted on the gradient, not on the
-objective (:func:`mixedfx.engine.optimize.polish`).
+objective (:func:`mixedfx.engine.newton.polish`).
 
 A diagonal of ``T`` at its bound 0 can hold the descent at a saddle. Where
 the rest of the diagonal's column of ``T`` is 0 (the last column of a

@@ -17,7 +17,7 @@ the tolerances are tight (1e-10, or 1e-14 relative for deviances of large
 data, whose sums round above 1e-10): the deviance is smooth to rounding
 because PIRLS converges to 1e-10 in the linear predictor. Diagonals of theta within
 1e-2 of 0 are then tried at 0 and kept there when the deviance is no worse
-(:func:`~mixedfx.engine.optimize.snap`; lme4's ``check.boundary`` does the
+(:func:`~mixedfx.engine.newton.snap`; lme4's ``check.boundary`` does the
 same within 1e-5).
 
 The Hessian of the deviance at BOBYQA's optimum, by central differences in
@@ -37,8 +37,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .bobyqa import OptSummary, minimize
 from .laplace import Deviance
-from .optimize import OptSummary, minimize, snap
+from .newton import snap
 from .pirls import Mode
 from .solve import vcov_beta
 

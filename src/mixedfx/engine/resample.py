@@ -16,9 +16,10 @@ import scipy.sparse as sp
 
 from . import solve
 from .blocks import Blocks
+from .bobyqa import OptSummary
 from .layout import ThetaLayout
 from .objective import Objective
-from .optimize import OptSummary, boundary_probe, fit_theta
+from .optimize import boundary_probe, fit_theta
 
 
 def with_response(bl: Blocks, z0y: np.ndarray, rest_y: np.ndarray) -> Blocks:

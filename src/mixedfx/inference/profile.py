@@ -34,8 +34,8 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.stats import norm
 
+from ..engine.bobyqa import minimize
 from ..engine.objective import Objective
-from ..engine.optimize import minimize
 from ..engine.profiling import hold_linear
 from .variance_path import VariancePath
 from .varpar import fit_objective, refit

@@ -34,8 +34,8 @@ import numpy as np
 from scipy.optimize import brentq
 
 from ..engine import varpar as engine_varpar
+from ..engine.bobyqa import minimize
 from ..engine.objective import Objective
-from ..engine.optimize import minimize
 from ..engine.sdcor import from_sdcor, to_sdcor
 
 if TYPE_CHECKING:
