@@ -88,6 +88,20 @@ def test_polish_refuses_long_steps_and_saddles() -> None:
     assert np.array_equal(polish(both(fun, grad), summary(start, fun, np.zeros(2))).final, start)
 
 
+def test_polish_needs_positive_curvature_only_where_elements_are_free() -> None:
+    """The first element sits on its bound, pushed there; the curvature's other block decides."""
+    hess = np.array([[-1.0, 0.0], [0.0, 2.0]])  # indefinite, but the free block (2) is not
+    lower = np.array([0.0, -np.inf])
+    fun = lambda x: 0.5 * x @ hess @ x + 3.0 * x[0] - 0.5 * x[1]  # noqa: E731
+    grad = lambda x: hess @ x + np.array([3.0, -0.5])  # noqa: E731
+    start = np.array([0.0, 0.25 + 1e-5])
+    out = polish(both(fun, grad), summary(start, fun, lower), lambda x: hess)
+    assert out.final[0] == 0.0 and abs(out.final[1] - 0.25) < 1e-12
+    nan_curvature = lambda x: np.full((2, 2), np.nan)  # noqa: E731
+    kept = polish(both(fun, grad), summary(start, fun, lower), nan_curvature)
+    assert np.array_equal(kept.final, start)
+
+
 def test_premature_ftol_stop_is_caught() -> None:
     """A design on which BOBYQA stopped after 22 evaluations, 1.4e-3 above the optimum."""
     data = pd.read_csv(DATA / "premature_stop.csv")

@@ -17,6 +17,7 @@ import numpy as np
 
 from .bobyqa import OptSummary, minimize
 from .descent import ValueGradient, gain, projected
+from .linalg import cholesky, cholesky_solve
 
 
 class Remembered:
@@ -96,30 +97,26 @@ def polish(
                 exact[:, j] = (fungrad(up)[1] - g) / h
                 ngev += 1
         curvature = 0.5 * (exact + exact.T)
-        convex: dict[bytes, bool] = {}  # per set of free elements: is the curvature PD there
+        factors: dict[bytes, np.ndarray | None] = {}  # per set of free elements: its factor
         steepest = np.abs(projected(g, x, lower)).max(initial=0.0)
         for _ in range(max_steps):
             free = ~((x <= lower) & (g >= 0))
             if not free.any():
                 done = True
                 break
-            everything = bool(free.all())
-            sub = curvature if everything else curvature[np.ix_(free, free)]
             key = free.tobytes()
-            if key not in convex:
-                convex[key] = not np.any(np.linalg.eigvalsh(sub) <= 0)
-            if not convex[key]:
+            if key not in factors:  # None where the curvature is not positive definite there
+                factors[key] = _factor(curvature[np.ix_(free, free)])
+            L = factors[key]
+            if L is None:
                 break
-            if everything:
-                step = -np.linalg.solve(sub, g)
-            else:
-                step = np.zeros_like(x)
-                step[free] = -np.linalg.solve(sub, g[free])
+            step = np.zeros_like(x)
+            step[free] = -cholesky_solve(L, g[free])
             size = np.maximum(1.0, np.abs(x))
-            if np.any(np.abs(step) > max_move * size):
+            if (np.abs(step) > max_move * size).any():
                 break
             new = np.maximum(x + step, lower)
-            if np.all(np.abs(new - x) <= 1e-11 * size):
+            if (np.abs(new - x) <= 1e-11 * size).all():
                 done = True  # converged: a further step is below the sums' precision
                 break
             f_new, g_new = fungrad(new)
@@ -138,6 +135,16 @@ def polish(
         "newton_converged": float(done),
     }
     return replace(opt, final=x, fmin=f, feval=opt.feval + nfev, extra=extra)
+
+
+def _factor(curvature: np.ndarray) -> np.ndarray | None:
+    """The Cholesky factor of a curvature block; None where it is not positive definite."""
+    if not np.isfinite(curvature).all():
+        return None
+    try:
+        return cholesky(curvature)
+    except np.linalg.LinAlgError:
+        return None
 
 
 SETTLE_TOL = 1e-8  # a gradient is flat when its gain is below this times max(1, |f|)
