@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,43 @@ def test_polish_needs_positive_curvature_only_where_elements_are_free() -> None:
     nan_curvature = lambda x: np.full((2, 2), np.nan)  # noqa: E731
     kept = polish(both(fun, grad), summary(start, fun, lower), nan_curvature)
     assert np.array_equal(kept.final, start)
+
+
+def test_settle_calls_a_fit_converged_once_its_gradient_is_flat() -> None:
+    """An optimizer that stopped unconverged near the optimum: the polish finishes it."""
+    hess = np.array([[4.0, 1.0], [1.0, 3.0]])
+    fun, grad = quadratic(np.array([0.7, 0.3]), hess)
+    near = np.array([0.7 + 3e-5, 0.3 - 2e-5])
+    stopped = replace(summary(near, fun, np.zeros(2)), converged=False, status="near the optimum")
+    out = settle(fun, both(fun, grad), stopped, lambda x: hess)
+    assert out.converged and out.status == "near the optimum; settled: the gradient is flat"
+    np.testing.assert_allclose(out.final, [0.7, 0.3], rtol=0, atol=1e-12)
+    done = settle(fun, both(fun, grad), summary(near, fun, np.zeros(2)), lambda x: hess)
+    assert done.converged and done.status == "ftol reached"  # a converged fit keeps its status
+
+
+def test_a_blocked_fit_that_scoring_left_unconverged_is_settled_without_a_warning() -> None:
+    """Scoring stopped near the optimum, two variances near 0, without meeting the
+    first-order test; the settle step's polish did (the data of the Dask test's
+    ``synthetic()``, whose fits warned "did not converge" before)."""
+    n, rng = 480, np.random.default_rng(3)
+    part = np.repeat(np.arange(4), n // 4)
+    trt = np.where(part == 0, rng.choice(["a", "b"], n), rng.choice(["b", "c"], n))
+    trt = np.where(part == 3, rng.choice(["c", "d", "b"], n), trt)
+    g = np.where(part < 2, rng.integers(0, 12, n), rng.integers(8, 30, n))
+    site = rng.choice(["s1", "s2", "s3", "s4", "s5"], n)
+    x = rng.normal(3.0, 2.0, n)
+    effect = {"a": 0.0, "b": 1.0, "c": -0.5, "d": 2.0}
+    u = rng.normal(0.0, 1.0, 30)
+    y = 5 + np.vectorize(effect.get)(trt) + 0.3 * x + u[g] + rng.normal(0.0, 0.7, n)
+    df = pd.DataFrame({"y": y, "x": x, "z": x * x, "xc": x - x.mean(), "trt": trt, "g": g})
+    df["site"] = site
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mfx.ConvergenceWarning)
+        m = mfx.lmm("y ~ trt + x + z + I(x^3) + I(x > 3) + (1 + xc | g) + (1 | site)", df)
+    opt = m.optsummary
+    assert m.converged and opt.extra["max_abs_gradient"] < 1e-8
+    assert opt.extra["first_order"] == 0.0  # the path this test is about: settled, not scored
 
 
 def test_premature_ftol_stop_is_caught() -> None:

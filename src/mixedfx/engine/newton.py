@@ -167,14 +167,20 @@ def settle(
     ``|g_i| * max(|theta_i|, 0.1)`` along a free direction exceeds
     ``tol * max(1, |f|)`` after the polish, BOBYQA is run from there with
     tolerances of 1e-12 and the better result is polished again. The
-    maximum of ``|g|`` is kept in ``extra["max_abs_gradient"]``.
+    maximum of ``|g|`` is kept in ``extra["max_abs_gradient"]``. A result
+    its optimizer did not call converged (scoring that stopped near a
+    boundary with too few Newton steps) is converged once the polish leaves
+    the gradient flat by this test (the test of a converged start,
+    :func:`mixedfx.fit.check_moved`); its status says so.
     """
     out = polish_and_snap(fun, fungrad, opt, hess)
     f, g = fungrad(out.final)
     g = projected(g, out.final, out.lower)
     out = replace(out, extra={**out.extra, "max_abs_gradient": float(np.abs(g).max(initial=0.0))})
     if gain(g, out.final, out.lower) <= tol * max(1.0, abs(f)):
-        return out
+        if out.converged:
+            return out
+        return replace(out, converged=True, status=f"{out.status}; settled: the gradient is flat")
     res = minimize(fun, out.final, out.lower, 1e-12, 1e-12, out.maxeval)
     extra = {**out.extra, "settle_restart": 1.0}
     total = out.feval + res.feval
