@@ -358,3 +358,22 @@ def test_interior_local_minimum_with_the_global_on_the_boundary():
     m = quiet("y ~ x + (1 | g)", data, reml=False)
     assert m.singular and m.theta[0] < 1e-6
     check_against_dense(m, data)
+
+
+# -- no fixed effects -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "formula", ["Reaction ~ 0 + (Days | Subject)", "Reaction ~ -1 + (1 | Subject)"]
+)
+def test_a_model_without_fixed_effects(formula: str) -> None:
+    """lme4 fits ``y ~ 0 + (...)``; its (0, 0) fixed-effects blocks once crashed LAPACK."""
+    data = mfx.datasets.load("sleepstudy")
+    m = quiet(formula, data)
+    assert m.beta.shape == (0,) and m.vcov.shape == (0, 0)
+    check_against_dense(m, data)
+    ml = quiet(formula, data, reml=False)  # with p = 0 the REML criterion is the deviance
+    assert abs(ml.objective - m.objective) <= 1e-12 * abs(m.objective)
+    np.testing.assert_allclose(ml.theta, m.theta, rtol=0, atol=1e-10 * np.abs(m.theta).max())
+    new = data.head(12).assign(Subject="new")
+    with pytest.warns(mfx.NewLevelWarning):
+        assert np.array_equal(m.predict(new), np.zeros(12))  # nothing is known of a new group
+    np.testing.assert_allclose(m.predict(data), m.fitted(), rtol=0, atol=1e-12 * 300)

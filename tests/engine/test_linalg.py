@@ -38,6 +38,11 @@ def test_cholesky_solve_solves_with_the_factor(order: str) -> None:
         np.testing.assert_allclose(A @ x, b, rtol=0, atol=1e-13 * scale)
 
 
+def test_the_inverse_of_an_empty_factor_is_empty() -> None:
+    """A model without fixed effects has a (0, 0) factor of X: LAPACK refuses its size."""
+    assert linalg.inverse_lower(np.zeros((0, 0))).shape == (0, 0)
+
+
 def test_failures_raise_instead_of_returning_garbage():
     with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
         linalg.cholesky(np.array([[1.0, 2.0], [2.0, 1.0]]))

@@ -63,7 +63,13 @@ def cholesky(A: np.ndarray, clean: bool = True, overwrite: bool = True) -> np.nd
 
 
 def inverse_lower(L: np.ndarray) -> np.ndarray:
-    """``L^-1`` of a lower-triangular ``L`` (upper triangle not read), lower triangular."""
+    """``L^-1`` of a lower-triangular ``L`` (upper triangle not read), lower triangular.
+
+    A (0, 0) ``L`` (a model without fixed effects) gives a (0, 0) inverse;
+    LAPACK would refuse its leading dimension.
+    """
+    if L.shape[0] == 0:
+        return np.zeros((0, 0))
     F, lower = _fortran(L)
     K, info = lapack.dtrtri(F, lower=lower)
     _check("dtrtri", info)
