@@ -284,3 +284,36 @@ def test_distinct_values_combine_in_order() -> None:
     b = tf.Distinct.of(pd.Series(["c", "a"]))
     assert a.then(b).values.tolist() == ["b", "a", "c"]
     assert tf.learn_levels("s", a.then(b)).names == ("a", "b", "c")
+
+
+def _dated() -> pd.DataFrame:
+    data = mfx.datasets.load("sleepstudy")
+    return data.assign(
+        d=pd.Timestamp("2020-01-01") + pd.to_timedelta(data["Days"], unit="D"),
+        span=pd.to_timedelta(data["Days"], unit="D"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("formula", "column"),
+    [
+        ("Reaction ~ d + (1 | Subject)", "d"),  # R: a trend in days or seconds, not levels
+        ("Reaction ~ span + (1 | Subject)", "span"),
+        ("Reaction ~ Days + (d | Subject)", "d"),
+        ("Reaction ~ Days:d + (1 | Subject)", "d"),
+        ("Reaction ~ dz + (1 | Subject)", "dz"),  # with a time zone: pandas' extension type
+    ],
+)
+def test_dates_and_durations_as_predictors_are_refused(formula: str, column: str) -> None:
+    data = _dated().assign(dz=lambda df: df["d"].dt.tz_localize("UTC"))
+    with pytest.raises(mfx.DataError, match=rf"column '{column}' holds dates or durations"):
+        mfx.lmm(formula, data)
+
+
+def test_dates_as_levels_or_groups_are_labels() -> None:
+    data = _dated()
+    as_text = data.assign(d=data["d"].dt.strftime("%Y-%m-%d"))
+    for formula in ("Reaction ~ factor(d) + (1 | Subject)", "Reaction ~ 1 + (1 | d)"):
+        dated, text = mfx.lmm(formula, data), mfx.lmm(formula, as_text)
+        assert dated.objective == pytest.approx(text.objective, rel=1e-12)
+        assert len(dated.fixef) == len(text.fixef)

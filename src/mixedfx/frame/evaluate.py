@@ -308,6 +308,7 @@ class Evaluator:
         inner = _unwrap(node)
         if isinstance(inner, Name):
             dtype = self.column(inner.id).dtype
+            _refuse_time(inner.id, dtype)
             if isinstance(dtype, np.dtype):  # as below: neither a number nor a boolean
                 return dtype.kind not in "iufc"
             return _text_like(dtype) or pd.api.types.is_bool_dtype(dtype)
@@ -351,6 +352,24 @@ def _codes(key: str, values: pd.Series, levels: tf.Levels) -> np.ndarray:
             f"{list(levels.names[:20])}); the model has no coefficient for them"
         )
     return np.maximum(codes, -1)
+
+
+def _refuse_time(name: str, dtype: Any) -> None:
+    """Refuse a date, time or duration column as a predictor: its number is not defined.
+
+    R reads a ``Date`` as days and a ``POSIXct`` as seconds since 1970, so
+    ``y ~ date`` is a linear trend in R; pandas keeps both as one
+    ``datetime64`` type (in ns, us or s), so no number would be the user's,
+    and levels (one coefficient per date) would silently be another model.
+    ``factor(date)`` asks for levels; as a grouping factor a date is a label.
+    """
+    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+        raise DataError(
+            f"column {name!r} holds dates or durations ({dtype}), which a formula cannot read "
+            "as one number: give it as a number in the unit you mean, e.g. "
+            f"(data[{name!r}] - data[{name!r}].min()).dt.days, or as levels with "
+            f"factor({name})"
+        )
 
 
 def _text_like(dtype: Any) -> bool:
