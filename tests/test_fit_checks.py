@@ -95,7 +95,10 @@ def test_mixed_type_grouping_column_is_compared_exactly():
         else:  # level k spelt as int or float by row, and as text for k = 1
             labels.append(str(k) if k == 1 and i % 2 else [int(k), float(k)][i % 2])
     df["g"] = pd.Series(labels, dtype=object)
-    m = mfx.lmm(FORMULA, df)
+    with pytest.warns(
+        mfx.MixedFXWarning, match="holds numbers and the text that spells them"
+    ):  # 1 and "1"
+        m = mfx.lmm(FORMULA, df)
     assert m.spec.terms[0].nlevels == 7  # "a", 1, "1", 2, ..., 5
     assert_close(m.predict(df), m.fitted(), REORDERED)
     new = pd.DataFrame({"x": [0.3] * 4, "g": pd.Series([1, 1.0, np.int64(1), "1"], dtype=object)})

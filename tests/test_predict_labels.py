@@ -93,7 +93,8 @@ def test_nested_keys_are_tuples_and_given_appends_them(colliding: pd.DataFrame) 
 
 def test_saved_labels_keep_their_type(tmp_path: Path) -> None:
     data = grouped(["7", 7, "07", 8.5])
-    m = mfx.lmm(FORMULA, data)
+    with pytest.warns(mfx.MixedFXWarning, match="holds numbers and the text that spells them"):
+        m = mfx.lmm(FORMULA, data)
     m.save(tmp_path / "m.mfx")
     back = mfx.load(tmp_path / "m.mfx")
     assert back.ranef["g"].index.tolist() == m.ranef["g"].index.tolist()
@@ -159,7 +160,11 @@ FACTOR = "y ~ x + f + (1 | g)"
 def test_fixed_factor_labels_are_exact_within_a_frame(labels: list) -> None:
     """Each label a level, coefficient for coefficient as with plain distinct names."""
     data = factor_data(labels)
-    m = mfx.lmm(FACTOR, data)
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always", mfx.MixedFXWarning)
+        m = mfx.lmm(FACTOR, data)
+    look_alike = 1 in labels and "1" in labels  # a number and the text that spells it
+    assert [str(w.message).count("spells them") for w in got] == ([1] if look_alike else [])
     assert len(m.spec.states["f"]) == len(labels) and len(m.fixef) == len(labels) + 1
     assert m.fixef.index.is_unique  # 1 and "1" of one column are named f1 and f'1'
     names = {v: f"L{k}" for k, v in enumerate(sorted(labels, key=repr))}
@@ -169,7 +174,8 @@ def test_fixed_factor_labels_are_exact_within_a_frame(labels: list) -> None:
 
 
 def test_mixed_kinds_in_one_factor_column_are_named_apart() -> None:
-    m = mfx.lmm(FACTOR, factor_data(["01", "1", 1, "2"]))
+    with pytest.warns(mfx.MixedFXWarning, match="holds numbers and the text that spells them"):
+        m = mfx.lmm(FACTOR, factor_data(["01", "1", 1, "2"]))
     assert set(m.fixef.index) == {"(Intercept)", "x", "f1", "f'1'", "f2"}  # "01" the baseline
 
 
@@ -212,7 +218,8 @@ def test_ambiguous_fixed_factor_match_lists_the_candidates() -> None:
 
 def test_fixed_factor_labels_saved_with_their_types(tmp_path: Path) -> None:
     data = factor_data(["01", "1", 1, 2.5])
-    m = mfx.lmm(FACTOR, data)
+    with pytest.warns(mfx.MixedFXWarning, match="holds numbers and the text that spells them"):
+        m = mfx.lmm(FACTOR, data)
     m.save(tmp_path / "m.mfx")
     back = mfx.load(tmp_path / "m.mfx")
     assert back.spec.states["f"].labels == m.spec.states["f"].labels

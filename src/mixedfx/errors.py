@@ -2,6 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first caller outside mixedfx.
+
+    For a warning raised deep in code that many entry points share (a label
+    check reached from ``lmm``, ``glmm``, the estimators and Dask): call it in
+    the function that calls :func:`warnings.warn`.
+    """
+    level, frame = 1, sys._getframe(1)
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    return level
+
 
 class MixedFXError(ValueError):
     """Base class for errors about a user's input."""

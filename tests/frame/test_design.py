@@ -37,3 +37,18 @@ def test_nan_in_dotted_column_is_named(dotted: pd.DataFrame) -> None:
     bad.loc[3, "Day.s"] = np.nan
     with pytest.raises(mfx.DataError, match=r"column\(s\) 'Day\.s' \(1\)"):
         mfx.lmm("Reaction ~ Day.s + (1 | Subject)", bad)
+
+
+@pytest.mark.parametrize(
+    "formula",
+    ["Reaction ~ . + (1 | Subject)", "Reaction ~ Days + (. | Subject)", ". ~ Days + (1 | Subject)"],
+)
+def test_r_dot_for_every_other_column_is_a_formula_error(formula: str) -> None:
+    with pytest.raises(mfx.FormulaError, match=r"'\.' \(R's 'every other column'\)"):
+        mfx.lmm(formula, mfx.datasets.load("sleepstudy"))
+
+
+def test_a_column_named_dot_is_a_column() -> None:
+    data = mfx.datasets.load("sleepstudy").rename(columns={"Days": "."})
+    m = mfx.lmm("Reaction ~ `.` + (1 | Subject)", data)
+    assert list(m.fixef.index) == ["(Intercept)", "."]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mixedfx import DataError
+from mixedfx import DataError, MixedFXWarning
 from mixedfx.frame import levels
 
 
@@ -34,7 +36,13 @@ numbers = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(texts, numbers), min_size=1, max_size=30))
 def test_distinct_training_labels_never_share_a_level(train: list) -> None:
-    codes, labels = levels.encode(pd.Series(train, dtype=object), "g")
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always", MixedFXWarning)
+        codes, labels = levels.encode(pd.Series(train, dtype=object), "g")
+    # a number next to the text that spells it is warned about (and nothing else is)
+    texts = {v for v in train if isinstance(v, str)}
+    look_alike = any(levels.spell(v) in texts for v in train)
+    assert [issubclass(w.category, MixedFXWarning) for w in got] == ([True] if look_alike else [])
     # each level holds one label; two labels share a level only when Python calls them equal
     # (numbers by value: 7 and 7.0), never two different strings
     for k, label in enumerate(labels):
@@ -155,3 +163,32 @@ def test_mismatch_evidence(train: list, new: list, why: str) -> None:
 def test_no_mismatch_for_new_groups(train: list, new: list, matched: bool) -> None:
     _, labels = levels.encode(pd.Series(train, dtype=object), "g")
     assert levels.Levels(labels).mismatch(new, matched) is None
+
+
+def _split_kinds(labels: list) -> pd.DataFrame:
+    rows = np.arange(40)
+    y = rows % len(labels) + 0.3 * np.sin(rows)  # the groups differ: no boundary fit
+    return pd.DataFrame({"y": y, "g": [labels[i % len(labels)] for i in rows]})
+
+
+def test_numbers_and_the_text_that_spells_them_are_warned_about() -> None:
+    """308 and "308" in one column: two groups within a frame, one across frames."""
+    import mixedfx as mfx
+
+    data = _split_kinds([308, "308", 309, "309", 7.0, "7", "x"])
+    with pytest.warns(mfx.MixedFXWarning, match=r"3 such pair\(s\), e\.g\. 308 and '308'") as got:
+        m = mfx.lmm("y ~ 1 + (1 | g)", data)
+    assert got[0].filename == __file__  # pointed at the caller, not into mixedfx
+    assert len(m.ranef["g"]) == 7  # still the documented policy: compared exactly
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [[308, "0308", 309, "x"], ["a", "b", "c"], [1, 2, 3], [1.5, "1.50", 2], [True, "True", 3]],
+)
+def test_other_mixtures_are_not_warned_about(labels: list) -> None:
+    import mixedfx as mfx
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mfx.MixedFXWarning)
+        mfx.lmm("y ~ 1 + (1 | g)", _split_kinds(labels))

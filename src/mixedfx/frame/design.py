@@ -233,9 +233,19 @@ def check_count(count: Count, what: str) -> None:
         )
 
 
+def refuse_dot(missing: list[str]) -> None:
+    """A FormulaError for R's ``.`` among the names a formula uses that the data lacks."""
+    if "." in missing:
+        raise FormulaError(
+            "'.' (R's 'every other column') is not supported in a mixed model formula: "
+            "name the predictors"
+        )
+
+
 def check_columns(data: pd.DataFrame, names: list[str], what: str) -> None:
     """Raise a DataError naming every column of ``names`` missing from ``data``."""
     missing = [n for n in names if n not in data.columns]
+    refuse_dot(missing)
     if missing:
         raise DataError(
             f"{what} column(s) {missing} missing from the data "
@@ -384,6 +394,7 @@ def learn(
     check_columns(data, list(dict.fromkeys(fixed_columns)), "fixed-effects")
     for term in parsed.random:
         absent = [c for c in syntax.names(term.lhs) if c not in data.columns]
+        refuse_dot(absent)
         if absent:
             raise DataError(f"column(s) {absent} of random term {term} missing from the data")
     offsets = [c for node in parsed.offsets for c in syntax.names(node)]

@@ -33,13 +33,14 @@ from __future__ import annotations
 import functools
 import math
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, MixedFXWarning, user_stacklevel
 from .na import is_missing, present
 
 _INTEGER = re.compile(r"0|-?[1-9][0-9]*")
@@ -256,10 +257,35 @@ def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
         if len(infinite):
             gone |= np.isin(codes, infinite)
         _refuse_missing(int(gone.sum()), name)
+    if labels_of.dtype.kind == "O" and len(labels_of) > 1:
+        _warn_look_alikes(labels_of, name)
     order = _sort_order(uniques, column)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     return rank[codes], labels_of[order]
+
+
+def _warn_look_alikes(labels: np.ndarray, name: str) -> None:
+    """Warn where one column holds a number and the text that spells it (``308``, ``"308"``).
+
+    Within a frame they are two levels (labels are compared exactly), while a
+    lookup from other data would match the text to the number: almost always
+    rows read with two types (frames concatenated from two files).
+    """
+    if pd.api.types.infer_dtype(labels, skipna=False) not in ("mixed", "mixed-integer"):
+        return
+    texts = {label for label in labels if isinstance(label, str)}
+    alike = [label for label in labels if spell(label) in texts]
+    if alike:
+        shown = ", ".join(f"{label!r} and {spell(label)!r}" for label in alike[:3])
+        warnings.warn(
+            f"column {name!r} holds numbers and the text that spells them "
+            f"({len(alike)} such pair(s), e.g. {shown}): they are different levels, as "
+            "labels are compared exactly; if they are one level, give the column one type, "
+            f"e.g. data[{name!r}].astype(str)",
+            MixedFXWarning,
+            stacklevel=user_stacklevel(),
+        )
 
 
 def _refuse_missing(count: int, name: str) -> None:
