@@ -144,8 +144,37 @@ def test_predictions_follow_the_input_columns_as_written(files, model, capsys):
     assert lines[0] == "Subject,Days,note,fit"
     assert [line.rsplit(",", 1)[0] for line in lines[1:]] == ["308,1.50,a", "0309,2,NA", "999,3.0,"]
     fits = [float(line.rsplit(",", 1)[1]) for line in lines[1:]]
-    want = model.predict(pd.DataFrame({"Subject": [308, 309, 999], "Days": [1.5, 2.0, 3.0]}))
+    # the labels as written: "0309" is not subject 309 (the label policy), as in Python
+    new = pd.DataFrame({"Subject": ["308", "0309", "999"], "Days": [1.5, 2.0, 3.0]})
+    with pytest.warns(mfx.NewLevelWarning):
+        want = model.predict(new)
     assert fits == list(want)  # written exactly (shortest round-trip text)
+    # a new group: the fixed effects alone (one subtraction apart: rounding of ~300)
+    assert fits[1] == pytest.approx(fits[2] - model.fixef["Days"], rel=1e-13)
+
+
+def test_zero_padded_ids_in_a_csv_stay_distinct_groups(tmp_path, monkeypatch, capsys):
+    """Type inference would read 007 and 7 as the number 7: one group instead of two."""
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(5)
+    ids = ["007", "7", "08", "8", "9", "010", "10"]
+    g = np.array(ids * 40)
+    effect = dict(zip(ids, rng.normal(0.0, 2.0, len(ids)), strict=True))
+    x = rng.normal(size=g.size)
+    y = 2.0 + x + np.array([effect[k] for k in g]) + rng.normal(size=g.size)
+    pd.DataFrame({"y": y, "x": x, "g": g}).to_csv("train.csv", index=False)
+    assert cli.main(["fit", "--formula", "y ~ x + (1 | g)", "train.csv", "--out", "m.mfx"]) == 0
+    m = mfx.load("m.mfx")
+    assert sorted(m.ranef["g"].index) == sorted(ids)
+    Path("new.csv").write_text("x,g\n0.5,007\n0.5,7\n")
+    assert cli.main(["predict", "m.mfx", "new.csv", "--keep", "g"]) == 0
+    out = capsys.readouterr().out.splitlines()[-2:]
+    want = m.predict(pd.DataFrame({"x": [0.5, 0.5], "g": ["007", "7"]}))
+    assert [float(line.split(",")[1]) for line in out] == list(want) and want[0] != want[1]
+    # ids that are plain numbers stay numbers, sorted as numbers as R reads them
+    pd.DataFrame({"y": y, "x": x, "g": [int(k) for k in g]}).to_csv("plain.csv", index=False)
+    assert cli.main(["fit", "--formula", "y ~ x + (1 | g)", "plain.csv", "--out", "p.mfx"]) == 0
+    assert mfx.load("p.mfx").ranef["g"].index.tolist() == [7, 8, 9, 10]
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,15 @@ from typing import Any
 import pandas as pd
 
 from . import __version__
-from .clifiles import CommandError, check_output, kind, output, read_table, write_table
+from .clifiles import (
+    CommandError,
+    check_output,
+    check_table_output,
+    kind,
+    output,
+    read_table,
+    write_table,
+)
 
 EXAMPLES = """examples:
   mixedfx fit sleep.csv --formula "Reaction ~ Days + (Days | Subject)" --out sleep.mfx
@@ -68,6 +76,18 @@ def cli_message(message: str) -> str:
 
 
 # -- commands ---------------------------------------------------------------------------------
+def _formula_groups(formula: str) -> list[str]:
+    """The grouping columns of a formula's random terms, read from a CSV as text."""
+    from .frame.formula import parse
+
+    return [f for term in parse(formula).random for f in term.factors]
+
+
+def _model_groups(model: Any) -> list[str]:
+    """The grouping columns of a fitted model's random terms."""
+    return [f for t in model.spec.terms for f in t.term.factors]
+
+
 def _fit(args: argparse.Namespace) -> None:
     from .fit import lmm
     from .glmm import glmm
@@ -76,7 +96,7 @@ def _fit(args: argparse.Namespace) -> None:
     if args.out == "-":
         raise CommandError("fit writes a model file: give --out a file name, e.g. model.mfx")
     check_output(args.out, [args.data], args.force)
-    data = read_table(args.data, args.sep)
+    data = read_table(args.data, args.sep, labels=_formula_groups(args.formula))
     model: Any
     if args.family is None:
         for flag in ("link", "nagq"):
@@ -134,8 +154,9 @@ def _predict(args: argparse.Namespace) -> None:
         except (TypeError, ValueError) as exc:
             message = f"--float-format {args.float_format!r} is not a format: {exc}"
             raise CommandError(message) from None
+    check_table_output(args.out, args.float_format)  # before the work it would waste
     model: Any = load(args.model)  # an LMM or a GLMM
-    new = read_table(args.newdata, args.sep)
+    new = read_table(args.newdata, args.sep, labels=_model_groups(model))
     keep = _keep(args, [str(c) for c in new.columns])
     clash = [c for c in keep if c in PREDICTION_COLUMNS]
     if clash:
@@ -143,7 +164,7 @@ def _predict(args: argparse.Namespace) -> None:
             f"newdata has column(s) {clash}, named like the prediction columns; leave them "
             "out with --keep"
         )
-    given = read_table(args.given, args.sep) if args.given else None
+    given = read_table(args.given, args.sep, labels=_model_groups(model)) if args.given else None
     kw: dict[str, str] = {}
     if isinstance(model, GeneralizedLinearMixedModel):
         kw["type"] = args.type or "response"
@@ -199,7 +220,8 @@ def _plot(args: argparse.Namespace) -> None:
     check_output(args.out, inputs, args.force)
     model: Any = load(args.model)  # an LMM or a GLMM
     if args.data:
-        model = dataclasses.replace(model, data=read_table(args.data, args.sep))
+        data = read_table(args.data, args.sep, labels=_model_groups(model))
+        model = dataclasses.replace(model, data=data)
     if "which" in given:
         given["which"] = _which(given["which"])
     function = plots.observed_vs_predicted if plot == "observed" else getattr(plots, plot)

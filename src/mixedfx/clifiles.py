@@ -9,10 +9,11 @@ of the command's inputs (even with ``--force``), an existing file (unless
 from __future__ import annotations
 
 import functools
+import importlib
 import io
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,6 +21,7 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from .atomicfile import replacing
+from .frame.levels import read, spell
 
 COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip")
 PARQUET = (".parquet", ".pq")
@@ -46,7 +48,9 @@ def _stdin() -> str:
     return sys.stdin.read()
 
 
-def read_table(path: str, sep: str | None = None, text: bool = False) -> pd.DataFrame:
+def read_table(
+    path: str, sep: str | None = None, text: bool = False, labels: Sequence[str] = ()
+) -> pd.DataFrame:
     """A CSV, TSV or Parquet file as a DataFrame; ``-`` reads CSV from standard input.
 
     Parameters
@@ -57,8 +61,41 @@ def read_table(path: str, sep: str | None = None, text: bool = False) -> pd.Data
     text : bool
         Every column as the text in the file (no type inference, no missing
         values), to pass columns through unchanged.
+    labels : sequence of str
+        Grouping columns: read from a CSV as their text (empty fields and
+        ``NA`` stay missing), so that ``007`` and ``7`` stay two groups, as
+        the label policy keeps them in a frame (:mod:`mixedfx.frame.levels`);
+        type inference would read both as the number 7. Columns the file
+        lacks are ignored here. A Parquet file keeps its own types.
     """
-    dtype = str if text else None
+    dtype: Any = str if text else dict.fromkeys(labels, str) or None
+    data = _read(path, sep, dtype, text)
+    if text or (path != STDIO and kind(path) == "parquet"):
+        return data
+    return _numbers_where_exact(data, labels)
+
+
+def _numbers_where_exact(data: pd.DataFrame, labels: Sequence[str]) -> pd.DataFrame:
+    """Label columns read as text turned into numbers where every label spells its number.
+
+    ``1, 2, 10`` become numbers (sorted as numbers, as R reads them); one
+    label such as ``007``, ``7.0`` or an id beyond double precision keeps the
+    column as text, whose labels the numbers would merge.
+    """
+    for name in labels:
+        if name not in data.columns or not pd.api.types.is_string_dtype(data[name].dtype):
+            continue
+        texts = pd.Series(data[name].dropna().unique(), dtype=object)
+        if not len(texts) or not all(read(str(t)) is not None for t in texts):
+            continue
+        numbers = pd.to_numeric(texts)
+        if all(spell(v) == t for t, v in zip(texts, numbers, strict=True)):  # nothing rounded
+            data[name] = pd.to_numeric(data[name])
+    return data
+
+
+def _read(path: str, sep: str | None, dtype: Any, text: bool) -> pd.DataFrame:
+    """The table at ``path`` (see :func:`read_table`), with ``dtype`` for a CSV."""
     if path == STDIO:
         return pd.read_csv(
             io.StringIO(_stdin()), sep=sep or ",", dtype=dtype, keep_default_na=not text
@@ -119,6 +156,28 @@ def output(out: str, force: bool) -> Iterator[BinaryIO]:
         raise CommandError(
             f"--out {out!r} appeared while writing; add --force to overwrite"
         ) from exc
+
+
+def check_table_output(out: str, float_format: str | None = None) -> None:
+    """Refuse, before any work, an output table :func:`write_table` could not write.
+
+    Raises
+    ------
+    CommandError
+        For ``--float-format`` with Parquet output, and for Parquet output
+        without a Parquet engine (pyarrow or fastparquet).
+    """
+    if out == STDIO or kind(out) != "parquet":
+        return
+    if float_format is not None:
+        raise CommandError("--float-format applies to CSV output, not Parquet")
+    for engine in ("pyarrow", "fastparquet"):
+        try:
+            importlib.import_module(engine)
+            return
+        except ImportError:
+            continue
+    raise CommandError(f"writing Parquet ({out}) needs pyarrow: pip install 'mixedfx[parquet]'")
 
 
 def write_table(
