@@ -76,16 +76,11 @@ def cli_message(message: str) -> str:
 
 
 # -- commands ---------------------------------------------------------------------------------
-def _formula_groups(formula: str) -> list[str]:
-    """The grouping columns of a formula's random terms, read from a CSV as text."""
+def _groups(formula: str) -> list[str]:
+    """The grouping columns of a formula's random terms (read from a CSV as labels)."""
     from .frame.formula import parse
 
     return [f for term in parse(formula).random for f in term.factors]
-
-
-def _model_groups(model: Any) -> list[str]:
-    """The grouping columns of a fitted model's random terms."""
-    return [f for t in model.spec.terms for f in t.term.factors]
 
 
 def _fit(args: argparse.Namespace) -> None:
@@ -96,7 +91,7 @@ def _fit(args: argparse.Namespace) -> None:
     if args.out == "-":
         raise CommandError("fit writes a model file: give --out a file name, e.g. model.mfx")
     check_output(args.out, [args.data], args.force)
-    data = read_table(args.data, args.sep, labels=_formula_groups(args.formula))
+    data = read_table(args.data, args.sep, labels=_groups(args.formula))
     model: Any
     if args.family is None:
         for flag in ("link", "nagq"):
@@ -156,7 +151,8 @@ def _predict(args: argparse.Namespace) -> None:
             raise CommandError(message) from None
     check_table_output(args.out, args.float_format)  # before the work it would waste
     model: Any = load(args.model)  # an LMM or a GLMM
-    new = read_table(args.newdata, args.sep, labels=_model_groups(model))
+    groups = _groups(model.spec.formula)
+    new = read_table(args.newdata, args.sep, labels=groups)
     keep = _keep(args, [str(c) for c in new.columns])
     clash = [c for c in keep if c in PREDICTION_COLUMNS]
     if clash:
@@ -164,7 +160,7 @@ def _predict(args: argparse.Namespace) -> None:
             f"newdata has column(s) {clash}, named like the prediction columns; leave them "
             "out with --keep"
         )
-    given = read_table(args.given, args.sep, labels=_model_groups(model)) if args.given else None
+    given = read_table(args.given, args.sep, labels=groups) if args.given else None
     kw: dict[str, str] = {}
     if isinstance(model, GeneralizedLinearMixedModel):
         kw["type"] = args.type or "response"
@@ -220,7 +216,7 @@ def _plot(args: argparse.Namespace) -> None:
     check_output(args.out, inputs, args.force)
     model: Any = load(args.model)  # an LMM or a GLMM
     if args.data:
-        data = read_table(args.data, args.sep, labels=_model_groups(model))
+        data = read_table(args.data, args.sep, labels=_groups(model.spec.formula))
         model = dataclasses.replace(model, data=data)
     if "which" in given:
         given["which"] = _which(given["which"])

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 import pandas as pd
 
 from .atomicfile import replacing
-from .frame.levels import read, spell
+from .frame.levels import spell
 
 COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".zip")
 PARQUET = (".parquet", ".pq")
@@ -86,10 +86,8 @@ def _numbers_where_exact(data: pd.DataFrame, labels: Sequence[str]) -> pd.DataFr
         if name not in data.columns or not pd.api.types.is_string_dtype(data[name].dtype):
             continue
         texts = pd.Series(data[name].dropna().unique(), dtype=object)
-        if not len(texts) or not all(read(str(t)) is not None for t in texts):
-            continue
-        numbers = pd.to_numeric(texts)
-        if all(spell(v) == t for t, v in zip(texts, numbers, strict=True)):  # nothing rounded
+        numbers = pd.to_numeric(texts, errors="coerce")  # NaN where not a number: no spelling
+        if len(texts) and all(spell(v) == t for t, v in zip(texts, numbers, strict=True)):
             data[name] = pd.to_numeric(data[name])
     return data
 
@@ -184,9 +182,8 @@ def write_table(
     frame: pd.DataFrame, out: str, force: bool, float_format: str | None = None
 ) -> None:
     """Write CSV (TSV for ``.tsv``), or Parquet by extension; ``-`` writes CSV to stdout."""
+    check_table_output(out, float_format)
     fmt = "csv" if out == STDIO else kind(out)
-    if fmt == "parquet" and float_format is not None:
-        raise CommandError("--float-format applies to CSV output, not Parquet")
     writer: Callable[[BinaryIO], None]
     if fmt == "parquet":
         writer = functools.partial(_parquet, frame, out)

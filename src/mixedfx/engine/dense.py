@@ -145,14 +145,10 @@ class DenseSystem:
         numpy.linalg.LinAlgError
             When M(theta) is not numerically positive definite.
         """
-        return cholesky(self._formed(theta).reshape(self.N, self.N).T, clean=False)
-
-    def _formed(self, theta: np.ndarray) -> np.ndarray:
-        """``M(theta)``'s entries at :attr:`upper`, zeros elsewhere, raveled C-ordered (N * N,)."""
         t = np.concatenate((theta, _ONE))
         M = np.zeros(self.N * self.N)
         M[self.upper] = (t[:, None] * t).reshape(-1) @ self.G_upper
-        return M
+        return cholesky(M.reshape(self.N, self.N).T, clean=False)
 
     def gradient(
         self, theta: np.ndarray, w: np.ndarray
@@ -233,16 +229,15 @@ class DenseSystem:
 
         The optimizer's evaluation (BOBYQA calls it a few dozen times for a
         model such as sleepstudy's, 12 us each), so it reads the factor off
-        the raveled buffer :meth:`_formed` it is computed in: the diagonal at
-        :attr:`diagonal`, both sums of logs in one ``reduceat``.
+        its raveled memory: the diagonal at :attr:`diagonal`, both sums of
+        logs in one ``reduceat``.
 
         Raises
         ------
         numpy.linalg.LinAlgError
             When M(theta) is not numerically positive definite.
         """
-        M = self._formed(theta)
-        cholesky(M.reshape(self.N, self.N).T, clean=False)  # in M's memory
+        M = self.factor(theta).T.reshape(-1)  # C-ordered: a view of the factored buffer
         sums = np.add.reduceat(np.log(M[self.diagonal[:-1]]), self.cuts)
         last = M[-1]
         return 2.0 * float(sums[0]), 2.0 * float(sums[1]) if self.p else 0.0, float(last * last)
