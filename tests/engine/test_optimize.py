@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pytest
 import pandas as pd
 
 import mixedfx as mfx
@@ -87,6 +88,25 @@ def test_polish_refuses_long_steps_and_saddles() -> None:
     fun, grad = quadratic(np.array([5.0, 0.5]), np.eye(2))  # too far: not a polish
     start = np.array([0.5, 0.5])
     assert np.array_equal(polish(both(fun, grad), summary(start, fun, np.zeros(2))).final, start)
+
+
+@pytest.mark.parametrize("flat", [0.0, -1e-9, 1e-9])
+def test_polish_reaches_a_ridge_of_optima_without_sliding_along_it(flat: float) -> None:
+    """A Hessian flat along (1, 1) up to rounding of either sign: the minimum-norm step.
+
+    As an unidentified ``(f || g)`` fit: a Cholesky step fails (or, with a
+    tiny positive eigenvalue, runs off along the ridge and is refused as too
+    long), so the polish used to stop 1e-4 from the ridge.
+    """
+    v = np.array([1.0, 1.0]) / np.sqrt(2.0)
+    u = np.array([1.0, -1.0]) / np.sqrt(2.0)
+    hess = 50.0 * np.outer(u, u) + flat * np.outer(v, v)
+    fun, grad = quadratic(np.array([0.4, 0.6]), hess)
+    start = np.array([0.4, 0.6]) + 3e-5 * u + 2e-3 * v  # off the ridge, and along it
+    out = polish(both(fun, grad), summary(start, fun, np.full(2, -np.inf)), lambda x: hess)
+    assert out.extra["newton_converged"] == 1.0
+    assert abs(u @ (out.final - [0.4, 0.6])) < 1e-12  # on the ridge
+    assert abs(v @ (out.final - start)) < 1e-12  # not moved along it
 
 
 def test_polish_needs_positive_curvature_only_where_elements_are_free() -> None:

@@ -17,7 +17,6 @@ import numpy as np
 
 from .bobyqa import OptSummary, minimize
 from .descent import ValueGradient, gain, projected
-from .linalg import cholesky, cholesky_solve
 
 
 class Remembered:
@@ -69,9 +68,11 @@ def polish(
     gradient shrinks. ``hess``, when given and not None at the point, gives
     the Hessian in closed form instead. Elements at their bound with an
     outward gradient stay there; a step that would cross a bound stops on
-    it. Steps longer than ``max_move`` (relative), and steps on a Hessian
-    that is not positive definite, are refused: this is a polish of an
-    optimum BOBYQA has found, not a search.
+    it. Along flat directions of the Hessian (a ridge of optima) the step
+    is the minimum-norm one (:func:`_eigen`). Steps longer than
+    ``max_move`` (relative), and steps on a Hessian with a direction of
+    descent, are refused: this is a polish of an optimum BOBYQA has found,
+    not a search.
 
     Returns
     -------
@@ -97,7 +98,7 @@ def polish(
                 exact[:, j] = (fungrad(up)[1] - g) / h
                 ngev += 1
         curvature = 0.5 * (exact + exact.T)
-        factors: dict[bytes, np.ndarray | None] = {}  # per set of free elements: its factor
+        factors: dict[bytes, Eigen | None] = {}  # per set of free elements: its curvature's
         steepest = np.abs(projected(g, x, lower)).max(initial=0.0)
         for _ in range(max_steps):
             free = ~((x <= lower) & (g >= 0))
@@ -105,13 +106,14 @@ def polish(
                 done = True
                 break
             key = free.tobytes()
-            if key not in factors:  # None where the curvature is not positive definite there
-                factors[key] = _factor(curvature[np.ix_(free, free)])
-            L = factors[key]
-            if L is None:
+            if key not in factors:  # None where the curvature is not positive semidefinite
+                factors[key] = _eigen(curvature[np.ix_(free, free)])
+            eigen = factors[key]
+            if eigen is None:
                 break
+            lam, V = eigen
             step = np.zeros_like(x)
-            step[free] = -cholesky_solve(L, g[free])
+            step[free] = -(V @ ((V.T @ g[free]) / lam))
             size = np.maximum(1.0, np.abs(x))
             if (np.abs(step) > max_move * size).any():
                 break
@@ -137,14 +139,31 @@ def polish(
     return replace(opt, final=x, fmin=f, feval=opt.feval + nfev, extra=extra)
 
 
-def _factor(curvature: np.ndarray) -> np.ndarray | None:
-    """The Cholesky factor of a curvature block; None where it is not positive definite."""
+Eigen = tuple[np.ndarray, np.ndarray]  # eigenvalues (r,) and eigenvectors (k, r) kept
+
+FLAT_CURVATURE = 1e-6  # eigenvalues within this of the largest (relative) are a flat direction
+
+
+def _eigen(curvature: np.ndarray) -> Eigen | None:
+    """The curvature block's eigenpairs that the Newton step uses; None where it is indefinite.
+
+    A model whose likelihood does not determine theta (``(f || g)``: the
+    intercept's variance and a common part of f's are one parameter) has a
+    ridge of optima, along which the curvature is 0 up to rounding, of
+    either sign (-7e-5 against 388). The step is then the minimum-norm one,
+    on the eigenvectors whose eigenvalue exceeds :data:`FLAT_CURVATURE`
+    times the largest: it reaches the ridge (the gradient from 1e-4 to 1e-10
+    in one step) without sliding along it. An eigenvalue below minus that is
+    a direction of descent that a polish must not take.
+    """
     if not np.isfinite(curvature).all():
         return None
-    try:
-        return cholesky(curvature)
-    except np.linalg.LinAlgError:
+    lam, V = np.linalg.eigh(curvature)
+    top = float(lam[-1])
+    if not top > 0.0 or lam[0] < -FLAT_CURVATURE * top:
         return None
+    kept = lam > FLAT_CURVATURE * top
+    return lam[kept], V[:, kept]
 
 
 SETTLE_TOL = 1e-8  # a gradient is flat when its gain is below this times max(1, |f|)
