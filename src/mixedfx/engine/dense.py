@@ -27,7 +27,10 @@ from .gradient import inverse_weighted
 from .linalg import cholesky, inverse_lower, tril
 
 _ONE = np.ones(1)  # the last element of t = (theta, 1)
-DENSE_MAX = 48  # largest N for which the dense system is used
+# Largest N for which the dense system is used. Measured (whole fits, 1 BLAS thread, dense
+# over blocked): N 53-93 1.1-2.9x faster ((1|g), (x|g), (x + z|g), (x|g) + (1|h),
+# (1|g) + (1|h)); N 103-123 0.84-0.96x; N 163-243 0.36-0.55x.
+DENSE_MAX = 96
 DENSE_MAX_THETA = 10  # and largest number of theta elements: G has (k + 1)^2 rows
 
 
