@@ -7,8 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 import pandas as pd
+import pytest
 
 import mixedfx as mfx
 from mixedfx.engine.bobyqa import OptSummary, minimize
