@@ -20,7 +20,7 @@ parameters, in the order a fit runs:
   (BOBYQA for small models; for blocked ones Fisher scoring on the average
   information, :mod:`~mixedfx.engine.scoring`, with L-BFGS-B on the
   gradient, :mod:`~mixedfx.engine.descent`, where scoring cannot go on)
-  and boundary restarts; :mod:`~mixedfx.engine.bobyqa`: BOBYQA and the
+  and BOBYQA's boundary restarts; :mod:`~mixedfx.engine.bobyqa`: BOBYQA and the
   optimizers' summary; :mod:`~mixedfx.engine.newton`: the Newton polish,
   the snap of small variances and the settle step;
 * :mod:`~mixedfx.engine.solve`: beta, the BLUPs and their covariances at the
