@@ -269,3 +269,44 @@ def test_scoring_on_the_boundary_needs_no_restarts(seed: int, term: str) -> None
     assert "restarts" not in m.optsummary.extra
     fit, best = restarted(m, data)
     assert fit <= best + 1e-10 * abs(best)
+
+
+def three_groupings(seed: int) -> pd.DataFrame:
+    """The second family of random designs: 5 to 120 groups g of 1 to 14 rows, crossed
+    groupings h and k, correlated x and z, some variance components 0."""
+    rng = np.random.default_rng(1000 + seed)
+    l0, lh, lk = int(rng.integers(5, 120)), int(rng.integers(3, 30)), int(rng.integers(3, 15))
+    g = np.repeat(np.arange(l0), rng.integers(1, 15, size=l0))
+    n = len(g)
+    h, k = rng.integers(0, lh, size=n), rng.integers(0, lk, size=n)
+    x = rng.normal(size=n)
+    z = rng.normal(size=n) + rng.uniform(-0.9, 0.9) * x
+    f = rng.choice(list("abc"), size=n)
+    fi = pd.factorize(f)[0]
+    sd = lambda: float(rng.choice([0.0, 0.0, 0.05, 0.3, 1.0]))  # noqa: E731
+    y = 1 + x + rng.normal(size=l0)[g] * sd() + rng.normal(size=l0)[g] * sd() * x
+    y = y + rng.normal(size=l0)[g] * sd() * z + rng.normal(size=(l0, 3))[g, fi] * sd()
+    y = y + rng.normal(size=lh)[h] * sd() + rng.normal(size=lh)[h] * sd() * x
+    y = y + rng.normal(size=lk)[k] * sd() + rng.normal(size=n) * rng.choice([0.3, 1.0, 3.0])
+    return pd.DataFrame(
+        {"y": y, "x": x, "z": z, "f": f, "g": g.astype(str), "h": h.astype(str), "k": k.astype(str)}
+    )
+
+
+def test_where_l_bfgs_b_has_the_last_word_on_the_boundary_the_restarts_run() -> None:
+    """(f || g) + (1 | h): scoring hands over to L-BFGS-B (three damped steps in a row, a
+    curved valley), which stops on the boundary 2.1e-4 (relative) above the optimum."""
+    data = three_groupings(29)
+    formula = "y ~ x + z + (f || g) + (1 | h)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mfx.lmm(formula, data, reml=True)
+    assert m.optsummary.extra["restarts"] > 0
+    obj = objective(formula, data, True)
+    lower = obj.lower()
+    fungrad = Remembered(obj.value_and_gradient)
+    scoring = quasi_newton(fungrad, lower, information=obj.value_gradient_information)
+    alone = scoring(obj.start(), False)
+    assert alone.optimizer == "scoring, then L-BFGS-B" and (alone.final[lower == 0] < 1e-4).any()
+    fit = obj(m.standardized.theta)
+    assert alone.fmin - fit > 1e-4 * abs(fit)

@@ -50,6 +50,7 @@ SHRINK = 0.1  # a step leaves a positive diagonal at least this fraction of its 
 FLAT = 1e-12  # a predicted decrease below this (relative) ends the iterations
 SNAP = 1e-6  # ... unless that leaves it below this (relative): then it goes to 0
 MAXITER = 100
+METHOD = "scoring"  # the method of a result scoring reached alone (else "scoring, then L-BFGS-B")
 DAMPING = 1e-3  # the first damping after a failed step, relative to H's largest diagonal
 TRIALS = 15  # damped steps tried (to 1e11 of H's diagonal) before scoring gives up
 STUBBORN = 3  # iterations in a row whose full step was refused hand over to L-BFGS-B
@@ -89,7 +90,7 @@ def score(
     f, g, H = fgh(x)
     evals = 1
     if not np.isfinite(f):
-        return Descent(x, f, g, np.eye(len(x)), evals, False, "objective not finite", "scoring")
+        return Descent(x, f, g, np.eye(len(x)), evals, False, "objective not finite", METHOD)
     status, damping, damped = "iteration limit", 0.0, 0
     for _ in range(MAXITER):
         free = ~((x <= lower) & (g >= 0))
@@ -120,7 +121,7 @@ def score(
             break
     if status in ("near the optimum", "every element held at its bound"):
         converged = gain(g, x, lower) <= tol * max(1.0, abs(f))
-        return Descent(x, f, g, H, evals, converged, status, "scoring")
+        return Descent(x, f, g, H, evals, converged, status, METHOD)
     rest = descend(fungrad, x, lower, handover, tol)  # L-BFGS-B from the lowest point
     method = "scoring, then L-BFGS-B"
     return Descent(rest.x, rest.f, rest.g, rest.hessian, evals + rest.evals, rest.converged,
