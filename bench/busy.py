@@ -34,7 +34,15 @@ from peers import InProcess
 from threadpoolctl import threadpool_limits
 
 WINDOW = 0.5  # seconds of back-to-back runs per quiet or busy window
-DEFAULT = ["sleepstudy", "insteval", "big", "big_strings", "predict_1m", "confidence_100k"]
+DEFAULT = [
+    "sleepstudy",
+    "insteval",
+    "big",
+    "big_strings",
+    "singular",
+    "predict_1m",
+    "confidence_100k",
+]
 
 
 def timed(run: InProcess) -> float:

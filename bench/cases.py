@@ -178,6 +178,35 @@ def big_strings(ctx: Context) -> dict[str, Task]:
     )
 
 
+def singular_crossed_data(
+    n: int = 30_000, users: int = 1_500, items: int = 200, seed: int = 20261202
+) -> pd.DataFrame:
+    """Users x items, no slope variance (a singular fit for ``(x | u)``), item sd 0.3."""
+    rng = np.random.default_rng(seed)
+    u, i = rng.integers(0, users, n), rng.integers(0, items, n)
+    x = rng.standard_normal(n)
+    effects = rng.standard_normal(users)[u] + 0.3 * rng.standard_normal(items)[i]
+    y = 1.0 + 0.5 * x + effects + rng.standard_normal(n)
+    return pd.DataFrame({"y": y, "x": x, "u": u, "i": i})
+
+
+@case(
+    "singular",
+    title="synthetic, REML, a boundary (singular) fit: y ~ x + (x | u) + (1 | i), 30,000 rows",
+    repeats=5,
+    quick_repeats=1,
+)
+def singular(ctx: Context) -> dict[str, Task]:
+    return fit_tasks(
+        ctx,
+        "singular",
+        "y ~ x + (x | u) + (1 | i)",
+        singular_crossed_data(),
+        reml=True,
+        statsmodels="n/a (no crossed effects)",
+    )
+
+
 # --- GLMM fit cases: Laplace, lme4's two stages ------------------------------------
 
 
