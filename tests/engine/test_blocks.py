@@ -119,3 +119,34 @@ def test_dense_rows_is_the_size_form_builds() -> None:
     for first in (None, 0, 1, 2):
         bl = blocks_mod.form(X, y, codes, Ms, [30, 7, 12], first)
         assert blocks_mod.dense_rows([30, 7, 12], [1, 2, 1], 2, bl.first) == bl.m
+
+
+def two_terms(levels0: int, levels1: int, per: int, nested: bool, seed: int = 3):
+    """``form``'s arguments for (1 | a) + (1 | b): b within a (nested) or crossed with it."""
+    rng = np.random.default_rng(seed)
+    n = levels0 * per
+    first = np.repeat(np.arange(levels0), per)  # the most levels: the first term
+    second = first % levels1 if nested else rng.integers(0, levels1, n)
+    X = np.column_stack([np.ones(n), rng.normal(size=n)])
+    ones = np.ones((n, 1))
+    return X, rng.normal(size=n), (first, second), (ones, ones), [levels0, levels1]
+
+
+def test_a21_is_sparse_where_the_dense_schur_update_costs_more(monkeypatch) -> None:
+    """Nested levels: one nonzero per level among 200 rows, 200^2 x 800 multiplications."""
+    nested = blocks_mod.form(*two_terms(800, 200, 2, nested=True))
+    assert nested.m == 203 and nested.sparse
+    # crossed, each level meeting a quarter of the others: dense, although as large
+    crossed = blocks_mod.form(*two_terms(800, 200, 60, nested=False))
+    assert crossed.m == 203 and not crossed.sparse
+    # small: dense whatever the density
+    small = blocks_mod.form(*two_terms(100, 40, 2, nested=True))
+    assert not small.sparse
+    # both layouts hold the same sums, and selecting columns of X keeps the layout
+    monkeypatch.setattr(blocks_mod, "GRAM_LIMIT", np.inf)
+    dense = blocks_mod.form(*two_terms(800, 200, 2, nested=True))
+    assert not dense.sparse
+    np.testing.assert_array_equal(nested.A21.toarray(), dense.A21)
+    np.testing.assert_array_equal(nested.A22, dense.A22)
+    kept = blocks_mod.select_fixed(nested, np.array([1]))
+    assert kept.sparse and kept.p == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -51,9 +53,18 @@ def load(name: str) -> pd.DataFrame:
 
 
 def objective(formula: str, data: pd.DataFrame, reml: bool, schur: str | None = None):
-    """The objective, its blocked evaluator only, with a chosen Schur update."""
+    """The objective, its blocked evaluator only, with a chosen Schur update.
+
+    ``schur=None``: a dense A21, whatever the cost of its Schur update.
+    """
     design, arrays = fit_mod.learn_design(formula, data)
-    _, blocks = fit_mod.form_blocks(design, arrays)
+    gram_limit = blocks_mod.GRAM_LIMIT
+    if schur is None:
+        blocks_mod.GRAM_LIMIT = math.inf
+    try:
+        _, blocks = fit_mod.form_blocks(design, arrays)
+    finally:
+        blocks_mod.GRAM_LIMIT = gram_limit
     if schur is not None:
         assert blocks.sparse
         A21 = sp.csr_matrix(blocks.A21)
