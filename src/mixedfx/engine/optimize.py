@@ -44,6 +44,8 @@ from .newton import Remembered, polish, settle
 from .objective import Objective
 from .scoring import ValueGradientInformation, score
 
+BOUNDARY = 1e-4  # a diagonal of T below this is on the boundary (lme4's singular test)
+
 
 def quasi_newton(
     fungrad: ValueGradient,
@@ -153,7 +155,7 @@ def boundary_restarts(
     first: OptSummary,
     diagonal: np.ndarray,
     local: Local,
-    tol: float = 1e-4,
+    tol: float = BOUNDARY,
 ) -> OptSummary:
     """Re-run from other starts when the optimum is on the boundary; keep the best.
 
@@ -219,9 +221,6 @@ def boundary_restarts(
     if "first_order" in best.extra:
         extra["first_order"] = best.extra["first_order"]
     return replace(best, start=first.start, feval=total, extra=extra)
-
-
-BOUNDARY = 1e-4  # a diagonal of T below this is on the boundary (lme4's singular test)
 
 
 def rescored(first: OptSummary, scoring: Local, diagonal: np.ndarray) -> OptSummary:
