@@ -92,6 +92,21 @@ def test_polish_refuses_long_steps_and_saddles() -> None:
     assert np.array_equal(polish(both(fun, grad), summary(start, fun, np.zeros(2))).final, start)
 
 
+def test_with_a_closed_form_hessian_the_last_step_below_precision_is_taken_too() -> None:
+    """A Dask fit and an in-memory one stopped 5e-12 apart in a small theta (0.0088),
+    so that term's BLUPs differed by 1e-9 relative; where evaluations are cheap the
+    polish takes the step it would otherwise call converged."""
+    hess = np.array([[40.0, 3.0], [3.0, 2.0]])
+    center = np.array([1.35, 0.0088])
+    fun, grad = quadratic(center, hess)
+    start = center + np.array([0.0, 5e-12])
+    with_hessian = polish(both(fun, grad), summary(start, fun, np.zeros(2)), lambda x: hess)
+    assert with_hessian.extra["newton_converged"] == 1.0
+    assert abs(with_hessian.final[1] - center[1]) < 1e-15
+    differenced = polish(both(fun, grad), summary(start, fun, np.zeros(2)))
+    assert np.array_equal(differenced.final, start)  # blocked models: no evaluation for it
+
+
 @pytest.mark.parametrize("flat", [0.0, -1e-9, 1e-9])
 def test_polish_reaches_a_ridge_of_optima_without_sliding_along_it(flat: float) -> None:
     """A Hessian flat along (1, 1) up to rounding of either sign: the minimum-norm step.
