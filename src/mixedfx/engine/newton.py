@@ -72,9 +72,9 @@ def polish(
     (0.0088) located to 1e-11 absolute left its term's BLUPs 1e-9 apart
     (relative) between a Dask fit and an in-memory one. Elements at their
     bound with an outward gradient stay there; a step that would cross a
-    bound stops on it. Along flat directions of the Hessian (a ridge of optima) the step
-    is the minimum-norm one (:func:`_eigen`). Steps longer than
-    ``max_move`` (relative), and steps on a Hessian with a direction of
+    bound stops on it. Along flat directions of the Hessian (a ridge of
+    optima) the step is the minimum-norm one (:func:`_eigen`). Steps longer
+    than ``max_move`` (relative), and steps on a Hessian with a direction of
     descent, are refused: this is a polish of an optimum BOBYQA has found,
     not a search.
 
