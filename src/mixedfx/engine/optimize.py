@@ -47,6 +47,11 @@ from .scoring import ValueGradientInformation, score
 BOUNDARY = 1e-4  # a diagonal of T below this is on the boundary (lme4's singular test)
 
 
+def on_boundary(opt: OptSummary, diagonal: np.ndarray, tol: float = BOUNDARY) -> bool:
+    """Whether a diagonal of ``T`` at ``opt.final`` is below ``tol`` (a singular fit)."""
+    return bool(np.any(opt.final[diagonal] < tol))
+
+
 def quasi_newton(
     fungrad: ValueGradient,
     lower: np.ndarray,
@@ -184,9 +189,9 @@ def boundary_restarts(
     local : Local
         The local minimiser for the restarts.
     """
-    if not np.any(first.final[diagonal] < tol):
+    if not on_boundary(first, diagonal, tol):
         first = boundary_probe(fun, first, diagonal, local)
-        if not np.any(first.final[diagonal] < tol):
+        if not on_boundary(first, diagonal, tol):
             return first
     starts = [np.where(diagonal, 0.5, 0.0), np.where(diagonal, 2.0, 0.0)]
     if not diagonal.all():
@@ -236,14 +241,15 @@ def rescored(first: OptSummary, scoring: Local, diagonal: np.ndarray) -> OptSumm
     needed: ``extra["rescored"]`` is 1 where it ran, and its result is kept
     unless L-BFGS-B's is lower (by more than 1e-10 relative).
     """
-    if not np.any(first.final[diagonal] < BOUNDARY):
+    if not on_boundary(first, diagonal):
         return first
     again = scoring(first.start, False)
-    extra = {**_counted(first, again), "rescored": 1.0}
     if again.fmin <= first.fmin + 1e-10 * max(1.0, abs(first.fmin)):  # ties: scoring's
-        extra = {**_counted(again, first), "rescored": 1.0, "first_fmin": first.fmin}
-        return replace(again, feval=first.feval + again.feval, extra=extra)
-    return replace(first, feval=first.feval + again.feval, extra=extra)
+        kept, other, more = again, first, {"first_fmin": first.fmin}
+    else:
+        kept, other, more = first, again, {}
+    extra = {**_counted(kept, other), "rescored": 1.0, **more}
+    return replace(kept, feval=first.feval + again.feval, extra=extra)
 
 
 def scored(blocks: Blocks) -> bool:
@@ -331,7 +337,7 @@ def fit_theta(objective: Objective, start: np.ndarray | None = None) -> OptSumma
         else:
             local = quasi_newton(cached, lower)
             opt = rescored(local(first, False), scoring, diagonal)
-        if np.any(opt.final[diagonal] < BOUNDARY):
+        if on_boundary(opt, diagonal):
             if opt.optimizer != scoring_mod.METHOD:  # L-BFGS-B had the last word there
                 opt = boundary_restarts(fun, opt, diagonal, local)
         elif not opt.extra["first_order"]:

@@ -123,7 +123,7 @@ def score(
         converged = gain(g, x, lower) <= tol * max(1.0, abs(f))
         return Descent(x, f, g, H, evals, converged, status, METHOD)
     rest = descend(fungrad, x, lower, handover, tol)  # L-BFGS-B from the lowest point
-    method = "scoring, then L-BFGS-B"
+    method = f"{METHOD}, then L-BFGS-B"
     return Descent(rest.x, rest.f, rest.g, rest.hessian, evals + rest.evals, rest.converged,
                    f"{status}; L-BFGS-B: {rest.status}", method)  # fmt: skip
 
