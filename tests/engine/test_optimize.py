@@ -325,3 +325,30 @@ def test_where_l_bfgs_b_has_the_last_word_on_the_boundary_the_restarts_run() -> 
     assert alone.optimizer == "scoring, then L-BFGS-B" and (alone.final[lower == 0] < 1e-4).any()
     fit = obj(m.standardized.theta)
     assert alone.fmin - fit > 1e-4 * abs(fit)
+
+
+def three_slopes(groups: int, per: int, seed: int) -> pd.DataFrame:
+    """``(x + z | g)``: a 3 x 3 covariance, every variance well away from 0."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(groups), per)
+    x, z, e = rng.normal(size=(3, len(g)))
+    b = rng.normal(size=(groups, 3)) * [1.0, 0.5, 0.3]
+    y = 1 + x + b[g, 0] + b[g, 1] * x + b[g, 2] * z + e
+    return pd.DataFrame({"y": y, "x": x, "z": z, "g": g.astype(str)})
+
+
+def test_a_poor_quasi_newton_hessian_is_replaced_before_the_polish_gives_up() -> None:
+    """L-BFGS-B stopped 1e-7 from the optimum, and five Newton steps on its BFGS
+    Hessian shrank the step only linearly: the fit was then probed at the boundary
+    (4 evaluations) and settled (6 differenced gradients and 2 steps). One polish on
+    differenced gradients reaches the optimum right away; nothing further runs.
+    """
+    data = three_slopes(103, 8, 0)
+    m = mfx.lmm("y ~ x + z + (x + z | g)", data)
+    extra = m.optsummary.extra
+    assert m.optsummary.optimizer == "L-BFGS-B"
+    assert extra["first_order"] == 1.0 and extra["newton_converged"] == 1.0
+    assert "max_abs_gradient" not in extra  # not settled
+    assert m.optsummary.feval == extra["gradient_evals"]  # no probe's values
+    best, _ = refit(m, data)
+    assert m.objective <= best + 1e-12 * abs(best)

@@ -100,6 +100,11 @@ class Blocks:
         return [np.ascontiguousarray(self.A11[:, r, c]) for r, c in zip(rows, cols, strict=True)]
 
     @functools.cached_property
+    def a11_stack(self) -> np.ndarray:
+        """Every level's A11 block, level last, contiguous (q0, q0, l0)."""
+        return np.ascontiguousarray(np.moveaxis(self.A11, 0, -1))
+
+    @functools.cached_property
     def a21_columns(self) -> list[np.ndarray]:
         """Dense A21 split by column within level: q0 arrays of shape (m, l0)."""
         return split_columns(np.asarray(self.A21), self.q0)
@@ -114,6 +119,7 @@ class Blocks:
         """
         state = dict(self.__dict__)
         state.pop("level_chunks", None)
+        state.pop("a11_stack", None)  # A11 again, rebuilt on first use
         A22 = self.A22
         if A22.size >= SPARSE_A22_MIN and 3 * np.count_nonzero(A22) < A22.size:
             state["A22"] = sp.csr_matrix(A22)
@@ -142,6 +148,7 @@ class Blocks:
             return (self,)
         chunks = []
         entries, columns, q0 = self.a11_entries, self.a21_columns, self.q0
+        stack = self.a11_stack if q0 > 2 else None
         for s in range(0, self.l0, size):
             e = min(s + size, self.l0)
             A21 = np.asarray(self.A21)[:, s * q0 : e * q0]
@@ -149,6 +156,8 @@ class Blocks:
                 self.first, e - s, q0, self.rest, self.p, self.n, self.A11[s:e], A21, self.A22
             )
             chunk.__dict__["a11_entries"] = [x[s:e] for x in entries]  # views: no copies
+            if stack is not None:
+                chunk.__dict__["a11_stack"] = stack[:, :, s:e]
             chunk.__dict__["a21_columns"] = [c[:, s:e] for c in columns]
             chunks.append(chunk)
         return tuple(chunks)

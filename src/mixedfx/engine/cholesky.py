@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import scipy.sparse as sp
 
-from . import smallmat
+from . import levelstack, smallmat
 from .blocks import Blocks
 from .grouped import GroupedSchur
 from .linalg import cholesky
@@ -144,6 +144,22 @@ def gram_2x2(blocks: Blocks, T0: np.ndarray) -> Gram2:
     return det, (i00, i10, i11), (w00, w01, w11)
 
 
+GramStack = tuple[float, np.ndarray, np.ndarray]  # gram_stack's log-determinant, M11^-1 and W
+Gram = Gram2 | GramStack
+
+
+def gram_stack(blocks: Blocks, T0: np.ndarray) -> GramStack:
+    """For q0 >= 3: ``sum_k log|M11_k|``, and per level ``M11_k^-1`` and ``W_k = T0 M11_k^-1 T0'``.
+
+    Both level last, (q0, q0, l0) (:mod:`~mixedfx.engine.levelstack`); as
+    :func:`gram_2x2`, the gradient reads all three and computes them once.
+    """
+    M = levelstack.sandwich(T0.T, blocks.a11_stack, T0)
+    M[np.arange(blocks.q0), np.arange(blocks.q0)] += 1.0
+    Minv, logdet = levelstack.inverse_logdet(M)
+    return logdet, Minv, levelstack.sandwich(T0, Minv, T0.T)
+
+
 def _first_block(blocks: Blocks, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """L11 and R = T0 L11^-T per level, each (l0, q0, q0), and log|L11|^2."""
     A11, q0 = blocks.A11, blocks.q0
@@ -173,13 +189,14 @@ def _first_block(blocks: Blocks, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def first_gram(
-    blocks: Blocks, T0: np.ndarray, gram: Gram2 | None = None
+    blocks: Blocks, T0: np.ndarray, gram: Gram | None = None
 ) -> tuple[float, np.ndarray]:
     """log|L11|^2 and ``W_k = R_k R_k' = T0 M11_k^-1 T0'``, level last: (q0, q0, l0).
 
-    The objective's path: it needs neither L11 nor R, and for q0 <= 2 the
-    closed forms work on contiguous per-entry arrays of A11. ``gram``:
-    :func:`gram_2x2` at ``T0`` when the caller has it (q0 = 2).
+    The objective's path: it needs neither L11 nor R; for q0 <= 2 the
+    closed forms work on contiguous per-entry arrays of A11, for q0 >= 3
+    :func:`gram_stack`. ``gram``: :func:`gram_2x2` (q0 = 2) or
+    :func:`gram_stack` (q0 >= 3) at ``T0`` when the caller has it.
     """
     q0 = blocks.q0
     if q0 == 1:
@@ -187,12 +204,12 @@ def first_gram(
         m = blocks.a11_entries[0] * (t0 * t0) + 1.0
         return float(np.log(m).sum()), ((t0 * t0) / m)[None, None]
     if q0 == 2:
-        det, _, (w00, w01, w11) = gram_2x2(blocks, T0) if gram is None else gram
+        det, _, (w00, w01, w11) = gram_2x2(blocks, T0) if gram is None else cast(Gram2, gram)
         W = np.empty((2, 2, len(det)))
         W[0, 0], W[0, 1], W[1, 0], W[1, 1] = w00, w01, w01, w11
         return float(np.log(det).sum()), W
-    _, R, logdet = _first_block(blocks, T0)
-    return logdet, level_last(smallmat.gram(R))
+    logdet, _, W = gram_stack(blocks, T0) if gram is None else cast(GramStack, gram)
+    return logdet, W
 
 
 def level_last(W: np.ndarray) -> np.ndarray:
@@ -266,26 +283,28 @@ def rest_matrix(blocks: Blocks, Ts: list[np.ndarray], W: np.ndarray) -> np.ndarr
 
 def first_update(
     blocks: Blocks, T0: np.ndarray, keep: bool = False
-) -> tuple[float, np.ndarray, list[Gram2 | None]]:
+) -> tuple[float, np.ndarray, list[Gram | None]]:
     """``log|L11|^2`` and ``U = A21 W A21'`` (m, m) for a dense A21, summed by level chunks.
 
     The chunks are :attr:`~mixedfx.engine.blocks.Blocks.level_chunks`. With
-    ``keep``, also each chunk's :func:`gram_2x2` (q0 = 2; None otherwise), which
-    the gradient's second pass over the chunks reads.
+    ``keep``, also each chunk's :func:`gram_2x2` (q0 = 2) or
+    :func:`gram_stack` (q0 >= 3; None for q0 = 1), which the gradient's
+    second pass over the chunks reads.
     """
     logdet, U, grams = 0.0, np.zeros((blocks.m, blocks.m)), []
     for chunk in blocks.level_chunks:
+        gram: Gram | None = None
         if chunk.q0 == 2:  # W's entries as they are: gram_update reads W[a][b]
             gram = gram_2x2(chunk, T0)
             det, _, (w00, w01, w11) = gram
             logdet += sum_log(det)
             U += gram_update(chunk.a21_columns, ((w00, w01), (w01, w11)))
-            grams.append(gram if keep else None)
-            continue
-        part, W = first_gram(chunk, T0)
-        logdet += part
-        U += dense_update(chunk, W)
-        grams.append(None)
+        else:
+            gram = gram_stack(chunk, T0) if chunk.q0 > 2 else None
+            part, W = first_gram(chunk, T0, gram)
+            logdet += part
+            U += dense_update(chunk, W)
+        grams.append(gram if keep else None)
     return logdet, U, grams
 
 

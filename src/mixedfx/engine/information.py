@@ -49,7 +49,7 @@ import numpy as np
 
 from . import smallmat
 from .blocks import Blocks
-from .cholesky import scale_rows
+from .cholesky import gram_stack, scale_rows
 from .layout import ThetaLayout
 from .linalg import solve_lower
 from .solve import split_rest
@@ -151,7 +151,13 @@ def _block_gradient(
 
 
 def _first_inverse(bl: Blocks, T0: np.ndarray) -> np.ndarray:
-    """``M11_k^-1 = (T0' A11_k T0 + I)^-1`` per level of the first term, (l0, q0, q0)."""
+    """``M11_k^-1 = (T0' A11_k T0 + I)^-1`` per level of the first term, (l0, q0, q0).
+
+    q0 >= 3 by :func:`~mixedfx.engine.cholesky.gram_stack` (level last,
+    turned level first); q0 <= 2 by :mod:`~mixedfx.engine.smallmat`'s closed forms.
+    """
+    if bl.q0 > 2:
+        return np.ascontiguousarray(np.moveaxis(gram_stack(bl, T0)[1], -1, 0))
     M = smallmat.matmul(smallmat.matmul(T0.T[None], bl.A11), T0[None])
     M[:, np.arange(bl.q0), np.arange(bl.q0)] += 1.0
     K = smallmat.inv_lower(smallmat.chol(M))
