@@ -52,6 +52,22 @@ def test_an_objective_that_is_not_finite_is_not_converged() -> None:
     assert not d.converged  # stuck below the minimum at 2: the caller must settle
 
 
+def test_a_factorization_that_fails_is_a_point_where_the_objective_is_not_finite() -> None:
+    """A restart of L-BFGS-B from a far start met a Schur block that rounding had left not
+    positive definite (the fit's r^2 below 0): its LinAlgError ended the whole fit."""
+    calls = []
+
+    def fungrad(x: np.ndarray) -> tuple[float, np.ndarray]:
+        calls.append(x[0])
+        if 3.0 < x[0] < 4.5:  # between the start and the minimum at 1
+            raise np.linalg.LinAlgError("matrix is not positive definite (dpotrf info 4)")
+        return float((x[0] - 1.0) ** 2), np.array([2.0 * (x[0] - 1.0)])
+
+    d = descend(fungrad, np.array([5.0]), np.array([0.0]))
+    assert any(3.0 < c < 4.5 for c in calls)  # its first step went there
+    assert np.isfinite(d.f) and d.x[0] >= 4.5 and not d.converged  # held back, not crashed
+
+
 def even_saddle(x: np.ndarray) -> tuple[float, np.ndarray]:
     """Even in x0 (its derivative is 0 at the bound 0), falling away from it: minimum at 0.5."""
     a = x[0] ** 2 - 0.25

@@ -49,3 +49,18 @@ def test_block_diagonal_term_is_lme4s_separate_terms():
     T = lay.T(0, np.arange(1.0, 8.0))
     assert T[1:, 0].tolist() == [0.0, 0.0, 0.0]  # no correlation between the blocks
     np.testing.assert_array_equal(lay.start(), [1, 1, 0, 0, 1, 0, 1])
+
+
+def test_block_positions_place_theta_in_each_block_of_two_or_more() -> None:
+    layout = ThetaLayout((3, 2, 1, 2), ((3,), (1, 1), (1,), (2,)))
+    P = layout.block_positions()
+    assert len(P) == 2  # the 1 x 1 blocks have no ridge
+    theta = np.arange(1.0, 13.0)
+    T = layout.Ts(theta)
+    for block, (t, start) in zip(P, [(0, 0), (3, 0)], strict=True):
+        b = len(block)
+        inside = block >= 0
+        assert (inside == np.tri(b, dtype=bool)).all()
+        assert np.array_equal(
+            theta[block[inside]], T[t][start : start + b, start : start + b][inside]
+        )

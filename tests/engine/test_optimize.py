@@ -352,3 +352,76 @@ def test_a_poor_quasi_newton_hessian_is_replaced_before_the_polish_gives_up() ->
     assert m.optsummary.feval == extra["gradient_evals"]  # no probe's values
     best, _ = refit(m, data)
     assert m.objective <= best + 1e-12 * abs(best)
+
+
+def one_term(seed: int) -> tuple[str, pd.DataFrame]:
+    """The one-term family the ridge turns were measured on (seeds 0 to 700): 40 to 2,000
+    groups of 2 to 20 rows, up to four random effects, some variances 0."""
+    forms = [
+        "y ~ x + (x | g)", "y ~ x + z + (x + z | g)", "y ~ x + (x || g)",
+        "y ~ x + z + (x + z || g)", "y ~ x + (1 | g)", "y ~ x + (f | g)",
+        "y ~ x + z + w + (x + z + w | g)",
+    ]  # fmt: skip
+    rng = np.random.default_rng(seed)
+    groups = int(rng.choice([40, 70, 103, 160, 250, 600, 2000]))
+    g = np.repeat(np.arange(groups), rng.integers(2, int(rng.choice([6, 10, 20])) + 1, size=groups))
+    x, z, w = rng.normal(size=(3, len(g)))
+    f = rng.choice(["a", "b", "c"], size=len(g))
+    sd = rng.choice([0.0, 0.3, 1.0], size=4)
+    b = rng.normal(size=(groups, 4)) * sd
+    y = 1 + x + b[g, 0] + b[g, 1] * x + b[g, 2] * z + (f == "b") * b[g, 3] + 0.5 * w
+    y = y + rng.normal(size=len(g))
+    return forms[seed % len(forms)], pd.DataFrame({"y": y, "x": x, "z": z, "w": w, "f": f, "g": g})
+
+
+def test_a_ridge_is_turned_to_the_side_the_objective_falls_from() -> None:
+    """(x + z | g): the local optimizer stops with the middle diagonal at 0 and the last
+    row's (T_21, T_22) on the side of their circle where the bound holds T_11 at 0, 0.02
+    above the optimum (whose T_22 is 0 instead). Turning the circle finds it; so did the
+    seven restarts, at three times the cost."""
+    formula, data = one_term(1)
+    m = mfx.lmm(formula, data)
+    assert m.optsummary.extra["turns"] >= 1.0
+    assert m.optsummary.extra["first_fmin"] - m.objective > 0.01
+    assert "restarts" not in m.optsummary.extra
+    fit, best = restarted(m, data)
+    assert fit <= best + 1e-10 * abs(best)
+
+
+def test_turns_are_looked_at_only_on_a_ridge() -> None:
+    """A boundary optimum whose last diagonal is 0 is on no ridge: no gradient is spent.
+    With the middle diagonal at 0, both ends of the last row's circle are looked at;
+    with the first, both signs of the two columns of the Cholesky factor of the rest."""
+    from mixedfx.engine.layout import ThetaLayout
+    from mixedfx.engine.optimize import ridge_turns
+
+    layout = ThetaLayout((3,), ((3,),))
+    calls = []
+
+    def fungrad(x):
+        calls.append(x)
+        return 0.0, np.ones_like(x)  # the bound holds every diagonal at 0: no local run
+
+    lower = layout.lower()
+    at = np.array([1.0, 0.2, -0.3, 0.5, 0.4, 0.0])  # T_22 = 0: nothing turns
+    opt = OptSummary("scoring", at, at, lower, 1.0, 3, "near the optimum", True)
+    assert ridge_turns(fungrad, opt, layout, None) == replace(opt, feval=3)  # type: ignore[arg-type]
+    assert not calls
+    middle = at.copy()
+    middle[3], middle[5] = 0.0, 0.3  # T_11 = 0: (T_21, T_22) = (0.4, 0.3) turn
+    ridge_turns(fungrad, replace(opt, final=middle), layout, None)  # type: ignore[arg-type]
+    ends = np.array(calls)
+    assert len(ends) == 2
+    np.testing.assert_allclose(ends[:, 4], [0.5, -0.5], rtol=1e-15)
+    assert (ends[:, [3, 5]] == 0.0).all() and (ends[:, :3] == at[:3]).all()
+    calls.clear()
+    first = np.array([0.0, 0.2, -0.3, 0.5, 0.4, 0.3])  # T_00 = 0
+    ridge_turns(fungrad, replace(opt, final=first), layout, None)  # type: ignore[arg-type]
+    assert len(calls) == 4
+    Ts = [layout.Ts(x)[0] for x in calls]
+    for T in Ts:  # every turned point is the same covariance
+        np.testing.assert_allclose(T @ T.T, layout.Ts(first)[0] @ layout.Ts(first)[0].T, atol=1e-15)
+    below, rest = np.array([[0.2], [-0.3]]), np.array([[0.5, 0.0], [0.4, 0.3]])
+    L = np.linalg.cholesky(below @ below.T + rest @ rest.T)
+    expected = [sign * L[:, m] for m in range(2) for sign in (1.0, -1.0)]
+    np.testing.assert_allclose([T[1:, 0] for T in Ts], expected, rtol=1e-14, atol=1e-15)

@@ -38,6 +38,7 @@ from scipy.optimize import OptimizeResult, minimize
 
 ValueGradient = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
+METHOD = "L-BFGS-B"  # the method of a result the descent reached
 HANDOVER = 1e-7  # predicted relative step below which the descent hands over to Newton
 MAXITER = 1000
 
@@ -83,7 +84,7 @@ class Descent:
     evals: int
     converged: bool
     status: str
-    method: str = "L-BFGS-B"
+    method: str = METHOD
 
 
 class _Run:
@@ -103,8 +104,16 @@ class _Run:
         self.B: np.ndarray | None = None
 
     def value(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        """``fungrad`` for L-BFGS-B: ``inf`` and a zero gradient where it is not finite."""
-        f, g = self.fungrad(x)
+        """``fungrad`` for L-BFGS-B: ``inf`` and a zero gradient where it is not finite.
+
+        A factorization that fails (:class:`numpy.linalg.LinAlgError`: the
+        Schur block not positive definite, as when rounding takes ``r^2``
+        below 0 at a start far from the optimum) is such a point too.
+        """
+        try:
+            f, g = self.fungrad(x)
+        except np.linalg.LinAlgError:
+            f, g = np.inf, np.zeros_like(x)
         self.evals += 1
         if not np.isfinite(f):
             self.infinite = True

@@ -45,6 +45,8 @@ that a variance heading for 0 keeps the curvature the information lacks.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import smallmat
@@ -122,30 +124,38 @@ def covariance_curvature(layout: ThetaLayout, Ts: list[np.ndarray], g: np.ndarra
     for t, ((rows, cols), sl) in enumerate(zip(layout.index, layout.slices, strict=True)):
         start = 0
         for size in layout.blocks[t]:
-            inside = (rows >= start) & (rows < start + size)
-            idx = np.flatnonzero(inside)
+            idx = np.flatnonzero((rows >= start) & (rows < start + size))
+            at = sl.start + idx
             T = Ts[t][start : start + size, start : start + size]
-            if np.all(np.diag(T) != 0.0):
+            if size == 1:  # 2 G t = g: S = 2 G = g / t
+                if T[0, 0] != 0.0:
+                    S[at, at] = g[at] / T[0, 0]
+            elif np.all(np.diag(T) != 0.0):
                 r, c = rows[idx] - start, cols[idx] - start
-                G = _block_gradient(T, r, c, g[sl][idx])
+                G = _block_gradient(T, r, c, g[at])
                 same = c[:, None] == c[None, :]
-                S[np.ix_(sl.start + idx, sl.start + idx)] = np.where(
-                    same, 2.0 * G[r[:, None], r[None, :]], 0.0
-                )
+                S[np.ix_(at, at)] = np.where(same, 2.0 * G[r[:, None], r[None, :]], 0.0)
             start += size
     return S
+
+
+@functools.cache
+def _symmetric_basis(b: int) -> np.ndarray:
+    """The basis ``E_ij + E_ji`` (i >= j, lower triangle in row order) of symmetric (b, b)."""
+    iu, ju = np.tril_indices(b)
+    basis = np.zeros((len(iu), b, b))
+    basis[np.arange(len(iu)), iu, ju] = 1.0
+    basis[np.arange(len(iu)), ju, iu] = 1.0
+    basis.setflags(write=False)
+    return basis
 
 
 def _block_gradient(
     T: np.ndarray, rows: np.ndarray, cols: np.ndarray, gT: np.ndarray
 ) -> np.ndarray:
     """Symmetric ``G`` (b, b) with ``(2 G T)[rows, cols] = gT`` over T's lower triangle."""
-    b = len(T)
-    iu, ju = np.tril_indices(b)
-    basis = np.zeros((len(iu), b, b))
-    basis[np.arange(len(iu)), iu, ju] = 1.0
-    basis[np.arange(len(iu)), ju, iu] = 1.0
-    system = np.stack([(2.0 * B @ T)[rows, cols] for B in basis], axis=1)
+    basis = _symmetric_basis(len(T))
+    system = 2.0 * np.matmul(basis, T)[:, rows, cols].T  # column i: (2 B_i T)[rows, cols]
     vech = np.linalg.solve(system, gT)
     return np.einsum("i,iab->ab", vech, basis)
 

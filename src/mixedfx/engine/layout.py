@@ -71,6 +71,27 @@ class ThetaLayout:
         """True for theta elements on a diagonal of some ``T``, shape (ntheta,)."""
         return np.concatenate([rows == cols for rows, cols in self.index])
 
+    def block_positions(self) -> list[np.ndarray]:
+        """Theta positions of every block of two or more rows: (b, b) ints, -1 above the diagonal.
+
+        Where a diagonal ``T_jj`` of a block is 0, the entries below it and the
+        block's later columns can be turned into each other without changing
+        ``T T'`` (:func:`mixedfx.engine.optimize.ridge_turns`).
+        """
+        out = []
+        for (rows, cols), sizes, sl in zip(self.index, self.blocks, self.slices, strict=True):
+            start = 0
+            for b in sizes:
+                if b >= 2:
+                    P = np.full((b, b), -1, dtype=np.intp)
+                    inside = (rows >= start) & (rows < start + b)
+                    P[rows[inside] - start, cols[inside] - start] = sl.start + np.flatnonzero(
+                        inside
+                    )
+                    out.append(P)
+                start += b
+        return out
+
     def start(self) -> np.ndarray:
         """lme4's start: every ``T`` the identity, shape (ntheta,)."""
         return self.diagonal.astype(float)
