@@ -32,7 +32,8 @@ import pytest
 
 import mixedfx as mfx
 from mixedfx import fit as fit_mod
-from mixedfx.engine.optimize import fit_theta
+from mixedfx.engine import optimize
+from mixedfx.engine.optimize import fit_theta, scored
 from oracle import predict_at
 from tolerance import assert_close
 
@@ -152,24 +153,30 @@ def test_double_bar_with_a_factor_is_lme4s_expansion() -> None:
 DOUBLE_BAR = sorted(k for k in CASES if "||" in REFERENCE[k]["formula"])
 
 
+@pytest.mark.parametrize("scored_levels", [optimize.SCORED_LEVELS, 0])
 @pytest.mark.parametrize("name", DOUBLE_BAR)
-def test_gradient_optimizer_on_double_bar_terms_reaches_lme4s_optimum(name: str) -> None:
+def test_gradient_optimizer_on_double_bar_terms_reaches_lme4s_optimum(
+    name: str, scored_levels: int, monkeypatch
+) -> None:
     """The blocked factor and Fisher scoring (large models' path) on ``||`` terms: lme4's optimum.
 
     Here the objective is made to use the blocked factor, whose analytic
     gradient and average information read only the entries of the
     block-diagonal ``T`` that theta holds, so :func:`fit_theta` uses scoring
-    with two or more terms and L-BFGS-B with one (``optimize.scored``). ``lmm`` fits the
-    sleepstudy case with BOBYQA on the dense evaluator (it is small), and
-    ``(f || g)``'s 20 groups x 4 columns with this same path.
+    with two or more terms or few levels, else L-BFGS-B (``optimize.scored``).
+    ``lmm`` fits the sleepstudy case with BOBYQA on the dense evaluator (it is small), and
+    ``(f || g)``'s 20 groups x 4 columns with this same path. One-term
+    models are also fitted as if they had more levels than SCORED_LEVELS
+    (``scored_levels=0``): by L-BFGS-B.
     """
+    monkeypatch.setattr(optimize, "SCORED_LEVELS", scored_levels)
     case = REFERENCE[name]
     design, arrays = fit_mod.learn_design(case["formula"], training(case))
     coords, blocks = fit_mod.form_blocks(design, arrays)
     obj = fit_mod.make_objective(design, blocks, case["reml"])
     obj.__dict__["dense"] = None  # the blocked path, whatever the size
     opt = fit_theta(obj)
-    assert opt.optimizer == "L-BFGS-B" if not blocks.rest else opt.optimizer.startswith("scoring")
+    assert opt.optimizer.startswith("scoring") if scored(blocks) else opt.optimizer == "L-BFGS-B"
     fmin = coords.objective(opt.fmin, case["reml"])  # the user's criterion
     ref, m = case["objective"], fit(name)
     assert fmin <= ref + 1e-9 * abs(ref)  # never above lme4's

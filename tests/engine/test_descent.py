@@ -120,10 +120,13 @@ def test_the_optimizer_is_chosen_for_the_model_and_counted_honestly() -> None:
     # settled, so every evaluation came with a gradient
     assert opt.extra["first_order"] == 1.0
     assert opt.feval == opt.extra["gradient_evals"] > 0
-    # one term: the levels are independent given beta, and L-BFGS-B's cheap
-    # evaluations beat scoring's fewer but dearer ones (optimize.scored)
+    # one term: the levels are independent given beta, and above SCORED_LEVELS
+    # L-BFGS-B's cheap evaluations beat scoring's fewer but dearer ones; below,
+    # numpy's per-call cost sets both, and scoring's fewer win (optimize.scored)
     one = quiet("y ~ x + (1 | u)", crossed(3000, 2500, 60, 0.5, 1)).optsummary
     assert one.optimizer == "L-BFGS-B" and one.converged
+    few = quiet("y ~ x + (1 | u)", crossed(3000, 1000, 60, 0.5, 1)).optsummary
+    assert few.optimizer == "scoring" and few.converged
 
 
 @pytest.mark.parametrize("item_sd", [0.0, 0.5])

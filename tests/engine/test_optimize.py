@@ -12,6 +12,7 @@ import pytest
 from test_gradient import objective
 
 import mixedfx as mfx
+from mixedfx.engine import optimize
 from mixedfx.engine.bobyqa import OptSummary, minimize
 from mixedfx.engine.newton import Remembered, polish, settle
 from mixedfx.engine.optimize import boundary_restarts, quasi_newton
@@ -253,12 +254,15 @@ def restarted(m: mfx.LinearMixedModel, data: pd.DataFrame):
 
 
 @pytest.mark.parametrize(("seed", "term"), [(1, "(x | g)"), (4, "(f | g)")])
-def test_l_bfgs_b_stopped_on_the_boundary_is_rescored(seed: int, term: str) -> None:
+def test_l_bfgs_b_stopped_on_the_boundary_is_rescored(seed: int, term: str, monkeypatch) -> None:
     """L-BFGS-B's first step put a diagonal at 0 and it stopped there, 1.4 and 10.5 above.
 
     Scoring from the same start reaches the optimum; restarts from the old
-    starts find nothing lower.
+    starts find nothing lower. (These designs have fewer levels than
+    SCORED_LEVELS, which now fits them by scoring: L-BFGS-B is pinned, as for
+    one-term models with more levels.)
     """
+    monkeypatch.setattr(optimize, "SCORED_LEVELS", 0)
     data = random_blocked(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -337,12 +341,14 @@ def three_slopes(groups: int, per: int, seed: int) -> pd.DataFrame:
     return pd.DataFrame({"y": y, "x": x, "z": z, "g": g.astype(str)})
 
 
-def test_a_poor_quasi_newton_hessian_is_replaced_before_the_polish_gives_up() -> None:
+def test_a_poor_quasi_newton_hessian_is_replaced_before_the_polish_gives_up(monkeypatch) -> None:
     """L-BFGS-B stopped 1e-7 from the optimum, and five Newton steps on its BFGS
     Hessian shrank the step only linearly: the fit was then probed at the boundary
     (4 evaluations) and settled (6 differenced gradients and 2 steps). One polish on
     differenced gradients reaches the optimum right away; nothing further runs.
+    (103 groups: L-BFGS-B pinned, as for one-term models above SCORED_LEVELS.)
     """
+    monkeypatch.setattr(optimize, "SCORED_LEVELS", 0)
     data = three_slopes(103, 8, 0)
     m = mfx.lmm("y ~ x + z + (x + z | g)", data)
     extra = m.optsummary.extra
