@@ -40,6 +40,7 @@ DEFAULT = [
     "big",
     "big_strings",
     "singular",
+    "midsize",
     "predict_1m",
     "confidence_100k",
 ]

@@ -207,6 +207,33 @@ def singular(ctx: Context) -> dict[str, Task]:
     )
 
 
+def three_slopes_data(groups: int = 400, seed: int = 20261202) -> pd.DataFrame:
+    """``(x + z | g)``: 2 to 12 rows per group, every variance away from 0."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(groups), rng.integers(2, 13, size=groups))
+    x, z, e = rng.standard_normal((3, len(g)))
+    b = rng.standard_normal((groups, 3)) * [1.0, 0.5, 0.3]
+    y = 1.0 + x + 0.5 * z + b[g, 0] + b[g, 1] * x + b[g, 2] * z + e
+    return pd.DataFrame({"y": y, "x": x, "z": z, "g": g})
+
+
+@case(
+    "midsize",
+    title="synthetic, REML, a mid-size model: y ~ x + z + (x + z | g), 400 groups",
+    repeats=20,
+    quick_repeats=3,
+)
+def midsize(ctx: Context) -> dict[str, Task]:
+    return fit_tasks(
+        ctx,
+        "midsize",
+        "y ~ x + z + (x + z | g)",
+        three_slopes_data(),
+        reml=True,
+        statsmodels=StatsmodelsModel("y ~ x + z", groups="g", re_formula="~x + z"),
+    )
+
+
 # --- GLMM fit cases: Laplace, lme4's two stages ------------------------------------
 
 

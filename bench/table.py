@@ -26,6 +26,7 @@ TITLES = {
     "big": "`(x \\| g)`, 125k groups, 500k rows, REML fit",
     "big_strings": "the same, string labels",
     "singular": "singular `(x \\| u) + (1 \\| i)`, 30k rows, REML fit",
+    "midsize": "mid-size `(x + z \\| g)`, 400 groups, REML fit",
     "predict_1m": "predict 1M rows with the BLUPs",
     "confidence_100k": "confidence intervals for 100k rows",
     "condition_10k": "condition on 10k new groups of 5 rows",

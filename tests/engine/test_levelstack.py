@@ -86,3 +86,34 @@ def test_sandwich_of_a_strided_view() -> None:
     assert np.abs(part - full).max() < 1e-14 * np.abs(full).max()
     expected = A.T @ unstack(whole[:, :, 5:12]) @ A
     assert np.abs(unstack(part) - expected).max() < 1e-13 * np.abs(expected).max()
+
+
+def test_the_kept_gram_is_the_one_for_this_t0() -> None:
+    """cholesky.gram_stack keeps its last result on the blocks: a new T0 recomputes, the same
+    T0 returns it, and each is what a fresh computation gives."""
+    from mixedfx.engine.blocks import Blocks
+    from mixedfx.engine.cholesky import gram_stack
+
+    rng = np.random.default_rng(7)
+    l0, q0 = 30, 3
+    Z = rng.normal(size=(l0, 5, q0))
+    A11 = Z.transpose(0, 2, 1) @ Z
+    blocks = Blocks(0, l0, q0, (), 1, 150, A11, np.zeros((2, l0 * q0)), np.eye(2))
+    T1 = np.tril(rng.normal(size=(q0, q0)))
+    T2 = T1 + 0.25 * np.eye(q0)
+
+    def fresh(T: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        M = T.T @ A11 @ T + np.eye(q0)
+        inv = np.linalg.inv(M)
+        return float(np.linalg.slogdet(M)[1].sum()), inv, T @ inv @ T.T
+
+    first = gram_stack(blocks, T1)
+    again = gram_stack(blocks, T1.copy())
+    assert again is first  # kept
+    second = gram_stack(blocks, T2)
+    for got, T in ((first, T1), (second, T2)):
+        logdet, inv, W = fresh(T)
+        assert abs(got[0] - logdet) < 1e-12 * abs(logdet)
+        for mine, theirs in ((got[1], inv), (got[2], W)):
+            assert np.abs(unstack(mine) - theirs).max() < 1e-12 * np.abs(theirs).max()
+    assert "_gram_stack" not in blocks.__getstate__()  # not pickled

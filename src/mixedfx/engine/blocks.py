@@ -120,6 +120,7 @@ class Blocks:
         state = dict(self.__dict__)
         state.pop("level_chunks", None)
         state.pop("a11_stack", None)  # A11 again, rebuilt on first use
+        state.pop("_gram_stack", None)  # cholesky.gram_stack's last result
         A22 = self.A22
         if A22.size >= SPARSE_A22_MIN and 3 * np.count_nonzero(A22) < A22.size:
             state["A22"] = sp.csr_matrix(A22)

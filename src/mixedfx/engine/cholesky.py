@@ -153,11 +153,21 @@ def gram_stack(blocks: Blocks, T0: np.ndarray) -> GramStack:
 
     Both level last, (q0, q0, l0) (:mod:`~mixedfx.engine.levelstack`); as
     :func:`gram_2x2`, the gradient reads all three and computes them once.
+    The last result is kept on ``blocks`` for the same ``T0``: the average
+    information (:mod:`~mixedfx.engine.information`) reads ``M11^-1`` off the
+    evaluation that factored L22 (90 of its 340 us, 400 levels). The arrays
+    are shared: callers do not write to them.
     """
+    key = T0.tobytes()
+    held = blocks.__dict__.get("_gram_stack")
+    if held is not None and held[0] == key:
+        return held[1]
     M = levelstack.sandwich(T0.T, blocks.a11_stack, T0)
     M[np.arange(blocks.q0), np.arange(blocks.q0)] += 1.0
     Minv, logdet = levelstack.inverse_logdet(M)
-    return logdet, Minv, levelstack.sandwich(T0, Minv, T0.T)
+    out = (logdet, Minv, levelstack.sandwich(T0, Minv, T0.T))
+    blocks.__dict__["_gram_stack"] = (key, out)
+    return out
 
 
 def _first_block(blocks: Blocks, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
