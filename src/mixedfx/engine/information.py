@@ -254,18 +254,16 @@ def _directions(
     k = layout.ntheta
     a1, a2, c = np.zeros((k, bl.l0, bl.q0)), np.zeros((k, bl.m)), np.zeros(k)
     where = {t.term: t for t in bl.rest}
-    i = 0
-    for t, (rows, cols) in enumerate(layout.index):
-        for r, col in zip(rows, cols, strict=True):
-            a = z[t][:, r, None] * Ts[t][None, :, col]
-            a[:, r] += u[t][:, col]
-            c[i] = float(np.sum(z[t] * a))
-            if t == bl.first:
-                a1[i] = a
-            else:
-                rt = where[t]
-                a2[i, rt.offset : rt.offset + rt.nlevels * rt.q] = a.reshape(-1)
-            i += 1
+    for t, ((rows, cols), sl) in enumerate(zip(layout.index, layout.slices, strict=True)):
+        # all of term t's directions at once: (n_t, levels, q_t)
+        a = z[t].T[rows][:, :, None] * Ts[t][:, cols].T[:, None, :]
+        a[np.arange(len(rows)), :, rows] += u[t].T[cols]
+        c[sl] = np.einsum("lq,klq->k", z[t], a)
+        if t == bl.first:
+            a1[sl] = a
+        else:
+            rt = where[t]
+            a2[sl, rt.offset : rt.offset + rt.nlevels * rt.q] = a.reshape(len(rows), -1)
     return a1, a2, c
 
 
