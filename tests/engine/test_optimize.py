@@ -432,3 +432,35 @@ def test_turns_are_looked_at_only_on_a_ridge() -> None:
     L = np.linalg.cholesky(below @ below.T + rest @ rest.T)
     expected = [sign * L[:, m] for m in range(2) for sign in (1.0, -1.0)]
     np.testing.assert_allclose([T[1:, 0] for T in Ts], expected, rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("formula", "ridge"),
+    [
+        ("y ~ x + z + (x + z | g)", {3: 0.0}),  # T_11 = 0: (T_21, T_22) turn
+        ("y ~ x + z + (x + z | g)", {0: 0.0}),  # T_00 = 0: two rows below it turn
+        ("y ~ x + z + f + (f || g) + (1 | h)", {1: 0.0}),  # the 3 x 3 block of f's columns
+    ],
+)
+def test_every_turned_point_is_the_same_fit(formula: str, ridge: dict[int, float]) -> None:
+    """The points ridge_turns looks at have the objective of the point they were turned
+    from (to rounding): they are the same covariance, read through the real evaluator."""
+    from mixedfx.engine.optimize import ridge_turns
+
+    data = random_blocked(3)
+    obj = objective(formula, data, True)
+    theta = obj.start() + np.random.default_rng(11).uniform(0.1, 0.4, size=obj.ntheta)
+    for i, v in ridge.items():
+        theta[i] = v
+    f0 = obj(theta)
+    seen = []
+
+    def fungrad(x):
+        f, g = obj.value_and_gradient(x)
+        seen.append(f)
+        return f, np.ones_like(g)  # no local run: only the points are checked
+
+    at = OptSummary("scoring", theta, theta, obj.lower(), f0, 0, "test", True)
+    ridge_turns(fungrad, at, obj.layout, None)  # type: ignore[arg-type]
+    assert len(seen) >= 2
+    np.testing.assert_allclose(seen, f0, rtol=1e-12)
