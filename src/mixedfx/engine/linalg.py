@@ -130,14 +130,6 @@ def solve_lower(L: np.ndarray, b: np.ndarray, transpose: bool = False) -> np.nda
     return np.asarray(x)
 
 
-def cholesky_solve(L: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(L L')^-1 b`` from a lower Cholesky factor ``L`` (n, n); ``b`` (n,) or (n, k)."""
-    F, lower = _fortran(L)
-    x, info = lapack.dpotrs(F, b, lower=lower)
-    _check("dpotrs", info)
-    return np.asarray(x)
-
-
 def pack_lower(A: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """The lower triangle of ``A`` in LAPACK's packed order, shape (n (n + 1) / 2,).
 
