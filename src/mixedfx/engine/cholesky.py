@@ -170,6 +170,13 @@ def gram_stack(blocks: Blocks, T0: np.ndarray) -> GramStack:
     return out
 
 
+def first_grams(blocks: Blocks, T0: np.ndarray) -> Gram | None:
+    """:func:`gram_2x2` (q0 = 2) or :func:`gram_stack` (q0 >= 3) at ``T0``; None for q0 = 1."""
+    if blocks.q0 == 2:
+        return gram_2x2(blocks, T0)
+    return gram_stack(blocks, T0) if blocks.q0 > 2 else None
+
+
 def _first_block(blocks: Blocks, T0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """L11 and R = T0 L11^-T per level, each (l0, q0, q0), and log|L11|^2."""
     A11, q0 = blocks.A11, blocks.q0
@@ -303,14 +310,12 @@ def first_update(
     """
     logdet, U, grams = 0.0, np.zeros((blocks.m, blocks.m)), []
     for chunk in blocks.level_chunks:
-        gram: Gram | None = None
+        gram = first_grams(chunk, T0)
         if chunk.q0 == 2:  # W's entries as they are: gram_update reads W[a][b]
-            gram = gram_2x2(chunk, T0)
-            det, _, (w00, w01, w11) = gram
+            det, _, (w00, w01, w11) = cast(Gram2, gram)
             logdet += sum_log(det)
             U += gram_update(chunk.a21_columns, ((w00, w01), (w01, w11)))
         else:
-            gram = gram_stack(chunk, T0) if chunk.q0 > 2 else None
             part, W = first_gram(chunk, T0, gram)
             logdet += part
             U += dense_update(chunk, W)

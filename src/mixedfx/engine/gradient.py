@@ -46,6 +46,7 @@ from .cholesky import (
     GramStack,
     dense_update,
     first_gram,
+    first_grams,
     first_update,
     gram_2x2,
     gram_stack,
@@ -300,13 +301,7 @@ def gradient(
             np.zeros((blocks.q0, blocks.q0)),
         )
         return parts, [out[t] for t in range(len(Ts))]
-    gram: Gram | None = (
-        gram_2x2(blocks, T0)
-        if blocks.q0 == 2
-        else gram_stack(blocks, T0)
-        if blocks.q0 > 2
-        else None
-    )
+    gram = first_grams(blocks, T0)
     logdet11, W = first_gram(blocks, T0, gram)
     d = rest_diagonal(blocks, Ts)
     schur = blocks.schur

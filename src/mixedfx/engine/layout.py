@@ -84,10 +84,8 @@ class ThetaLayout:
             for b in sizes:
                 if b >= 2:
                     P = np.full((b, b), -1, dtype=np.intp)
-                    inside = (rows >= start) & (rows < start + b)
-                    P[rows[inside] - start, cols[inside] - start] = sl.start + np.flatnonzero(
-                        inside
-                    )
+                    inside = np.flatnonzero((rows >= start) & (rows < start + b))
+                    P[rows[inside] - start, cols[inside] - start] = sl.start + inside
                     out.append(P)
                 start += b
         return out
