@@ -136,8 +136,8 @@ class DenseSystem:
             G, N, q, blocks.p, used, used[in_upper], G_upper, by_second, later, diagonal, cuts
         )
 
-    def factor(self, theta: np.ndarray) -> np.ndarray:
-        """The lower Cholesky factor of M(theta), shape (N, N) (upper triangle not cleaned).
+    def factor(self, theta: np.ndarray, clean: bool = False) -> np.ndarray:
+        """The lower Cholesky factor of M(theta), shape (N, N) (upper triangle 0 if ``clean``).
 
         Only the entries of :attr:`upper` are formed, in a C-ordered array
         whose transpose (Fortran-ordered, lower triangle filled) is factored
@@ -151,7 +151,7 @@ class DenseSystem:
         t = np.concatenate((theta, _ONE))
         M = np.zeros(self.N * self.N)
         M[self.upper] = (t[:, None] * t).reshape(-1) @ self.G_upper
-        return cholesky(M.reshape(self.N, self.N).T, clean=False)
+        return cholesky(M.reshape(self.N, self.N).T, clean=clean)
 
     def gradient(
         self, theta: np.ndarray, w: np.ndarray
@@ -193,16 +193,16 @@ class DenseSystem:
         """
         k, N = len(theta), self.N
         t = np.concatenate((theta, _ONE))
-        L = self.factor(theta)
-        K = inverse_lower(L)
+        L = self.factor(theta, clean=True)
+        K = inverse_lower(L, clean=True)
         H = K.T @ (w[:, None] * K)
         g = (self.G @ H.reshape(-1)[self.used]).reshape(k + 1, k + 1)
         D_used = np.zeros((k, N * N))
         D_used[:, self.used] = (t @ self.G_by_second).reshape(k, -1)
         D = D_used.reshape(k, N, N)
         D = D + np.swapaxes(D, 1, 2)  # D_i, i < k
-        KD = (K @ D.transpose(1, 0, 2).reshape(N, k * N)).reshape(N, k, N)  # K D_i, side by side
-        E = (KD.transpose(1, 0, 2).reshape(k * N, N) @ K.T).reshape(k, -1)  # K D_i K', (k, N * N)
+        DK = (D.reshape(k * N, N) @ K.T).reshape(k, N, N)  # D_i K', stacked
+        E = np.matmul(K, DK).reshape(k, -1)  # K D_i K', (k, N * N)
         second = (E * w[self.later]) @ E.T
         gradient = 2.0 * (g @ t)[:-1]
         return self._logdets(L), gradient, np.asarray(2.0 * g[:-1, :-1] - second)

@@ -62,18 +62,37 @@ def cholesky(A: np.ndarray, clean: bool = True, overwrite: bool = True) -> np.nd
     return C if lower else C.T
 
 
-def inverse_lower(L: np.ndarray) -> np.ndarray:
+def definite_solve(A: np.ndarray, b: np.ndarray) -> np.ndarray | None:
+    """``A^-1 b`` for a symmetric positive definite ``A`` (k, k) and ``b`` (k,); else None.
+
+    One ``dposv`` (Cholesky and solve): for the few-by-few systems of the
+    optimizers' steps it costs a tenth of numpy's ``cholesky`` and ``solve``.
+    Only ``A``'s lower triangle is read; ``A`` and ``b`` are not written.
+    None where ``A`` is not numerically positive definite (``info > 0``).
+    """
+    F, lower = _fortran(A)
+    _, x, info = lapack.dposv(F, b, lower=lower)
+    if info > 0:
+        return None
+    _check("dposv", info)
+    return np.asarray(x)
+
+
+def inverse_lower(L: np.ndarray, clean: bool = False) -> np.ndarray:
     """``L^-1`` of a lower-triangular ``L`` (upper triangle not read), lower triangular.
 
-    A (0, 0) ``L`` (a model without fixed effects) gives a (0, 0) inverse;
-    LAPACK would refuse its leading dimension.
+    ``clean``: ``L``'s strict upper triangle is 0 (a :func:`cholesky` with
+    ``clean``), so the inverse's, which ``dtrtri`` leaves as it found it, is
+    0 too and is not masked again. A (0, 0) ``L`` (a model without fixed
+    effects) gives a (0, 0) inverse; LAPACK would refuse its leading dimension.
     """
     if L.shape[0] == 0:
         return np.zeros((0, 0))
     F, lower = _fortran(L)
     K, info = lapack.dtrtri(F, lower=lower)
     _check("dtrtri", info)
-    return tril(K if lower else K.T)
+    K = K if lower else K.T
+    return K if clean else tril(K)
 
 
 def tril(A: np.ndarray) -> np.ndarray:

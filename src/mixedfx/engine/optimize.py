@@ -1,7 +1,9 @@
 """Minimise the profiled objective over theta with bounds: the method chosen for the model.
 
-Where an evaluation costs microseconds (the small models of
-:mod:`mixedfx.engine.dense`) the method is BOBYQA, as lme4 does
+Small models (:mod:`mixedfx.engine.dense`) have the Hessian in closed form,
+and Newton's method on it (:mod:`mixedfx.engine.exactnewton`) reaches an
+interior optimum in 6 to 10 evaluations (:func:`small`); where a variance
+heads for 0, or the method cannot go on, BOBYQA takes over, as lme4 does
 (:mod:`mixedfx.engine.bobyqa`). Blocked models, whose evaluations factor a
 large matrix, use Fisher scoring on the average information
 (:mod:`mixedfx.engine.scoring`) when they have two or more terms
@@ -34,18 +36,20 @@ did not.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 
 from . import descent as descent_mod
+from . import exactnewton
 from . import scoring as scoring_mod
 from .blocks import Blocks
 from .bobyqa import Local, OptSummary, bobyqa
 from .descent import HANDOVER, MAXITER, ValueGradient, descend, escape, gain
 from .layout import ThetaLayout
-from .newton import Remembered, polish, settle
+from .newton import SETTLE_TOL, Remembered, polish, settle
 from .objective import Objective
 from .scoring import ValueGradientInformation, score
 
@@ -388,11 +392,50 @@ def scored(blocks: Blocks) -> bool:
     return bool(blocks.rest) or blocks.l0 <= SCORED_LEVELS
 
 
+def small(
+    fun: Callable[[np.ndarray], float],
+    fungrad: ValueGradient,
+    fgh: exactnewton.ValueGradientHessian,
+    hess: Callable[[np.ndarray], np.ndarray | None],
+    start: np.ndarray,
+    diagonal: np.ndarray,
+) -> OptSummary:
+    """The optimum of a small model: Newton's method, else BOBYQA; boundary restarts; the finish.
+
+    Newton's method on the closed-form Hessian (:mod:`mixedfx.engine.exactnewton`)
+    from a start inside the bounds. An interior optimum it converged to is
+    probed at the boundary (:func:`boundary_probe`) and kept as it is: its
+    last step located it to the precision of the sums. Where a variance
+    headed for 0 (:data:`BOUNDARY`), its point is the first of
+    :func:`boundary_restarts` (BOBYQA from the other starts); where it could
+    not go on (an iteration limit, a flat saddle), BOBYQA runs from ``start``
+    as it did before Newton's method was tried. BOBYQA's results are settled
+    (:func:`~mixedfx.engine.newton.settle`).
+    """
+    lower = np.where(diagonal, 0.0, -np.inf)
+    local = bobyqa(fun, lower)
+    opt = None
+    if np.all(start[diagonal] >= BOUNDARY):
+        opt = exactnewton.minimize(fgh, fun, start, lower, BOUNDARY, SETTLE_TOL)
+        if not (opt.converged or opt.status == exactnewton.BOUNDARY):
+            opt = None
+    if opt is None:
+        opt = local(start, False)
+    if not on_boundary(opt, diagonal):
+        opt = boundary_probe(fun, opt, diagonal, local)
+    if opt.status == exactnewton.CONVERGED and opt.extra["first_order"]:
+        return opt  # interior (the probe found nothing lower) and located to the sums' precision
+    if on_boundary(opt, diagonal):
+        opt = boundary_restarts(fun, opt, diagonal, local)
+    return settle(fun, fungrad, opt, hess)
+
+
 def fit_theta(objective: Objective, start: np.ndarray | None = None) -> OptSummary:
     """Minimise ``objective`` over theta: a local method, a look at the boundary, the Newton finish.
 
-    Small models (an evaluator of :mod:`mixedfx.engine.dense`) use BOBYQA
-    with :func:`boundary_restarts` and are always settled; blocked models
+    Small models (an evaluator of :mod:`mixedfx.engine.dense`) use Newton's
+    method, and BOBYQA with :func:`boundary_restarts` where it ends on the
+    boundary or cannot go on (:func:`small`); blocked models
     use Fisher scoring (:func:`quasi_newton` with the objective's average
     information) when they have two or more terms or at most
     :data:`SCORED_LEVELS` levels, else L-BFGS-B (:func:`scored`), checked
@@ -443,12 +486,22 @@ def fit_theta(objective: Objective, start: np.ndarray | None = None) -> OptSumma
             cached.remember(x, f, g)
         return f, g, h
 
+    def exact(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:  # kept as above
+        cached.evals += 1
+        try:
+            out = objective.second_order(x)
+        except np.linalg.LinAlgError:  # not positive definite: the objective is not defined
+            out = None
+        if out is None:
+            return math.inf, np.zeros(len(x)), np.zeros((len(x), len(x)))
+        if math.isfinite(out[0]):
+            cached.remember(x, out[0], out[1])
+        return out
+
     diagonal = lower == 0.0
     first = objective.start() if start is None else np.asarray(start, dtype=float)
     if objective.dense is not None:
-        local = bobyqa(fun, lower)
-        opt = boundary_restarts(fun, local(first, False), diagonal, local)
-        opt = settle(fun, cached, opt, hess)
+        opt = small(fun, cached, exact, hess, first, diagonal)
     else:
         scoring = quasi_newton(cached, lower, information=information)
         if scored(objective.blocks):

@@ -43,6 +43,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .descent import HANDOVER, Descent, ValueGradient, descend, gain
+from .linalg import definite_solve
 
 ValueGradientInformation = Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray]]
 
@@ -105,11 +106,12 @@ def score(
             status = "near the optimum"  # no decrease left that an evaluation could confirm
             break
         longest, snap = _longest(x, d, lower)
-        step = _moved(x, d, lower, longest, snap) - x
-        if np.all(np.abs(step) <= handover * np.maximum(1.0, np.abs(x))):
+        new = _moved(x, d, lower, longest, snap)
+        if np.all(np.abs(new - x) <= handover * np.maximum(1.0, np.abs(x))):
             status = "near the optimum"
             break
-        point, trials, damping = _damped_step(fgh, x, f, g, H, free, lower, damping)
+        first = new if damping == 0.0 else None  # the first trial, when undamped
+        point, trials, damping = _damped_step(fgh, x, f, g, H, free, lower, damping, first)
         evals += trials
         if point is None:
             status = "no lower point along the scoring direction"
@@ -140,21 +142,26 @@ def _damped_step(
     free: np.ndarray,
     lower: np.ndarray,
     damping: float,
+    first: np.ndarray | None = None,
 ) -> tuple[Point | None, int, float]:
     """The first lower point along steps of growing damping (Levenberg).
 
+    ``first``, when given, is the first trial point: the step with
+    ``damping``, which the caller has already worked out.
     Returns the point (None where no trial was lower), the trials (each an
     evaluation) and the next damping: a failed trial multiplies the damping
     by 10 (from :data:`DAMPING`), a success divides it by 10 (to 0 below
     :data:`DAMPING`).
     """
     trials = 0
-    for _ in range(TRIALS):
-        d = newton_step(H, g, free, damping)
-        if d is None:
-            break
-        longest, snap = _longest(x, d, lower)
-        new = _moved(x, d, lower, longest, snap)
+    for trial in range(TRIALS):
+        new = first
+        if trial or new is None:
+            d = newton_step(H, g, free, damping)
+            if d is None:
+                break
+            longest, snap = _longest(x, d, lower)
+            new = _moved(x, d, lower, longest, snap)
         fn, gn, Hn = fgh(new)
         trials += 1
         decrease = 1e-4 * float(g @ (new - x)) + 1e-12 * max(1.0, abs(f))
@@ -174,18 +181,21 @@ def newton_step(
     free block that is only semidefinite (a term whose theta is 0 gives a
     zero row) has 1e-10 of its largest diagonal added.
     """
-    sub = H[np.ix_(free, free)]
-    scale = float(np.abs(np.diag(sub)).max(initial=0.0))
+    every = bool(free.all())
+    sub = H if every else H[np.ix_(free, free)]
+    scale = float(np.abs(sub.diagonal()).max(initial=0.0))
     if not scale > 0.0:
         return None
-    sub = sub + (damping * scale) * np.eye(len(sub))
-    for ridge in (0.0, 1e-10 * scale):
-        try:
-            L = np.linalg.cholesky(sub + ridge * np.eye(len(sub)))
-        except np.linalg.LinAlgError:
+    for ridge in (damping * scale, (damping + 1e-10) * scale):
+        shifted = sub.copy()
+        shifted.flat[:: len(sub) + 1] += ridge
+        step = definite_solve(shifted, g[free])
+        if step is None:
             continue
+        if every:
+            return -step
         d = np.zeros_like(g)
-        d[free] = -np.linalg.solve(L.T, np.linalg.solve(L, g[free]))
+        d[free] = -step
         return d
     return None
 
