@@ -192,3 +192,37 @@ def test_other_mixtures_are_not_warned_about(labels: list) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", mfx.MixedFXWarning)
         mfx.lmm("y ~ 1 + (1 | g)", _split_kinds(labels))
+
+
+GROUP_COLUMNS = [
+    pd.Series([308, "308", 309], dtype=object),  # objects: may mix kinds
+    pd.Series([308, "308", 309], dtype=object).astype("category"),  # object categories
+    pd.Series(["308", "309", "a"], dtype=object),
+    pd.Series(["308", "309", "a"]),  # pandas' default text dtype
+    pd.Series(["308", "309", "a"], dtype="string"),
+    pd.Series(["308", "309", "a"], dtype="string[pyarrow]"),
+    pd.Series(["308", "309", "a"], dtype="category"),
+    pd.Series([308, 309, 7], dtype="category"),
+    pd.Series([1.5, 2.5, 7.0]),
+    pd.Series([1.5, 2.5, 7.0], dtype="Float64"),
+    pd.Series([3, 2, 1], dtype="Int64"),
+    pd.Series([3, 2, 1], dtype="int64[pyarrow]"),
+    pd.Series([True, False, True]),
+    pd.Series(pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-03"])),
+]
+
+
+@pytest.mark.parametrize("column", GROUP_COLUMNS, ids=lambda c: str(c.dtype))
+def test_look_alikes_are_looked_for_in_every_dtype_that_can_mix_kinds(column: pd.Series) -> None:
+    """encode skips the look-alike scan only for dtypes whose labels cannot mix kinds."""
+    uniques = column.dtype.categories if isinstance(column.dtype, pd.CategoricalDtype) else None
+    if uniques is None:
+        uniques = pd.factorize(column)[1]
+    kind = pd.api.types.infer_dtype(np.asarray(uniques, dtype=object), skipna=False)
+    if kind in ("mixed", "mixed-integer"):
+        assert levels._objects(uniques.dtype)
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always", MixedFXWarning)
+        levels.encode(column, "g")
+    warned = [w for w in got if "spells them" in str(w.message)]
+    assert len(warned) == (1 if 308 in list(column) and "308" in list(column) else 0)

@@ -257,12 +257,19 @@ def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
         if len(infinite):
             gone |= np.isin(codes, infinite)
         _refuse_missing(int(gone.sum()), name)
-    if labels_of.dtype.kind == "O" and len(labels_of) > 1:
+    if len(labels_of) > 1 and _objects(uniques.dtype):  # typed labels are of one kind
         _warn_look_alikes(labels_of, name)
     order = _sort_order(uniques, column)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     return rank[codes], labels_of[order]
+
+
+def _objects(dtype: Any) -> bool:
+    """Whether labels of ``dtype`` may mix kinds: not one NumPy type, not a pandas text dtype."""
+    if isinstance(dtype, np.dtype):
+        return dtype.kind == "O"
+    return not isinstance(dtype, pd.StringDtype)
 
 
 def _warn_look_alikes(labels: np.ndarray, name: str) -> None:
