@@ -226,3 +226,37 @@ def test_look_alikes_are_looked_for_in_every_dtype_that_can_mix_kinds(column: pd
         levels.encode(column, "g")
     warned = [w for w in got if "spells them" in str(w.message)]
     assert len(warned) == (1 if 308 in list(column) and "308" in list(column) else 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(["b", "a", "07", "7", "c"]), min_size=0, max_size=20),
+    st.permutations(["b", "a", "07", "7", "c", "unused"]),
+    st.booleans(),
+)
+def test_a_categorical_is_encoded_in_its_categories_order(
+    values: list, categories: list, ordered: bool
+) -> None:
+    """Codes of a categorical index its used categories, in the categories' order."""
+    column = pd.Series(pd.Categorical(values, categories=categories, ordered=ordered))
+    codes, labels = levels.encode(column, "g")
+    expected = [c for c in categories if c in values]  # unused categories dropped, as lme4
+    assert labels.dtype == object and labels.tolist() == expected
+    assert codes.dtype == np.int64 and [expected[c] for c in codes] == values
+    for dtype in (object, "str"):  # the same labels as text: the same levels, sorted
+        _, plain = levels.encode(pd.Series(values, dtype=dtype), "g")
+        assert sorted(plain.tolist()) == sorted(expected)
+
+
+@pytest.mark.parametrize(
+    ("column", "count"),
+    [
+        (pd.Series(["a", None, "b", None], dtype="category"), 2),
+        (pd.Series([1.0, np.inf, 2.0, np.inf]).astype("category"), 2),  # an infinite category
+        (pd.Series([1.0, np.inf, np.nan]).astype("category"), 2),
+        (pd.Series(["a", None, np.inf, "b"], dtype=object), 2),
+    ],
+)
+def test_training_labels_that_are_missing_are_refused(column: pd.Series, count: int) -> None:
+    with pytest.raises(DataError, match=rf"grouping column 'g' has {count} missing values"):
+        levels.encode(column, "g")
