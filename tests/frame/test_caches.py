@@ -62,3 +62,26 @@ def test_dtypes_are_the_frames() -> None:
     ]
     for f in frames:
         assert list(_dtypes(f)) == list(f.dtypes)
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "y ~ x + (x | g)",
+        "y ~ log(x + 1) * f + I(x^2) + poly(z, 2) + offset(w) + (1 + x || g)",
+        "y ~ 0 + f:x + scale(x) + factor(k) + `odd name` + (0 + f | g) + (1 | a/b)",
+    ],
+)
+def test_cached_terms_columns_and_keys_equal_a_fresh_reading(formula: str) -> None:
+    """Terms.columns and Terms.keys, kept on the (cached) terms, are what the variables give."""
+    from mixedfx.frame import syntax
+    from mixedfx.frame.modelmatrix import MatrixSpec
+
+    parsed = parse(formula)
+    for terms in [parsed.fixed_terms, *(p for t in parsed.random for p in t.parts())]:
+        fresh = [c for v in terms.variables for c in syntax.names(v)]
+        assert terms.columns == tuple(dict.fromkeys(fresh))
+        assert terms.keys == tuple(syntax.deparse(v) for v in terms.variables)
+        assert parse(formula) is parsed and terms.columns is terms.columns
+        assert MatrixSpec.build(terms, {}).data_columns() == list(terms.columns)
+    assert syntax.deparse_name("odd name") == "`odd name`" == syntax.deparse_name("odd name")

@@ -318,3 +318,50 @@ def test_dates_as_levels_or_groups_are_labels() -> None:
         dated, text = mfx.lmm(formula, data), mfx.lmm(formula, as_text)
         assert dated.objective == pytest.approx(text.objective, rel=1e-12)
         assert len(dated.fixef) == len(text.fixef)
+
+
+NUMPY_DTYPES = [np.dtype(c) for c in "?bhilqBHILQefdgFDGOSUV"] + [
+    np.dtype(f"{kind}8[{unit}]") for kind in "Mm" for unit in ("D", "s", "ns")
+]
+
+
+@pytest.mark.parametrize("dtype", NUMPY_DTYPES, ids=str)
+def test_time_dtypes_by_kind_are_pandas_answers(dtype: np.dtype) -> None:
+    """_refuse_time answers NumPy dtypes by their kind, as pandas' two checks would."""
+    from mixedfx.frame.evaluate import _refuse_time
+
+    timed = pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype)
+    if timed:
+        with pytest.raises(mfx.DataError, match="holds dates or durations"):
+            _refuse_time("c", dtype)
+    else:
+        _refuse_time("c", dtype)
+
+
+@pytest.mark.parametrize(
+    ("text", "column"),
+    [
+        ("x", DATA["x"]),  # float64
+        ("k", DATA["k"]),  # int64
+        ("k", DATA["k"].astype("Int64")),  # a nullable integer
+        ("k", DATA["k"].astype("float32")),
+        ("x", DATA["x"].astype("double[pyarrow]")),
+        ("poly(x, 2)", DATA["x"]),  # (n, 2)
+        ("I(x > 5) * 1", DATA["x"]),
+        ("I(2)", DATA["x"]),  # a constant: broadcast to every row
+        ("I(2 + 0 * x)", DATA["x"]),
+    ],
+)
+def test_a_numeric_variable_is_a_new_float_array_per_row(text: str, column: pd.Series) -> None:
+    """A value per row (taken as it is) and a constant (broadcast) give the same kind of array."""
+    name = "k" if text == "k" else "x"
+    data = pd.DataFrame({name: column})
+    states = learn(text, data)
+    got = Evaluator(data, states).variable(syntax.parse(text))
+    node = syntax.parse(text)
+    x = Evaluator(data, states).numeric(node)
+    expected = np.broadcast_to(np.asarray(x, dtype=float), (len(data), *np.shape(x)[1:])).copy()
+    assert got.dtype == np.float64 and got.flags.c_contiguous and got.flags.writeable
+    assert got.shape == expected.shape
+    assert np.array_equal(got, expected, equal_nan=True)
+    assert not np.shares_memory(got, x) and not np.shares_memory(got, column.to_numpy())

@@ -192,3 +192,71 @@ def test_other_mixtures_are_not_warned_about(labels: list) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", mfx.MixedFXWarning)
         mfx.lmm("y ~ 1 + (1 | g)", _split_kinds(labels))
+
+
+GROUP_COLUMNS = [
+    pd.Series([308, "308", 309], dtype=object),  # objects: may mix kinds
+    pd.Series([308, "308", 309], dtype=object).astype("category"),  # object categories
+    pd.Series(["308", "309", "a"], dtype=object),
+    pd.Series(["308", "309", "a"]),  # pandas' default text dtype
+    pd.Series(["308", "309", "a"], dtype="string"),
+    pd.Series(["308", "309", "a"], dtype="string[pyarrow]"),
+    pd.Series(["308", "309", "a"], dtype="category"),
+    pd.Series([308, 309, 7], dtype="category"),
+    pd.Series([1.5, 2.5, 7.0]),
+    pd.Series([1.5, 2.5, 7.0], dtype="Float64"),
+    pd.Series([3, 2, 1], dtype="Int64"),
+    pd.Series([3, 2, 1], dtype="int64[pyarrow]"),
+    pd.Series([True, False, True]),
+    pd.Series(pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-03"])),
+]
+
+
+@pytest.mark.parametrize("column", GROUP_COLUMNS, ids=lambda c: str(c.dtype))
+def test_look_alikes_are_looked_for_in_every_dtype_that_can_mix_kinds(column: pd.Series) -> None:
+    """encode skips the look-alike scan only for dtypes whose labels cannot mix kinds."""
+    uniques = column.dtype.categories if isinstance(column.dtype, pd.CategoricalDtype) else None
+    if uniques is None:
+        uniques = pd.factorize(column)[1]
+    kind = pd.api.types.infer_dtype(np.asarray(uniques, dtype=object), skipna=False)
+    if kind in ("mixed", "mixed-integer"):
+        assert levels._objects(uniques.dtype)
+    with warnings.catch_warnings(record=True) as got:
+        warnings.simplefilter("always", MixedFXWarning)
+        levels.encode(column, "g")
+    warned = [w for w in got if "spells them" in str(w.message)]
+    assert len(warned) == (1 if 308 in list(column) and "308" in list(column) else 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.sampled_from(["b", "a", "07", "7", "c"]), min_size=0, max_size=20),
+    st.permutations(["b", "a", "07", "7", "c", "unused"]),
+    st.booleans(),
+)
+def test_a_categorical_is_encoded_in_its_categories_order(
+    values: list, categories: list, ordered: bool
+) -> None:
+    """Codes of a categorical index its used categories, in the categories' order."""
+    column = pd.Series(pd.Categorical(values, categories=categories, ordered=ordered))
+    codes, labels = levels.encode(column, "g")
+    expected = [c for c in categories if c in values]  # unused categories dropped, as lme4
+    assert labels.dtype == object and labels.tolist() == expected
+    assert codes.dtype == np.int64 and [expected[c] for c in codes] == values
+    for dtype in (object, "str"):  # the same labels as text: the same levels, sorted
+        _, plain = levels.encode(pd.Series(values, dtype=dtype), "g")
+        assert sorted(plain.tolist()) == sorted(expected)
+
+
+@pytest.mark.parametrize(
+    ("column", "count"),
+    [
+        (pd.Series(["a", None, "b", None], dtype="category"), 2),
+        (pd.Series([1.0, np.inf, 2.0, np.inf]).astype("category"), 2),  # an infinite category
+        (pd.Series([1.0, np.inf, np.nan]).astype("category"), 2),
+        (pd.Series(["a", None, np.inf, "b"], dtype=object), 2),
+    ],
+)
+def test_training_labels_that_are_missing_are_refused(column: pd.Series, count: int) -> None:
+    with pytest.raises(DataError, match=rf"grouping column 'g' has {count} missing values"):
+        levels.encode(column, "g")

@@ -303,10 +303,11 @@ def check_training(tally: rows_mod.Tally, design: DesignSpec) -> None:
             f"the fixed-effects matrix has NaN or infinite values in {tally.x.bad} row(s) "
             f"(first at row {tally.x.first}, column {column!r}); check the predictors"
         )
-    for term in design.parsed.random:  # formula order
-        k = next(k for k, t in enumerate(design.terms) if t.term == term)
-        if tally.effects[k].bad:
-            raise DataError(f"random term {term} has NaN or infinite values in its columns")
+    if any(c.bad for c in tally.effects):
+        for term in design.parsed.random:  # formula order
+            k = next(k for k, t in enumerate(design.terms) if t.term == term)
+            if tally.effects[k].bad:
+                raise DataError(f"random term {term} has NaN or infinite values in its columns")
     check_count(tally.offset, "the offset")
 
 
@@ -390,8 +391,7 @@ def learn(
     if parsed.two_column and not two_column:
         raise FormulaError(two_column_message(parsed.response))
     check_columns(data, syntax.names(parsed.lhs), "response")
-    fixed_columns = [c for v in parsed.fixed_terms.variables for c in syntax.names(v)]
-    check_columns(data, list(dict.fromkeys(fixed_columns)), "fixed-effects")
+    check_columns(data, list(parsed.fixed_terms.columns), "fixed-effects")
     for term in parsed.random:
         absent = [c for c in syntax.names(term.lhs) if c not in data.columns]
         refuse_dot(absent)

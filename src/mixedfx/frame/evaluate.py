@@ -156,6 +156,8 @@ class Evaluator:
     # -- numbers ----------------------------------------------------------------------------
     def numeric(self, node: Node) -> Any:
         """Float values, shape (n,), (n, k) or () for a constant; or PENDING."""
+        if isinstance(node, Name):  # the common case first: a column
+            return self._numbers(node.id, node)
         if isinstance(node, Num):
             return np.float64(node.value)
         if isinstance(node, Bool):
@@ -335,6 +337,8 @@ class Evaluator:
         x = self.numeric(node)
         if x is PENDING:
             return PENDING
+        if isinstance(x, np.ndarray) and x.ndim and len(x) == self.n:  # a value per row
+            return np.array(x, dtype=float, order="C")  # the copy below, without broadcasting
         return np.broadcast_to(np.asarray(x, dtype=float), (self.n, *np.shape(x)[1:])).copy()
 
 
@@ -363,7 +367,13 @@ def _refuse_time(name: str, dtype: Any) -> None:
     and levels (one coefficient per date) would silently be another model.
     ``factor(date)`` asks for levels; as a grouping factor a date is a label.
     """
-    if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+    if isinstance(dtype, np.dtype):  # pandas' checks below, answered by the kind
+        timed = dtype.kind in "mM"
+    else:
+        timed = pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(
+            dtype
+        )
+    if timed:
         raise DataError(
             f"column {name!r} holds dates or durations ({dtype}), which a formula cannot read "
             "as one number: give it as a number in the unit you mean, e.g. "

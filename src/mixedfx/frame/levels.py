@@ -123,13 +123,8 @@ def _text_extension(dtype: Any) -> bool:
     return pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype)
 
 
-def _sort_order(uniques: pd.Index | np.ndarray, column: pd.Series) -> np.ndarray:
-    """The order in which lme4 would list the levels: factor order, else sorted."""
-    if isinstance(column.dtype, pd.CategoricalDtype):
-        cats = column.dtype.categories
-        if isinstance(uniques, pd.Index) and (uniques is cats or uniques.equals(cats)):
-            return np.arange(len(uniques))
-        return np.argsort(cats.get_indexer(pd.Index(uniques)), kind="stable")
+def _sort_order(uniques: pd.Index | np.ndarray) -> np.ndarray:
+    """The order in which lme4 would list the levels of a column that is not a factor: sorted."""
     if isinstance(uniques, pd.Index) and _text_extension(uniques.dtype):
         return np.asarray(uniques.argsort())  # str, Arrow text: code point order, no objects
     values = np.asarray(uniques)
@@ -237,32 +232,44 @@ def encode(column: pd.Series, name: str) -> tuple[np.ndarray, np.ndarray]:
     """
     if isinstance(column.dtype, pd.CategoricalDtype):  # fast path: codes are given
         _refuse_missing(int(np.count_nonzero(is_missing(column))), name)
-        codes = np.asarray(column.array.codes).astype(np.int64)  # no Series built
+        codes = np.asarray(column.array.codes).astype(np.int64)  # no Series built; none is -1
         uniques = column.dtype.categories  # column.cat.categories, without the accessor
-        used = np.bincount(codes[codes >= 0], minlength=len(uniques)) > 0
+        used = np.bincount(codes, minlength=len(uniques)) > 0
         if not used.all():  # drop unused levels, as lme4 does
-            remap = np.cumsum(used) - 1
-            codes = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+            codes = (np.cumsum(used) - 1)[codes]
             uniques = uniques[used]
-        labels_of = as_array(np.asarray(uniques, dtype=object).tolist())
-    else:
-        values = integer_values(column)
-        if values is not None:
-            return encode_integers(values)
-        codes, uniques = pd.factorize(column, use_na_sentinel=True)
-        labels_of = np.asarray(uniques, dtype=object)
-        # the missing values by na.py's rule: factorize's NA (-1), and inf among the labels
-        infinite = np.flatnonzero(is_missing(pd.Series(uniques)))
-        gone = codes < 0
-        if len(infinite):
-            gone |= np.isin(codes, infinite)
-        _refuse_missing(int(gone.sum()), name)
-    if labels_of.dtype.kind == "O" and len(labels_of) > 1:
-        _warn_look_alikes(labels_of, name)
-    order = _sort_order(uniques, column)
+        labels = as_array(np.asarray(uniques, dtype=object).tolist())
+        _look_alikes(labels, uniques, name)
+        return codes, labels  # in the categories' order, as lme4's levels
+    values = integer_values(column)
+    if values is not None:
+        return encode_integers(values)
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    labels_of = np.asarray(uniques, dtype=object)
+    # the missing values by na.py's rule: factorize's NA (-1), and inf among the labels
+    infinite = np.flatnonzero(is_missing(pd.Series(uniques)))
+    gone = codes < 0
+    if len(infinite):
+        gone |= np.isin(codes, infinite)
+    _refuse_missing(int(gone.sum()), name)
+    _look_alikes(labels_of, uniques, name)
+    order = _sort_order(uniques)
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
     return rank[codes], labels_of[order]
+
+
+def _objects(dtype: Any) -> bool:
+    """Whether labels of ``dtype`` may mix kinds: not one NumPy type, not a pandas text dtype."""
+    if isinstance(dtype, np.dtype):
+        return dtype.kind == "O"
+    return not isinstance(dtype, pd.StringDtype)
+
+
+def _look_alikes(labels: np.ndarray, uniques: pd.Index, name: str) -> None:
+    """:func:`_warn_look_alikes` for labels that may mix kinds (typed labels are of one kind)."""
+    if len(labels) > 1 and _objects(uniques.dtype):
+        _warn_look_alikes(labels, name)
 
 
 def _warn_look_alikes(labels: np.ndarray, name: str) -> None:

@@ -31,7 +31,7 @@ import pandas as pd
 from ..errors import DataError
 from . import transforms as tf
 from .evaluate import Coded, Evaluator, width
-from .syntax import Node, names
+from .syntax import Node
 from .terms import Terms
 
 
@@ -155,7 +155,7 @@ class MatrixSpec:
 
     def data_columns(self) -> list[str]:
         """The data columns the variables read, in order."""
-        return list(dict.fromkeys(n for v in self.variables for n in names(v.node)))
+        return list(self.terms.columns)  # self.variables are the terms' variables, in order
 
     def matrix(self, data: pd.DataFrame) -> np.ndarray:
         """The model matrix of the rows of ``data``, shape (n, len(names)), column-major.

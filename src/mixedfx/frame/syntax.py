@@ -32,6 +32,7 @@ shallow tree.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -378,8 +379,9 @@ _SPACED = {"+", "-", "*", "|", "||", "%in%", "~", *_COMPARISONS}
 _SYNTACTIC = re.compile(r"^(?:[^\W\d_]|\.(?![0-9]))[\w.]*$")
 
 
+@functools.lru_cache(maxsize=1024)
 def deparse_name(name: str) -> str:
-    """A name as R prints it: bare when syntactic, else in backticks."""
+    """A name as R prints it: bare when syntactic, else in backticks (cached: read by every fit)."""
     plain = _SYNTACTIC.match(name) and not _DUNDER.search(name)
     if plain and name not in RESERVED and name not in ("TRUE", "FALSE"):
         return name

@@ -20,10 +20,11 @@ their first appearance in the formula, so term labels are R's:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from ..errors import FormulaError
-from .syntax import BinOp, Call, Chain, Node, Num, Paren, Unary, deparse
+from .syntax import BinOp, Call, Chain, Node, Num, Paren, Unary, deparse, names
 
 
 @dataclass(frozen=True)
@@ -46,10 +47,15 @@ class Terms:
     terms: tuple[tuple[int, ...], ...]
     offsets: tuple[Node, ...] = ()
 
-    @property
+    @functools.cached_property
     def keys(self) -> tuple[str, ...]:
         """R's text of each variable (``"I(Days^2)"``)."""
         return tuple(deparse(v) for v in self.variables)
+
+    @functools.cached_property
+    def columns(self) -> tuple[str, ...]:
+        """The data columns the variables read, in order, without repeats."""
+        return tuple(dict.fromkeys(n for v in self.variables for n in names(v)))
 
     def labels(self) -> list[str]:
         """R's term labels, e.g. ``["x", "f", "x:f"]``."""
