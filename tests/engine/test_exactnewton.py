@@ -27,11 +27,11 @@ def counted(fun, grad, hess):
         calls["fgh"] += 1
         return fun(x), grad(x), hess(x)
 
-    def f(x):
+    def fungrad(x):
         calls["f"] += 1
-        return fun(x)
+        return fun(x), grad(x)
 
-    return fgh, f, calls
+    return fgh, fungrad, calls
 
 
 def test_a_quadratic_in_one_step_then_the_rounding_step() -> None:
@@ -69,7 +69,7 @@ def test_a_bound_is_approached_not_crossed_and_the_run_hands_back() -> None:
         return float(0.5 * (x - c) @ A @ (x - c)), A @ (x - c), A
 
     lower = np.array([0.0, -np.inf])
-    res = minimize(fgh, lambda x: fgh(x)[0], np.array([1.0, 0.0]), lower, 1e-4)
+    res = minimize(fgh, lambda x: fgh(x)[:2], np.array([1.0, 0.0]), lower, 1e-4)
     assert res.status == BOUNDARY and not res.converged
     assert res.final[0] < 1e-4
     firsts = np.array([x[0] for x in seen])
@@ -96,7 +96,7 @@ def test_where_the_objective_is_undefined_the_step_is_halved() -> None:
             np.array([[2.0 + 3 / (1.5 - x[0]) ** 2]]),
         )
 
-    res = minimize(spy, lambda x: fgh(x)[0], np.array([0.0]), np.array([-np.inf]), 1e-4)
+    res = minimize(spy, lambda x: spy(x)[:2], np.array([0.0]), np.array([-np.inf]), 1e-4)
     assert res.converged
     exact = (3.5 - math.sqrt(0.25 + 6)) / 2  # the root of 2(x - 2) + 3 / (1.5 - x) below 1.5
     assert res.final[0] == pytest.approx(exact, rel=1e-14)
@@ -106,7 +106,7 @@ def test_a_failed_factorization_ends_the_run_unconverged() -> None:
     def fgh(x):
         raise np.linalg.LinAlgError("not positive definite")
 
-    res = minimize(fgh, lambda x: 0.0, np.ones(2), FREE, 1e-4)
+    res = minimize(fgh, lambda x: (0.0, np.zeros(2)), np.ones(2), FREE, 1e-4)
     assert not res.converged and "factorization" in res.status
 
 

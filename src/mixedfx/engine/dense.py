@@ -15,6 +15,7 @@ The blocked factor is still used for everything after the optimum.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,47 +95,33 @@ class DenseSystem:
         A = dense_A(blocks)
         N = len(A)
         q = blocks.l0 * blocks.q0 + blocks.mr
-        # (row, col) of every theta element in Lambda, by theta index; the last is the identity
-        k = 1 + max(int(ix.max()) for _, _, ix in theta_index)
-        where: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in range(k)]
-        where.append(([np.arange(q, N)], [np.arange(q, N)]))
-        # E_i holds a 1 at each of its positions (r, c), one per column c, so E_i' A E_j
-        # holds A[r, r'] at (c, c') for each position (r, c) of i and (r', c') of j
-        for term, (base, nlevels, qt) in term_columns(blocks).items():
-            rows, cols, index = theta_index[term]
-            first = base + np.arange(nlevels) * qt
-            for r, c, i in zip(rows, cols, index, strict=True):
-                where[i][0].append(first + r)
-                where[i][1].append(first + c)
-        pos = [(np.concatenate(r), np.concatenate(c)) for r, c in where]
-        rows, cols = np.concatenate([r for r, _ in pos]), np.concatenate([c for _, c in pos])
-        owner = np.repeat(np.arange(k + 1), [len(r) for r, _ in pos])
-        at = (cols[:, None] * N + cols[None, :]).ravel()
-        values = A[rows[:, None], rows[None, :]].ravel()
-        pair = (owner[:, None] * (k + 1) + owner[None, :]).ravel()
-        diagonal = np.arange(q) * (N + 1)
+        terms = tuple(
+            (base, nlevels, qt, *(tuple(a.tolist()) for a in theta_index[term]))
+            for term, (base, nlevels, qt) in term_columns(blocks).items()
+        )
+        pat = _pattern(N, q, terms)
+        k = pat.k
+        values = A[pat.rows[:, None], pat.rows[None, :]].ravel()
         nonzero = values != 0.0
         is_used = np.zeros(N * N, dtype=bool)
-        is_used[at[nonzero]] = is_used[diagonal] = True
+        is_used[pat.at[nonzero]] = is_used[pat.random_diagonal] = True
         used = np.flatnonzero(is_used)
         column = np.zeros(N * N, dtype=np.int64)  # the column of G of each used position
         column[used] = np.arange(len(used))
         G = np.zeros(((k + 1) ** 2, len(used)))  # row i * (k + 1) + j: E_i' A E_j at used
-        G[pair[nonzero], column[at[nonzero]]] = values[nonzero]
-        G[-1, column[diagonal]] += 1.0
+        G[pat.pair[nonzero], column[pat.at[nonzero]]] = values[nonzero]
+        G[-1, column[pat.random_diagonal]] += 1.0
         by_second = np.ascontiguousarray(
             G.reshape(k + 1, k + 1, -1)[:k].transpose(1, 0, 2).reshape(k + 1, -1)
         )
         a, b = np.divmod(used, N)  # row and column of each used position
         in_upper = np.flatnonzero(a <= b)
         G_upper = np.ascontiguousarray(G[:, in_upper])
-        idx = np.arange(N)
-        later = np.maximum(idx[:, None], idx[None, :]).reshape(-1)
         cuts = np.array([0, q] if blocks.p else [0])
-        diagonal = idx * (N + 1)
         return cls(
-            G, N, q, blocks.p, used, used[in_upper], G_upper, by_second, later, diagonal, cuts
-        )
+            G, N, q, blocks.p, used, used[in_upper], G_upper, by_second, pat.later,
+            pat.diagonal, cuts,
+        )  # fmt: skip
 
     def factor(self, theta: np.ndarray, clean: bool = False) -> np.ndarray:
         """The lower Cholesky factor of M(theta), shape (N, N) (upper triangle 0 if ``clean``).
@@ -250,3 +237,76 @@ class DenseSystem:
         last, q = L[-1, -1], self.q
         ldz, ldx = np.add.reduce(log_diagonal[:q]), np.add.reduce(log_diagonal[q:-1])
         return 2.0 * float(ldz), 2.0 * float(ldx), float(last * last)
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    """Where theta's elements sit in ``Lambda`` and what that makes of ``M``'s positions.
+
+    Read-only arrays, of the model's structure only (sizes and the theta
+    layout), so kept per structure (:func:`_pattern`): refits, bootstrap
+    replicates and profiles of one model share it.
+
+    Attributes
+    ----------
+    k : int
+        Elements of theta.
+    rows, cols : ndarray of int, shape (r,)
+        Row and column in ``Lambda`` of each position of each ``E_i``, by ``i``
+        (the last, ``E_k``, the identity on the X and y columns).
+    at : ndarray of int, shape (r * r,)
+        The raveled position ``c * N + c'`` in ``M`` of each pair of positions.
+    pair : ndarray of int, shape (r * r,)
+        The row ``i * (k + 1) + j`` of ``G`` of each pair.
+    random_diagonal : ndarray of int, shape (q,)
+        The raveled diagonal of the random effects (where ``M`` adds 1).
+    later, diagonal : ndarray of int
+        As :class:`DenseSystem`'s.
+    """
+
+    k: int
+    rows: np.ndarray
+    cols: np.ndarray
+    at: np.ndarray
+    pair: np.ndarray
+    random_diagonal: np.ndarray
+    later: np.ndarray
+    diagonal: np.ndarray
+
+
+Terms = tuple[tuple[int, int, int, tuple[int, ...], tuple[int, ...], tuple[int, ...]], ...]
+
+
+@functools.lru_cache(maxsize=32)
+def _pattern(N: int, q: int, terms: Terms) -> _Pattern:
+    """The pattern of a system of size N with q random effects.
+
+    ``terms``: per term (first column in Z, levels, q_t, and the rows, columns
+    and theta indices of its ``T``'s elements).
+    """
+    k = 1 + max(max(index) for *_, index in terms)
+    where: list[tuple[list[np.ndarray], list[np.ndarray]]] = [([], []) for _ in range(k)]
+    where.append(([np.arange(q, N)], [np.arange(q, N)]))
+    # E_i holds a 1 at each of its positions (r, c), one per column c, so E_i' A E_j
+    # holds A[r, r'] at (c, c') for each position (r, c) of i and (r', c') of j
+    for base, nlevels, qt, rows_t, cols_t, index in terms:
+        first = base + np.arange(nlevels) * qt
+        for r, c, i in zip(rows_t, cols_t, index, strict=True):
+            where[i][0].append(first + r)
+            where[i][1].append(first + c)
+    pos = [(np.concatenate(r), np.concatenate(c)) for r, c in where]
+    rows, cols = np.concatenate([r for r, _ in pos]), np.concatenate([c for _, c in pos])
+    owner = np.repeat(np.arange(k + 1), [len(r) for r, _ in pos])
+    idx = np.arange(N)
+    arrays = (
+        rows,
+        cols,
+        (cols[:, None] * N + cols[None, :]).ravel(),
+        (owner[:, None] * (k + 1) + owner[None, :]).ravel(),
+        np.arange(q) * (N + 1),
+        np.maximum(idx[:, None], idx[None, :]).reshape(-1),
+        idx * (N + 1),
+    )
+    for a in arrays:
+        a.flags.writeable = False
+    return _Pattern(k, *arrays)

@@ -416,7 +416,7 @@ def small(
     local = bobyqa(fun, lower)
     opt = None
     if np.all(start[diagonal] >= BOUNDARY):
-        opt = exactnewton.minimize(fgh, fun, start, lower, BOUNDARY, SETTLE_TOL)
+        opt = exactnewton.minimize(fgh, fungrad, start, lower, BOUNDARY, SETTLE_TOL)
         if not (opt.converged or opt.status == exactnewton.BOUNDARY):
             opt = None
     if opt is None:
