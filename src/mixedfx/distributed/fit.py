@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine import blocks as blocks_mod
+from ..engine.linalg import qr_r
 from ..engine.standard import Standardization
 from ..fit import check_counts, check_range, fit_model, standard_blocks
 from ..frame import design as design_mod
@@ -59,11 +60,6 @@ class Partial:
     tally: rows_mod.Tally
 
 
-def _qr_r(X: np.ndarray) -> np.ndarray:
-    """The R factor of a QR decomposition, shape (min(n, p), p)."""
-    return np.asarray(np.linalg.qr(X, mode="r"))
-
-
 def partial(part: pd.DataFrame, design: design_mod.DesignSpec) -> Partial:
     """The blocks and QR factor of one partition's rows, in its own coordinates.
 
@@ -74,7 +70,7 @@ def partial(part: pd.DataFrame, design: design_mod.DesignSpec) -> Partial:
     if r.n == 0 or not tally.clean:
         return Partial(None, None, None, tally)
     coords, bl = standard_blocks(design, r.X, r.working, r.codes, r.M)
-    return Partial(coords, bl, _qr_r(coords.x_rows(r.X)), tally)
+    return Partial(coords, bl, qr_r(coords.x_rows(r.X)), tally)
 
 
 def _moved(p: Partial, coords: Standardization) -> tuple[blocks_mod.Blocks, np.ndarray]:
@@ -94,7 +90,7 @@ def combine(a: Partial, b: Partial) -> Partial:
         return Partial(keep.coords, keep.blocks, keep.R, tally)
     coords = a.coords.merge(b.coords)
     (ba, Ra), (bb, Rb) = _moved(a, coords), _moved(b, coords)
-    R = _qr_r(np.vstack([Ra, Rb]))
+    R = qr_r(np.vstack([Ra, Rb]))
     return Partial(coords, blocks_mod.add(ba, bb), R, tally)
 
 

@@ -44,7 +44,7 @@ import numpy as np
 
 from .bobyqa import OptSummary
 from .descent import ValueGradient, gain
-from .linalg import definite_solve
+from .linalg import definite_solve, symmetric_eigen
 
 ValueGradientHessian = Callable[[np.ndarray], tuple[float, np.ndarray, np.ndarray]]
 
@@ -117,12 +117,12 @@ def minimize(
                 x, f, g, evals = _last(fungrad, x, f, g, np.maximum(x + d, lower), evals)
                 status, converged = CONVERGED, True
                 break
-            new, f_new, g_new, H_new, tries = _armijo(fgh, x, f, g, d, lower, bounded)
+            new, f_new, g_new, H_new, tries, a = _armijo(fgh, x, f, g, d, lower, bounded)
             evals += tries
             if new is None:
                 status = "no lower point along the Newton step"
                 break
-            full = definite and tries == 1 and np.array_equal(new, x + d)
+            full = definite and a == 1.0
             x, f, g, H = new, f_new, g_new, H_new
             steps += 1
             previous = size if full else 0.0
@@ -148,7 +148,7 @@ def _step(H: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, bool]:
     d = definite_solve(H, g)
     if d is not None:
         return -d, True
-    lam, V = np.linalg.eigh(0.5 * (H + H.T))
+    lam, V = symmetric_eigen(0.5 * (H + H.T))
     top = float(np.abs(lam).max(initial=0.0))
     if not top > 0.0:
         return np.zeros_like(g), False
@@ -163,11 +163,11 @@ def _armijo(
     d: np.ndarray,
     lower: np.ndarray,
     bounded: np.ndarray,
-) -> tuple[np.ndarray | None, float, np.ndarray, np.ndarray, int]:
+) -> tuple[np.ndarray | None, float, np.ndarray, np.ndarray, int, float]:
     """The first point along ``d`` (shortened at bounds, then halved) that Armijo's rule keeps.
 
     Returns the point (None where none was kept), its objective, gradient and
-    Hessian, and the calls of ``fgh``.
+    Hessian, the calls of ``fgh`` and the step's length (1: all of ``d``).
     """
     a = 1.0
     past = bounded & (x + d < lower)
@@ -178,9 +178,9 @@ def _armijo(
         new = np.maximum(x + a * d, lower)
         f_new, g_new, H_new = fgh(new)
         if f_new <= f + 1e-4 * a * slope + rounding:  # (False for NaN and inf)
-            return new, f_new, g_new, H_new, tries
+            return new, f_new, g_new, H_new, tries, a
         a *= 0.5
-    return None, f, g, g, HALVINGS
+    return None, f, g, g, HALVINGS, 0.0
 
 
 def _last(

@@ -78,6 +78,33 @@ def definite_solve(A: np.ndarray, b: np.ndarray) -> np.ndarray | None:
     return np.asarray(x)
 
 
+def qr_r(A: np.ndarray) -> np.ndarray:
+    """The R factor of ``A = Q R`` (Householder, ``dgeqrf``), shape (min(n, p), p).
+
+    ``A`` (n, p) is not written. The fixed effects' rank check and its Dask
+    form (the partitions' R factors stacked) both take R from here.
+    """
+    n, p = A.shape
+    k = min(n, p)
+    if k == 0:
+        return np.zeros((k, p))
+    qr, _, _, info = lapack.dgeqrf(A)
+    _check("dgeqrf", info)
+    return np.triu(qr[:k])
+
+
+def symmetric_eigen(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (k,), ascending, and eigenvectors (k, k) of a symmetric ``A`` (lower read).
+
+    One ``dsyevd``: for the few-by-few matrices of the optimizers a fifth of
+    ``numpy.linalg.eigh``'s cost.
+    """
+    F, lower = _fortran(A)
+    lam, V, info = lapack.dsyevd(F, compute_v=1, lower=lower)
+    _check("dsyevd", info)
+    return lam, V
+
+
 def inverse_lower(L: np.ndarray, clean: bool = False) -> np.ndarray:
     """``L^-1`` of a lower-triangular ``L`` (upper triangle not read), lower triangular.
 

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ..engine.layout import ThetaLayout
+from ..engine.linalg import qr_r
 from ..errors import DataError, FormulaError, RankDeficiencyWarning
 from . import intercept, reterm, syntax
 from . import rows as rows_mod
@@ -412,8 +413,8 @@ def learn(
     check_training(rows_mod.Tally.of(rows), design)
     # the R factor of X's QR (in the rank check's coordinates) has X's column relations
     # in a (p, p) matrix, as on Dask: the check then never walks the rows
-    R = np.linalg.qr(intercept.standardized(rows.X, names_, fixed), mode="r")
-    kept, dropped = drop_dependent(np.asarray(R), names_, stacklevel=4)
+    R = qr_r(intercept.standardized(rows.X, names_, fixed))
+    kept, dropped = drop_dependent(R, names_, stacklevel=4)
     design = dataclasses.replace(
         design, kept=kept, fixed_names=tuple(names_[j] for j in kept), dropped=dropped
     )
