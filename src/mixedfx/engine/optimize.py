@@ -470,15 +470,6 @@ def fit_theta(objective: Objective, start: np.ndarray | None = None) -> OptSumma
         objective.nevals,
     )
 
-    def hess(x: np.ndarray) -> np.ndarray | None:  # the value and gradient are kept
-        out = objective.second_order(x)
-        if out is None:
-            return None
-        f, g, h = out
-        cached.evals += 1
-        cached.remember(x, f, g)
-        return h
-
     def information(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:  # kept as above
         f, g, h = objective.value_gradient_information(x)
         cached.evals += 1
@@ -501,7 +492,7 @@ def fit_theta(objective: Objective, start: np.ndarray | None = None) -> OptSumma
     diagonal = lower == 0.0
     first = objective.start() if start is None else np.asarray(start, dtype=float)
     if objective.dense is not None:
-        opt = small(fun, cached, exact, hess, first, diagonal)
+        opt = small(fun, cached, exact, lambda x: exact(x)[2], first, diagonal)
     else:
         scoring = quasi_newton(cached, lower, information=information)
         if scored(objective.blocks):
